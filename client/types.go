@@ -1,0 +1,189 @@
+package client
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// TaskRequest asks for one task of a registered template. It is the body of
+// POST /v1/tasks.
+type TaskRequest struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Version is the template version; empty means the newest registered one.
+	Version string `json:"version,omitempty"`
+	// Context is the task input: a JSON object.
+	Context json.RawMessage `json:"context,omitempty"`
+	// CorrelationID follows the task through every message, span and log
+	// record. NewTaskRequest sets a UUIDv7; the server makes one when it is nil.
+	CorrelationID       *uuid.UUID `json:"correlation_id,omitempty"`
+	ParentCorrelationID *uuid.UUID `json:"parent_correlation_id,omitempty"`
+	Initiator           string     `json:"initiator,omitempty"`
+	SourceSystem        string     `json:"source_system,omitempty"`
+	Reason              string     `json:"reason,omitempty"`
+	Tags                []string   `json:"tags,omitempty"`
+	Priority            int        `json:"priority,omitempty"`
+}
+
+// NewTaskRequest builds a request with a fresh UUIDv7 correlation ID.
+// taskContext is encoded as JSON and must encode to an object (nil means {}).
+func NewTaskRequest(namespace, name, version string, taskContext any) (TaskRequest, error) {
+	req := TaskRequest{Namespace: namespace, Name: name, Version: version}
+	raw := json.RawMessage(`{}`)
+	if taskContext != nil {
+		b, err := json.Marshal(taskContext)
+		if err != nil {
+			return req, fmt.Errorf("encoding task context: %w", err)
+		}
+		raw = b
+	}
+	req.Context = raw
+	id, err := uuid.NewV7()
+	if err != nil {
+		return req, fmt.Errorf("generating correlation id: %w", err)
+	}
+	req.CorrelationID = &id
+	return req, nil
+}
+
+// WithCorrelationID returns r carrying id as its correlation ID.
+func (r TaskRequest) WithCorrelationID(id uuid.UUID) TaskRequest {
+	r.CorrelationID = &id
+	return r
+}
+
+// WithParentCorrelationID returns r as a child of the workflow with correlation ID id.
+func (r TaskRequest) WithParentCorrelationID(id uuid.UUID) TaskRequest {
+	r.ParentCorrelationID = &id
+	return r
+}
+
+// Transition is one state change in a task's or step's history.
+type Transition struct {
+	From   string          `json:"from_state,omitempty"`
+	To     string          `json:"to_state"`
+	Reason string          `json:"reason,omitempty"`
+	At     time.Time       `json:"at"`
+	Meta   json.RawMessage `json:"metadata,omitempty"`
+}
+
+// StepError is the error of a step's latest failed attempt.
+type StepError struct {
+	Step      string `json:"step_name,omitempty"`
+	Message   string `json:"message"`
+	Type      string `json:"error_type"`
+	Retryable bool   `json:"retryable"`
+	Code      string `json:"error_code,omitempty"`
+	Attempt   int    `json:"attempt,omitempty"`
+}
+
+// Task is the API's view of one task (GET /v1/tasks/{uuid}).
+type Task struct {
+	TaskUUID            uuid.UUID       `json:"task_uuid"`
+	Namespace           string          `json:"namespace"`
+	Name                string          `json:"name"`
+	Version             string          `json:"version"`
+	State               string          `json:"state"`
+	ExecutionStatus     string          `json:"execution_status"`
+	CorrelationID       uuid.UUID       `json:"correlation_id"`
+	ParentCorrelationID *uuid.UUID      `json:"parent_correlation_id,omitempty"`
+	Context             json.RawMessage `json:"context"`
+	// Result maps each leaf step (one no other step depends on) to its result, once complete.
+	Result       map[string]json.RawMessage `json:"result,omitempty"`
+	Error        *StepError                 `json:"error,omitempty"`
+	Initiator    string                     `json:"initiator,omitempty"`
+	SourceSystem string                     `json:"source_system,omitempty"`
+	Reason       string                     `json:"reason,omitempty"`
+	Tags         []string                   `json:"tags,omitempty"`
+	Priority     int                        `json:"priority"`
+
+	TotalSteps      int `json:"total_steps"`
+	PendingSteps    int `json:"pending_steps"`
+	InProgressSteps int `json:"in_progress_steps"`
+	CompletedSteps  int `json:"completed_steps"`
+	FailedSteps     int `json:"failed_steps"`
+	ReadySteps      int `json:"ready_steps"`
+
+	CreatedAt   time.Time    `json:"created_at"`
+	UpdatedAt   time.Time    `json:"updated_at"`
+	CompletedAt *time.Time   `json:"completed_at,omitempty"`
+	Transitions []Transition `json:"transitions,omitempty"`
+}
+
+// Terminal reports whether the task can change no more.
+func (t *Task) Terminal() bool {
+	switch t.State {
+	case "complete", "error", "cancelled", "resolved_manually":
+		return true
+	}
+	return false
+}
+
+// Step is the API's view of one workflow step (GET /v1/tasks/{uuid}/workflow_steps).
+type Step struct {
+	StepUUID       uuid.UUID       `json:"step_uuid"`
+	TaskUUID       uuid.UUID       `json:"task_uuid"`
+	Name           string          `json:"name"`
+	Handler        string          `json:"handler"`
+	State          string          `json:"state"`
+	DependsOn      []string        `json:"depends_on"`
+	Attempts       int             `json:"attempts"`
+	MaxAttempts    int             `json:"max_attempts"`
+	Retryable      bool            `json:"retryable"`
+	Result         json.RawMessage `json:"result,omitempty"`
+	Error          *StepError      `json:"error,omitempty"`
+	NextRetryAt    *time.Time      `json:"next_retry_at,omitempty"`
+	LeaseExpiresAt *time.Time      `json:"lease_expires_at,omitempty"`
+	CreatedAt      time.Time       `json:"created_at"`
+	UpdatedAt      time.Time       `json:"updated_at"`
+	CompletedAt    *time.Time      `json:"completed_at,omitempty"`
+	Transitions    []Transition    `json:"transitions"`
+}
+
+// TemplateStep describes one step of a registered template.
+type TemplateStep struct {
+	Name           string   `json:"name"`
+	Handler        string   `json:"handler"`
+	DependsOn      []string `json:"depends_on,omitempty"`
+	MaxAttempts    int      `json:"max_attempts"`
+	TimeoutSeconds float64  `json:"timeout_seconds"`
+}
+
+// Template is a registered task template (GET /v1/templates).
+type Template struct {
+	Namespace   string         `json:"namespace"`
+	Name        string         `json:"name"`
+	Version     string         `json:"version"`
+	Description string         `json:"description,omitempty"`
+	Steps       []TemplateStep `json:"steps"`
+}
+
+// APIError is the body of every 4xx/5xx answer: {"error": {...}}.
+type APIError struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+func (e *APIError) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("%s (%s): %s", e.Code, e.Field, e.Message)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+// ErrorBody is the JSON envelope of an APIError.
+type ErrorBody struct {
+	Error *APIError `json:"error"`
+}
+
+// Health is the body of GET /health.
+type Health struct {
+	Status   string `json:"status"`
+	Database string `json:"database"`
+	Error    string `json:"error,omitempty"`
+}
