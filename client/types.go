@@ -187,3 +187,33 @@ type Health struct {
 	Database string `json:"database"`
 	Error    string `json:"error,omitempty"`
 }
+
+// TaskList is the body of GET /v1/tasks?correlation_id=…: an envelope rather
+// than a bare array so paging fields can be added without breaking clients.
+type TaskList struct {
+	Tasks []Task `json:"tasks"`
+}
+
+// TemplateList is the body of GET /v1/templates.
+type TemplateList struct {
+	Templates []Template `json:"templates"`
+}
+
+// CorrelationIDHeader carries a request's correlation ID in and the task's
+// correlation ID out of the REST API.
+const CorrelationIDHeader = "X-Correlation-ID"
+
+// Codes of APIError. They are part of the wire contract: clients branch on
+// them, so existing values never change meaning.
+const (
+	CodeBodyTooLarge             = "body_too_large"
+	CodeMalformedJSON            = "malformed_json"
+	CodeUnknownField             = "unknown_field"
+	CodeMissingField             = "missing_field"
+	CodeInvalidField             = "invalid_field"
+	CodeConflictingCorrelationID = "conflicting_correlation_id"
+	CodeUnsupportedMediaType     = "unsupported_media_type"
+	CodeNotFound                 = "not_found"
+	CodeMethodNotAllowed         = "method_not_allowed"
+	CodeInternal                 = "internal"
+)

@@ -1,0 +1,213 @@
+// Package client is the Go client of the Tasker REST API, and the wire types
+// the API speaks.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+const (
+	// defaultTimeout bounds one request when the caller brings no http.Client,
+	// so a hung server cannot hang a caller that passed context.Background().
+	defaultTimeout = 30 * time.Second
+	// defaultPoll is WaitForTask's interval when the caller gives none.
+	defaultPoll = 500 * time.Millisecond
+	// maxErrorBody bounds how much of a non-JSON error answer is kept for the message.
+	maxErrorBody = 4 << 10
+)
+
+// Client calls one Tasker server. It is safe for concurrent use.
+type Client struct {
+	baseURL string
+	http    *http.Client
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient makes the client send its requests through h (for
+// transports with TLS, tracing or custom timeouts).
+func WithHTTPClient(h *http.Client) Option {
+	return func(c *Client) { c.http = h }
+}
+
+// New returns a client of the server at baseURL (e.g. "http://127.0.0.1:8080").
+func New(baseURL string, opts ...Option) *Client {
+	c := &Client{
+		baseURL: strings.TrimRight(baseURL, "/"),
+		http:    &http.Client{Timeout: defaultTimeout},
+	}
+	for _, opt := range opts {
+		opt(c)
+	}
+	return c
+}
+
+// CreateTask submits req and returns the created task. The server makes a
+// correlation ID when req carries none; NewTaskRequest sets one up front so
+// the caller knows it before the call returns.
+func (c *Client) CreateTask(ctx context.Context, req TaskRequest) (*Task, error) {
+	var task Task
+	if err := c.do(ctx, http.MethodPost, "/v1/tasks", req, &task); err != nil {
+		return nil, err
+	}
+	return &task, nil
+}
+
+// GetTask returns the task with the given UUID.
+func (c *Client) GetTask(ctx context.Context, taskUUID uuid.UUID) (*Task, error) {
+	var task Task
+	if err := c.do(ctx, http.MethodGet, "/v1/tasks/"+taskUUID.String(), nil, &task); err != nil {
+		return nil, err
+	}
+	return &task, nil
+}
+
+// ListSteps returns the workflow steps of a task.
+func (c *Client) ListSteps(ctx context.Context, taskUUID uuid.UUID) ([]Step, error) {
+	var steps []Step
+	if err := c.do(ctx, http.MethodGet, "/v1/tasks/"+taskUUID.String()+"/workflow_steps", nil, &steps); err != nil {
+		return nil, err
+	}
+	return steps, nil
+}
+
+// ListTasksByCorrelation returns the tasks carrying a correlation ID.
+func (c *Client) ListTasksByCorrelation(ctx context.Context, correlationID uuid.UUID) ([]Task, error) {
+	var list TaskList
+	path := "/v1/tasks?" + url.Values{"correlation_id": {correlationID.String()}}.Encode()
+	if err := c.do(ctx, http.MethodGet, path, nil, &list); err != nil {
+		return nil, err
+	}
+	return list.Tasks, nil
+}
+
+// Templates returns the registered task templates.
+func (c *Client) Templates(ctx context.Context) ([]Template, error) {
+	var list TemplateList
+	if err := c.do(ctx, http.MethodGet, "/v1/templates", nil, &list); err != nil {
+		return nil, err
+	}
+	return list.Templates, nil
+}
+
+// Health returns the server's health. An unhealthy server answers 503 with a
+// Health body; that comes back as the Health together with an *APIError, so
+// callers see both why and that it failed.
+func (c *Client) Health(ctx context.Context) (*Health, error) {
+	var h Health
+	err := c.do(ctx, http.MethodGet, "/health", nil, &h)
+	var apiErr *APIError
+	if err != nil && !(errors.As(err, &apiErr) && h.Status != "") {
+		return nil, err
+	}
+	return &h, err
+}
+
+// WaitForTask polls GetTask every poll (500 ms when poll ≤ 0) until the task is
+// terminal or ctx is done. When ctx ends first it returns the last task seen
+// (nil if none) with an error wrapping ctx.Err(), so a caller can still report
+// how far the task got. Any other error ends the wait at once.
+func (c *Client) WaitForTask(ctx context.Context, taskUUID uuid.UUID, poll time.Duration) (*Task, error) {
+	if poll <= 0 {
+		poll = defaultPoll
+	}
+	ticker := time.NewTicker(poll)
+	defer ticker.Stop()
+	var last *Task
+	for {
+		task, err := c.GetTask(ctx, taskUUID)
+		switch {
+		case err == nil:
+			last = task
+			if task.Terminal() {
+				return task, nil
+			}
+		case ctx.Err() != nil:
+			// The request failed because the wait is over, not because the server did.
+		default:
+			return last, fmt.Errorf("waiting for task %s: %w", taskUUID, err)
+		}
+		select {
+		case <-ctx.Done():
+			return last, fmt.Errorf("waiting for task %s: %w", taskUUID, ctx.Err())
+		case <-ticker.C:
+		}
+	}
+}
+
+// do sends one request. A non-2xx answer becomes an *APIError, returned
+// unwrapped so errors.As and the message read the same; out is still filled
+// when such an answer's body decodes into it (GET /health's 503 does).
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encoding %s %s request: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, body)
+	if err != nil {
+		return fmt.Errorf("building %s %s request: %w", method, path, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("reading %s %s response: %w", method, path, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return decodeAPIError(resp, raw, out)
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("decoding %s %s response: %w", method, path, err)
+	}
+	return nil
+}
+
+// decodeAPIError turns an error answer into an *APIError. A body that is not
+// the API's error envelope (a proxy's HTML page, say) still yields one, with
+// the HTTP status as the code, so callers handle one error type.
+func decodeAPIError(resp *http.Response, raw []byte, out any) *APIError {
+	var envelope ErrorBody
+	if err := json.Unmarshal(raw, &envelope); err == nil && envelope.Error != nil && envelope.Error.Code != "" {
+		envelope.Error.Status = resp.StatusCode
+		return envelope.Error
+	}
+	// Bodies such as Health's are meaningful even on error; keep them.
+	if out != nil && json.Valid(raw) {
+		_ = json.Unmarshal(raw, out)
+	}
+	msg := strings.TrimSpace(string(raw[:min(len(raw), maxErrorBody)]))
+	if h, ok := out.(*Health); ok && h.Error != "" {
+		msg = h.Error
+	}
+	if msg == "" {
+		msg = http.StatusText(resp.StatusCode)
+	}
+	return &APIError{
+		Status:  resp.StatusCode,
+		Code:    strings.ReplaceAll(strings.ToLower(http.StatusText(resp.StatusCode)), " ", "_"),
+		Message: msg,
+	}
+}

@@ -1,0 +1,280 @@
+package client_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/taskerhq/tasker/client"
+	"github.com/taskerhq/tasker/internal/api/apitest"
+)
+
+type testBundle struct {
+	backend *apitest.Backend
+	server  *httptest.Server
+	client  *client.Client
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	backend := apitest.NewBackend(apitest.Template("billing", "invoice", "1.0.0", "fetch", "charge"))
+	srv := apitest.Server(t, backend)
+	return &testBundle{backend: backend, server: srv, client: client.New(srv.URL+"/", client.WithHTTPClient(srv.Client()))}
+}
+
+func (b *testBundle) create(t *testing.T) *client.Task {
+	t.Helper()
+	req, err := client.NewTaskRequest("billing", "invoice", "", map[string]int{"order": 7})
+	require.NoError(t, err)
+	task, err := b.client.CreateTask(t.Context(), req)
+	require.NoError(t, err)
+	return task
+}
+
+func requireAPIError(t *testing.T, err error, status int, code, field string) {
+	t.Helper()
+	var apiErr *client.APIError
+	require.ErrorAs(t, err, &apiErr)
+	require.Equal(t, status, apiErr.Status)
+	require.Equal(t, code, apiErr.Code)
+	require.Equal(t, field, apiErr.Field)
+}
+
+func TestCreateTask(t *testing.T) {
+	t.Parallel()
+
+	t.Run("SendsRequestAndReturnsTask", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		parent := uuid.New()
+		req, err := client.NewTaskRequest("billing", "invoice", "1.0.0", map[string]int{"order": 7})
+		require.NoError(t, err)
+		req = req.WithParentCorrelationID(parent)
+		req.Tags = []string{"eu"}
+		req.Priority = 5
+
+		task, err := b.client.CreateTask(t.Context(), req)
+		require.NoError(t, err)
+		require.Equal(t, *req.CorrelationID, task.CorrelationID)
+		require.Equal(t, "pending", task.State)
+		require.Equal(t, 2, task.TotalSteps)
+
+		sent := b.backend.CreateRequests()
+		require.Len(t, sent, 1)
+		require.JSONEq(t, `{"order":7}`, string(sent[0].Context))
+		require.Equal(t, parent, *sent[0].ParentCorrelationID)
+		require.Equal(t, []string{"eu"}, sent[0].Tags)
+		require.Equal(t, 5, sent[0].Priority)
+	})
+
+	t.Run("ServerGeneratesCorrelationID", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		task, err := b.client.CreateTask(t.Context(), client.TaskRequest{Namespace: "billing", Name: "invoice"})
+		require.NoError(t, err)
+		require.Equal(t, uuid.Version(7), task.CorrelationID.Version())
+	})
+
+	t.Run("ValidationErrorIsAPIError", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		_, err := b.client.CreateTask(t.Context(), client.TaskRequest{Namespace: "Billing", Name: "invoice"})
+		requireAPIError(t, err, http.StatusUnprocessableEntity, client.CodeInvalidField, "namespace")
+		require.Empty(t, b.backend.CreateRequests())
+	})
+
+	t.Run("UnknownTemplate", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		_, err := b.client.CreateTask(t.Context(), client.TaskRequest{Namespace: "billing", Name: "refund"})
+		requireAPIError(t, err, http.StatusNotFound, client.CodeNotFound, "name")
+	})
+}
+
+func TestGetTask(t *testing.T) {
+	t.Parallel()
+
+	t.Run("Found", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		created := b.create(t)
+		got, err := b.client.GetTask(t.Context(), created.TaskUUID)
+		require.NoError(t, err)
+		require.Equal(t, created.TaskUUID, got.TaskUUID)
+		require.JSONEq(t, `{"order":7}`, string(got.Context))
+	})
+
+	t.Run("NotFound", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		_, err := b.client.GetTask(t.Context(), uuid.New())
+		requireAPIError(t, err, http.StatusNotFound, client.CodeNotFound, "task_uuid")
+		require.Contains(t, err.Error(), "not_found (task_uuid): task ")
+	})
+
+	t.Run("ServerError", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.backend.FailWith("GetTask", errors.New("boom"))
+		_, err := b.client.GetTask(t.Context(), uuid.New())
+		requireAPIError(t, err, http.StatusInternalServerError, client.CodeInternal, "")
+	})
+}
+
+func TestListSteps(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	created := b.create(t)
+	steps, err := b.client.ListSteps(t.Context(), created.TaskUUID)
+	require.NoError(t, err)
+	require.Len(t, steps, 2)
+	require.Equal(t, "fetch", steps[0].Name)
+	require.Equal(t, []string{"fetch"}, steps[1].DependsOn)
+
+	_, err = b.client.ListSteps(t.Context(), uuid.New())
+	requireAPIError(t, err, http.StatusNotFound, client.CodeNotFound, "task_uuid")
+}
+
+func TestListTasksByCorrelation(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	created := b.create(t)
+	b.create(t)
+
+	tasks, err := b.client.ListTasksByCorrelation(t.Context(), created.CorrelationID)
+	require.NoError(t, err)
+	require.Len(t, tasks, 1)
+	require.Equal(t, created.TaskUUID, tasks[0].TaskUUID)
+
+	tasks, err = b.client.ListTasksByCorrelation(t.Context(), uuid.New())
+	require.NoError(t, err)
+	require.Empty(t, tasks)
+}
+
+func TestTemplates(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	templates, err := b.client.Templates(t.Context())
+	require.NoError(t, err)
+	require.Len(t, templates, 1)
+	require.Equal(t, "invoice", templates[0].Name)
+	require.Len(t, templates[0].Steps, 2)
+}
+
+func TestHealth(t *testing.T) {
+	t.Parallel()
+
+	t.Run("OK", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		h, err := b.client.Health(t.Context())
+		require.NoError(t, err)
+		require.Equal(t, &client.Health{Status: "ok", Database: "ok"}, h)
+	})
+
+	t.Run("Unavailable", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.backend.FailWith("Ping", errors.New("connection refused"))
+		h, err := b.client.Health(t.Context())
+		requireAPIError(t, err, http.StatusServiceUnavailable, "service_unavailable", "")
+		require.Contains(t, err.Error(), "connection refused")
+		require.Equal(t, &client.Health{Status: "unavailable", Database: "unreachable", Error: "connection refused"}, h)
+	})
+}
+
+func TestWaitForTask(t *testing.T) {
+	t.Parallel()
+
+	t.Run("PollsUntilTerminal", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		created := b.create(t)
+		gets := 0
+		b.backend.OnGet(func(task *client.Task) {
+			gets++
+			switch gets {
+			case 1:
+				task.State = "in_progress"
+			case 3:
+				task.State = "complete"
+				task.Result = map[string]json.RawMessage{"charge": json.RawMessage(`{"ok":true}`)}
+			}
+		})
+		task, err := b.client.WaitForTask(t.Context(), created.TaskUUID, time.Millisecond)
+		require.NoError(t, err)
+		require.Equal(t, "complete", task.State)
+		require.JSONEq(t, `{"ok":true}`, string(task.Result["charge"]))
+		require.Equal(t, 3, gets)
+	})
+
+	t.Run("ContextEndsWait", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		created := b.create(t)
+		ctx, cancel := context.WithCancel(t.Context())
+		gets := 0
+		b.backend.OnGet(func(task *client.Task) {
+			gets++
+			task.State = "in_progress"
+			if gets == 2 {
+				cancel()
+			}
+		})
+		task, err := b.client.WaitForTask(ctx, created.TaskUUID, time.Millisecond)
+		require.ErrorIs(t, err, context.Canceled)
+		require.NotNil(t, task, "the last task seen is returned with the error")
+		require.Equal(t, "in_progress", task.State)
+	})
+
+	t.Run("ErrorEndsWait", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		_, err := b.client.WaitForTask(t.Context(), uuid.New(), time.Millisecond)
+		requireAPIError(t, err, http.StatusNotFound, client.CodeNotFound, "task_uuid")
+	})
+}
+
+func TestTransportErrors(t *testing.T) {
+	t.Parallel()
+
+	t.Run("Unreachable", func(t *testing.T) {
+		t.Parallel()
+		srv := httptest.NewServer(http.NotFoundHandler())
+		srv.Close() // nothing listens on its address any more
+		_, err := client.New(srv.URL).Templates(t.Context())
+		var urlErr *url.Error
+		require.ErrorAs(t, err, &urlErr)
+		var apiErr *client.APIError
+		require.False(t, errors.As(err, &apiErr))
+	})
+
+	t.Run("NonJSONErrorBody", func(t *testing.T) {
+		t.Parallel()
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "upstream timed out", http.StatusBadGateway)
+		}))
+		t.Cleanup(srv.Close)
+		_, err := client.New(srv.URL).Templates(t.Context())
+		requireAPIError(t, err, http.StatusBadGateway, "bad_gateway", "")
+		require.Contains(t, err.Error(), "upstream timed out")
+	})
+
+	t.Run("MalformedSuccessBody", func(t *testing.T) {
+		t.Parallel()
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = w.Write([]byte("<html>"))
+		}))
+		t.Cleanup(srv.Close)
+		_, err := client.New(srv.URL).Templates(t.Context())
+		require.ErrorContains(t, err, "decoding GET /v1/templates response")
+	})
+}

@@ -1,0 +1,254 @@
+// Package apitest provides an in-memory api.Backend for tests of the HTTP
+// layer and of its clients (package client, the CLI). It is not an engine:
+// tasks move only when the test moves them. Tests of the engine itself run
+// against PostgreSQL and do not use it.
+package apitest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/taskerhq/tasker/client"
+	"github.com/taskerhq/tasker/internal/api"
+)
+
+// Backend is an in-memory api.Backend. It is safe for concurrent use.
+type Backend struct {
+	mu        sync.Mutex
+	templates []client.Template
+	tasks     map[uuid.UUID]*client.Task
+	order     []uuid.UUID // creation order, so listings are stable
+	steps     map[uuid.UUID][]client.Step
+	creates   []client.TaskRequest
+	errs      map[string]error
+	onGet     func(*client.Task)
+}
+
+var _ api.Backend = (*Backend)(nil)
+
+// NewBackend returns a backend that knows templates.
+func NewBackend(templates ...client.Template) *Backend {
+	return &Backend{
+		templates: templates,
+		tasks:     map[uuid.UUID]*client.Task{},
+		steps:     map[uuid.UUID][]client.Step{},
+		errs:      map[string]error{},
+	}
+}
+
+// Server starts an httptest server serving api.NewHandler over b, closed when
+// the test ends.
+func Server(t testing.TB, b *Backend) *httptest.Server {
+	t.Helper()
+	h, err := api.NewHandler(api.Config{Backend: b, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("building api handler: %v", err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// Template returns a small template with the given steps run one after another.
+func Template(namespace, name, version string, steps ...string) client.Template {
+	tmpl := client.Template{Namespace: namespace, Name: name, Version: version}
+	for i, s := range steps {
+		ts := client.TemplateStep{Name: s, Handler: namespace + "." + s, MaxAttempts: 3, TimeoutSeconds: 30}
+		if i > 0 {
+			ts.DependsOn = []string{steps[i-1]}
+		}
+		tmpl.Steps = append(tmpl.Steps, ts)
+	}
+	return tmpl
+}
+
+// AddTemplate registers one more template.
+func (b *Backend) AddTemplate(t client.Template) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.templates = append(b.templates, t)
+}
+
+// FailWith makes the named method (e.g. "CreateTask", "Ping") return err
+// from now on; a nil err restores normal behaviour.
+func (b *Backend) FailWith(method string, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.errs[method] = err
+}
+
+// OnGet registers f to run on the stored task, under the backend's lock,
+// each time GetTask is called: tests use it to advance a task as a client polls.
+func (b *Backend) OnGet(f func(*client.Task)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.onGet = f
+}
+
+// CreateRequests returns every request CreateTask received, in order.
+func (b *Backend) CreateRequests() []client.TaskRequest {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.creates)
+}
+
+// PutTask stores t (replacing any task with its UUID) with steps.
+func (b *Backend) PutTask(t client.Task, steps ...client.Step) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.tasks[t.TaskUUID]; !ok {
+		b.order = append(b.order, t.TaskUUID)
+	}
+	b.tasks[t.TaskUUID] = &t
+	b.steps[t.TaskUUID] = steps
+}
+
+// CreateTask implements api.Backend: it resolves the template as the engine
+// does (unknown → 404 on name, unknown version → 422 on version) and stores
+// a pending task with one pending step per template step.
+func (b *Backend) CreateTask(_ context.Context, req client.TaskRequest) (*client.Task, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.creates = append(b.creates, req)
+	if err := b.errs["CreateTask"]; err != nil {
+		return nil, err
+	}
+	tmpl, apiErr := b.findTemplate(req)
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("generating task uuid: %w", err)
+	}
+	now := time.Now().UTC()
+	task := &client.Task{
+		TaskUUID: id, Namespace: tmpl.Namespace, Name: tmpl.Name, Version: tmpl.Version,
+		State: "pending", ExecutionStatus: "processing",
+		Context: req.Context, Initiator: req.Initiator, SourceSystem: req.SourceSystem, Reason: req.Reason,
+		Tags: req.Tags, Priority: req.Priority, ParentCorrelationID: req.ParentCorrelationID,
+		TotalSteps: len(tmpl.Steps), PendingSteps: len(tmpl.Steps),
+		CreatedAt: now, UpdatedAt: now,
+		Transitions: []client.Transition{{To: "pending", At: now}},
+	}
+	if req.CorrelationID != nil {
+		task.CorrelationID = *req.CorrelationID
+	}
+	steps := make([]client.Step, 0, len(tmpl.Steps))
+	for _, ts := range tmpl.Steps {
+		stepID, err := uuid.NewV7()
+		if err != nil {
+			return nil, fmt.Errorf("generating step uuid: %w", err)
+		}
+		steps = append(steps, client.Step{
+			StepUUID: stepID, TaskUUID: id, Name: ts.Name, Handler: ts.Handler, State: "pending",
+			DependsOn: ts.DependsOn, MaxAttempts: ts.MaxAttempts, Retryable: ts.MaxAttempts > 1,
+			CreatedAt: now, UpdatedAt: now,
+			Transitions: []client.Transition{{To: "pending", At: now}},
+		})
+	}
+	b.tasks[id] = task
+	b.order = append(b.order, id)
+	b.steps[id] = steps
+	out := *task
+	return &out, nil
+}
+
+// findTemplate picks the template a request names; with no version, the one
+// registered last wins (the fake does not compare versions).
+func (b *Backend) findTemplate(req client.TaskRequest) (*client.Template, *client.APIError) {
+	var found *client.Template
+	for i := range b.templates {
+		t := &b.templates[i]
+		if t.Namespace != req.Namespace || t.Name != req.Name {
+			continue
+		}
+		if req.Version == "" || req.Version == t.Version {
+			found = t
+		}
+	}
+	if found != nil {
+		return found, nil
+	}
+	for _, t := range b.templates {
+		if t.Namespace == req.Namespace && t.Name == req.Name {
+			return nil, &client.APIError{Status: http.StatusUnprocessableEntity, Code: client.CodeInvalidField, Field: "version",
+				Message: fmt.Sprintf("template %s/%s has no version %s", req.Namespace, req.Name, req.Version)}
+		}
+	}
+	return nil, &client.APIError{Status: http.StatusNotFound, Code: client.CodeNotFound, Field: "name",
+		Message: fmt.Sprintf("no template %s/%s", req.Namespace, req.Name)}
+}
+
+// GetTask implements api.Backend.
+func (b *Backend) GetTask(_ context.Context, taskUUID uuid.UUID) (*client.Task, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.errs["GetTask"]; err != nil {
+		return nil, err
+	}
+	t, ok := b.tasks[taskUUID]
+	if !ok {
+		return nil, fmt.Errorf("task %s: %w", taskUUID, api.ErrNotFound)
+	}
+	if b.onGet != nil {
+		b.onGet(t)
+	}
+	out := *t
+	return &out, nil
+}
+
+// ListSteps implements api.Backend.
+func (b *Backend) ListSteps(_ context.Context, taskUUID uuid.UUID) ([]client.Step, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.errs["ListSteps"]; err != nil {
+		return nil, err
+	}
+	if _, ok := b.tasks[taskUUID]; !ok {
+		return nil, fmt.Errorf("task %s: %w", taskUUID, api.ErrNotFound)
+	}
+	return slices.Clone(b.steps[taskUUID]), nil
+}
+
+// ListTasksByCorrelation implements api.Backend.
+func (b *Backend) ListTasksByCorrelation(_ context.Context, correlationID uuid.UUID) ([]client.Task, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.errs["ListTasksByCorrelation"]; err != nil {
+		return nil, err
+	}
+	var out []client.Task
+	for _, id := range b.order {
+		if t := b.tasks[id]; t.CorrelationID == correlationID {
+			out = append(out, *t)
+		}
+	}
+	return out, nil
+}
+
+// Templates implements api.Backend.
+func (b *Backend) Templates(context.Context) ([]client.Template, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.errs["Templates"]; err != nil {
+		return nil, err
+	}
+	return slices.Clone(b.templates), nil
+}
+
+// Ping implements api.Backend.
+func (b *Backend) Ping(context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.errs["Ping"]
+}

@@ -1,0 +1,400 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"mime"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/taskerhq/tasker/client"
+)
+
+// Limits of a TaskRequest. They keep tags usable as an index key and
+// priority inside the range the enqueuer orders by.
+const (
+	maxTags      = 64
+	maxTagLength = 128
+	minPriority  = -100
+	maxPriority  = 100
+)
+
+var (
+	// identifierRE is what a namespace or template name must look like: it
+	// becomes part of queue names, so it must be a safe SQL identifier.
+	identifierRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+	// semverRE is a plain X.Y.Z version, without leading zeros as SemVer 2.0 says.
+	semverRE = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$`)
+)
+
+// isTaskRequestField reports whether key is a JSON key of client.TaskRequest.
+// Anything else in a body is rejected so that a misspelt optional field is
+// not silently lost.
+func isTaskRequestField(key string) bool {
+	switch key {
+	case "namespace", "name", "version", "context",
+		"correlation_id", "parent_correlation_id",
+		"initiator", "source_system", "reason",
+		"tags", "priority":
+		return true
+	}
+	return false
+}
+
+func (s *server) createTask(w http.ResponseWriter, r *http.Request) {
+	req, apiErr := s.decodeTaskRequest(w, r)
+	if apiErr != nil {
+		s.writeError(w, r, apiErr)
+		return
+	}
+	task, err := s.backend.CreateTask(r.Context(), req)
+	if err != nil {
+		s.writeBackendError(w, r, "creating task", "template", "name", err)
+		return
+	}
+	w.Header().Set(client.CorrelationIDHeader, task.CorrelationID.String())
+	w.Header().Set("Location", "/v1/tasks/"+task.TaskUUID.String())
+	s.writeJSON(w, r, http.StatusCreated, task)
+}
+
+// decodeTaskRequest reads and validates the body of POST /v1/tasks and
+// resolves its correlation ID (body, else header, else a new UUIDv7), which it
+// also sets on the response so even a rejected request can be traced.
+func (s *server) decodeTaskRequest(w http.ResponseWriter, r *http.Request) (client.TaskRequest, *client.APIError) {
+	var req client.TaskRequest
+	if e := checkContentType(r.Header.Get("Content-Type")); e != nil {
+		return req, e
+	}
+	headerID, hasHeaderID, e := parseHeaderCorrelationID(r)
+	if e != nil {
+		return req, e
+	}
+	fields, e := s.readObject(w, r)
+	if e != nil {
+		return req, e
+	}
+	for _, key := range slices.Sorted(maps.Keys(fields)) {
+		if !isTaskRequestField(key) {
+			return req, &client.APIError{Status: http.StatusBadRequest, Code: client.CodeUnknownField, Field: key,
+				Message: fmt.Sprintf("unknown field %q", key)}
+		}
+	}
+
+	bodyID, hasBodyID, e := uuidField(fields, "correlation_id")
+	if e != nil {
+		return req, e
+	}
+	switch {
+	case hasBodyID && hasHeaderID && bodyID != headerID:
+		// Neither ID is the task's: do not echo one as if it were.
+		w.Header().Del(client.CorrelationIDHeader)
+		return req, &client.APIError{Status: http.StatusUnprocessableEntity, Code: client.CodeConflictingCorrelationID, Field: "correlation_id",
+			Message: fmt.Sprintf("body correlation_id %s differs from %s header %s", bodyID, client.CorrelationIDHeader, headerID)}
+	case hasBodyID:
+	case hasHeaderID:
+		bodyID = headerID
+	default:
+		id, err := uuid.NewV7()
+		if err != nil {
+			return req, &client.APIError{Status: http.StatusInternalServerError, Code: client.CodeInternal,
+				Message: "generating correlation id: " + err.Error()}
+		}
+		bodyID = id
+	}
+	req.CorrelationID = &bodyID
+	w.Header().Set(client.CorrelationIDHeader, bodyID.String())
+
+	if parent, ok, e := uuidField(fields, "parent_correlation_id"); e != nil {
+		return req, e
+	} else if ok {
+		req.ParentCorrelationID = &parent
+	}
+	if req.Namespace, e = identifierField(fields, "namespace"); e != nil {
+		return req, e
+	}
+	if req.Name, e = identifierField(fields, "name"); e != nil {
+		return req, e
+	}
+	if _, e = decodeField(fields, "version", "a string", &req.Version); e != nil {
+		return req, e
+	}
+	if req.Version != "" && !semverRE.MatchString(req.Version) {
+		return req, invalid("version", fmt.Sprintf("version must be a semantic version X.Y.Z, got %q", req.Version))
+	}
+	if req.Context, e = contextField(fields); e != nil {
+		return req, e
+	}
+	if _, e = decodeField(fields, "priority", "an integer", &req.Priority); e != nil {
+		return req, e
+	}
+	if req.Priority < minPriority || req.Priority > maxPriority {
+		return req, invalid("priority", fmt.Sprintf("priority must be between %d and %d, got %d", minPriority, maxPriority, req.Priority))
+	}
+	if _, e = decodeField(fields, "tags", "an array of strings", &req.Tags); e != nil {
+		return req, e
+	}
+	if e = checkTags(req.Tags); e != nil {
+		return req, e
+	}
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{"initiator", &req.Initiator}, {"source_system", &req.SourceSystem}, {"reason", &req.Reason}} {
+		if _, e = decodeField(fields, f.name, "a string", f.dst); e != nil {
+			return req, e
+		}
+	}
+	return req, nil
+}
+
+// checkContentType accepts a missing type (curl -d without -H) and any JSON
+// media type, including the structured-syntax suffix form (application/x+json).
+func checkContentType(ct string) *client.APIError {
+	if ct == "" {
+		return nil
+	}
+	mediaType, _, err := mime.ParseMediaType(ct)
+	if err == nil && (mediaType == "application/json" || strings.HasSuffix(mediaType, "+json")) {
+		return nil
+	}
+	return &client.APIError{Status: http.StatusUnsupportedMediaType, Code: client.CodeUnsupportedMediaType, Field: "Content-Type",
+		Message: fmt.Sprintf("Content-Type must be application/json, got %q", ct)}
+}
+
+func parseHeaderCorrelationID(r *http.Request) (uuid.UUID, bool, *client.APIError) {
+	raw := r.Header.Get(client.CorrelationIDHeader)
+	if raw == "" {
+		return uuid.Nil, false, nil
+	}
+	id, err := uuid.Parse(raw)
+	if err != nil || id == uuid.Nil {
+		return uuid.Nil, false, invalid(client.CorrelationIDHeader, fmt.Sprintf("%s header must be a UUID, got %q", client.CorrelationIDHeader, raw))
+	}
+	return id, true, nil
+}
+
+// readObject reads the body as one JSON object, keeping each value raw so
+// that every later error can name its field.
+func (s *server) readObject(w http.ResponseWriter, r *http.Request) (map[string]json.RawMessage, *client.APIError) {
+	tooLarge := &client.APIError{Status: http.StatusRequestEntityTooLarge, Code: client.CodeBodyTooLarge,
+		Message: fmt.Sprintf("request body exceeds %d bytes", s.maxBody)}
+	if r.ContentLength > s.maxBody {
+		return nil, tooLarge
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.maxBody))
+	var fields map[string]json.RawMessage
+	err := dec.Decode(&fields)
+	if err == nil {
+		// A second value after the object is as malformed as a broken one.
+		if _, err = dec.Token(); err == io.EOF {
+			err = nil
+		} else if err == nil {
+			err = errors.New("unexpected data after the JSON object")
+		}
+	}
+	var maxErr *http.MaxBytesError
+	var syntaxErr *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case err == nil && fields == nil:
+		return nil, malformed("request body must be a JSON object, got null")
+	case err == nil:
+		return fields, nil
+	case errors.As(err, &maxErr):
+		return nil, tooLarge
+	case errors.As(err, &syntaxErr):
+		return nil, malformed(fmt.Sprintf("malformed JSON at byte offset %d: %v", syntaxErr.Offset, syntaxErr))
+	case errors.As(err, &typeErr):
+		return nil, malformed("request body must be a JSON object, got " + typeErr.Value)
+	case errors.Is(err, io.EOF):
+		return nil, malformed("request body is empty")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return nil, malformed("malformed JSON: unexpected end of input")
+	default:
+		return nil, malformed("malformed JSON: " + err.Error())
+	}
+}
+
+// decodeField decodes fields[name] into dst. An absent or null field leaves
+// dst alone and reports false: null means "not given" for optional fields.
+func decodeField[T any](fields map[string]json.RawMessage, name, want string, dst *T) (bool, *client.APIError) {
+	raw, ok := fields[name]
+	if !ok || jsonKind(raw) == "null" {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, dst); err != nil {
+		return false, invalid(name, fmt.Sprintf("%s must be %s, got %s", name, want, describe(raw)))
+	}
+	return true, nil
+}
+
+// uuidField decodes a UUID given as a string; doing it by hand rather than
+// through uuid.UUID's UnmarshalJSON lets the error name the field.
+func uuidField(fields map[string]json.RawMessage, name string) (uuid.UUID, bool, *client.APIError) {
+	var raw string
+	ok, e := decodeField(fields, name, "a UUID string", &raw)
+	if e != nil || !ok {
+		return uuid.Nil, false, e
+	}
+	id, err := uuid.Parse(raw)
+	if err != nil || id == uuid.Nil {
+		return uuid.Nil, false, invalid(name, fmt.Sprintf("%s must be a UUID, got %q", name, raw))
+	}
+	return id, true, nil
+}
+
+func identifierField(fields map[string]json.RawMessage, name string) (string, *client.APIError) {
+	var v string
+	if _, e := decodeField(fields, name, "a string", &v); e != nil {
+		return "", e
+	}
+	if v == "" {
+		return "", &client.APIError{Status: http.StatusUnprocessableEntity, Code: client.CodeMissingField, Field: name,
+			Message: name + " is required"}
+	}
+	if !identifierRE.MatchString(v) {
+		return "", invalid(name, fmt.Sprintf("%s must match %s, got %q", name, identifierRE, v))
+	}
+	return v, nil
+}
+
+// contextField returns the task context, {} when absent. An explicit null is
+// an error rather than {}: a client sending null has a bug worth surfacing.
+func contextField(fields map[string]json.RawMessage) (json.RawMessage, *client.APIError) {
+	raw, ok := fields["context"]
+	if !ok {
+		return json.RawMessage(`{}`), nil
+	}
+	if kind := jsonKind(raw); kind != "object" {
+		return nil, invalid("context", "context must be a JSON object, got "+kind)
+	}
+	return raw, nil
+}
+
+func checkTags(tags []string) *client.APIError {
+	if len(tags) > maxTags {
+		return invalid("tags", fmt.Sprintf("at most %d tags are allowed, got %d", maxTags, len(tags)))
+	}
+	for i, tag := range tags {
+		if n := utf8.RuneCountInString(tag); n > maxTagLength {
+			return invalid("tags", fmt.Sprintf("tags[%d] is %d characters long, the limit is %d", i, n, maxTagLength))
+		}
+	}
+	return nil
+}
+
+// describe names a rejected value briefly: its JSON text when short, else its kind.
+func describe(raw json.RawMessage) string {
+	if len(raw) <= 40 {
+		return string(raw)
+	}
+	return "a long " + jsonKind(raw)
+}
+
+func invalid(field, msg string) *client.APIError {
+	return &client.APIError{Status: http.StatusUnprocessableEntity, Code: client.CodeInvalidField, Field: field, Message: msg}
+}
+
+func malformed(msg string) *client.APIError {
+	return &client.APIError{Status: http.StatusBadRequest, Code: client.CodeMalformedJSON, Message: msg}
+}
+
+func (s *server) getTask(w http.ResponseWriter, r *http.Request) {
+	id, e := pathTaskUUID(r)
+	if e != nil {
+		s.writeError(w, r, e)
+		return
+	}
+	task, err := s.backend.GetTask(r.Context(), id)
+	if err != nil {
+		s.writeBackendError(w, r, "getting task", "task "+id.String(), "task_uuid", err)
+		return
+	}
+	w.Header().Set(client.CorrelationIDHeader, task.CorrelationID.String())
+	s.writeJSON(w, r, http.StatusOK, task)
+}
+
+func (s *server) listSteps(w http.ResponseWriter, r *http.Request) {
+	id, e := pathTaskUUID(r)
+	if e != nil {
+		s.writeError(w, r, e)
+		return
+	}
+	steps, err := s.backend.ListSteps(r.Context(), id)
+	if err != nil {
+		s.writeBackendError(w, r, "listing workflow steps", "task "+id.String(), "task_uuid", err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, nonNil(steps))
+}
+
+func (s *server) listTasks(w http.ResponseWriter, r *http.Request) {
+	raw := r.URL.Query().Get("correlation_id")
+	if raw == "" {
+		s.writeError(w, r, &client.APIError{Status: http.StatusBadRequest, Code: client.CodeMissingField, Field: "correlation_id",
+			Message: "correlation_id query parameter is required: listing every task is not offered"})
+		return
+	}
+	id, err := uuid.Parse(raw)
+	if err != nil {
+		s.writeError(w, r, &client.APIError{Status: http.StatusBadRequest, Code: client.CodeInvalidField, Field: "correlation_id",
+			Message: fmt.Sprintf("correlation_id must be a UUID, got %q", raw)})
+		return
+	}
+	w.Header().Set(client.CorrelationIDHeader, id.String())
+	tasks, err := s.backend.ListTasksByCorrelation(r.Context(), id)
+	if err != nil {
+		s.writeBackendError(w, r, "listing tasks", "tasks", "correlation_id", err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, client.TaskList{Tasks: nonNil(tasks)})
+}
+
+func (s *server) listTemplates(w http.ResponseWriter, r *http.Request) {
+	templates, err := s.backend.Templates(r.Context())
+	if err != nil {
+		s.writeBackendError(w, r, "listing templates", "templates", "", err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, client.TemplateList{Templates: nonNil(templates)})
+}
+
+func (s *server) health(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), healthPingTimeout)
+	defer cancel()
+	if err := s.backend.Ping(ctx); err != nil {
+		s.logger.LogAttrs(r.Context(), slog.LevelWarn, "health check: database unreachable", slog.Any("error", err))
+		s.writeJSON(w, r, http.StatusServiceUnavailable, client.Health{Status: "unavailable", Database: "unreachable", Error: err.Error()})
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, client.Health{Status: "ok", Database: "ok"})
+}
+
+func pathTaskUUID(r *http.Request) (uuid.UUID, *client.APIError) {
+	raw := r.PathValue("uuid")
+	id, err := uuid.Parse(raw)
+	if err != nil {
+		return uuid.Nil, &client.APIError{Status: http.StatusBadRequest, Code: client.CodeInvalidField, Field: "task_uuid",
+			Message: fmt.Sprintf("task_uuid must be a UUID, got %q", raw)}
+	}
+	return id, nil
+}
+
+// nonNil makes an empty result encode as [] rather than null, which clients
+// would otherwise have to special-case.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

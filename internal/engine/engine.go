@@ -1,0 +1,128 @@
+// Package engine wires one process's share of Tasker: a NOTIFY listener, an
+// orchestrator and/or a worker, all on one pool. `tasker dev`, `tasker
+// server`, `tasker worker` and the tests build on it.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/taskerhq/tasker/internal/orchestration"
+	"github.com/taskerhq/tasker/internal/queue"
+	"github.com/taskerhq/tasker/internal/worker"
+)
+
+// Config selects what runs.
+type Config struct {
+	Pool *pgxpool.Pool
+	// Orchestration runs an orchestrator when non-nil.
+	Orchestration *orchestration.Config
+	// Worker runs a worker when non-nil.
+	Worker *worker.Config
+	Logger *slog.Logger
+}
+
+// Engine is a running set of components.
+type Engine struct {
+	Orchestrator *orchestration.Service
+	Worker       *worker.Worker
+	Listener     *queue.Listener
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	errs   []error
+}
+
+// Start builds and starts the configured components and waits until the
+// listener is listening, so nothing sent after Start returns is missed.
+func Start(ctx context.Context, cfg Config) (*Engine, error) {
+	if cfg.Pool == nil {
+		return nil, errors.New("engine: pool is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	connCfg := cfg.Pool.Config().ConnConfig
+	e := &Engine{
+		Listener: queue.NewListener(func(ctx context.Context) (*pgx.Conn, error) {
+			return pgx.ConnectConfig(ctx, connCfg.Copy())
+		}, cfg.Logger.With("component", "listener")),
+	}
+	var consumers *orchestration.Consumers
+	if cfg.Orchestration != nil {
+		oc := *cfg.Orchestration
+		if oc.Logger == nil {
+			oc.Logger = cfg.Logger
+		}
+		svc, err := orchestration.New(cfg.Pool, oc)
+		if err != nil {
+			return nil, fmt.Errorf("starting orchestration: %w", err)
+		}
+		if err := svc.Setup(ctx); err != nil {
+			return nil, fmt.Errorf("starting orchestration: %w", err)
+		}
+		if consumers, err = svc.Subscribe(e.Listener); err != nil {
+			return nil, fmt.Errorf("starting orchestration: %w", err)
+		}
+		e.Orchestrator = svc
+	}
+	if cfg.Worker != nil {
+		wc := *cfg.Worker
+		if wc.Logger == nil {
+			wc.Logger = cfg.Logger
+		}
+		w, err := worker.New(cfg.Pool, wc)
+		if err != nil {
+			return nil, fmt.Errorf("starting worker: %w", err)
+		}
+		if err := w.CheckNamespaces(ctx); err != nil {
+			return nil, fmt.Errorf("starting worker: %w", err)
+		}
+		if err := w.Subscribe(e.Listener); err != nil {
+			return nil, fmt.Errorf("starting worker: %w", err)
+		}
+		e.Worker = w
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	e.cancel = cancel
+	e.run(func() error { return e.Listener.Run(runCtx) })
+	if e.Orchestrator != nil {
+		e.run(func() error { return e.Orchestrator.Run(runCtx, consumers) })
+	}
+	if e.Worker != nil {
+		e.run(func() error { return e.Worker.Run(runCtx) })
+	}
+	select {
+	case <-e.Listener.Ready():
+	case <-ctx.Done():
+		e.Stop()
+		return nil, ctx.Err()
+	}
+	return e, nil
+}
+
+func (e *Engine) run(fn func() error) {
+	e.wg.Go(func() {
+		if err := fn(); err != nil {
+			e.mu.Lock()
+			e.errs = append(e.errs, err)
+			e.mu.Unlock()
+		}
+	})
+}
+
+// Stop stops every component and waits for them; it returns their errors.
+func (e *Engine) Stop() error {
+	e.cancel()
+	e.wg.Wait()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return errors.Join(e.errs...)
+}

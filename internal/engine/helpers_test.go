@@ -1,0 +1,127 @@
+package engine_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/taskerhq/tasker/client"
+	"github.com/taskerhq/tasker/handler"
+	"github.com/taskerhq/tasker/internal/engine"
+	"github.com/taskerhq/tasker/internal/examples"
+	"github.com/taskerhq/tasker/internal/orchestration"
+	"github.com/taskerhq/tasker/internal/queue"
+	"github.com/taskerhq/tasker/internal/templatestore"
+	"github.com/taskerhq/tasker/internal/worker"
+	"github.com/taskerhq/tasker/template"
+)
+
+type testBundle struct {
+	pool      *pgxpool.Pool
+	registry  *handler.Registry
+	templates map[string]*template.Template
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("TASKER_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// setup gives the test a fresh database with every example template registered.
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	ctx := context.Background()
+	pool := dbtestPool(t)
+	reg := handler.NewRegistry()
+	examples.Register(reg)
+	tpls, err := examples.Templates()
+	require.NoError(t, err)
+	b := &testBundle{pool: pool, registry: reg, templates: map[string]*template.Template{}}
+	qc := queue.NewClient(nil)
+	for _, tpl := range tpls {
+		require.NoError(t, templatestore.Register(ctx, pool, qc, tpl))
+		b.templates[tpl.Namespace+"/"+tpl.Name] = tpl
+	}
+	return b
+}
+
+func allNamespaces(b *testBundle) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, t := range b.templates {
+		if !seen[t.Namespace] {
+			seen[t.Namespace] = true
+			out = append(out, t.Namespace)
+		}
+	}
+	return out
+}
+
+type engineOpts struct {
+	orchestrate bool
+	work        bool
+	namespaces  []string
+	lease       time.Duration
+	grace       time.Duration
+	dispatcher  worker.Dispatcher
+	submitter   handler.TaskSubmitter
+}
+
+func (b *testBundle) start(t *testing.T, o engineOpts) *engine.Engine {
+	t.Helper()
+	cfg := engine.Config{Pool: b.pool, Logger: testLogger(t)}
+	if o.orchestrate {
+		cfg.Orchestration = &orchestration.Config{ReadinessInterval: 100 * time.Millisecond, FallbackInterval: 200 * time.Millisecond}
+	}
+	if o.work {
+		ns := o.namespaces
+		if ns == nil {
+			ns = allNamespaces(b)
+		}
+		d := o.dispatcher
+		if d == nil {
+			d = worker.RegistryDispatcher{Registry: b.registry}
+		}
+		cfg.Worker = &worker.Config{Namespaces: ns, Dispatcher: d, Lease: o.lease, ShutdownGrace: o.grace,
+			PollInterval: 100 * time.Millisecond, Submitter: o.submitter}
+	}
+	e, err := engine.Start(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, e.Stop()) })
+	return e
+}
+
+func newRequest(t *testing.T, ref string, taskCtx any) client.TaskRequest {
+	t.Helper()
+	ns, name, version, err := template.ParseRef(ref)
+	require.NoError(t, err)
+	req, err := client.NewTaskRequest(ns, name, version, taskCtx)
+	require.NoError(t, err)
+	return req
+}
+
+// waitTerminal polls the task until it is terminal or the deadline passes.
+func waitTerminal(t *testing.T, be *orchestration.Backend, id uuid.UUID, timeout time.Duration) *client.Task {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		task, err := be.GetTask(context.Background(), id)
+		require.NoError(t, err)
+		if task.Terminal() {
+			return task
+		}
+		if time.Now().After(deadline) {
+			steps, _ := be.ListSteps(context.Background(), id)
+			t.Fatalf("task %s not terminal after %s: state %s, execution %s, steps %+v", id, timeout, task.State, task.ExecutionStatus, steps)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

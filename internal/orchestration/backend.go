@@ -1,0 +1,293 @@
+package orchestration
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/taskerhq/tasker/client"
+	"github.com/taskerhq/tasker/internal/api"
+	"github.com/taskerhq/tasker/internal/db"
+	"github.com/taskerhq/tasker/internal/templatestore"
+)
+
+// Backend serves the REST API from the database.
+type Backend struct {
+	s *Service
+}
+
+// Backend returns the API backend of this orchestrator.
+func (s *Service) Backend() *Backend { return &Backend{s: s} }
+
+var _ api.Backend = (*Backend)(nil)
+
+// CreateTask implements api.Backend.
+func (b *Backend) CreateTask(ctx context.Context, req client.TaskRequest) (*client.Task, error) {
+	c, err := b.s.CreateTask(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return b.GetTask(ctx, c.TaskUUID)
+}
+
+// Ping implements api.Backend.
+func (b *Backend) Ping(ctx context.Context) error { return b.s.pool.Ping(ctx) }
+
+const taskColumns = `t.task_uuid, ns.name, nt.name, nt.version, t.state, t.correlation_id, t.parent_correlation_id,
+	t.context, coalesce(t.initiator, ''), coalesce(t.source_system, ''), coalesce(t.reason, ''), t.tags, t.priority,
+	t.created_at, t.updated_at, t.completed_at`
+
+const taskFrom = ` FROM tasker.tasks t
+	JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
+	JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid `
+
+func scanTask(r pgx.Row) (*client.Task, error) {
+	var t client.Task
+	var tags []byte
+	if err := r.Scan(&t.TaskUUID, &t.Namespace, &t.Name, &t.Version, &t.State, &t.CorrelationID, &t.ParentCorrelationID,
+		&t.Context, &t.Initiator, &t.SourceSystem, &t.Reason, &tags, &t.Priority, &t.CreatedAt, &t.UpdatedAt, &t.CompletedAt); err != nil {
+		return nil, err
+	}
+	_ = json.Unmarshal(tags, &t.Tags)
+	return &t, nil
+}
+
+// GetTask implements api.Backend.
+func (b *Backend) GetTask(ctx context.Context, id uuid.UUID) (*client.Task, error) {
+	t, err := scanTask(b.s.pool.QueryRow(ctx, "SELECT "+taskColumns+taskFrom+"WHERE t.task_uuid = $1", id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("task %s: %w", id, api.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading task %s: %w", id, err)
+	}
+	if err := b.fillTask(ctx, t); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// fillTask adds the execution summary, leaf results, error and history.
+func (b *Backend) fillTask(ctx context.Context, t *client.Task) error {
+	ec, ok, err := b.s.funcs.GetTaskExecutionContext(ctx, b.s.pool, t.TaskUUID)
+	if err != nil {
+		return err
+	}
+	if ok {
+		t.ExecutionStatus = ec.ExecutionStatus
+		t.TotalSteps, t.PendingSteps = int(ec.TotalSteps), int(ec.PendingSteps)
+		t.InProgressSteps = int(ec.InProgressSteps + ec.EnqueuedSteps + ec.AwaitingSteps)
+		t.CompletedSteps, t.FailedSteps, t.ReadySteps = int(ec.CompletedSteps), int(ec.FailedSteps), int(ec.ReadySteps)
+	}
+	// Leaf steps (no dependents) carry the task's result; the latest failed
+	// step carries its error.
+	rows, err := b.s.pool.Query(ctx, `SELECT s.name, s.state, s.results,
+			NOT EXISTS (SELECT 1 FROM tasker.workflow_step_edges e WHERE e.from_step_uuid = s.workflow_step_uuid) AS leaf
+		FROM tasker.workflow_steps s WHERE s.task_uuid = $1 ORDER BY s.updated_at`, t.TaskUUID)
+	if err != nil {
+		return fmt.Errorf("reading steps of task %s: %w", t.TaskUUID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name, st string
+		var results []byte
+		var leaf bool
+		if err := rows.Scan(&name, &st, &results, &leaf); err != nil {
+			return fmt.Errorf("reading steps of task %s: %w", t.TaskUUID, err)
+		}
+		var r struct {
+			Result json.RawMessage `json:"result"`
+			Error  *struct {
+				Message   string `json:"message"`
+				ErrorType string `json:"error_type"`
+				ErrorCode string `json:"error_code"`
+				Retryable bool   `json:"retryable"`
+			} `json:"error"`
+			Metadata struct {
+				Attempt int `json:"attempt"`
+			} `json:"metadata"`
+		}
+		if len(results) > 0 {
+			_ = json.Unmarshal(results, &r)
+		}
+		if leaf && st == "complete" && t.State == "complete" {
+			if t.Result == nil {
+				t.Result = map[string]json.RawMessage{}
+			}
+			t.Result[name] = r.Result
+		}
+		if st == "error" && r.Error != nil {
+			t.Error = &client.StepError{Step: name, Message: r.Error.Message, Type: r.Error.ErrorType,
+				Code: r.Error.ErrorCode, Retryable: r.Error.Retryable, Attempt: r.Metadata.Attempt}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading steps of task %s: %w", t.TaskUUID, err)
+	}
+	tr, err := b.s.pool.Query(ctx, `SELECT coalesce(from_state, ''), to_state, coalesce(reason, ''), created_at
+		FROM tasker.task_transitions WHERE task_uuid = $1 ORDER BY task_transition_id`, t.TaskUUID)
+	if err != nil {
+		return fmt.Errorf("reading history of task %s: %w", t.TaskUUID, err)
+	}
+	t.Transitions, err = pgx.CollectRows(tr, func(r pgx.CollectableRow) (client.Transition, error) {
+		var x client.Transition
+		err := r.Scan(&x.From, &x.To, &x.Reason, &x.At)
+		return x, err
+	})
+	if err != nil {
+		return fmt.Errorf("reading history of task %s: %w", t.TaskUUID, err)
+	}
+	return nil
+}
+
+// ListSteps implements api.Backend.
+func (b *Backend) ListSteps(ctx context.Context, id uuid.UUID) ([]client.Step, error) {
+	var exists bool
+	if err := b.s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM tasker.tasks WHERE task_uuid = $1)", id).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("reading task %s: %w", id, err)
+	}
+	if !exists {
+		return nil, fmt.Errorf("task %s: %w", id, api.ErrNotFound)
+	}
+	rows, err := b.s.pool.Query(ctx, `SELECT s.workflow_step_uuid, s.task_uuid, s.name, s.handler, s.state, s.attempts,
+			s.max_attempts, s.retryable, s.results, s.next_retry_at, s.lease_expires_at, s.created_at, s.updated_at, s.processed_at,
+			coalesce((SELECT array_agg(p.name ORDER BY p.name) FROM tasker.workflow_step_edges e
+				JOIN tasker.workflow_steps p ON p.workflow_step_uuid = e.from_step_uuid
+				WHERE e.to_step_uuid = s.workflow_step_uuid), '{}')
+		FROM tasker.workflow_steps s WHERE s.task_uuid = $1 ORDER BY s.workflow_step_uuid`, id)
+	if err != nil {
+		return nil, fmt.Errorf("reading steps of task %s: %w", id, err)
+	}
+	steps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (client.Step, error) {
+		var s client.Step
+		var results []byte
+		var processedAt *time.Time
+		err := r.Scan(&s.StepUUID, &s.TaskUUID, &s.Name, &s.Handler, &s.State, &s.Attempts, &s.MaxAttempts, &s.Retryable,
+			&results, &s.NextRetryAt, &s.LeaseExpiresAt, &s.CreatedAt, &s.UpdatedAt, &processedAt, &s.DependsOn)
+		if err != nil {
+			return s, err
+		}
+		if s.State == "complete" || s.State == "resolved_manually" {
+			s.CompletedAt = processedAt
+		}
+		if s.State != "waiting_for_retry" {
+			s.NextRetryAt = nil
+		}
+		if len(results) > 0 {
+			var res struct {
+				Result json.RawMessage `json:"result"`
+				Error  *struct {
+					Message   string `json:"message"`
+					ErrorType string `json:"error_type"`
+					ErrorCode string `json:"error_code"`
+					Retryable bool   `json:"retryable"`
+				} `json:"error"`
+				Metadata struct {
+					Attempt int `json:"attempt"`
+				} `json:"metadata"`
+			}
+			if json.Unmarshal(results, &res) == nil {
+				if res.Error != nil {
+					s.Error = &client.StepError{Step: s.Name, Message: res.Error.Message, Type: res.Error.ErrorType,
+						Code: res.Error.ErrorCode, Retryable: res.Error.Retryable, Attempt: res.Metadata.Attempt}
+				} else {
+					s.Result = res.Result
+				}
+			}
+		}
+		return s, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading steps of task %s: %w", id, err)
+	}
+	idx := make(map[uuid.UUID]int, len(steps))
+	for i := range steps {
+		idx[steps[i].StepUUID] = i
+		steps[i].Transitions = []client.Transition{}
+	}
+	tr, err := b.s.pool.Query(ctx, `SELECT workflow_step_uuid, coalesce(from_state, ''), to_state, coalesce(reason, ''), created_at
+		FROM tasker.workflow_step_transitions WHERE task_uuid = $1 ORDER BY workflow_step_transition_id`, id)
+	if err != nil {
+		return nil, fmt.Errorf("reading step history of task %s: %w", id, err)
+	}
+	defer tr.Close()
+	for tr.Next() {
+		var sid uuid.UUID
+		var x client.Transition
+		if err := tr.Scan(&sid, &x.From, &x.To, &x.Reason, &x.At); err != nil {
+			return nil, fmt.Errorf("reading step history of task %s: %w", id, err)
+		}
+		if i, ok := idx[sid]; ok {
+			steps[i].Transitions = append(steps[i].Transitions, x)
+		}
+	}
+	if err := tr.Err(); err != nil {
+		return nil, fmt.Errorf("reading step history of task %s: %w", id, err)
+	}
+	return steps, nil
+}
+
+// ListTasksByCorrelation implements api.Backend.
+func (b *Backend) ListTasksByCorrelation(ctx context.Context, corr uuid.UUID) ([]client.Task, error) {
+	rows, err := b.s.pool.Query(ctx, "SELECT "+taskColumns+taskFrom+"WHERE t.correlation_id = $1 ORDER BY t.created_at", corr)
+	if err != nil {
+		return nil, fmt.Errorf("listing tasks of correlation id %s: %w", corr, err)
+	}
+	tasks, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (client.Task, error) {
+		t, err := scanTask(r)
+		if err != nil {
+			return client.Task{}, err
+		}
+		return *t, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing tasks of correlation id %s: %w", corr, err)
+	}
+	for i := range tasks {
+		if err := b.fillTask(ctx, &tasks[i]); err != nil {
+			return nil, err
+		}
+	}
+	return tasks, nil
+}
+
+// ChildTasks lists the tasks whose parent correlation ID is corr.
+func (b *Backend) ChildTasks(ctx context.Context, corr uuid.UUID) ([]client.Task, error) {
+	rows, err := b.s.pool.Query(ctx, "SELECT "+taskColumns+taskFrom+"WHERE t.parent_correlation_id = $1 ORDER BY t.created_at", corr)
+	if err != nil {
+		return nil, fmt.Errorf("listing child tasks of %s: %w", corr, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (client.Task, error) {
+		t, err := scanTask(r)
+		if err != nil {
+			return client.Task{}, err
+		}
+		return *t, nil
+	})
+}
+
+// Templates implements api.Backend.
+func (b *Backend) Templates(ctx context.Context) ([]client.Template, error) {
+	tpls, err := templatestore.List(ctx, b.s.pool)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]client.Template, 0, len(tpls))
+	for _, t := range tpls {
+		ct := client.Template{Namespace: t.Namespace, Name: t.Name, Version: t.Version, Description: t.Description}
+		for _, s := range t.Steps {
+			ct.Steps = append(ct.Steps, client.TemplateStep{Name: s.Name, Handler: s.Handler, DependsOn: s.DependsOn,
+				MaxAttempts: s.Retry.MaxAttempts, TimeoutSeconds: s.Timeout.Seconds()})
+		}
+		out = append(out, ct)
+	}
+	return out, nil
+}
+
+// Funcs exposes the SQL function wrappers (tests, benchmarks).
+func (s *Service) Funcs() *db.Funcs { return s.funcs }

@@ -1,0 +1,84 @@
+package orchestration
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/taskerhq/tasker/internal/db"
+)
+
+// Config configures a Service. Zero values mean the documented default.
+type Config struct {
+	// ProcessorUUID identifies this orchestrator in transition history. Default: a new UUIDv7.
+	ProcessorUUID uuid.UUID
+	// ResultWorkers is how many results (and task requests) are processed at
+	// once. Default 8.
+	ResultWorkers int
+	// ReadinessInterval is how often the readiness poller looks for tasks whose
+	// retry backoff elapsed. It is also woken at the exact retry time by this
+	// process's own timers. Default 1s.
+	ReadinessInterval time.Duration
+	// ReadinessBatch is how many tasks one readiness poll takes. Default 50.
+	ReadinessBatch int
+	// FallbackInterval is how often orchestration queues are read for messages
+	// whose notification was missed. Default 1s.
+	FallbackInterval time.Duration
+	// FallbackMinAge keeps the fallback poller off messages a notification is
+	// about to deliver. Default 500ms.
+	FallbackMinAge time.Duration
+	// RetryJitter is the ± fraction applied to retry backoff. Default 0.15;
+	// negative disables jitter.
+	RetryJitter float64
+	// FailedMessageDelay hides a message whose processing failed before it is
+	// tried again. Default 2s.
+	FailedMessageDelay time.Duration
+	Logger             *slog.Logger
+	Observer           db.Observer
+	// Headers returns the headers put on every message sent for a task (trace
+	// context). Default: none.
+	Headers func(ctx context.Context, correlationID uuid.UUID) map[string]string
+}
+
+func (c Config) withDefaults() Config {
+	if c.ProcessorUUID == uuid.Nil {
+		c.ProcessorUUID = uuid.Must(uuid.NewV7())
+	}
+	c.ResultWorkers = cmp.Or(c.ResultWorkers, 8)
+	c.ReadinessInterval = cmp.Or(c.ReadinessInterval, time.Second)
+	c.ReadinessBatch = cmp.Or(c.ReadinessBatch, 50)
+	c.FallbackInterval = cmp.Or(c.FallbackInterval, time.Second)
+	c.FallbackMinAge = cmp.Or(c.FallbackMinAge, 500*time.Millisecond)
+	c.FailedMessageDelay = cmp.Or(c.FailedMessageDelay, 2*time.Second)
+	if c.RetryJitter == 0 {
+		c.RetryJitter = 0.15
+	}
+	if c.RetryJitter < 0 {
+		c.RetryJitter = 0
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	c.Observer = db.ObserverOrNop(c.Observer)
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.ResultWorkers < 1:
+		return fmt.Errorf("orchestration.result_workers: must be ≥ 1, got %d", c.ResultWorkers)
+	case c.ReadinessInterval < 10*time.Millisecond:
+		return fmt.Errorf("orchestration.readiness_interval: must be ≥ 10ms, got %s", c.ReadinessInterval)
+	case c.FallbackInterval < 10*time.Millisecond:
+		return fmt.Errorf("orchestration.fallback_interval: must be ≥ 10ms, got %s", c.FallbackInterval)
+	case c.ReadinessBatch < 1:
+		return fmt.Errorf("orchestration.readiness_batch: must be ≥ 1, got %d", c.ReadinessBatch)
+	case c.RetryJitter > 1:
+		return fmt.Errorf("orchestration.retry_jitter: must be in [0, 1], got %g", c.RetryJitter)
+	}
+	return nil
+}

@@ -1,0 +1,187 @@
+package orchestration
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/taskerhq/tasker/internal/db"
+	"github.com/taskerhq/tasker/internal/queue"
+	"github.com/taskerhq/tasker/internal/state"
+)
+
+// txEvents collects what happened inside a transaction so lifecycle records
+// are written once, and only if it commits.
+type txEvents struct {
+	after []func()
+	// retryIn is the earliest retry backoff scheduled in the transaction.
+	retryIn time.Duration
+}
+
+func (e *txEvents) add(fn func()) { e.after = append(e.after, fn) }
+
+func (e *txEvents) flush() {
+	for _, fn := range e.after {
+		fn()
+	}
+}
+
+// summarize computes get_task_execution_context's execution status from
+// readiness rows, so the hot path reads the steps once.
+func summarize(rows []db.StepReadiness) (status string, ready []uuid.UUID, inFlight, retrying int) {
+	var failed, completed int
+	for _, r := range rows {
+		switch state.Step(r.CurrentState) {
+		case state.StepError:
+			failed++
+		case state.StepComplete, state.StepResolvedManually:
+			completed++
+		case state.StepWaitingForRetry:
+			retrying++
+		}
+		if state.Step(r.CurrentState).InFlight() {
+			inFlight++
+		}
+		if r.ReadyForExecution {
+			ready = append(ready, r.StepUUID)
+		}
+	}
+	switch {
+	case failed > 0:
+		status = "blocked_by_failures"
+	case len(ready) > 0:
+		status = "has_ready_steps"
+	case inFlight > 0:
+		status = "processing"
+	case len(rows) > 0 && completed == len(rows):
+		status = "all_complete"
+	default:
+		status = "waiting_for_dependencies"
+	}
+	return status, ready, inFlight, retrying
+}
+
+// evaluateTask is the StepEnqueuer and TaskFinalizer for one locked task:
+// it enqueues the steps that became ready, finalizes the task, or parks it
+// in a waiting state.
+func (s *Service) evaluateTask(ctx context.Context, tx pgx.Tx, t *taskRow, ev *txEvents) error {
+	rows, err := s.funcs.GetStepReadinessStatus(ctx, tx, t.uuid, nil)
+	if err != nil {
+		return fmt.Errorf("discovering ready steps: %w", err)
+	}
+	status, ready, inFlight, retrying := summarize(rows)
+	switch status {
+	case "has_ready_steps":
+		return s.enqueueSteps(ctx, tx, t, ready, ev)
+	case "all_complete":
+		return s.finalizeTask(ctx, tx, t, ev)
+	case "blocked_by_failures":
+		if inFlight == 0 {
+			return s.finalizeTask(ctx, tx, t, ev)
+		}
+		return s.moveTask(ctx, tx, t, "step_failed_permanently", state.TaskPath(t.state, state.TaskBlockedByFailures)...)
+	case "processing":
+		if t.state == state.TaskStepsInProcess || t.state.Waiting() {
+			return s.moveTask(ctx, tx, t, "step_result_received", state.TaskEvaluatingResults)
+		}
+		return nil
+	default: // waiting_for_dependencies
+		if retrying > 0 {
+			if err := s.moveTask(ctx, tx, t, "awaiting_retry_backoff", state.TaskPath(t.state, state.TaskWaitingForRetry)...); err != nil {
+				return err
+			}
+			for _, r := range rows {
+				if r.NextRetryAt != nil && r.CurrentState == string(state.StepWaitingForRetry) {
+					d := time.Until(*r.NextRetryAt)
+					if ev.retryIn == 0 || d < ev.retryIn {
+						ev.retryIn = max(d, time.Millisecond)
+					}
+				}
+			}
+			return nil
+		}
+		return s.moveTask(ctx, tx, t, "no_ready_steps", state.TaskPath(t.state, state.TaskWaitingForDependencies)...)
+	}
+}
+
+// enqueueSteps is StepEnqueuer.enqueue_steps_batch: one statement moves the
+// steps to enqueued and sends their messages.
+func (s *Service) enqueueSteps(ctx context.Context, tx pgx.Tx, t *taskRow, ready []uuid.UUID, ev *txEvents) error {
+	if err := s.moveTask(ctx, tx, t, "ready_steps_found", state.TaskPath(t.state, state.TaskEnqueuingSteps)...); err != nil {
+		return err
+	}
+	wq, err := queue.WorkerQueue(t.namespace)
+	if err != nil {
+		return err
+	}
+	headers := s.headers(ctx, t)
+	enq, err := s.funcs.EnqueueSteps(ctx, tx, t.uuid, ready, wq, headers)
+	if err != nil {
+		return fmt.Errorf("enqueuing steps of task %s: %w", t.uuid, err)
+	}
+	if err := s.moveTask(ctx, tx, t, "steps_enqueued", state.TaskStepsInProcess); err != nil {
+		return err
+	}
+	corr, task, ns := t.correlationID, t.uuid, t.namespace
+	ev.add(func() {
+		for _, e := range enq {
+			s.log.InfoContext(ctx, "step enqueued", "correlation_id", corr, "task_uuid", task, "step_uuid", e.StepUUID,
+				"namespace", ns, "operation", "enqueue_steps_batch", "event", "step.enqueued", "step_name", e.StepName, "queue", wq, "msg_id", e.MsgID)
+		}
+		s.log.InfoContext(ctx, "task steps enqueued", "correlation_id", corr, "task_uuid", task, "namespace", ns,
+			"operation", "enqueue_steps_batch", "event", "task.steps_enqueued", "steps_enqueued", len(enq))
+	})
+	return nil
+}
+
+// finalizeTask is TaskFinalizer.finalize_task, under claim_task_for_finalization's lock.
+func (s *Service) finalizeTask(ctx context.Context, tx pgx.Tx, t *taskRow, ev *txEvents) error {
+	start := time.Now()
+	f, err := s.funcs.ClaimTaskForFinalization(ctx, tx, t.uuid, s.cfg.ProcessorUUID)
+	if err != nil {
+		return fmt.Errorf("finalizing task %s: %w", t.uuid, err)
+	}
+	if !f.Claimed {
+		if f.ExecutionStatus == "blocked_by_failures" {
+			return s.moveTask(ctx, tx, t, "step_failed_permanently", state.TaskPath(t.state, state.TaskBlockedByFailures)...)
+		}
+		return nil
+	}
+	corr, task, ns := t.correlationID, t.uuid, t.namespace
+	ev.add(func() {
+		s.log.InfoContext(ctx, "task ready for finalization", "correlation_id", corr, "task_uuid", task, "namespace", ns,
+			"operation", "finalize_task", "event", "task.finalization_ready", "execution_status", f.ExecutionStatus)
+	})
+	switch f.TargetState {
+	case string(state.TaskComplete):
+		if err := s.moveTask(ctx, tx, t, "all_steps_complete", state.TaskPath(t.state, state.TaskComplete)...); err != nil {
+			return err
+		}
+		ev.add(func() {
+			s.log.InfoContext(ctx, "task completed", "correlation_id", corr, "task_uuid", task, "namespace", ns,
+				"operation", "finalize_task", "event", "task.completed", "duration_ms", ms(time.Since(start)))
+		})
+	case string(state.TaskError):
+		if err := s.moveTask(ctx, tx, t, "step_failed_permanently", state.TaskPath(t.state, state.TaskError)...); err != nil {
+			return err
+		}
+		ev.add(func() {
+			s.log.ErrorContext(ctx, "task failed", "correlation_id", corr, "task_uuid", task, "namespace", ns,
+				"operation", "finalize_task", "event", "task.failed", "duration_ms", ms(time.Since(start)))
+		})
+	}
+	return nil
+}
+
+// headers returns the queue headers for messages sent on behalf of t.
+func (s *Service) headers(ctx context.Context, t *taskRow) map[string]string {
+	if s.cfg.Headers != nil {
+		return s.cfg.Headers(ctx, t.correlationID)
+	}
+	return map[string]string{}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

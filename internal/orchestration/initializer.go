@@ -1,0 +1,249 @@
+package orchestration
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/taskerhq/tasker/client"
+	"github.com/taskerhq/tasker/internal/messages"
+	"github.com/taskerhq/tasker/internal/queue"
+	"github.com/taskerhq/tasker/internal/state"
+	"github.com/taskerhq/tasker/internal/templatestore"
+)
+
+// Created describes a task the initializer created.
+type Created struct {
+	TaskUUID      uuid.UUID
+	CorrelationID uuid.UUID
+	State         state.Task
+	StepsEnqueued int
+}
+
+func fieldError(status int, code, field, format string, args ...any) *client.APIError {
+	return &client.APIError{Status: status, Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// CreateTask is TaskInitializer.create_and_enqueue_task_from_request: one
+// transaction creates the task, its steps, edges and history, and enqueues the
+// root steps. Request problems come back as *client.APIError and write nothing.
+func (s *Service) CreateTask(ctx context.Context, req client.TaskRequest) (*Created, error) {
+	start := time.Now()
+	reg, err := s.resolveTemplate(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	var out *Created
+	ev := &txEvents{}
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		out, err = s.createTaskTx(ctx, tx, req, reg, ev)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating task: %w", err)
+	}
+	s.log.InfoContext(ctx, "task initialized", "correlation_id", out.CorrelationID, "task_uuid", out.TaskUUID,
+		"namespace", req.Namespace, "operation", "create_and_enqueue_task_from_request", "event", "task.initialized",
+		"duration_ms", ms(time.Since(start)), "template", reg.Template.Key())
+	ev.flush()
+	return out, nil
+}
+
+func (s *Service) resolveTemplate(ctx context.Context, req client.TaskRequest) (*templatestore.Registered, error) {
+	if err := queue.ValidateNamespace(req.Namespace); err != nil {
+		return nil, fieldError(http.StatusUnprocessableEntity, "invalid_field", "namespace", "%v", err)
+	}
+	if req.Name == "" {
+		return nil, fieldError(http.StatusUnprocessableEntity, "missing_field", "name", "name is required")
+	}
+	if len(req.Context) > 0 {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(req.Context, &obj); err != nil || obj == nil {
+			return nil, fieldError(http.StatusUnprocessableEntity, "invalid_field", "context", "context must be a JSON object")
+		}
+	}
+	if req.Priority < -100 || req.Priority > 100 {
+		return nil, fieldError(http.StatusUnprocessableEntity, "invalid_field", "priority", "priority must be in -100..100")
+	}
+	reg, err := templatestore.Lookup(ctx, s.pool, req.Namespace, req.Name, req.Version)
+	if errors.Is(err, templatestore.ErrNotFound) {
+		if req.Version != "" {
+			if _, verr := templatestore.Lookup(ctx, s.pool, req.Namespace, req.Name, ""); verr == nil {
+				return nil, fieldError(http.StatusNotFound, "unknown_version", "version",
+					"template %s/%s has no version %s", req.Namespace, req.Name, req.Version)
+			}
+		}
+		return nil, fieldError(http.StatusNotFound, "unknown_template", "name",
+			"no template %s/%s is registered", req.Namespace, req.Name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("creating task: %w", err)
+	}
+	return reg, nil
+}
+
+func (s *Service) createTaskTx(ctx context.Context, tx pgx.Tx, req client.TaskRequest, reg *templatestore.Registered, ev *txEvents) (*Created, error) {
+	tpl := reg.Template
+	taskUUID := uuid.Must(uuid.NewV7())
+	corr := uuid.Nil
+	if req.CorrelationID != nil {
+		corr = *req.CorrelationID
+	}
+	if corr == uuid.Nil {
+		corr = uuid.Must(uuid.NewV7())
+	}
+	taskCtx := req.Context
+	if len(taskCtx) == 0 {
+		taskCtx = json.RawMessage(`{}`)
+	}
+	tags := req.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	tagsJSON, _ := json.Marshal(tags)
+
+	n := len(tpl.Steps)
+	ids := make([]uuid.UUID, n)
+	named := make([]uuid.UUID, n)
+	names := make([]string, n)
+	handlers := make([]string, n)
+	retryable := make([]bool, n)
+	maxAttempts := make([]int32, n)
+	base := make([]int32, n)
+	capMs := make([]int32, n)
+	timeout := make([]int32, n)
+	inputs := make([][]byte, n)
+	byName := make(map[string]uuid.UUID, n)
+	for i, st := range tpl.Steps {
+		ids[i] = uuid.Must(uuid.NewV7())
+		byName[st.Name] = ids[i]
+		named[i] = reg.NamedSteps[st.Name]
+		names[i], handlers[i] = st.Name, st.Handler
+		retryable[i], maxAttempts[i] = st.Retry.Retryable, int32(st.Retry.MaxAttempts)
+		base[i], capMs[i] = int32(st.Retry.BackoffBase/time.Millisecond), int32(st.Retry.BackoffCap/time.Millisecond)
+		timeout[i] = int32(st.Timeout / time.Millisecond)
+		if len(st.Inputs) > 0 {
+			b, err := json.Marshal(st.Inputs)
+			if err != nil {
+				return nil, fmt.Errorf("encoding inputs of step %s: %w", st.Name, err)
+			}
+			inputs[i] = b
+		}
+	}
+	var from, to []uuid.UUID
+	for _, st := range tpl.Steps {
+		for _, d := range st.DependsOn {
+			from = append(from, byName[d])
+			to = append(to, byName[st.Name])
+		}
+	}
+	edgeIDs := make([]uuid.UUID, len(from))
+	for i := range edgeIDs {
+		edgeIDs[i] = uuid.Must(uuid.NewV7())
+	}
+
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO tasker.tasks (task_uuid, named_task_uuid, state, context, initiator, source_system, reason, tags,
+			priority, correlation_id, parent_correlation_id)
+		VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10)`,
+		taskUUID, reg.NamedTaskUUID, []byte(taskCtx), nullIfEmpty(req.Initiator), nullIfEmpty(req.SourceSystem),
+		nullIfEmpty(req.Reason), tagsJSON, req.Priority, corr, req.ParentCorrelationID)
+	b.Queue(`INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, reason, processor_uuid, correlation_id)
+		VALUES ($1, NULL, 'pending', 'created', $2, $3)`, taskUUID, s.cfg.ProcessorUUID, corr)
+	b.Queue(`INSERT INTO tasker.workflow_steps (workflow_step_uuid, task_uuid, named_step_uuid, name, handler, retryable,
+			max_attempts, backoff_base_ms, backoff_cap_ms, timeout_ms, inputs)
+		SELECT u, $2, ns, nm, h, r, ma, bb, bc, tm, inp
+		FROM unnest($1::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bool[], $7::int[], $8::int[], $9::int[], $10::int[], $11::jsonb[])
+			AS x(u, ns, nm, h, r, ma, bb, bc, tm, inp)`,
+		ids, taskUUID, named, names, handlers, retryable, maxAttempts, base, capMs, timeout, inputs)
+	b.Queue(`INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state, to_state, reason, attempt, correlation_id)
+		SELECT u, $2, NULL, 'pending', 'created', 0, $3 FROM unnest($1::uuid[]) AS u`, ids, taskUUID, corr)
+	if len(from) > 0 {
+		b.Queue(`INSERT INTO tasker.workflow_step_edges (workflow_step_edge_uuid, from_step_uuid, to_step_uuid)
+			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[])`, edgeIDs, from, to)
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("inserting task %s: %w", taskUUID, err)
+	}
+
+	t := &taskRow{uuid: taskUUID, state: state.TaskPending, correlationID: corr, namespace: tpl.Namespace, name: tpl.Name}
+	if err := s.moveTask(ctx, tx, t, "initialize", state.TaskInitializing); err != nil {
+		return nil, err
+	}
+	before := len(ev.after)
+	if err := s.evaluateTask(ctx, tx, t, ev); err != nil {
+		return nil, err
+	}
+	return &Created{TaskUUID: taskUUID, CorrelationID: corr, State: t.state, StepsEnqueued: len(ev.after) - before}, nil
+}
+
+// ProcessTaskRequestMessage creates the task a TaskRequestMessage asks for, in
+// the same transaction that acknowledges the message. A request that can never
+// succeed (unknown template, bad context) is archived and logged.
+func (s *Service) ProcessTaskRequestMessage(ctx context.Context, msgID int64) error {
+	ev := &txEvents{}
+	var created *Created
+	var msg messages.TaskRequestMessage
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var body, headers []byte
+		err := tx.QueryRow(ctx, `SELECT message, headers FROM tasker.queue_messages
+			WHERE msg_id = $1 AND queue_name = $2 FOR UPDATE SKIP LOCKED`, msgID, queue.TaskRequests).Scan(&body, &headers)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading task request %d: %w", msgID, err)
+		}
+		if err := json.Unmarshal(body, &msg); err != nil {
+			s.log.ErrorContext(ctx, "discarding malformed task request", "msg_id", msgID, "error", err)
+			_, aerr := s.queues.Archive(ctx, tx, queue.TaskRequests, msgID)
+			return aerr
+		}
+		_ = queue.DecodeHeaders(headers, &msg.Headers)
+		req := msg.TaskRequest
+		if req.CorrelationID == nil && msg.CorrelationID != uuid.Nil {
+			c := msg.CorrelationID
+			req.CorrelationID = &c
+		}
+		reg, err := s.resolveTemplate(ctx, req)
+		var apiErr *client.APIError
+		if errors.As(err, &apiErr) {
+			s.log.ErrorContext(ctx, "rejecting task request", "correlation_id", msg.CorrelationID, "msg_id", msgID,
+				"request_id", msg.RequestID, "field", apiErr.Field, "error", apiErr.Message)
+			_, aerr := s.queues.Archive(ctx, tx, queue.TaskRequests, msgID)
+			return aerr
+		}
+		if err != nil {
+			return err
+		}
+		if created, err = s.createTaskTx(ctx, tx, req, reg, ev); err != nil {
+			return err
+		}
+		_, err = s.queues.Archive(ctx, tx, queue.TaskRequests, msgID)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if created != nil {
+		s.log.InfoContext(ctx, "task initialized", "correlation_id", created.CorrelationID, "task_uuid", created.TaskUUID,
+			"namespace", msg.TaskRequest.Namespace, "operation", "create_and_enqueue_task_from_request",
+			"event", "task.initialized", "request_id", msg.RequestID)
+		ev.flush()
+	}
+	return nil
+}
+
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}

@@ -1,0 +1,136 @@
+package orchestration
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/taskerhq/tasker/internal/db"
+	"github.com/taskerhq/tasker/internal/queue"
+)
+
+// readinessLoop is the task readiness poller (StepEnqueuerService.process_batch):
+// it resumes tasks whose retry backoff elapsed and any task left pending or
+// waiting. It runs every ReadinessInterval and whenever a retry timer fires.
+func (s *Service) readinessLoop(ctx context.Context) {
+	tick := time.NewTicker(s.cfg.ReadinessInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-s.wakeReadiness:
+		}
+		for {
+			n, err := s.ProcessReadyTasks(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.WarnContext(ctx, "readiness poll failed", "operation", "process_batch", "error", err)
+				}
+				break
+			}
+			if n < s.cfg.ReadinessBatch {
+				break
+			}
+		}
+	}
+}
+
+// ProcessReadyTasks runs one readiness poll and returns how many tasks it found.
+func (s *Service) ProcessReadyTasks(ctx context.Context) (int, error) {
+	ready, err := s.funcs.GetNextReadyTasks(ctx, s.pool, s.cfg.ReadinessBatch)
+	if err != nil {
+		return 0, err
+	}
+	for _, rt := range ready {
+		if err := s.resumeTask(ctx, rt); err != nil {
+			s.log.WarnContext(ctx, "resuming task failed", "task_uuid", rt.TaskUUID, "namespace", rt.Namespace,
+				"operation", "process_batch", "error", err)
+		}
+	}
+	return len(ready), nil
+}
+
+func (s *Service) resumeTask(ctx context.Context, rt db.ReadyTask) error {
+	ev := &txEvents{}
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		// SKIP LOCKED: another orchestrator (or a result for this task) is
+		// already working on it and will evaluate it.
+		t, err := s.lockTask(ctx, tx, rt.TaskUUID, true)
+		if err != nil || t == nil {
+			return err
+		}
+		if t.state.Terminal() || t.state == "enqueuing_steps" || t.state == "blocked_by_failures" {
+			return nil
+		}
+		s.log.DebugContext(ctx, "task evaluation started", "correlation_id", t.correlationID, "task_uuid", t.uuid,
+			"namespace", t.namespace, "operation", "process_batch", "event", "task.evaluation_started")
+		return s.evaluateTask(ctx, tx, t, ev)
+	})
+	if err != nil {
+		return fmt.Errorf("resuming task %s: %w", rt.TaskUUID, err)
+	}
+	ev.flush()
+	if ev.retryIn > 0 {
+		s.wakeAt(ev.retryIn)
+	}
+	return nil
+}
+
+// fallbackLoop finds orchestration messages whose notification was missed
+// (listener reconnecting, a full buffer, a crashed orchestrator) and hands
+// them to the processors.
+func (s *Service) fallbackLoop(ctx context.Context, c *Consumers, jobs chan<- work) {
+	tick := time.NewTicker(s.cfg.FallbackInterval)
+	defer tick.Stop()
+	for {
+		minAge := s.cfg.FallbackMinAge
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-c.results.Resync:
+			minAge = 0
+		case <-c.requests.Resync:
+			minAge = 0
+		}
+		for _, q := range []string{queue.StepResults, queue.TaskRequests} {
+			ids, err := s.pendingMessages(ctx, q, minAge, 500)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.WarnContext(ctx, "fallback poll failed", "queue", q, "error", err)
+				}
+				continue
+			}
+			if len(ids) > 0 {
+				s.log.DebugContext(ctx, "fallback poll found messages", "queue", q, "count", len(ids))
+			}
+			for _, id := range ids {
+				select {
+				case jobs <- work{queue: q, id: id}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}
+}
+
+// pendingMessages lists visible messages at least minAge old. It does not hide
+// them: the processors lock each message for the length of their transaction.
+func (s *Service) pendingMessages(ctx context.Context, q string, minAge time.Duration, limit int) ([]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT msg_id FROM tasker.queue_messages
+		WHERE queue_name = $1 AND vt <= clock_timestamp() AND enqueued_at <= clock_timestamp() - make_interval(secs => $2)
+		ORDER BY msg_id LIMIT $3`, q, minAge.Seconds(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("polling %s: %w", q, err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("polling %s: %w", q, err)
+	}
+	return ids, nil
+}

@@ -1,0 +1,178 @@
+package orchestration
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/taskerhq/tasker/internal/messages"
+	"github.com/taskerhq/tasker/internal/queue"
+	"github.com/taskerhq/tasker/internal/state"
+)
+
+// ProcessResultMessage is ResultProcessor.process_single_step_result: in one
+// transaction it applies a worker's result to its step, enqueues whatever
+// became ready or finalizes the task, and acknowledges the message. A
+// duplicate (already applied) result changes nothing but the acknowledgement.
+func (s *Service) ProcessResultMessage(ctx context.Context, msgID int64) error {
+	start := time.Now()
+	ev := &txEvents{}
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var body, headers []byte
+		err := tx.QueryRow(ctx, `SELECT message, headers FROM tasker.queue_messages
+			WHERE msg_id = $1 AND queue_name = $2 FOR UPDATE SKIP LOCKED`, msgID, queue.StepResults).Scan(&body, &headers)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // another orchestrator has it, or it is done
+		}
+		if err != nil {
+			return fmt.Errorf("reading step result %d: %w", msgID, err)
+		}
+		var msg messages.StepResultMessage
+		if err := json.Unmarshal(body, &msg); err != nil {
+			s.log.ErrorContext(ctx, "discarding malformed step result", "msg_id", msgID, "error", err)
+			_, aerr := s.queues.Archive(ctx, tx, queue.StepResults, msgID)
+			return aerr
+		}
+		_ = queue.DecodeHeaders(headers, &msg.Headers)
+		t, err := s.lockTask(ctx, tx, msg.TaskUUID, false)
+		if err != nil {
+			return err
+		}
+		if t != nil {
+			if err := s.applyStepResult(ctx, tx, t, &msg, ev); err != nil {
+				return fmt.Errorf("processing result of step %s: %w", msg.StepUUID, err)
+			}
+		}
+		_, err = s.queues.Archive(ctx, tx, queue.StepResults, msgID)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	ev.flush()
+	if ev.retryIn > 0 {
+		s.wakeAt(ev.retryIn)
+	}
+	_ = start
+	return nil
+}
+
+type stepRow struct {
+	state       state.Step
+	attempts    int
+	maxAttempts int
+	retryable   bool
+	base, cap   time.Duration
+	name        string
+	results     []byte
+}
+
+func (s *Service) applyStepResult(ctx context.Context, tx pgx.Tx, t *taskRow, msg *messages.StepResultMessage, ev *txEvents) error {
+	var st stepRow
+	var stateStr string
+	var baseMs, capMs int32
+	err := tx.QueryRow(ctx, `SELECT state, attempts, max_attempts, retryable, backoff_base_ms, backoff_cap_ms, name, results
+		FROM tasker.workflow_steps WHERE workflow_step_uuid = $1 AND task_uuid = $2`, msg.StepUUID, t.uuid).
+		Scan(&stateStr, &st.attempts, &st.maxAttempts, &st.retryable, &baseMs, &capMs, &st.name, &st.results)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("loading step: %w", err)
+	}
+	st.state = state.Step(stateStr)
+	st.base, st.cap = time.Duration(baseMs)*time.Millisecond, time.Duration(capMs)*time.Millisecond
+
+	var res messages.StepExecutionResult
+	if len(st.results) > 0 {
+		if err := json.Unmarshal(st.results, &res); err != nil {
+			return fmt.Errorf("decoding stored result: %w", err)
+		}
+	}
+	logAttrs := []any{"correlation_id", t.correlationID, "task_uuid", t.uuid, "step_uuid", msg.StepUUID,
+		"namespace", t.namespace, "operation", "process_single_step_result", "step_name", st.name, "attempt", st.attempts}
+
+	var to state.Step
+	var reason string
+	var backoff time.Duration
+	switch st.state {
+	case state.StepEnqueuedForOrchestration:
+		to, reason = state.StepComplete, "result_success"
+		if !res.Success {
+			to, reason = state.StepError, "result_reported_failure"
+		}
+	case state.StepEnqueuedAsErrorForOrchestration:
+		retryable := res.Error != nil && res.Error.Retryable && res.Metadata.Retryable
+		switch {
+		case !retryable:
+			to, reason = state.StepError, "non_retryable_failure"
+		case !st.retryable:
+			to, reason = state.StepError, "step_not_retryable"
+		case st.attempts >= st.maxAttempts:
+			to, reason = state.StepError, "retries_exhausted"
+		default:
+			to, reason = state.StepWaitingForRetry, "retryable_failure"
+			backoff = s.backoff(st.base, st.cap, st.attempts)
+		}
+	default:
+		// Already applied (a duplicate delivery) or superseded: nothing to do.
+		s.log.DebugContext(ctx, "duplicate step result ignored", append(logAttrs, "step_state", st.state)...)
+		return nil
+	}
+	if err := state.CheckStep(st.state, to); err != nil {
+		return err
+	}
+	meta := map[string]any{"reason": reason}
+	if res.Error != nil {
+		meta["error"] = res.Error
+	}
+	ok, err := s.funcs.TransitionStepStateAtomic(ctx, tx, msg.StepUUID, string(st.state), string(to), meta, backoff)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("step %s changed state concurrently", msg.StepUUID)
+	}
+	ev.add(func() {
+		switch to {
+		case state.StepComplete:
+			s.log.InfoContext(ctx, "step completed", append(logAttrs, "event", "step.completed",
+				"duration_ms", res.Metadata.ExecutionTimeMs)...)
+		case state.StepWaitingForRetry:
+			s.log.WarnContext(ctx, "step retry scheduled", append(logAttrs, "event", "step.retry_scheduled",
+				"backoff_ms", backoff.Milliseconds(), "error", errMessage(res.Error))...)
+		case state.StepError:
+			s.log.ErrorContext(ctx, "step failed permanently", append(logAttrs, "event", "step.failed",
+				"reason", reason, "error", errMessage(res.Error))...)
+		}
+	})
+	if t.state.Terminal() {
+		return nil
+	}
+	return s.evaluateTask(ctx, tx, t, ev)
+}
+
+// backoff is base·2^(attempt-1), capped, with ± jitter.
+func (s *Service) backoff(base, cap time.Duration, attempt int) time.Duration {
+	d := float64(base) * math.Pow(2, float64(max(attempt-1, 0)))
+	if d > float64(cap) {
+		d = float64(cap)
+	}
+	if j := s.cfg.RetryJitter; j > 0 {
+		d += d * j * (2*rand.Float64() - 1)
+	}
+	return time.Duration(max(d, 0))
+}
+
+func errMessage(e *messages.ResultError) string {
+	if e == nil {
+		return ""
+	}
+	return e.Message
+}

@@ -1,0 +1,250 @@
+package orchestration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/taskerhq/tasker/internal/db"
+	"github.com/taskerhq/tasker/internal/queue"
+	"github.com/taskerhq/tasker/internal/state"
+)
+
+// Service is one orchestrator.
+type Service struct {
+	cfg    Config
+	pool   *pgxpool.Pool
+	funcs  *db.Funcs
+	queues *queue.Client
+	log    *slog.Logger
+
+	wakeReadiness chan struct{}
+	timersMu      sync.Mutex
+	timers        map[*time.Timer]struct{}
+}
+
+// New returns an orchestrator over pool.
+func New(pool *pgxpool.Pool, cfg Config) (*Service, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Service{
+		cfg:           cfg,
+		pool:          pool,
+		funcs:         db.NewFuncs(cfg.Observer),
+		queues:        queue.NewClient(cfg.Observer),
+		log:           cfg.Logger.With("component", "orchestration"),
+		wakeReadiness: make(chan struct{}, 1),
+		timers:        map[*time.Timer]struct{}{},
+	}, nil
+}
+
+// ProcessorUUID identifies this orchestrator in transition history.
+func (s *Service) ProcessorUUID() uuid.UUID { return s.cfg.ProcessorUUID }
+
+// Setup creates the orchestration queues. Run calls it; it is exported for
+// processes that only create tasks.
+func (s *Service) Setup(ctx context.Context) error {
+	for _, q := range []string{queue.TaskRequests, queue.StepResults} {
+		if err := s.queues.Create(ctx, s.pool, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Run consumes the orchestration queues and runs the pollers until ctx is
+// done. listener must not be running yet: Run subscribes to it and the caller
+// starts it (one listener is shared by every consumer in a process).
+func (s *Service) Subscribe(listener *queue.Listener) (*Consumers, error) {
+	results, err := listener.Subscribe(queue.StepResults, 1024)
+	if err != nil {
+		return nil, err
+	}
+	requests, err := listener.Subscribe(queue.TaskRequests, 256)
+	if err != nil {
+		return nil, err
+	}
+	return &Consumers{results: results, requests: requests}, nil
+}
+
+// Consumers are the orchestration queue subscriptions of one Service.
+type Consumers struct {
+	results, requests *queue.Subscription
+}
+
+type work struct {
+	queue string
+	id    int64
+}
+
+// Run processes messages and runs the readiness and fallback pollers until
+// ctx is done; it returns once every goroutine it started has stopped.
+func (s *Service) Run(ctx context.Context, c *Consumers) error {
+	if err := s.Setup(ctx); err != nil {
+		return err
+	}
+	jobs := make(chan work, 1024)
+	var wg sync.WaitGroup
+	for range s.cfg.ResultWorkers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case w := <-jobs:
+					s.processMessage(ctx, w)
+				}
+			}
+		})
+	}
+	wg.Go(func() { s.forward(ctx, c.results, jobs) })
+	wg.Go(func() { s.forward(ctx, c.requests, jobs) })
+	wg.Go(func() { s.fallbackLoop(ctx, c, jobs) })
+	wg.Go(func() { s.readinessLoop(ctx) })
+	<-ctx.Done()
+	wg.Wait()
+	s.stopTimers()
+	return nil
+}
+
+func (s *Service) forward(ctx context.Context, sub *queue.Subscription, jobs chan<- work) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-sub.C:
+			select {
+			case jobs <- work{queue: sub.Queue, id: id}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+func (s *Service) processMessage(ctx context.Context, w work) {
+	var err error
+	switch w.queue {
+	case queue.StepResults:
+		err = s.ProcessResultMessage(ctx, w.id)
+	case queue.TaskRequests:
+		err = s.ProcessTaskRequestMessage(ctx, w.id)
+	}
+	if err != nil && ctx.Err() == nil {
+		s.log.ErrorContext(ctx, "processing message failed; it will be retried",
+			"queue", w.queue, "msg_id", w.id, "error", err)
+		// Hide it for a while so a poison message cannot spin a core.
+		if _, verr := s.queues.SetVT(context.WithoutCancel(ctx), s.pool, w.queue, w.id, s.cfg.FailedMessageDelay); verr != nil {
+			s.log.WarnContext(ctx, "delaying failed message", "queue", w.queue, "msg_id", w.id, "error", verr)
+		}
+	}
+}
+
+// taskRow is the locked row of the task being worked on.
+type taskRow struct {
+	uuid          uuid.UUID
+	state         state.Task
+	correlationID uuid.UUID
+	namespace     string
+	name          string
+}
+
+const lockTaskSQL = `SELECT t.task_uuid, t.state, t.correlation_id, ns.name, nt.name
+	FROM tasker.tasks t
+	JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
+	JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
+	WHERE t.task_uuid = $1 FOR UPDATE OF t`
+
+func (s *Service) lockTask(ctx context.Context, tx pgx.Tx, id uuid.UUID, skipLocked bool) (*taskRow, error) {
+	sql := lockTaskSQL
+	if skipLocked {
+		sql += " SKIP LOCKED"
+	}
+	var t taskRow
+	var st string
+	err := tx.QueryRow(ctx, sql, id).Scan(&t.uuid, &st, &t.correlationID, &t.namespace, &t.name)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("locking task %s: %w", id, err)
+	}
+	t.state = state.Task(st)
+	return &t, nil
+}
+
+// moveTask walks the task through each state in path by compare-and-swap.
+func (s *Service) moveTask(ctx context.Context, q db.Querier, t *taskRow, reason string, path ...state.Task) error {
+	for _, to := range path {
+		if to == t.state {
+			continue
+		}
+		if err := state.CheckTask(t.state, to); err != nil {
+			return fmt.Errorf("task %s: %w", t.uuid, err)
+		}
+		ok, err := s.funcs.TransitionTaskStateAtomic(ctx, q, t.uuid, string(t.state), string(to), s.cfg.ProcessorUUID,
+			map[string]any{"reason": reason})
+		if err != nil {
+			return fmt.Errorf("task %s: %w", t.uuid, err)
+		}
+		if !ok {
+			return fmt.Errorf("task %s: state changed concurrently (expected %s)", t.uuid, t.state)
+		}
+		s.log.DebugContext(ctx, "task transition", "correlation_id", t.correlationID, "task_uuid", t.uuid,
+			"namespace", t.namespace, "operation", "task_transition", "from_state", t.state, "to_state", to, "reason", reason)
+		t.state = to
+	}
+	return nil
+}
+
+// stopTimers cancels pending retry wake-ups.
+func (s *Service) stopTimers() {
+	s.timersMu.Lock()
+	defer s.timersMu.Unlock()
+	for t := range s.timers {
+		t.Stop()
+	}
+	clear(s.timers)
+}
+
+// wakeAt makes the readiness poller run at t (a retry's backoff end).
+func (s *Service) wakeAt(d time.Duration) {
+	s.timersMu.Lock()
+	defer s.timersMu.Unlock()
+	var tm *time.Timer
+	tm = time.AfterFunc(d, func() {
+		s.timersMu.Lock()
+		delete(s.timers, tm)
+		s.timersMu.Unlock()
+		s.nudgeReadiness()
+	})
+	s.timers[tm] = struct{}{}
+}
+
+func (s *Service) nudgeReadiness() {
+	select {
+	case s.wakeReadiness <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Service) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}

@@ -1,0 +1,141 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgxlisten"
+)
+
+// Listener holds one LISTEN connection per process and fans notifications out
+// to per-queue subscriptions. A full subscription drops the wake-up rather
+// than block the connection; the consumers' fallback pollers pick the
+// message up.
+type Listener struct {
+	connect func(ctx context.Context) (*pgx.Conn, error)
+	logger  *slog.Logger
+
+	mu      sync.Mutex
+	subs    map[string]*Subscription
+	started bool
+
+	ready     chan struct{}
+	readyOnce sync.Once
+	// Dropped counts wake-ups lost to full subscriptions.
+	Dropped atomic.Int64
+	// Received counts notifications received.
+	Received atomic.Int64
+}
+
+// Subscription delivers the ids of messages sent to one queue.
+type Subscription struct {
+	Queue string
+	C     chan int64
+	// Resync is signalled after (re)connecting: anything sent while the
+	// listener was not connected has to be found by reading the queue.
+	Resync chan struct{}
+}
+
+// NewListener returns a listener that opens its connection with connect.
+func NewListener(connect func(ctx context.Context) (*pgx.Conn, error), logger *slog.Logger) *Listener {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Listener{connect: connect, logger: logger, subs: map[string]*Subscription{}, ready: make(chan struct{})}
+}
+
+// Subscribe returns the subscription for queue. It must be called before Run.
+func (l *Listener) Subscribe(queue string, buffer int) (*Subscription, error) {
+	if err := ValidateName(queue); err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.started {
+		return nil, fmt.Errorf("subscribing to %s: listener already running", queue)
+	}
+	if s, ok := l.subs[queue]; ok {
+		return s, nil
+	}
+	s := &Subscription{Queue: queue, C: make(chan int64, buffer), Resync: make(chan struct{}, 1)}
+	l.subs[queue] = s
+	return s, nil
+}
+
+// Ready is closed once the listener has issued LISTEN for every subscription.
+func (l *Listener) Ready() <-chan struct{} { return l.ready }
+
+// Run listens until ctx is done, reconnecting after connection loss.
+func (l *Listener) Run(ctx context.Context) error {
+	l.mu.Lock()
+	l.started = true
+	subs := make([]*Subscription, 0, len(l.subs))
+	for _, s := range l.subs {
+		subs = append(subs, s)
+	}
+	l.mu.Unlock()
+	if len(subs) == 0 {
+		l.readyOnce.Do(func() { close(l.ready) })
+		<-ctx.Done()
+		return nil
+	}
+	pl := &pgxlisten.Listener{
+		Connect:        l.connect,
+		ReconnectDelay: 500 * time.Millisecond,
+		LogError: func(ctx context.Context, err error) {
+			if ctx.Err() == nil {
+				l.logger.WarnContext(ctx, "queue listener error; reconnecting", "error", err)
+			}
+		},
+	}
+	var backlogSeen atomic.Int32
+	for _, s := range subs {
+		pl.Handle(s.Queue, &subHandler{l: l, s: s, onBacklog: func() {
+			if int(backlogSeen.Add(1)) >= len(subs) {
+				l.readyOnce.Do(func() { close(l.ready) })
+			}
+		}})
+	}
+	err := pl.Listen(ctx)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+type subHandler struct {
+	l         *Listener
+	s         *Subscription
+	onBacklog func()
+}
+
+func (h *subHandler) HandleNotification(_ context.Context, n *pgconn.Notification, _ *pgx.Conn) error {
+	h.l.Received.Add(1)
+	id, err := strconv.ParseInt(n.Payload, 10, 64)
+	if err != nil {
+		return fmt.Errorf("notification on %s: bad payload %q", n.Channel, n.Payload)
+	}
+	select {
+	case h.s.C <- id:
+	default:
+		h.l.Dropped.Add(1)
+	}
+	return nil
+}
+
+// HandleBacklog runs right after LISTEN on every (re)connect.
+func (h *subHandler) HandleBacklog(context.Context, string, *pgx.Conn) error {
+	select {
+	case h.s.Resync <- struct{}{}:
+	default:
+	}
+	h.onBacklog()
+	return nil
+}

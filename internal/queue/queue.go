@@ -1,0 +1,257 @@
+// Package queue is Tasker's PostgreSQL queue with PGMQ semantics: send (with
+// a NOTIFY delivered at commit), read with a visibility timeout, archive,
+// delete and depth; plus the LISTEN side that wakes consumers.
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/taskerhq/tasker/internal/db"
+)
+
+// The orchestration queues.
+const (
+	TaskRequests = "orchestration_task_requests"
+	StepResults  = "orchestration_step_results"
+)
+
+var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+var namespaceRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,47}$`)
+
+// ValidateName reports whether name can be a queue (and NOTIFY channel) name.
+func ValidateName(name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("invalid queue name %q: must match %s", name, nameRE)
+	}
+	return nil
+}
+
+// ValidateNamespace reports whether ns can name a worker queue.
+func ValidateNamespace(ns string) error {
+	if !namespaceRE.MatchString(ns) {
+		return fmt.Errorf("invalid namespace %q: must match %s", ns, namespaceRE)
+	}
+	return nil
+}
+
+// WorkerQueue returns the queue that carries steps of namespace ns.
+func WorkerQueue(ns string) (string, error) {
+	if err := ValidateNamespace(ns); err != nil {
+		return "", err
+	}
+	return "worker_" + ns + "_queue", nil
+}
+
+// Message is one queue message.
+type Message struct {
+	ID         int64
+	ReadCount  int
+	EnqueuedAt time.Time
+	VT         time.Time
+	Body       json.RawMessage
+	Headers    map[string]string
+}
+
+// Metrics describes one queue at one instant.
+type Metrics struct {
+	Queue     string
+	Depth     int64
+	Claimable int64
+	// OldestClaimableAge is how long the oldest message that a consumer could
+	// take right now has waited; zero when none is claimable.
+	OldestClaimableAge time.Duration
+}
+
+// Client runs queue operations on any Querier (pool or transaction).
+type Client struct {
+	obs db.Observer
+}
+
+// NewClient returns a client reporting calls to obs (nil: none).
+func NewClient(obs db.Observer) *Client { return &Client{obs: db.ObserverOrNop(obs)} }
+
+func ms(d time.Duration) int32 { return int32(d / time.Millisecond) }
+
+// Create makes queue name if it does not exist.
+func (c *Client) Create(ctx context.Context, q db.Querier, name string) (err error) {
+	if err := ValidateName(name); err != nil {
+		return err
+	}
+	ctx, done := c.obs.StartCall(ctx, "queue_create")
+	defer func() { done(err) }()
+	if _, err = q.Exec(ctx, "SELECT tasker.queue_create($1)", name); err != nil {
+		return fmt.Errorf("creating queue %s: %w", name, err)
+	}
+	return nil
+}
+
+// Send puts body (JSON-encoded) on queue; consumers are notified when the
+// surrounding transaction commits.
+func (c *Client) Send(ctx context.Context, q db.Querier, queue string, body any, headers map[string]string, delay time.Duration) (id int64, err error) {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return 0, fmt.Errorf("encoding message for %s: %w", queue, err)
+	}
+	h, err := json.Marshal(orEmpty(headers))
+	if err != nil {
+		return 0, fmt.Errorf("encoding headers for %s: %w", queue, err)
+	}
+	ctx, done := c.obs.StartCall(ctx, "queue_send")
+	defer func() { done(err) }()
+	if err = q.QueryRow(ctx, "SELECT tasker.queue_send($1, $2, $3, $4)", queue, raw, h, ms(delay)).Scan(&id); err != nil {
+		return 0, fmt.Errorf("sending to %s: %w", queue, err)
+	}
+	return id, nil
+}
+
+// SendBatch puts every body on queue in one statement.
+func (c *Client) SendBatch(ctx context.Context, q db.Querier, queue string, bodies []any, headers map[string]string) (ids []int64, err error) {
+	raws := make([][]byte, len(bodies))
+	for i, b := range bodies {
+		if raws[i], err = json.Marshal(b); err != nil {
+			return nil, fmt.Errorf("encoding message for %s: %w", queue, err)
+		}
+	}
+	h, err := json.Marshal(orEmpty(headers))
+	if err != nil {
+		return nil, fmt.Errorf("encoding headers for %s: %w", queue, err)
+	}
+	ctx, done := c.obs.StartCall(ctx, "queue_send_batch")
+	defer func() { done(err) }()
+	rows, err := q.Query(ctx, "SELECT tasker.queue_send_batch($1, $2::jsonb[], $3)", queue, raws, h)
+	if err != nil {
+		return nil, fmt.Errorf("sending batch to %s: %w", queue, err)
+	}
+	ids, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("sending batch to %s: %w", queue, err)
+	}
+	return ids, nil
+}
+
+// Read takes up to qty visible messages at least minAge old and hides them for vt.
+func (c *Client) Read(ctx context.Context, q db.Querier, queue string, vt time.Duration, qty int, minAge time.Duration) (msgs []Message, err error) {
+	ctx, done := c.obs.StartCall(ctx, "queue_read")
+	defer func() { done(err) }()
+	rows, err := q.Query(ctx, "SELECT msg_id, read_ct, enqueued_at, vt, message, headers FROM tasker.queue_read($1, $2, $3, $4)",
+		queue, ms(vt), qty, ms(minAge))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", queue, err)
+	}
+	msgs, err = pgx.CollectRows(rows, scanMessage)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", queue, err)
+	}
+	return msgs, nil
+}
+
+// ReadMessage takes message id if it is visible; nil when it is not.
+func (c *Client) ReadMessage(ctx context.Context, q db.Querier, queue string, id int64, vt time.Duration) (m *Message, err error) {
+	ctx, done := c.obs.StartCall(ctx, "queue_read_message")
+	defer func() { done(err) }()
+	rows, err := q.Query(ctx, "SELECT msg_id, read_ct, enqueued_at, vt, message, headers FROM tasker.queue_read_message($1, $2, $3)",
+		queue, id, ms(vt))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s message %d: %w", queue, id, err)
+	}
+	msgs, err := pgx.CollectRows(rows, scanMessage)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s message %d: %w", queue, id, err)
+	}
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	return &msgs[0], nil
+}
+
+// Archive acknowledges message id: it moves to the archive. False when it was not there.
+func (c *Client) Archive(ctx context.Context, q db.Querier, queue string, id int64) (ok bool, err error) {
+	ctx, done := c.obs.StartCall(ctx, "queue_archive")
+	defer func() { done(err) }()
+	if err = q.QueryRow(ctx, "SELECT tasker.queue_archive($1, $2)", queue, id).Scan(&ok); err != nil {
+		return false, fmt.Errorf("archiving %s message %d: %w", queue, id, err)
+	}
+	return ok, nil
+}
+
+// Delete drops message id without archiving it.
+func (c *Client) Delete(ctx context.Context, q db.Querier, queue string, id int64) (ok bool, err error) {
+	ctx, done := c.obs.StartCall(ctx, "queue_delete")
+	defer func() { done(err) }()
+	if err = q.QueryRow(ctx, "SELECT tasker.queue_delete($1, $2)", queue, id).Scan(&ok); err != nil {
+		return false, fmt.Errorf("deleting %s message %d: %w", queue, id, err)
+	}
+	return ok, nil
+}
+
+// SetVT makes message id visible again after vt (0: now).
+func (c *Client) SetVT(ctx context.Context, q db.Querier, queue string, id int64, vt time.Duration) (ok bool, err error) {
+	ctx, done := c.obs.StartCall(ctx, "queue_set_vt")
+	defer func() { done(err) }()
+	if err = q.QueryRow(ctx, "SELECT tasker.queue_set_vt($1, $2, $3)", queue, id, ms(vt)).Scan(&ok); err != nil {
+		return false, fmt.Errorf("setting visibility of %s message %d: %w", queue, id, err)
+	}
+	return ok, nil
+}
+
+// Metrics reports depth and the age of the oldest claimable message of queue.
+func (c *Client) Metrics(ctx context.Context, q db.Querier, queue string) (m Metrics, err error) {
+	ctx, done := c.obs.StartCall(ctx, "queue_metrics")
+	defer func() { done(err) }()
+	var age float64
+	if err = q.QueryRow(ctx, "SELECT depth, claimable, oldest_claimable_age_seconds FROM tasker.queue_metrics($1)", queue).
+		Scan(&m.Depth, &m.Claimable, &age); err != nil {
+		return m, fmt.Errorf("reading metrics of %s: %w", queue, err)
+	}
+	m.Queue = queue
+	m.OldestClaimableAge = time.Duration(age * float64(time.Second))
+	return m, nil
+}
+
+func scanMessage(row pgx.CollectableRow) (Message, error) {
+	var m Message
+	var headers []byte
+	if err := row.Scan(&m.ID, &m.ReadCount, &m.EnqueuedAt, &m.VT, &m.Body, &headers); err != nil {
+		return m, err
+	}
+	if err := DecodeHeaders(headers, &m.Headers); err != nil {
+		return m, err
+	}
+	return m, nil
+}
+
+// DecodeHeaders decodes a headers JSON object; values that are not strings are dropped.
+func DecodeHeaders(raw []byte, out *map[string]string) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return fmt.Errorf("decoding message headers: %w", err)
+	}
+	h := make(map[string]string, len(m))
+	for k, v := range m {
+		if s, ok := v.(string); ok {
+			h[k] = s
+		}
+	}
+	*out = h
+	return nil
+}
+
+func orEmpty(h map[string]string) map[string]string {
+	if h == nil {
+		return map[string]string{}
+	}
+	return h
+}
+
+// ErrClosed is returned by a subscription whose listener stopped.
+var ErrClosed = errors.New("queue listener closed")

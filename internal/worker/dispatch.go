@@ -1,0 +1,35 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/taskerhq/tasker/handler"
+)
+
+// Dispatcher runs a step's handler. The worker enforces the step's timeout
+// and recovers panics around Dispatch, so an implementation may simply block
+// until the handler returns; a foreign runtime implements it by queueing the
+// step and waiting for the runtime to complete it.
+type Dispatcher interface {
+	Dispatch(ctx context.Context, step *handler.StepContext, handlerName string) handler.Result
+	// Has reports whether handlerName can run here.
+	Has(handlerName string) bool
+}
+
+// RegistryDispatcher runs Go handlers from a registry.
+type RegistryDispatcher struct {
+	Registry *handler.Registry
+}
+
+// Dispatch implements Dispatcher.
+func (d RegistryDispatcher) Dispatch(ctx context.Context, step *handler.StepContext, name string) handler.Result {
+	h, ok := d.Registry.Lookup(name)
+	if !ok {
+		return handler.Failure(handler.ErrorTypeUnknownHandler, "", fmt.Sprintf("no handler named %q is registered", name), false)
+	}
+	return h.Call(ctx, step)
+}
+
+// Has implements Dispatcher.
+func (d RegistryDispatcher) Has(name string) bool { return d.Registry.Has(name) }

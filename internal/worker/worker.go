@@ -1,0 +1,518 @@
+package worker
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/taskerhq/tasker/handler"
+	"github.com/taskerhq/tasker/internal/db"
+	"github.com/taskerhq/tasker/internal/messages"
+	"github.com/taskerhq/tasker/internal/queue"
+	"github.com/taskerhq/tasker/internal/templatestore"
+)
+
+// Config configures a Worker. Zero values mean the documented default.
+type Config struct {
+	// Namespaces the worker serves (required). Each must have a registered template.
+	Namespaces []string
+	// ID names the worker in step history. Default: "worker_" + a UUIDv7.
+	ID string
+	// Concurrency is how many handlers run at once. Default 10.
+	Concurrency int
+	// Lease is how long a claimed step stays ours without a heartbeat; a crashed
+	// worker's steps are retried this long after its last heartbeat. Default 10s.
+	Lease time.Duration
+	// PollInterval is how often queues are read for steps whose notification
+	// was missed and for expired leases. Default 1s.
+	PollInterval time.Duration
+	// PollMinAge keeps the poller off messages a notification is about to deliver. Default 200ms.
+	PollMinAge time.Duration
+	// ShutdownGrace is how long running handlers may finish after Run's context
+	// ends; steps still running then are abandoned to lease expiry. Default 10s;
+	// negative means none.
+	ShutdownGrace time.Duration
+	// Dispatcher runs handlers (required).
+	Dispatcher Dispatcher
+	// Submitter lets handlers create child tasks. Optional.
+	Submitter handler.TaskSubmitter
+	Logger    *slog.Logger
+	Observer  db.Observer
+	// Headers returns headers for the result message of a step (trace context).
+	Headers func(ctx context.Context, correlationID uuid.UUID) map[string]string
+}
+
+func (c Config) withDefaults() Config {
+	if c.ID == "" {
+		c.ID = "worker_" + uuid.Must(uuid.NewV7()).String()
+	}
+	c.Concurrency = cmp.Or(c.Concurrency, 10)
+	c.Lease = cmp.Or(c.Lease, 10*time.Second)
+	c.PollInterval = cmp.Or(c.PollInterval, time.Second)
+	c.PollMinAge = cmp.Or(c.PollMinAge, 200*time.Millisecond)
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	c.Observer = db.ObserverOrNop(c.Observer)
+	return c
+}
+
+func (c Config) validate() error {
+	if len(c.Namespaces) == 0 {
+		return errors.New("worker.namespaces: at least one namespace is required")
+	}
+	for _, ns := range c.Namespaces {
+		if err := queue.ValidateNamespace(ns); err != nil {
+			return fmt.Errorf("worker.namespaces: %w", err)
+		}
+	}
+	switch {
+	case c.Dispatcher == nil:
+		return errors.New("worker.dispatcher: required")
+	case c.Concurrency < 1:
+		return fmt.Errorf("worker.concurrency: must be ≥ 1, got %d", c.Concurrency)
+	case c.Lease < 100*time.Millisecond:
+		return fmt.Errorf("worker.lease: must be ≥ 100ms, got %s", c.Lease)
+	case c.PollInterval < 10*time.Millisecond:
+		return fmt.Errorf("worker.poll_interval: must be ≥ 10ms, got %s", c.PollInterval)
+	}
+	return nil
+}
+
+// Claim methods: how a step was found.
+const (
+	ClaimEvent = "event"
+	ClaimPoll  = "poll"
+)
+
+// Worker serves the steps of its namespaces.
+type Worker struct {
+	cfg    Config
+	pool   *pgxpool.Pool
+	funcs  *db.Funcs
+	log    *slog.Logger
+	queues []string
+	subs   []*queue.Subscription
+
+	slots chan struct{}
+
+	mu     sync.Mutex
+	active map[uuid.UUID]db.LeaseRef
+}
+
+// ErrUnknownNamespace is returned by Run for a namespace with no registered template.
+var ErrUnknownNamespace = errors.New("unknown namespace")
+
+// New returns a worker over pool.
+func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	w := &Worker{
+		cfg:    cfg,
+		pool:   pool,
+		funcs:  db.NewFuncs(cfg.Observer),
+		log:    cfg.Logger.With("component", "worker", "worker_id", cfg.ID),
+		slots:  make(chan struct{}, cfg.Concurrency),
+		active: map[uuid.UUID]db.LeaseRef{},
+	}
+	for _, ns := range cfg.Namespaces {
+		q, _ := queue.WorkerQueue(ns)
+		w.queues = append(w.queues, q)
+	}
+	return w, nil
+}
+
+// ID is the worker's identity in step history.
+func (w *Worker) ID() string { return w.cfg.ID }
+
+// Subscribe registers the worker's queues with listener (before it runs).
+func (w *Worker) Subscribe(l *queue.Listener) error {
+	for _, q := range w.queues {
+		sub, err := l.Subscribe(q, 1024)
+		if err != nil {
+			return err
+		}
+		w.subs = append(w.subs, sub)
+	}
+	return nil
+}
+
+// CheckNamespaces returns ErrUnknownNamespace (wrapped, naming it) for a
+// namespace with no registered template.
+func (w *Worker) CheckNamespaces(ctx context.Context) error {
+	for _, ns := range w.cfg.Namespaces {
+		ok, err := templatestore.NamespaceExists(ctx, w.pool, ns)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w %q: no template of that namespace is registered", ErrUnknownNamespace, ns)
+		}
+	}
+	return nil
+}
+
+// Run serves steps until ctx is done, then lets running handlers finish for
+// ShutdownGrace. Every goroutine it starts has stopped when it returns.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.CheckNamespaces(ctx); err != nil {
+		return err
+	}
+	if len(w.subs) != len(w.queues) {
+		return errors.New("worker: Subscribe must be called before Run")
+	}
+	// Handlers run under execCtx so shutdown can give them a grace period.
+	execCtx, cancelExec := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelExec()
+	var loops, execs sync.WaitGroup
+	for _, sub := range w.subs {
+		loops.Go(func() { w.eventLoop(ctx, execCtx, sub, &execs) })
+	}
+	loops.Go(func() { w.pollLoop(ctx, execCtx, &execs) })
+	loops.Go(func() { w.heartbeatLoop(ctx, execCtx) })
+	w.log.InfoContext(ctx, "worker started", "namespaces", w.cfg.Namespaces, "concurrency", w.cfg.Concurrency,
+		"lease_ms", w.cfg.Lease.Milliseconds())
+	<-ctx.Done()
+	loops.Wait()
+
+	finished := make(chan struct{})
+	go func() { execs.Wait(); close(finished) }()
+	if w.cfg.ShutdownGrace > 0 {
+		select {
+		case <-finished:
+		case <-time.After(w.cfg.ShutdownGrace):
+			w.log.Warn("shutdown grace elapsed; abandoning running steps to lease expiry")
+		}
+	}
+	cancelExec()
+	<-finished
+	return nil
+}
+
+func (w *Worker) acquire(ctx context.Context) bool {
+	select {
+	case w.slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (w *Worker) release() { <-w.slots }
+
+func (w *Worker) eventLoop(ctx, execCtx context.Context, sub *queue.Subscription, execs *sync.WaitGroup) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-sub.C:
+			if !w.acquire(ctx) {
+				return
+			}
+			start := time.Now()
+			claims, err := w.funcs.ClaimStep(ctx, w.pool, sub.Queue, id, w.cfg.Lease, w.cfg.ID)
+			if err != nil {
+				w.release()
+				if ctx.Err() == nil {
+					w.log.WarnContext(ctx, "claiming step failed", "queue", sub.Queue, "msg_id", id, "error", err)
+				}
+				continue
+			}
+			w.startClaims(ctx, execCtx, sub.Queue, claims, ClaimEvent, time.Since(start), execs, 1)
+		}
+	}
+}
+
+func (w *Worker) pollLoop(ctx, execCtx context.Context, execs *sync.WaitGroup) {
+	tick := time.NewTicker(w.cfg.PollInterval)
+	defer tick.Stop()
+	resync := make(chan struct{}, 1)
+	for _, sub := range w.subs {
+		go func() {
+			select {
+			case <-sub.Resync:
+				select {
+				case resync <- struct{}{}:
+				default:
+				}
+			case <-ctx.Done():
+			}
+		}()
+	}
+	for {
+		minAge := w.cfg.PollMinAge
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-resync:
+			minAge = 0
+		}
+		for _, q := range w.queues {
+			w.pollQueue(ctx, execCtx, q, minAge, execs)
+		}
+	}
+}
+
+func (w *Worker) pollQueue(ctx, execCtx context.Context, q string, minAge time.Duration, execs *sync.WaitGroup) {
+	// Take every free slot, claim that many, give back the rest.
+	held := 0
+	for held < cap(w.slots) {
+		select {
+		case w.slots <- struct{}{}:
+			held++
+			continue
+		default:
+		}
+		break
+	}
+	if held == 0 {
+		return
+	}
+	start := time.Now()
+	claims, err := w.funcs.ClaimSteps(ctx, w.pool, q, held, w.cfg.Lease, w.cfg.ID, minAge)
+	if err != nil {
+		for range held {
+			w.release()
+		}
+		if ctx.Err() == nil {
+			w.log.WarnContext(ctx, "polling queue failed", "queue", q, "error", err)
+		}
+		return
+	}
+	w.startClaims(ctx, execCtx, q, claims, ClaimPoll, time.Since(start), execs, held)
+}
+
+// startClaims runs each claimed step in its own goroutine holding one of the
+// held slots, and releases the slots it does not use.
+func (w *Worker) startClaims(ctx, execCtx context.Context, q string, claims []db.ClaimedStep, method string, claimDur time.Duration, execs *sync.WaitGroup, held int) {
+	used := 0
+	for _, c := range claims {
+		switch c.Outcome {
+		case db.ClaimClaimed, db.ClaimReclaimed, db.ClaimExhausted:
+		default:
+			w.log.DebugContext(ctx, "step message not claimed", "correlation_id", c.CorrelationID, "task_uuid", c.TaskUUID,
+				"step_uuid", c.StepUUID, "queue", q, "msg_id", c.MsgID, "outcome", c.Outcome)
+			continue
+		}
+		if used == held {
+			break
+		}
+		used++
+		w.track(c)
+		w.log.InfoContext(ctx, "step claimed", "correlation_id", c.CorrelationID, "task_uuid", c.TaskUUID,
+			"step_uuid", c.StepUUID, "namespace", c.Namespace, "operation", "claim_step", "event", "step.claimed",
+			"duration_ms", float64(claimDur.Microseconds())/1000, "step_name", c.StepName, "attempt", c.Attempt,
+			"claim_method", method, "outcome", c.Outcome)
+		execs.Go(func() {
+			defer w.release()
+			defer w.untrack(c.StepUUID)
+			w.execute(execCtx, q, c)
+		})
+	}
+	for range held - used {
+		w.release()
+	}
+}
+
+func (w *Worker) track(c db.ClaimedStep) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.active[c.StepUUID] = db.LeaseRef{StepUUID: c.StepUUID, Attempt: c.Attempt, MsgID: c.MsgID}
+}
+
+func (w *Worker) untrack(id uuid.UUID) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.active, id)
+}
+
+// heartbeatLoop keeps the leases of running steps alive. It stops with the
+// handlers (execCtx), not with intake, so draining steps keep their leases.
+func (w *Worker) heartbeatLoop(ctx, execCtx context.Context) {
+	tick := time.NewTicker(w.cfg.Lease / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		w.mu.Lock()
+		refs := make([]db.LeaseRef, 0, len(w.active))
+		for _, r := range w.active {
+			refs = append(refs, r)
+		}
+		w.mu.Unlock()
+		if len(refs) == 0 {
+			continue
+		}
+		if _, err := w.funcs.ExtendStepLeases(execCtx, w.pool, refs, w.cfg.Lease); err != nil && execCtx.Err() == nil {
+			w.log.WarnContext(ctx, "extending step leases failed", "steps", len(refs), "error", err)
+		}
+	}
+}
+
+// execute runs one claimed step and submits its result.
+func (w *Worker) execute(ctx context.Context, q string, c db.ClaimedStep) {
+	logAttrs := []any{"correlation_id", c.CorrelationID, "task_uuid", c.TaskUUID, "step_uuid", c.StepUUID,
+		"namespace", c.Namespace, "step_name", c.StepName, "attempt", c.Attempt}
+	started := time.Now()
+	var res handler.Result
+	if c.Outcome == db.ClaimExhausted {
+		res = handler.Failure(handler.ErrorTypeLeaseExpired, "",
+			fmt.Sprintf("the worker running attempt %d stopped responding and no attempts remain", c.Attempt), false)
+	} else {
+		sc := &handler.StepContext{
+			TaskUUID: c.TaskUUID, StepUUID: c.StepUUID, StepName: c.StepName, Namespace: c.Namespace,
+			TaskName: c.TaskName, TaskVersion: c.TaskVersion, CorrelationID: c.CorrelationID,
+			ParentCorrelationID: c.ParentCorrelationID, Context: c.TaskContext, Inputs: orEmptyObject(c.Inputs),
+			Attempt: c.Attempt, MaxAttempts: c.MaxAttempts, Submitter: w.cfg.Submitter,
+			DependencyResults: map[string]json.RawMessage{},
+		}
+		if len(c.DependencyResults) > 0 {
+			if err := json.Unmarshal(c.DependencyResults, &sc.DependencyResults); err != nil {
+				w.log.ErrorContext(ctx, "decoding dependency results", append(logAttrs, "error", err)...)
+			}
+		}
+		w.log.InfoContext(ctx, "step executing", append(logAttrs, "operation", "execute_step_with_context",
+			"event", "step.executing", "handler", c.Handler)...)
+		var aborted bool
+		res, aborted = w.invoke(ctx, sc, c.Handler, c.Timeout)
+		if aborted {
+			// Shutdown took the handler away: leave the step to lease expiry so
+			// another worker retries it, as if this process had crashed.
+			w.log.WarnContext(ctx, "step abandoned at shutdown", logAttrs...)
+			return
+		}
+	}
+	finished := time.Now()
+	results, err := encodeResult(c, res, w.cfg.ID, started, finished)
+	if err != nil {
+		res = handler.Failure("result_encoding_error", "", err.Error(), false)
+		results, _ = encodeResult(c, res, w.cfg.ID, started, finished)
+	}
+	var headers map[string]string
+	if w.cfg.Headers != nil {
+		headers = w.cfg.Headers(ctx, c.CorrelationID)
+	}
+	sub := db.StepResultSubmission{
+		StepUUID: c.StepUUID, Attempt: c.Attempt, Success: res.Success && res.Error == nil, Results: results,
+		WorkerID: w.cfg.ID, Queue: q, MsgID: c.MsgID, ResultQueue: queue.StepResults, Headers: headers,
+	}
+	if err := w.submit(ctx, sub); err != nil {
+		w.log.ErrorContext(ctx, "submitting step result failed; the step will be retried after its lease expires",
+			append(logAttrs, "operation", "submit_step_result", "error", err)...)
+		return
+	}
+	w.log.DebugContext(ctx, "step result submitted", append(logAttrs, "operation", "submit_step_result",
+		"success", sub.Success, "duration_ms", float64(finished.Sub(started).Microseconds())/1000)...)
+}
+
+func (w *Worker) submit(ctx context.Context, sub db.StepResultSubmission) error {
+	var err error
+	for attempt := range 5 {
+		var ok bool
+		_, ok, err = w.funcs.SubmitStepResult(ctx, w.pool, sub)
+		if err == nil {
+			if !ok {
+				w.log.WarnContext(ctx, "step result discarded: the lease was lost to another worker",
+					"step_uuid", sub.StepUUID, "attempt", sub.Attempt)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(50<<attempt) * time.Millisecond):
+		}
+	}
+	return err
+}
+
+// invoke runs the handler with the step's timeout and turns a panic or a
+// timeout into a failed result. aborted is true when ctx (shutdown) ended it.
+func (w *Worker) invoke(ctx context.Context, sc *handler.StepContext, name string, timeout time.Duration) (res handler.Result, aborted bool) {
+	if !w.cfg.Dispatcher.Has(name) {
+		return handler.Failure(handler.ErrorTypeUnknownHandler, "", fmt.Sprintf("no handler named %q is registered on worker %s", name, w.cfg.ID), false), false
+	}
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	done := make(chan handler.Result, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				w.log.ErrorContext(ctx, "handler panicked", "correlation_id", sc.CorrelationID, "task_uuid", sc.TaskUUID,
+					"step_uuid", sc.StepUUID, "handler", name, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				done <- handler.Failure(handler.ErrorTypePanic, "", fmt.Sprintf("handler panicked: %v", p), true)
+			}
+		}()
+		done <- w.cfg.Dispatcher.Dispatch(hctx, sc, name)
+	}()
+	select {
+	case r := <-done:
+		if hctx.Err() != nil && ctx.Err() != nil {
+			return r, true
+		}
+		return r, false
+	case <-hctx.Done():
+		if ctx.Err() != nil {
+			return handler.Result{}, true
+		}
+		return handler.Failure(handler.ErrorTypeTimeout, "", fmt.Sprintf("handler did not finish within %s", timeout), true), false
+	}
+}
+
+func encodeResult(c db.ClaimedStep, r handler.Result, workerID string, started, finished time.Time) (json.RawMessage, error) {
+	success := r.Success && r.Error == nil
+	out := messages.StepExecutionResult{
+		StepUUID: c.StepUUID,
+		Success:  success,
+		Status:   "completed",
+		Result:   r.Value,
+		Metadata: messages.ResultMetadata{
+			ExecutionTimeMs: float64(finished.Sub(started).Microseconds()) / 1000,
+			Attempt:         c.Attempt, WorkerID: workerID, StartedAt: started.UTC(), CompletedAt: finished.UTC(),
+			CorrelationID: c.CorrelationID, Custom: r.Metadata,
+		},
+	}
+	if !success {
+		out.Status = "failed"
+		out.Result = map[string]any{}
+		e := r.Error
+		if e == nil {
+			e = &handler.StepError{Message: "handler reported failure without an error", Type: handler.ErrorTypePermanent}
+		}
+		out.Error = &messages.ResultError{Message: e.Message, ErrorType: e.Type, ErrorCode: e.Code, Retryable: e.Retryable}
+		out.Metadata.Retryable = e.Retryable
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil, fmt.Errorf("encoding result of step %s: %w", c.StepName, err)
+	}
+	return b, nil
+}
+
+func orEmptyObject(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 || string(raw) == "null" {
+		return json.RawMessage(`{}`)
+	}
+	return raw
+}

@@ -1,0 +1,493 @@
+-- Orchestration SQL functions. Each is called from Go through one typed
+-- wrapper that times it. Because the state lives on the row, none of them
+-- scans transition history: cost follows the steps of one task or the
+-- work that is ready.
+
+-- +goose Up
+
+-- +goose StatementBegin
+CREATE FUNCTION tasker.get_step_readiness_status(input_task_uuid uuid, step_uuids uuid[] DEFAULT NULL)
+RETURNS TABLE (
+    workflow_step_uuid uuid, task_uuid uuid, named_step_uuid uuid, name text, current_state text,
+    dependencies_satisfied boolean, retry_eligible boolean, ready_for_execution boolean,
+    last_failure_at timestamptz, next_retry_at timestamptz, total_parents integer, completed_parents integer,
+    attempts integer, max_attempts integer, backoff_request_ms integer, last_attempted_at timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT s.workflow_step_uuid, s.task_uuid, s.named_step_uuid, s.name::text, s.state::text,
+           coalesce(p.total, 0) = coalesce(p.done, 0),
+           (s.attempts = 0 OR (s.retryable AND s.attempts < s.max_attempts)),
+           (s.state IN ('pending', 'waiting_for_retry')
+               AND NOT s.processed AND NOT s.in_process
+               AND coalesce(p.total, 0) = coalesce(p.done, 0)
+               AND (s.attempts = 0 OR (s.retryable AND s.attempts < s.max_attempts))
+               AND (s.next_retry_at IS NULL OR s.next_retry_at <= clock_timestamp())),
+           s.last_failure_at, s.next_retry_at,
+           coalesce(p.total, 0)::integer, coalesce(p.done, 0)::integer,
+           s.attempts, s.max_attempts, s.backoff_request_ms, s.last_attempted_at
+    FROM tasker.workflow_steps s
+    LEFT JOIN LATERAL (
+        SELECT count(*) AS total,
+               count(*) FILTER (WHERE ps.state IN ('complete', 'resolved_manually')) AS done
+        FROM tasker.workflow_step_edges e
+        JOIN tasker.workflow_steps ps ON ps.workflow_step_uuid = e.from_step_uuid
+        WHERE e.to_step_uuid = s.workflow_step_uuid
+    ) p ON true
+    WHERE s.task_uuid = input_task_uuid
+      AND (step_uuids IS NULL OR s.workflow_step_uuid = ANY (step_uuids))
+    ORDER BY s.workflow_step_uuid;
+$$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+CREATE FUNCTION tasker.get_task_execution_context(input_task_uuid uuid)
+RETURNS TABLE (
+    task_uuid uuid, named_task_uuid uuid, status text,
+    total_steps bigint, pending_steps bigint, enqueued_steps bigint, in_progress_steps bigint,
+    awaiting_orchestration_steps bigint, waiting_for_retry_steps bigint, completed_steps bigint,
+    failed_steps bigint, ready_steps bigint,
+    execution_status text, recommended_action text, completion_percentage numeric, health_status text)
+LANGUAGE sql STABLE AS $$
+    WITH r AS (SELECT * FROM tasker.get_step_readiness_status(input_task_uuid)),
+    c AS (
+        SELECT count(*) AS total,
+               count(*) FILTER (WHERE current_state = 'pending') AS pending,
+               count(*) FILTER (WHERE current_state = 'enqueued') AS enqueued,
+               count(*) FILTER (WHERE current_state = 'in_progress') AS in_progress,
+               count(*) FILTER (WHERE current_state IN ('enqueued_for_orchestration', 'enqueued_as_error_for_orchestration')) AS awaiting,
+               count(*) FILTER (WHERE current_state = 'waiting_for_retry') AS retrying,
+               count(*) FILTER (WHERE current_state IN ('complete', 'resolved_manually')) AS completed,
+               count(*) FILTER (WHERE current_state = 'error') AS failed,
+               count(*) FILTER (WHERE ready_for_execution) AS ready
+        FROM r
+    )
+    SELECT t.task_uuid, t.named_task_uuid, t.state::text,
+           c.total, c.pending, c.enqueued, c.in_progress, c.awaiting, c.retrying, c.completed, c.failed, c.ready,
+           CASE WHEN c.failed > 0 THEN 'blocked_by_failures'
+                WHEN c.ready > 0 THEN 'has_ready_steps'
+                WHEN c.enqueued + c.in_progress + c.awaiting > 0 THEN 'processing'
+                WHEN c.total > 0 AND c.completed = c.total THEN 'all_complete'
+                ELSE 'waiting_for_dependencies' END,
+           CASE WHEN c.failed > 0 THEN 'handle_failures'
+                WHEN c.ready > 0 THEN 'execute_ready_steps'
+                WHEN c.enqueued + c.in_progress + c.awaiting > 0 THEN 'wait_for_completion'
+                WHEN c.total > 0 AND c.completed = c.total THEN 'finalize_task'
+                ELSE 'wait_for_dependencies' END,
+           CASE WHEN c.total = 0 THEN 0 ELSE round(c.completed::numeric / c.total * 100, 2) END,
+           CASE WHEN c.failed > 0 THEN 'blocked'
+                WHEN c.retrying > 0 THEN 'recovering'
+                ELSE 'healthy' END
+    FROM tasker.tasks t CROSS JOIN c
+    WHERE t.task_uuid = input_task_uuid;
+$$;
+-- +goose StatementEnd
+
+-- Candidates are pending or waiting tasks and tasks owning a step whose
+-- retry backoff has elapsed, both found through partial indexes, so the cost
+-- follows the ready work rather than the size of the tables.
+-- +goose StatementBegin
+CREATE FUNCTION tasker.get_next_ready_tasks(p_limit integer DEFAULT 5)
+RETURNS TABLE (
+    task_uuid uuid, task_name text, priority integer, namespace_name text,
+    ready_steps_count bigint, computed_priority numeric, current_state text)
+LANGUAGE sql STABLE AS $$
+    WITH cand AS (
+        SELECT t.task_uuid FROM tasker.tasks t
+        WHERE t.state IN ('pending', 'waiting_for_dependencies', 'waiting_for_retry')
+          AND t.state <> 'waiting_for_retry'
+        UNION
+        SELECT s.task_uuid FROM tasker.workflow_steps s
+        WHERE s.state = 'waiting_for_retry' AND s.next_retry_at <= clock_timestamp()
+    ), ranked AS (
+        SELECT t.task_uuid, nt.name::text AS task_name, t.priority, ns.name::text AS namespace_name, t.state::text AS current_state,
+               t.created_at,
+               (CASE
+                   WHEN clock_timestamp() - t.state_changed_at < interval '1 hour'
+                       THEN t.priority + extract(epoch FROM clock_timestamp() - t.created_at) / 3600.0 * 0.1
+                   WHEN clock_timestamp() - t.state_changed_at < interval '24 hours'
+                       THEN t.priority * exp(-extract(epoch FROM clock_timestamp() - t.state_changed_at) / 43200.0)
+                   ELSE 0.1 END)::numeric AS computed_priority
+        FROM cand
+        JOIN tasker.tasks t ON t.task_uuid = cand.task_uuid
+        JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
+        JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
+        -- A step's retry may come due while its siblings still run.
+        WHERE t.state IN ('pending', 'waiting_for_dependencies', 'waiting_for_retry', 'evaluating_results', 'steps_in_process')
+        ORDER BY computed_priority DESC, t.created_at
+        LIMIT greatest(p_limit, 1) * 10
+    )
+    SELECT r.task_uuid, r.task_name, r.priority, r.namespace_name, ctx.ready_steps, r.computed_priority, r.current_state
+    FROM ranked r
+    CROSS JOIN LATERAL tasker.get_task_execution_context(r.task_uuid) ctx
+    WHERE r.current_state = 'pending' OR ctx.execution_status = 'has_ready_steps'
+    ORDER BY r.computed_priority DESC, r.created_at
+    LIMIT p_limit;
+$$;
+-- +goose StatementEnd
+
+-- Compare-and-swap of a task's state plus its history row. Returns false,
+-- writing nothing, when the task is not in p_from_state.
+-- +goose StatementBegin
+CREATE FUNCTION tasker.transition_task_state_atomic(
+    p_task_uuid uuid, p_from_state text, p_to_state text, p_processor_uuid uuid, p_metadata jsonb DEFAULT '{}')
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    v_corr uuid;
+BEGIN
+    UPDATE tasker.tasks
+    SET state = p_to_state,
+        state_changed_at = clock_timestamp(),
+        updated_at = clock_timestamp(),
+        complete = (p_to_state = 'complete'),
+        completed_at = CASE WHEN p_to_state IN ('complete', 'error', 'cancelled', 'resolved_manually')
+                            THEN clock_timestamp() END
+    WHERE task_uuid = p_task_uuid AND state = p_from_state
+    RETURNING correlation_id INTO v_corr;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, reason, processor_uuid, metadata, correlation_id)
+    VALUES (p_task_uuid, p_from_state, p_to_state, p_metadata ->> 'reason', p_processor_uuid,
+            coalesce(p_metadata, '{}'), v_corr);
+    RETURN true;
+END;
+$$;
+-- +goose StatementEnd
+
+-- Compare-and-swap of a step's state, its side-effect columns, and its history row.
+-- +goose StatementBegin
+CREATE FUNCTION tasker.transition_step_state_atomic(
+    p_step_uuid uuid, p_from_state text, p_to_state text, p_metadata jsonb DEFAULT '{}', p_backoff_ms integer DEFAULT NULL)
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    v_task uuid;
+    v_attempts integer;
+    v_corr uuid;
+BEGIN
+    UPDATE tasker.workflow_steps s
+    SET state = p_to_state,
+        updated_at = clock_timestamp(),
+        in_process = CASE WHEN p_to_state = 'in_progress' THEN true ELSE false END,
+        processed = p_to_state IN ('complete', 'cancelled', 'resolved_manually'),
+        processed_at = CASE WHEN p_to_state IN ('complete', 'cancelled', 'resolved_manually')
+                            THEN clock_timestamp() ELSE s.processed_at END,
+        last_failure_at = CASE WHEN p_to_state IN ('error', 'waiting_for_retry')
+                               THEN clock_timestamp() ELSE s.last_failure_at END,
+        backoff_request_ms = CASE WHEN p_to_state = 'waiting_for_retry' THEN p_backoff_ms ELSE s.backoff_request_ms END,
+        next_retry_at = CASE WHEN p_to_state = 'waiting_for_retry'
+                             THEN clock_timestamp() + make_interval(secs => coalesce(p_backoff_ms, 0) / 1000.0)
+                             WHEN p_to_state IN ('pending', 'enqueued') THEN s.next_retry_at
+                             ELSE NULL END,
+        lease_expires_at = CASE WHEN p_to_state = 'in_progress' THEN s.lease_expires_at ELSE NULL END,
+        attempts = CASE WHEN p_metadata ->> 'reason' = 'reset_for_retry' THEN 0 ELSE s.attempts END
+    WHERE s.workflow_step_uuid = p_step_uuid AND s.state = p_from_state
+    RETURNING s.task_uuid, s.attempts INTO v_task, v_attempts;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    SELECT t.correlation_id INTO v_corr FROM tasker.tasks t WHERE t.task_uuid = v_task;
+    INSERT INTO tasker.workflow_step_transitions
+        (workflow_step_uuid, task_uuid, from_state, to_state, reason, attempt, metadata, correlation_id)
+    VALUES (p_step_uuid, v_task, p_from_state, p_to_state, p_metadata ->> 'reason', v_attempts,
+            coalesce(p_metadata, '{}'), v_corr);
+    RETURN true;
+END;
+$$;
+-- +goose StatementEnd
+
+-- Every completed ancestor of a step, nearest first: what its handler may read.
+-- +goose StatementBegin
+CREATE FUNCTION tasker.get_step_transitive_dependencies(target_step_uuid uuid)
+RETURNS TABLE (workflow_step_uuid uuid, task_uuid uuid, step_name text, current_state text, results jsonb, processed boolean, distance integer)
+LANGUAGE sql STABLE AS $$
+    WITH RECURSIVE anc (step_uuid, distance) AS (
+        SELECT e.from_step_uuid, 1 FROM tasker.workflow_step_edges e WHERE e.to_step_uuid = target_step_uuid
+        UNION
+        SELECT e.from_step_uuid, a.distance + 1
+        FROM tasker.workflow_step_edges e JOIN anc a ON e.to_step_uuid = a.step_uuid
+        WHERE a.distance < 50
+    )
+    SELECT s.workflow_step_uuid, s.task_uuid, s.name::text, s.state::text, s.results, s.processed, min(a.distance)::integer
+    FROM anc a JOIN tasker.workflow_steps s ON s.workflow_step_uuid = a.step_uuid
+    GROUP BY s.workflow_step_uuid
+    ORDER BY min(a.distance), s.name;
+$$;
+-- +goose StatementEnd
+
+-- A task can be finalized when every step completed (→ complete) or when a
+-- step failed permanently and nothing is still in flight (→ error).
+-- +goose StatementBegin
+CREATE FUNCTION tasker.can_finalize_task(p_task_uuid uuid)
+RETURNS TABLE (can_finalize boolean, execution_status text, target_state text, current_state text)
+LANGUAGE sql STABLE AS $$
+    SELECT CASE
+               WHEN c.status IN ('complete', 'error', 'cancelled', 'resolved_manually') THEN false
+               WHEN c.execution_status = 'all_complete' THEN true
+               WHEN c.execution_status = 'blocked_by_failures'
+                    AND c.enqueued_steps + c.in_progress_steps + c.awaiting_orchestration_steps = 0 THEN true
+               ELSE false END,
+           c.execution_status,
+           CASE WHEN c.execution_status = 'all_complete' THEN 'complete'
+                WHEN c.execution_status = 'blocked_by_failures' THEN 'error' END,
+           c.status
+    FROM tasker.get_task_execution_context(p_task_uuid) c;
+$$;
+-- +goose StatementEnd
+
+-- Locks the task row for the rest of the caller's transaction when it can be
+-- finalized, so two orchestrators never finalize one task twice.
+-- +goose StatementBegin
+CREATE FUNCTION tasker.claim_task_for_finalization(p_task_uuid uuid, p_processor_uuid uuid)
+RETURNS TABLE (claimed boolean, current_state text, target_state text, execution_status text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_state text;
+    f record;
+BEGIN
+    SELECT t.state INTO v_state FROM tasker.tasks t WHERE t.task_uuid = p_task_uuid FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT false, NULL::text, NULL::text, NULL::text;
+        RETURN;
+    END IF;
+    SELECT * INTO f FROM tasker.can_finalize_task(p_task_uuid);
+    RETURN QUERY SELECT f.can_finalize, v_state, f.target_state, f.execution_status;
+END;
+$$;
+-- +goose StatementEnd
+
+-- Moves ready steps to enqueued and sends one message per step to the
+-- namespace's worker queue, all in the caller's transaction.
+-- +goose StatementBegin
+CREATE FUNCTION tasker.enqueue_steps(p_task_uuid uuid, p_step_uuids uuid[], p_queue text, p_headers jsonb DEFAULT '{}')
+RETURNS TABLE (step_uuid uuid, step_name text, msg_id bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    v_corr uuid;
+    v_ns text;
+BEGIN
+    SELECT t.correlation_id, ns.name INTO v_corr, v_ns
+    FROM tasker.tasks t
+    JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
+    JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
+    WHERE t.task_uuid = p_task_uuid;
+    FOR r IN
+        SELECT s.workflow_step_uuid, s.name, s.state, s.attempts
+        FROM tasker.workflow_steps s
+        WHERE s.task_uuid = p_task_uuid AND s.workflow_step_uuid = ANY (p_step_uuids)
+          AND s.state IN ('pending', 'waiting_for_retry')
+        ORDER BY s.workflow_step_uuid
+        FOR UPDATE
+    LOOP
+        IF r.state = 'waiting_for_retry' THEN
+            INSERT INTO tasker.workflow_step_transitions
+                (workflow_step_uuid, task_uuid, from_state, to_state, reason, attempt, correlation_id)
+            VALUES (r.workflow_step_uuid, p_task_uuid, 'waiting_for_retry', 'pending', 'retry_ready', r.attempts, v_corr);
+        END IF;
+        UPDATE tasker.workflow_steps SET state = 'enqueued', updated_at = clock_timestamp()
+        WHERE workflow_step_uuid = r.workflow_step_uuid;
+        INSERT INTO tasker.workflow_step_transitions
+            (workflow_step_uuid, task_uuid, from_state, to_state, reason, attempt, correlation_id)
+        VALUES (r.workflow_step_uuid, p_task_uuid, 'pending', 'enqueued', 'enqueue', r.attempts, v_corr);
+        step_uuid := r.workflow_step_uuid;
+        step_name := r.name;
+        msg_id := tasker.queue_send(p_queue,
+            jsonb_build_object('task_uuid', p_task_uuid, 'step_uuid', r.workflow_step_uuid,
+                               'correlation_id', v_corr, 'namespace', v_ns, 'step_name', r.name,
+                               'attempt', r.attempts + 1),
+            p_headers);
+        RETURN NEXT;
+    END LOOP;
+END;
+$$;
+-- +goose StatementEnd
+
+-- Worker claim of a step whose message the caller has just hidden: enqueued →
+-- in_progress (attempts + 1), or a reclaim of a step whose previous worker's
+-- lease expired. Returns what the handler needs in the same round trip.
+-- outcome: claimed | reclaimed | exhausted (lease expired on the last attempt) | busy (another worker holds a live lease) | stale (the step is past this message; the message is archived).
+-- +goose StatementBegin
+CREATE FUNCTION tasker.claim_step_message(p_queue text, p_msg_id bigint, p_message jsonb, p_lease_ms integer, p_worker_id text)
+RETURNS TABLE (
+    outcome text, task_uuid uuid, step_uuid uuid, step_name text, handler text, attempt integer, max_attempts integer,
+    timeout_ms integer, inputs jsonb, task_context jsonb, correlation_id uuid, parent_correlation_id uuid,
+    namespace text, task_name text, task_version text, dependency_results jsonb)
+LANGUAGE plpgsql AS $$
+DECLARE
+    s record;
+    v_outcome text;
+    v_from text;
+BEGIN
+    SELECT ws.* INTO s FROM tasker.workflow_steps ws
+    WHERE ws.workflow_step_uuid = (p_message ->> 'step_uuid')::uuid FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM tasker.queue_archive(p_queue, p_msg_id);
+        RETURN QUERY SELECT 'stale'::text, NULL::uuid, (p_message ->> 'step_uuid')::uuid, NULL::text, NULL::text, NULL::integer,
+            NULL::integer, NULL::integer, NULL::jsonb, NULL::jsonb, NULL::uuid, NULL::uuid, NULL::text, NULL::text, NULL::text, NULL::jsonb;
+        RETURN;
+    END IF;
+    IF s.state = 'enqueued' THEN
+        v_outcome := 'claimed';
+    ELSIF s.state = 'in_progress' AND s.lease_expires_at < clock_timestamp() THEN
+        v_outcome := CASE WHEN s.attempts >= s.max_attempts THEN 'exhausted' ELSE 'reclaimed' END;
+    ELSIF s.state = 'in_progress' THEN
+        v_outcome := 'busy';
+    ELSE
+        v_outcome := 'stale';
+    END IF;
+
+    IF v_outcome = 'stale' THEN
+        PERFORM tasker.queue_archive(p_queue, p_msg_id);
+    ELSIF v_outcome IN ('claimed', 'reclaimed') THEN
+        v_from := s.state;
+        UPDATE tasker.workflow_steps ws
+        SET state = 'in_progress', in_process = true, attempts = ws.attempts + 1,
+            last_attempted_at = clock_timestamp(), updated_at = clock_timestamp(),
+            lease_expires_at = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0),
+            worker_id = p_worker_id
+        WHERE ws.workflow_step_uuid = s.workflow_step_uuid;
+        INSERT INTO tasker.workflow_step_transitions
+            (workflow_step_uuid, task_uuid, from_state, to_state, reason, attempt, worker_id, correlation_id)
+        VALUES (s.workflow_step_uuid, s.task_uuid, v_from, 'in_progress',
+                CASE WHEN v_outcome = 'claimed' THEN 'claimed' ELSE 'lease_expired_reclaim' END,
+                s.attempts + 1, p_worker_id, (p_message ->> 'correlation_id')::uuid);
+        s.attempts := s.attempts + 1;
+    ELSIF v_outcome = 'exhausted' THEN
+        -- The lease expired on the last allowed attempt: the worker reports it as a failure without running the handler.
+        UPDATE tasker.workflow_steps ws
+        SET lease_expires_at = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0), worker_id = p_worker_id,
+            updated_at = clock_timestamp()
+        WHERE ws.workflow_step_uuid = s.workflow_step_uuid;
+    END IF;
+
+    RETURN QUERY
+    SELECT v_outcome, s.task_uuid, s.workflow_step_uuid, s.name::text, s.handler::text, s.attempts, s.max_attempts,
+           s.timeout_ms, s.inputs, t.context, t.correlation_id, t.parent_correlation_id,
+           ns.name::text, nt.name::text, nt.version::text,
+           CASE WHEN v_outcome IN ('claimed', 'reclaimed') THEN
+               (SELECT coalesce(jsonb_object_agg(d.step_name, d.results -> 'result'), '{}')
+                FROM tasker.get_step_transitive_dependencies(s.workflow_step_uuid) d
+                WHERE d.current_state IN ('complete', 'resolved_manually') AND d.results IS NOT NULL)
+           END
+    FROM tasker.tasks t
+    JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
+    JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
+    WHERE t.task_uuid = s.task_uuid;
+END;
+$$;
+-- +goose StatementEnd
+
+-- Claim by message id (the NOTIFY path): hide the message for the lease, then claim its step.
+-- +goose StatementBegin
+CREATE FUNCTION tasker.claim_step(p_queue text, p_msg_id bigint, p_lease_ms integer, p_worker_id text)
+RETURNS TABLE (
+    msg_id bigint, read_ct integer, headers jsonb,
+    outcome text, task_uuid uuid, step_uuid uuid, step_name text, handler text, attempt integer, max_attempts integer,
+    timeout_ms integer, inputs jsonb, task_context jsonb, correlation_id uuid, parent_correlation_id uuid,
+    namespace text, task_name text, task_version text, dependency_results jsonb)
+LANGUAGE plpgsql AS $$
+DECLARE
+    m record;
+BEGIN
+    FOR m IN SELECT * FROM tasker.queue_read_message(p_queue, p_msg_id, p_lease_ms) LOOP
+        RETURN QUERY SELECT m.msg_id, m.read_ct, m.headers, c.*
+            FROM tasker.claim_step_message(p_queue, m.msg_id, m.message, p_lease_ms, p_worker_id) c;
+    END LOOP;
+END;
+$$;
+-- +goose StatementEnd
+
+-- Claim up to p_qty visible messages (the fallback poller and crash recovery path).
+-- +goose StatementBegin
+CREATE FUNCTION tasker.claim_steps(p_queue text, p_qty integer, p_lease_ms integer, p_worker_id text, p_min_age_ms integer DEFAULT 0)
+RETURNS TABLE (
+    msg_id bigint, read_ct integer, headers jsonb,
+    outcome text, task_uuid uuid, step_uuid uuid, step_name text, handler text, attempt integer, max_attempts integer,
+    timeout_ms integer, inputs jsonb, task_context jsonb, correlation_id uuid, parent_correlation_id uuid,
+    namespace text, task_name text, task_version text, dependency_results jsonb)
+LANGUAGE plpgsql AS $$
+DECLARE
+    m record;
+BEGIN
+    FOR m IN SELECT * FROM tasker.queue_read(p_queue, p_lease_ms, p_qty, p_min_age_ms) LOOP
+        RETURN QUERY SELECT m.msg_id, m.read_ct, m.headers, c.*
+            FROM tasker.claim_step_message(p_queue, m.msg_id, m.message, p_lease_ms, p_worker_id) c;
+    END LOOP;
+END;
+$$;
+-- +goose StatementEnd
+
+-- Keeps live steps' leases (and their messages' visibility) ahead of the clock
+-- while their handlers run. Only the attempt that holds the lease may extend it.
+-- +goose StatementBegin
+CREATE FUNCTION tasker.extend_step_leases(p_step_uuids uuid[], p_attempts integer[], p_msg_ids bigint[], p_lease_ms integer)
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    v_n integer;
+BEGIN
+    UPDATE tasker.workflow_steps ws
+    SET lease_expires_at = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0)
+    FROM unnest(p_step_uuids, p_attempts) AS l(step_uuid, attempt)
+    WHERE ws.workflow_step_uuid = l.step_uuid AND ws.attempts = l.attempt AND ws.state = 'in_progress';
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    UPDATE tasker.queue_messages q
+    SET vt = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0)
+    WHERE q.msg_id = ANY (p_msg_ids);
+    RETURN v_n;
+END;
+$$;
+-- +goose StatementEnd
+
+-- Worker result submission in one statement: store the result and move the
+-- step to enqueued_(as_error_)for_orchestration if this attempt still holds it,
+-- archive the worker's message, and send the result to orchestration.
+-- Returns false (writing nothing) when the attempt lost its lease.
+-- +goose StatementBegin
+CREATE FUNCTION tasker.submit_step_result(
+    p_step_uuid uuid, p_attempt integer, p_success boolean, p_results jsonb, p_worker_id text,
+    p_queue text, p_msg_id bigint, p_result_queue text, p_headers jsonb DEFAULT '{}')
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    s record;
+    v_to text := CASE WHEN p_success THEN 'enqueued_for_orchestration' ELSE 'enqueued_as_error_for_orchestration' END;
+    v_corr uuid;
+    v_msg bigint;
+BEGIN
+    UPDATE tasker.workflow_steps ws
+    SET state = v_to, in_process = false, results = p_results, lease_expires_at = NULL,
+        updated_at = clock_timestamp()
+    WHERE ws.workflow_step_uuid = p_step_uuid AND ws.state = 'in_progress' AND ws.attempts = p_attempt
+    RETURNING ws.task_uuid, ws.name INTO s;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    SELECT t.correlation_id INTO v_corr FROM tasker.tasks t WHERE t.task_uuid = s.task_uuid;
+    INSERT INTO tasker.workflow_step_transitions
+        (workflow_step_uuid, task_uuid, from_state, to_state, reason, attempt, worker_id, correlation_id, metadata)
+    VALUES (p_step_uuid, s.task_uuid, 'in_progress', v_to, CASE WHEN p_success THEN 'handler_succeeded' ELSE 'handler_failed' END,
+            p_attempt, p_worker_id, v_corr,
+            jsonb_build_object('execution_time_ms', p_results -> 'metadata' -> 'execution_time_ms'));
+    PERFORM tasker.queue_archive(p_queue, p_msg_id);
+    v_msg := tasker.queue_send(p_result_queue,
+        jsonb_build_object('task_uuid', s.task_uuid, 'step_uuid', p_step_uuid, 'correlation_id', v_corr,
+                           'step_name', s.name, 'attempt', p_attempt, 'success', p_success, 'worker_id', p_worker_id),
+        p_headers);
+    RETURN v_msg;
+END;
+$$;
+-- +goose StatementEnd
+
+-- +goose Down
+DROP FUNCTION tasker.submit_step_result(uuid, integer, boolean, jsonb, text, text, bigint, text, jsonb);
+DROP FUNCTION tasker.extend_step_leases(uuid[], integer[], bigint[], integer);
+DROP FUNCTION tasker.claim_steps(text, integer, integer, text, integer);
+DROP FUNCTION tasker.claim_step(text, bigint, integer, text);
+DROP FUNCTION tasker.claim_step_message(text, bigint, jsonb, integer, text);
+DROP FUNCTION tasker.enqueue_steps(uuid, uuid[], text, jsonb);
+DROP FUNCTION tasker.claim_task_for_finalization(uuid, uuid);
+DROP FUNCTION tasker.can_finalize_task(uuid);
+DROP FUNCTION tasker.get_step_transitive_dependencies(uuid);
+DROP FUNCTION tasker.transition_step_state_atomic(uuid, text, text, jsonb, integer);
+DROP FUNCTION tasker.transition_task_state_atomic(uuid, text, text, uuid, jsonb);
+DROP FUNCTION tasker.get_next_ready_tasks(integer);
+DROP FUNCTION tasker.get_task_execution_context(uuid);
+DROP FUNCTION tasker.get_step_readiness_status(uuid, uuid[]);
