@@ -88,7 +88,9 @@ type ExecutionContext struct {
 }
 
 // InFlight counts steps a worker or orchestration still owes an action.
-func (c *ExecutionContext) InFlight() int64 { return c.EnqueuedSteps + c.InProgressSteps + c.AwaitingSteps }
+func (c *ExecutionContext) InFlight() int64 {
+	return c.EnqueuedSteps + c.InProgressSteps + c.AwaitingSteps
+}
 
 // GetTaskExecutionContext summarises a task's steps. ok is false when the task does not exist.
 func (f *Funcs) GetTaskExecutionContext(ctx context.Context, q Querier, taskUUID uuid.UUID) (c ExecutionContext, ok bool, err error) {

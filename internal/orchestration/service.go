@@ -191,8 +191,12 @@ func (s *Service) moveTask(ctx context.Context, q db.Querier, t *taskRow, reason
 		if err := state.CheckTask(t.state, to); err != nil {
 			return fmt.Errorf("task %s: %w", t.uuid, err)
 		}
+		why := reason
+		if to == state.TaskEvaluatingResults && t.state == state.TaskStepsInProcess {
+			why = "step_result_received"
+		}
 		ok, err := s.funcs.TransitionTaskStateAtomic(ctx, q, t.uuid, string(t.state), string(to), s.cfg.ProcessorUUID,
-			map[string]any{"reason": reason})
+			map[string]any{"reason": why})
 		if err != nil {
 			return fmt.Errorf("task %s: %w", t.uuid, err)
 		}
@@ -200,7 +204,7 @@ func (s *Service) moveTask(ctx context.Context, q db.Querier, t *taskRow, reason
 			return fmt.Errorf("task %s: state changed concurrently (expected %s)", t.uuid, t.state)
 		}
 		s.log.DebugContext(ctx, "task transition", "correlation_id", t.correlationID, "task_uuid", t.uuid,
-			"namespace", t.namespace, "operation", "task_transition", "from_state", t.state, "to_state", to, "reason", reason)
+			"namespace", t.namespace, "operation", "task_transition", "from_state", t.state, "to_state", to, "reason", why)
 		t.state = to
 	}
 	return nil

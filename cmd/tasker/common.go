@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
+
+	"github.com/taskerhq/tasker/client"
+	"github.com/taskerhq/tasker/handler"
+	"github.com/taskerhq/tasker/internal/db"
+	"github.com/taskerhq/tasker/internal/examples"
+	"github.com/taskerhq/tasker/internal/orchestration"
+	"github.com/taskerhq/tasker/internal/queue"
+	"github.com/taskerhq/tasker/internal/templatestore"
+	"github.com/taskerhq/tasker/template"
+)
+
+// dbFlags are the flags of commands that talk to PostgreSQL directly.
+type dbFlags struct {
+	URL      string
+	MaxConns int32
+}
+
+func (f *dbFlags) bind(cmd *cobra.Command, getenv func(string) string, required bool) {
+	help := "PostgreSQL URL (env DATABASE_URL)"
+	if !required {
+		help += "; empty starts an ephemeral PostgreSQL"
+	}
+	cmd.Flags().StringVar(&f.URL, "database-url", getenv("DATABASE_URL"), help)
+	cmd.Flags().Int32Var(&f.MaxConns, "max-conns", 40, "maximum database connections")
+}
+
+func (f *dbFlags) require() error {
+	if f.URL == "" {
+		return usageError("--database-url or DATABASE_URL is required")
+	}
+	return nil
+}
+
+// openDB connects and applies migrations.
+func openDB(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
+	pool, err := db.NewPool(ctx, url, maxConns)
+	if err != nil {
+		return nil, &exitError{code: exitUnreachable, err: err}
+	}
+	if err := db.Migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
+		return nil, usageError("--log-level: %q is not one of debug, info, warn, error", level)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+// loadTemplates returns the example templates plus those in dirs, each
+// validated against the handlers this process can run (reg nil: no check).
+func loadTemplates(dirs []string, reg *handler.Registry) ([]*template.Template, error) {
+	tpls, err := examples.Templates()
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range dirs {
+		more, err := template.LoadDir(d)
+		if err != nil {
+			return nil, usageError("--templates %s: %v", d, err)
+		}
+		tpls = append(tpls, more...)
+	}
+	if reg != nil {
+		for _, t := range tpls {
+			if err := t.Validate(reg.Has); err != nil {
+				return nil, usageError("%v", err)
+			}
+		}
+	}
+	return tpls, nil
+}
+
+func registerTemplates(ctx context.Context, pool *pgxpool.Pool, tpls []*template.Template) error {
+	qc := queue.NewClient(nil)
+	for _, t := range tpls {
+		if err := templatestore.Register(ctx, pool, qc, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// submitter lets handlers create child tasks through the initializer.
+type submitter struct{ svc *orchestration.Service }
+
+func (s submitter) SubmitTask(ctx context.Context, req client.TaskRequest) (uuid.UUID, error) {
+	c, err := s.svc.CreateTask(ctx, req)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	return c.TaskUUID, nil
+}
+
+func namespacesOf(tpls []*template.Template) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, t := range tpls {
+		if !seen[t.Namespace] {
+			seen[t.Namespace] = true
+			out = append(out, t.Namespace)
+		}
+	}
+	return out
+}
+
+func isCanceled(err error) bool { return errors.Is(err, context.Canceled) }
+
+func printf(cmd *cobra.Command, format string, args ...any) {
+	_, _ = fmt.Fprintf(cmd.OutOrStdout(), format, args...)
+}

@@ -1,0 +1,284 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/spf13/cobra"
+
+	"github.com/taskerhq/tasker/client"
+	"github.com/taskerhq/tasker/handler"
+	"github.com/taskerhq/tasker/internal/devdb"
+	"github.com/taskerhq/tasker/internal/engine"
+	"github.com/taskerhq/tasker/internal/examples"
+	"github.com/taskerhq/tasker/internal/orchestration"
+	"github.com/taskerhq/tasker/internal/worker"
+	"github.com/taskerhq/tasker/template"
+)
+
+type devFlags struct {
+	db       dbFlags
+	listen   string
+	once     bool
+	logLevel string
+	number   int
+	timeout  time.Duration
+}
+
+func newDevCmd(getenv func(string) string) *cobra.Command {
+	var f devFlags
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run everything in one process on an ephemeral PostgreSQL and run each example workflow",
+		Long: `tasker dev starts an ephemeral PostgreSQL from this machine's PostgreSQL binaries
+(or uses --database-url), applies the migrations, runs orchestration and a Go worker
+with the example handlers, serves the REST API, submits one task of each example
+template and prints how each went. It keeps serving until Ctrl-C; with --once it
+exits after the demo: 0 when every task ended as expected, 1 otherwise.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error { return runDev(cmd, f) },
+	}
+	f.db.bind(cmd, getenv, false)
+	cmd.Flags().StringVar(&f.listen, "listen", "127.0.0.1:8080", "address of the REST API")
+	cmd.Flags().BoolVar(&f.once, "once", false, "exit after the demo (0 when every task ended as expected)")
+	cmd.Flags().StringVar(&f.logLevel, "log-level", "warn", "debug, info, warn or error")
+	cmd.Flags().IntVar(&f.number, "even-number", 6, "context.even_number of the demo tasks (even, 2..100)")
+	cmd.Flags().DurationVar(&f.timeout, "timeout", 60*time.Second, "how long the demo waits for each task")
+	return cmd
+}
+
+func runDev(cmd *cobra.Command, f devFlags) (err error) {
+	ctx := cmd.Context()
+	out := cmd.OutOrStdout()
+	logger, err := newLogger(f.logLevel)
+	if err != nil {
+		return err
+	}
+	url := f.db.URL
+	if url == "" {
+		if _, err := devdb.FindBinDir(); err != nil {
+			return &exitError{code: exitFailed, err: err}
+		}
+		fmt.Fprintln(out, "starting ephemeral PostgreSQL…")
+		cluster, err := devdb.Start(ctx, devdb.Options{Log: func(format string, args ...any) { logger.Debug(fmt.Sprintf(format, args...)) }})
+		if err != nil {
+			return fmt.Errorf("starting ephemeral PostgreSQL: %w", err)
+		}
+		defer func() {
+			if serr := cluster.Stop(context.Background()); serr != nil && err == nil {
+				err = serr
+			} else {
+				fmt.Fprintln(out, "PostgreSQL stopped")
+			}
+		}()
+		url = cluster.URL("postgres")
+		fmt.Fprintf(out, "PostgreSQL %s (data %s)\n", url, cluster.DataDir())
+	}
+	pool, err := openDB(ctx, url, f.db.MaxConns)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	reg := handler.NewRegistry()
+	examples.Register(reg)
+	tpls, err := loadTemplates(nil, reg)
+	if err != nil {
+		return err
+	}
+	if err := registerTemplates(ctx, pool, tpls); err != nil {
+		return err
+	}
+	init, err := orchestration.New(pool, orchestration.Config{Logger: logger})
+	if err != nil {
+		return err
+	}
+	e, err := engine.Start(ctx, engine.Config{
+		Pool: pool, Logger: logger,
+		Orchestration: &orchestration.Config{},
+		Worker: &worker.Config{Namespaces: namespacesOf(tpls), Dispatcher: worker.RegistryDispatcher{Registry: reg},
+			Submitter: submitter{init}},
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if serr := e.Stop(); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+	srv, err := startHTTP(f.listen, e.Orchestrator.Backend(), nil, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if serr := srv.Shutdown(); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+	fmt.Fprintf(out, "REST API on %s  (try: curl %s/v1/templates)\n\n", srv.URL(), srv.URL())
+
+	ok := runDemo(ctx, out, client.New(srv.URL()), tpls, f.number, f.timeout)
+	if f.once {
+		if !ok {
+			return failedError("not every demo task ended as expected")
+		}
+		fmt.Fprintln(out, "every demo task ended as expected")
+		return nil
+	}
+	fmt.Fprintf(out, "serving on %s; Ctrl-C to stop\n", srv.URL())
+	<-ctx.Done()
+	fmt.Fprintln(out, "\nshutting down")
+	return nil
+}
+
+// runDemo submits one task of each template through the REST API and prints
+// each outcome. It reports whether every task ended as expected.
+func runDemo(ctx context.Context, out io.Writer, c *client.Client, tpls []*template.Template, n int, timeout time.Duration) bool {
+	allOK := true
+	for _, tpl := range tpls {
+		req, err := client.NewTaskRequest(tpl.Namespace, tpl.Name, tpl.Version, map[string]any{"even_number": n})
+		if err != nil {
+			fmt.Fprintf(out, "%s: %v\n", tpl.Key(), err)
+			allOK = false
+			continue
+		}
+		start := time.Now()
+		task, err := c.CreateTask(ctx, req)
+		if err != nil {
+			fmt.Fprintf(out, "%s: creating task: %v\n", tpl.Key(), err)
+			allOK = false
+			continue
+		}
+		wctx, cancel := context.WithTimeout(ctx, timeout)
+		final, err := c.WaitForTask(wctx, task.TaskUUID, 5*time.Millisecond)
+		cancel()
+		elapsed := time.Since(start)
+		if err != nil {
+			fmt.Fprintf(out, "%s: waiting for task %s: %v\n", tpl.Key(), task.TaskUUID, err)
+			allOK = false
+			continue
+		}
+		steps, err := c.ListSteps(ctx, final.TaskUUID)
+		if err != nil {
+			fmt.Fprintf(out, "%s: listing steps: %v\n", tpl.Key(), err)
+			allOK = false
+			continue
+		}
+		verdict := checkDemo(ctx, c, tpl, final, steps, n)
+		if verdict != "" {
+			allOK = false
+		}
+		printDemoTask(out, tpl, final, steps, elapsed, verdict)
+	}
+	return allOK
+}
+
+// checkDemo returns "" when the task ended as its template promises, else why not.
+func checkDemo(ctx context.Context, c *client.Client, tpl *template.Template, t *client.Task, steps []client.Step, n int) string {
+	if want, ok := examples.ExpectedResult(tpl, int64(n)); ok {
+		if t.State != "complete" {
+			return fmt.Sprintf("expected complete, got %s", t.State)
+		}
+		for k, v := range want {
+			var got string
+			if err := json.Unmarshal(t.Result[k], &got); err != nil || got != v {
+				return fmt.Sprintf("step %s: expected %s, got %s", k, v, t.Result[k])
+			}
+		}
+		return ""
+	}
+	switch tpl.Namespace + "/" + tpl.Name {
+	case "retry_workflow/retry_mechanics":
+		if t.State != "complete" || len(steps) != 1 || steps[0].Attempts != 3 {
+			return fmt.Sprintf("expected complete on attempt 3, got %s", t.State)
+		}
+	case "retry_workflow/retry_exhaustion":
+		if t.State != "error" || len(steps) != 1 || steps[0].Attempts != 3 || t.Error == nil {
+			return fmt.Sprintf("expected error after 3 attempts, got %s", t.State)
+		}
+	case "nested_workflow/parent_with_child":
+		if t.State != "complete" {
+			return fmt.Sprintf("expected complete, got %s", t.State)
+		}
+		var res struct {
+			Child uuid.UUID `json:"child_task_uuid"`
+		}
+		for _, v := range t.Result {
+			_ = json.Unmarshal(v, &res)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		child, err := c.WaitForTask(wctx, res.Child, 5*time.Millisecond)
+		if err != nil {
+			return fmt.Sprintf("child task: %v", err)
+		}
+		if child.State != "complete" || child.ParentCorrelationID == nil || *child.ParentCorrelationID != t.CorrelationID {
+			return "child task did not complete with the parent's correlation id"
+		}
+	default:
+		if t.State != "complete" {
+			return fmt.Sprintf("expected complete, got %s", t.State)
+		}
+	}
+	return ""
+}
+
+func printDemoTask(out io.Writer, tpl *template.Template, t *client.Task, steps []client.Step, elapsed time.Duration, verdict string) {
+	mark := "ok"
+	if verdict != "" {
+		mark = "UNEXPECTED: " + verdict
+	}
+	fmt.Fprintf(out, "%s  [%s]\n", tpl.Key(), mark)
+	fmt.Fprintf(out, "  correlation_id  %s\n", t.CorrelationID)
+	if t.ParentCorrelationID != nil {
+		fmt.Fprintf(out, "  parent_corr_id  %s\n", *t.ParentCorrelationID)
+	}
+	fmt.Fprintf(out, "  task_uuid       %s\n", t.TaskUUID)
+	fmt.Fprintf(out, "  final state     %s  (%.1f ms from create to %s)\n", t.State, float64(elapsed.Microseconds())/1000, t.State)
+	if len(t.Result) > 0 {
+		b, _ := json.Marshal(t.Result)
+		fmt.Fprintf(out, "  result          %s\n", b)
+	}
+	if t.Error != nil {
+		fmt.Fprintf(out, "  error           step %s, attempt %d: %s (%s)\n", t.Error.Step, t.Error.Attempt, t.Error.Message, t.Error.Type)
+	}
+	type line struct {
+		at   time.Time
+		text string
+	}
+	var lines []line
+	for _, tr := range t.Transitions {
+		lines = append(lines, line{tr.At, fmt.Sprintf("task %-28s %s", "", arrow(tr))})
+	}
+	for _, s := range steps {
+		for _, tr := range s.Transitions {
+			lines = append(lines, line{tr.At, fmt.Sprintf("step %-28s %s", s.Name, arrow(tr))})
+		}
+	}
+	sort.SliceStable(lines, func(i, j int) bool { return lines[i].at.Before(lines[j].at) })
+	fmt.Fprintln(out, "  timeline")
+	for _, l := range lines {
+		fmt.Fprintf(out, "    %s  +%8.2f ms  %s\n", l.at.Local().Format("15:04:05.000"),
+			float64(l.at.Sub(t.CreatedAt).Microseconds())/1000, l.text)
+	}
+	fmt.Fprintln(out)
+}
+
+func arrow(tr client.Transition) string {
+	from := tr.From
+	if from == "" {
+		from = "∅"
+	}
+	s := from + " → " + tr.To
+	if tr.Reason != "" {
+		s += "  (" + strings.ReplaceAll(tr.Reason, "_", " ") + ")"
+	}
+	return s
+}

@@ -1,0 +1,45 @@
+// Command tasker is Tasker's single binary: the development stack
+// (`tasker dev`), the orchestration server, workers, migrations, the REST
+// client commands and the benchmarks.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := execute(ctx, newRootCmd(os.Getenv))
+	stop()
+	os.Exit(code)
+}
+
+func newRootCmd(getenv func(string) string) *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:   "tasker",
+		Short: "Tasker: a PostgreSQL-native DAG workflow orchestrator",
+		Long: `Tasker runs workflows (DAGs of steps) on PostgreSQL: templates define the DAG,
+tasks are its runs, workers execute the steps.
+
+Start here:  tasker dev      (everything in one process on an ephemeral PostgreSQL)`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: groupRunE,
+	}
+	usageFlagErrors(root)
+	g.bind(root, getenv)
+	root.AddCommand(
+		newDevCmd(getenv),
+		newServerCmd(getenv),
+		newWorkerCmd(getenv),
+		newMigrateCmd(getenv),
+		newTaskCmd(g),
+		newTemplateCmd(g),
+	)
+	return root
+}

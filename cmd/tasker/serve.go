@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/taskerhq/tasker/internal/api"
+)
+
+// httpServer serves the API on addr until ctx is done.
+type httpServer struct {
+	srv  *http.Server
+	ln   net.Listener
+	done chan error
+}
+
+func startHTTP(addr string, backend api.Backend, extra map[string]http.Handler, logger *slog.Logger) (*httpServer, error) {
+	h, err := api.NewHandler(api.Config{Backend: backend, Logger: logger, Extra: extra})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, usageError("--listen %s: %v", addr, err)
+	}
+	s := &httpServer{
+		srv:  &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second},
+		ln:   ln,
+		done: make(chan error, 1),
+	}
+	go func() {
+		err := s.srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.done <- err
+	}()
+	return s, nil
+}
+
+func (s *httpServer) URL() string { return "http://" + s.ln.Addr().String() }
+
+func (s *httpServer) Shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(ctx); err != nil {
+		return fmt.Errorf("stopping http server: %w", err)
+	}
+	return <-s.done
+}
