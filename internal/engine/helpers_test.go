@@ -125,3 +125,10 @@ func waitTerminal(t *testing.T, be *orchestration.Backend, id uuid.UUID, timeout
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func registerTemplate(t *testing.T, b *testBundle, tpl *template.Template) {
+	t.Helper()
+	require.NoError(t, tpl.Validate(nil))
+	require.NoError(t, templatestore.Register(context.Background(), b.pool, queue.NewClient(nil), tpl))
+	b.templates[tpl.Namespace+"/"+tpl.Name] = tpl
+}
