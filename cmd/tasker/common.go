@@ -8,15 +8,12 @@ import (
 	"os"
 	"strings"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
-	"github.com/taskerhq/tasker/client"
 	"github.com/taskerhq/tasker/handler"
 	"github.com/taskerhq/tasker/internal/db"
 	"github.com/taskerhq/tasker/internal/examples"
-	"github.com/taskerhq/tasker/internal/orchestration"
 	"github.com/taskerhq/tasker/internal/queue"
 	"github.com/taskerhq/tasker/internal/templatestore"
 	"github.com/taskerhq/tasker/template"
@@ -97,17 +94,6 @@ func registerTemplates(ctx context.Context, pool *pgxpool.Pool, tpls []*template
 		}
 	}
 	return nil
-}
-
-// submitter lets handlers create child tasks through the initializer.
-type submitter struct{ svc *orchestration.Service }
-
-func (s submitter) SubmitTask(ctx context.Context, req client.TaskRequest) (uuid.UUID, error) {
-	c, err := s.svc.CreateTask(ctx, req)
-	if err != nil {
-		return uuid.Nil, err
-	}
-	return c.TaskUUID, nil
 }
 
 func namespacesOf(tpls []*template.Template) []string {

@@ -103,7 +103,7 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 		Pool: pool, Logger: logger,
 		Orchestration: &orchestration.Config{},
 		Worker: &worker.Config{Namespaces: namespacesOf(tpls), Dispatcher: worker.RegistryDispatcher{Registry: reg},
-			Submitter: submitter{init}},
+			Submitter: init},
 	})
 	if err != nil {
 		return err

@@ -56,7 +56,7 @@ func newWorkerCmd(getenv func(string) string) *cobra.Command {
 			}
 			e, err := engine.Start(ctx, engine.Config{Pool: pool, Logger: logger, Worker: &worker.Config{
 				Namespaces: namespaces, Concurrency: concurrency, Lease: lease,
-				Dispatcher: worker.RegistryDispatcher{Registry: reg}, Submitter: submitter{init},
+				Dispatcher: worker.RegistryDispatcher{Registry: reg}, Submitter: init,
 			}})
 			if errors.Is(err, worker.ErrUnknownNamespace) {
 				return usageError("%v", err)

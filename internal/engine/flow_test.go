@@ -15,6 +15,7 @@ import (
 
 	"github.com/taskerhq/tasker/client"
 	"github.com/taskerhq/tasker/handler"
+	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/worker"
 )
 
@@ -317,3 +318,15 @@ func historyCounts(t *testing.T, b *testBundle, id uuid.UUID) string {
 }
 
 var _ = client.Task{}
+
+func TestWorkerUnknownNamespace(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	_, err := engine.Start(context.Background(), engine.Config{Pool: b.pool, Worker: &worker.Config{
+		Namespaces: []string{"no_such_namespace"}, Dispatcher: worker.RegistryDispatcher{Registry: b.registry}}})
+	require.ErrorIs(t, err, worker.ErrUnknownNamespace)
+	require.ErrorContains(t, err, "no_such_namespace")
+	_, err = engine.Start(context.Background(), engine.Config{Pool: b.pool, Worker: &worker.Config{
+		Namespaces: []string{"Bad Name"}, Dispatcher: worker.RegistryDispatcher{Registry: b.registry}}})
+	require.ErrorContains(t, err, "worker.namespaces")
+}

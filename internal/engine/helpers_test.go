@@ -90,8 +90,14 @@ func (b *testBundle) start(t *testing.T, o engineOpts) *engine.Engine {
 		if d == nil {
 			d = worker.RegistryDispatcher{Registry: b.registry}
 		}
+		sub := o.submitter
+		if sub == nil {
+			svc, err := orchestration.New(b.pool, orchestration.Config{Logger: testLogger(t)})
+			require.NoError(t, err)
+			sub = svc
+		}
 		cfg.Worker = &worker.Config{Namespaces: ns, Dispatcher: d, Lease: o.lease, ShutdownGrace: o.grace,
-			PollInterval: 100 * time.Millisecond, Submitter: o.submitter}
+			PollInterval: 100 * time.Millisecond, Submitter: sub}
 	}
 	e, err := engine.Start(context.Background(), cfg)
 	require.NoError(t, err)

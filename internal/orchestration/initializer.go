@@ -247,3 +247,13 @@ func nullIfEmpty(s string) any {
 	}
 	return s
 }
+
+// SubmitTask implements handler.TaskSubmitter: handlers create child tasks
+// through the initializer, in any process that can reach the database.
+func (s *Service) SubmitTask(ctx context.Context, req client.TaskRequest) (uuid.UUID, error) {
+	c, err := s.CreateTask(ctx, req)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	return c.TaskUUID, nil
+}
