@@ -1,0 +1,26 @@
+// Package bench holds Tasker's benchmarks (DESIGN.md §7): the programs
+// behind `tasker bench`, not Go tests. Each one measures a path of the real
+// engine against a real PostgreSQL, reports p50/p95/p99 from HdrHistogram
+// (1 µs .. 60 s, 3 significant digits), measures the floor (raw commit
+// latency and a raw NOTIFY round trip) in the same run so the ratio to it is
+// visible, and records the machine, the PostgreSQL settings and the commit.
+//
+// E2E is the closed-loop create → complete benchmark: one task in flight at a
+// time, created in-process with orchestration.Service.CreateTask on an engine
+// started the way `tasker dev` starts it (orchestration plus a Go worker with
+// the example handlers). Each task gets two latencies:
+//
+//   - client: from just before CreateTask to the moment the completing
+//     transaction has committed. By default ("hook") that moment is taken
+//     in-process, from the orchestrator's "task.completed" lifecycle record,
+//     which it emits right after the commit; no polling load is added. With
+//     Completion "poll" a dedicated connection reads the task's state every
+//     PollInterval instead (the load that adds is part of what is measured).
+//   - db: tasks.completed_at − tasks.created_at as PostgreSQL recorded them
+//     (the create transaction's start to the clock inside the completing
+//     transaction, before its commit), exact and independent of the client.
+//
+// After the runs, the step and task transition history of the measured tasks
+// gives the per-hop breakdown (enqueue → claim → result submitted →
+// complete → next enqueue).
+package bench
