@@ -41,7 +41,7 @@ type StepReadiness struct {
 
 // GetStepReadinessStatus returns the readiness of every step of a task (or of stepUUIDs only).
 func (f *Funcs) GetStepReadinessStatus(ctx context.Context, q Querier, taskUUID uuid.UUID, stepUUIDs []uuid.UUID) (out []StepReadiness, err error) {
-	ctx, done := f.obs.StartCall(ctx, "get_step_readiness_status")
+	ctx, done := f.obs.StartCall(ctx, Call{Function: "get_step_readiness_status"})
 	defer func() { done(err) }()
 	var steps any
 	if stepUUIDs != nil {
@@ -94,7 +94,7 @@ func (c *ExecutionContext) InFlight() int64 {
 
 // GetTaskExecutionContext summarises a task's steps. ok is false when the task does not exist.
 func (f *Funcs) GetTaskExecutionContext(ctx context.Context, q Querier, taskUUID uuid.UUID) (c ExecutionContext, ok bool, err error) {
-	ctx, done := f.obs.StartCall(ctx, "get_task_execution_context")
+	ctx, done := f.obs.StartCall(ctx, Call{Function: "get_task_execution_context"})
 	defer func() { done(err) }()
 	err = q.QueryRow(ctx, `SELECT task_uuid, named_task_uuid, status, total_steps, pending_steps, enqueued_steps,
 		in_progress_steps, awaiting_orchestration_steps, waiting_for_retry_steps, completed_steps, failed_steps,
@@ -125,7 +125,7 @@ type ReadyTask struct {
 
 // GetNextReadyTasks returns up to limit tasks the readiness poller should process.
 func (f *Funcs) GetNextReadyTasks(ctx context.Context, q Querier, limit int) (out []ReadyTask, err error) {
-	ctx, done := f.obs.StartCall(ctx, "get_next_ready_tasks")
+	ctx, done := f.obs.StartCall(ctx, Call{Function: "get_next_ready_tasks"})
 	defer func() { done(err) }()
 	rows, err := q.Query(ctx, `SELECT task_uuid, task_name, priority, namespace_name, ready_steps_count,
 		computed_priority::float8, current_state FROM tasker.get_next_ready_tasks($1)`, limit)
@@ -146,7 +146,7 @@ func (f *Funcs) GetNextReadyTasks(ctx context.Context, q Querier, limit int) (ou
 // TransitionTaskStateAtomic moves a task from one state to another if it is in
 // from; false when it was not.
 func (f *Funcs) TransitionTaskStateAtomic(ctx context.Context, q Querier, taskUUID uuid.UUID, from, to string, processor uuid.UUID, metadata map[string]any) (ok bool, err error) {
-	ctx, done := f.obs.StartCall(ctx, "transition_task_state_atomic")
+	ctx, done := f.obs.StartCall(ctx, Call{Function: "transition_task_state_atomic"})
 	defer func() { done(err) }()
 	meta, err := json.Marshal(orEmpty(metadata))
 	if err != nil {
@@ -162,7 +162,7 @@ func (f *Funcs) TransitionTaskStateAtomic(ctx context.Context, q Querier, taskUU
 // TransitionStepStateAtomic moves a step from one state to another if it is
 // in from. backoff applies to waiting_for_retry.
 func (f *Funcs) TransitionStepStateAtomic(ctx context.Context, q Querier, stepUUID uuid.UUID, from, to string, metadata map[string]any, backoff time.Duration) (ok bool, err error) {
-	ctx, done := f.obs.StartCall(ctx, "transition_step_state_atomic")
+	ctx, done := f.obs.StartCall(ctx, Call{Function: "transition_step_state_atomic"})
 	defer func() { done(err) }()
 	meta, err := json.Marshal(orEmpty(metadata))
 	if err != nil {
@@ -192,7 +192,7 @@ type Dependency struct {
 
 // GetStepTransitiveDependencies lists every ancestor of a step, nearest first.
 func (f *Funcs) GetStepTransitiveDependencies(ctx context.Context, q Querier, stepUUID uuid.UUID) (out []Dependency, err error) {
-	ctx, done := f.obs.StartCall(ctx, "get_step_transitive_dependencies")
+	ctx, done := f.obs.StartCall(ctx, Call{Function: "get_step_transitive_dependencies"})
 	defer func() { done(err) }()
 	rows, err := q.Query(ctx, `SELECT workflow_step_uuid, task_uuid, step_name, current_state, results, processed, distance
 		FROM tasker.get_step_transitive_dependencies($1)`, stepUUID)
@@ -220,7 +220,7 @@ type Finalization struct {
 
 // CanFinalizeTask reports whether the task can reach a terminal state now, and which.
 func (f *Funcs) CanFinalizeTask(ctx context.Context, q Querier, taskUUID uuid.UUID) (out Finalization, err error) {
-	ctx, done := f.obs.StartCall(ctx, "can_finalize_task")
+	ctx, done := f.obs.StartCall(ctx, Call{Function: "can_finalize_task"})
 	defer func() { done(err) }()
 	var target *string
 	err = q.QueryRow(ctx, "SELECT can_finalize, execution_status, target_state, current_state FROM tasker.can_finalize_task($1)", taskUUID).
@@ -240,7 +240,7 @@ func (f *Funcs) CanFinalizeTask(ctx context.Context, q Querier, taskUUID uuid.UU
 // ClaimTaskForFinalization locks the task row for the caller's transaction and
 // reports whether it can be finalized.
 func (f *Funcs) ClaimTaskForFinalization(ctx context.Context, q Querier, taskUUID, processor uuid.UUID) (out Finalization, err error) {
-	ctx, done := f.obs.StartCall(ctx, "claim_task_for_finalization")
+	ctx, done := f.obs.StartCall(ctx, Call{Function: "claim_task_for_finalization"})
 	defer func() { done(err) }()
 	var cur, target, status *string
 	err = q.QueryRow(ctx, "SELECT claimed, current_state, target_state, execution_status FROM tasker.claim_task_for_finalization($1, $2)",
@@ -261,7 +261,7 @@ type EnqueuedStep struct {
 
 // EnqueueSteps moves ready steps to enqueued and sends their messages to queue.
 func (f *Funcs) EnqueueSteps(ctx context.Context, q Querier, taskUUID uuid.UUID, steps []uuid.UUID, queue string, headers map[string]string) (out []EnqueuedStep, err error) {
-	ctx, done := f.obs.StartCall(ctx, "enqueue_steps")
+	ctx, done := f.obs.StartCall(ctx, Call{Function: "enqueue_steps", Queue: queue, Messaging: "send"})
 	defer func() { done(err) }()
 	h, err := json.Marshal(orEmptyS(headers))
 	if err != nil {
@@ -312,18 +312,20 @@ type ClaimedStep struct {
 	TaskName            string
 	TaskVersion         string
 	DependencyResults   json.RawMessage
+	// PriorTraceparent is the W3C traceparent the previous attempt recorded, if any.
+	PriorTraceparent string
 }
 
 const claimColumns = `msg_id, read_ct, headers, outcome, task_uuid, step_uuid, step_name, handler, attempt, max_attempts,
-	timeout_ms, inputs, task_context, correlation_id, parent_correlation_id, namespace, task_name, task_version, dependency_results`
+	timeout_ms, inputs, task_context, correlation_id, parent_correlation_id, namespace, task_name, task_version, dependency_results, prior_traceparent`
 
 func scanClaim(r pgx.CollectableRow) (ClaimedStep, error) {
 	var c ClaimedStep
 	var taskUUID, corr *uuid.UUID
-	var name, handler, ns, tname, tver *string
+	var name, handler, ns, tname, tver, prior *string
 	var attempt, maxAttempts, timeoutMs *int32
 	err := r.Scan(&c.MsgID, &c.ReadCount, &c.Headers, &c.Outcome, &taskUUID, &c.StepUUID, &name, &handler, &attempt, &maxAttempts,
-		&timeoutMs, &c.Inputs, &c.TaskContext, &corr, &c.ParentCorrelationID, &ns, &tname, &tver, &c.DependencyResults)
+		&timeoutMs, &c.Inputs, &c.TaskContext, &corr, &c.ParentCorrelationID, &ns, &tname, &tver, &c.DependencyResults, &prior)
 	if err != nil {
 		return c, err
 	}
@@ -334,6 +336,7 @@ func scanClaim(r pgx.CollectableRow) (ClaimedStep, error) {
 		c.CorrelationID = *corr
 	}
 	c.StepName, c.Handler, c.Namespace, c.TaskName, c.TaskVersion = deref(name), deref(handler), deref(ns), deref(tname), deref(tver)
+	c.PriorTraceparent = deref(prior)
 	if attempt != nil {
 		c.Attempt = int(*attempt)
 	}
@@ -349,7 +352,7 @@ func scanClaim(r pgx.CollectableRow) (ClaimedStep, error) {
 // ClaimStep takes the step behind message msgID (the NOTIFY path). Empty when
 // the message is not visible (another worker has it).
 func (f *Funcs) ClaimStep(ctx context.Context, q Querier, queue string, msgID int64, lease time.Duration, workerID string) (out []ClaimedStep, err error) {
-	ctx, done := f.obs.StartCall(ctx, "claim_step")
+	ctx, done := f.obs.StartCall(ctx, Call{Function: "claim_step", Queue: queue, Messaging: "receive"})
 	defer func() { done(err) }()
 	rows, err := q.Query(ctx, "SELECT "+claimColumns+" FROM tasker.claim_step($1, $2, $3, $4)",
 		queue, msgID, int32(lease/time.Millisecond), workerID)
@@ -365,7 +368,7 @@ func (f *Funcs) ClaimStep(ctx context.Context, q Querier, queue string, msgID in
 
 // ClaimSteps takes up to qty visible step messages at least minAge old (the polling path).
 func (f *Funcs) ClaimSteps(ctx context.Context, q Querier, queue string, qty int, lease time.Duration, workerID string, minAge time.Duration) (out []ClaimedStep, err error) {
-	ctx, done := f.obs.StartCall(ctx, "claim_steps")
+	ctx, done := f.obs.StartCall(ctx, Call{Function: "claim_steps", Queue: queue, Messaging: "receive"})
 	defer func() { done(err) }()
 	rows, err := q.Query(ctx, "SELECT "+claimColumns+" FROM tasker.claim_steps($1, $2, $3, $4, $5)",
 		queue, qty, int32(lease/time.Millisecond), workerID, int32(minAge/time.Millisecond))
@@ -388,7 +391,7 @@ type LeaseRef struct {
 
 // ExtendStepLeases pushes the leases of live steps lease into the future.
 func (f *Funcs) ExtendStepLeases(ctx context.Context, q Querier, refs []LeaseRef, lease time.Duration) (n int, err error) {
-	ctx, done := f.obs.StartCall(ctx, "extend_step_leases")
+	ctx, done := f.obs.StartCall(ctx, Call{Function: "extend_step_leases"})
 	defer func() { done(err) }()
 	steps := make([]uuid.UUID, len(refs))
 	attempts := make([]int32, len(refs))
@@ -418,7 +421,7 @@ type StepResultSubmission struct {
 // SubmitStepResult stores a result, archives the worker message and sends the
 // result to orchestration. ok is false when the attempt no longer holds the step.
 func (f *Funcs) SubmitStepResult(ctx context.Context, q Querier, s StepResultSubmission) (msgID int64, ok bool, err error) {
-	ctx, done := f.obs.StartCall(ctx, "submit_step_result")
+	ctx, done := f.obs.StartCall(ctx, Call{Function: "submit_step_result", Queue: s.ResultQueue, Messaging: "send"})
 	defer func() { done(err) }()
 	h, err := json.Marshal(orEmptyS(s.Headers))
 	if err != nil {

@@ -76,5 +76,7 @@ type ResultMetadata struct {
 	StartedAt       time.Time      `json:"started_at"`
 	CompletedAt     time.Time      `json:"completed_at"`
 	CorrelationID   uuid.UUID      `json:"correlation_id"`
+	// Traceparent is the attempt's worker span, so the next attempt can link to it.
+	Traceparent string         `json:"traceparent,omitempty"`
 	Custom          map[string]any `json:"custom,omitempty"`
 }

@@ -2,7 +2,6 @@ package orchestration
 
 import (
 	"cmp"
-	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/taskerhq/tasker/internal/db"
+	"github.com/taskerhq/tasker/internal/tracing"
 )
 
 // Config configures a Service. Zero values mean the documented default.
@@ -39,9 +39,9 @@ type Config struct {
 	FailedMessageDelay time.Duration
 	Logger             *slog.Logger
 	Observer           db.Observer
-	// Headers returns the headers put on every message sent for a task (trace
-	// context). Default: none.
-	Headers func(ctx context.Context, correlationID uuid.UUID) map[string]string
+	// Tracer makes spans and carries trace context through message headers.
+	// Default: no spans, context still propagated.
+	Tracer *tracing.Tracer
 }
 
 func (c Config) withDefaults() Config {
@@ -63,7 +63,12 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	c.Observer = db.ObserverOrNop(c.Observer)
+	if c.Tracer == nil {
+		c.Tracer = tracing.Noop()
+	}
+	if c.Observer == nil {
+		c.Observer = c.Tracer
+	}
 	return c
 }
 

@@ -7,10 +7,14 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskerhq/tasker/internal/db"
 	"github.com/taskerhq/tasker/internal/queue"
 	"github.com/taskerhq/tasker/internal/state"
+	"github.com/taskerhq/tasker/internal/tracing"
 )
 
 // txEvents collects what happened inside a transaction so lifecycle records
@@ -67,12 +71,16 @@ func summarize(rows []db.StepReadiness) (status string, ready []uuid.UUID, inFli
 // evaluateTask is the StepEnqueuer and TaskFinalizer for one locked task:
 // it enqueues the steps that became ready, finalizes the task, or parks it
 // in a waiting state.
-func (s *Service) evaluateTask(ctx context.Context, tx pgx.Tx, t *taskRow, ev *txEvents) error {
-	rows, err := s.funcs.GetStepReadinessStatus(ctx, tx, t.uuid, nil)
+func (s *Service) evaluateTask(ctx context.Context, tx pgx.Tx, t *taskRow, ev *txEvents) (err error) {
+	dctx, span := s.tr.Start(ctx, "step_enqueuer.discover_ready_steps",
+		trace.WithAttributes(tracing.IDs(t.correlationID, t.uuid, uuid.Nil, t.namespace, "")...))
+	rows, err := s.funcs.GetStepReadinessStatus(dctx, tx, t.uuid, nil)
+	status, ready, inFlight, retrying := summarize(rows)
+	span.SetAttributes(attribute.String("execution_status", status), attribute.Int("ready_steps", len(ready)))
+	tracing.End(span, err)
 	if err != nil {
 		return fmt.Errorf("discovering ready steps: %w", err)
 	}
-	status, ready, inFlight, retrying := summarize(rows)
 	switch status {
 	case "has_ready_steps":
 		return s.enqueueSteps(ctx, tx, t, ready, ev)
@@ -108,8 +116,9 @@ func (s *Service) evaluateTask(ctx context.Context, tx pgx.Tx, t *taskRow, ev *t
 }
 
 // enqueueSteps is StepEnqueuer.enqueue_steps_batch: one statement moves the
-// steps to enqueued and sends their messages.
-func (s *Service) enqueueSteps(ctx context.Context, tx pgx.Tx, t *taskRow, ready []uuid.UUID, ev *txEvents) error {
+// steps to enqueued and sends their messages, whose headers carry this span
+// as the parent of the workers' spans.
+func (s *Service) enqueueSteps(ctx context.Context, tx pgx.Tx, t *taskRow, ready []uuid.UUID, ev *txEvents) (err error) {
 	if err := s.moveTask(ctx, tx, t, "ready_steps_found", state.TaskPath(t.state, state.TaskEnqueuingSteps)...); err != nil {
 		return err
 	}
@@ -117,8 +126,11 @@ func (s *Service) enqueueSteps(ctx context.Context, tx pgx.Tx, t *taskRow, ready
 	if err != nil {
 		return err
 	}
-	headers := s.headers(ctx, t)
-	enq, err := s.funcs.EnqueueSteps(ctx, tx, t.uuid, ready, wq, headers)
+	ctx, span := s.tr.Start(ctx, "step_enqueuer.enqueue_steps_batch", trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(tracing.IDs(t.correlationID, t.uuid, uuid.Nil, t.namespace, "")...),
+		trace.WithAttributes(semconv.MessagingDestinationNameKey.String(wq), attribute.Int("steps", len(ready))))
+	defer func() { tracing.End(span, err) }()
+	enq, err := s.funcs.EnqueueSteps(ctx, tx, t.uuid, ready, wq, s.tr.Inject(ctx))
 	if err != nil {
 		return fmt.Errorf("enqueuing steps of task %s: %w", t.uuid, err)
 	}
@@ -138,9 +150,15 @@ func (s *Service) enqueueSteps(ctx context.Context, tx pgx.Tx, t *taskRow, ready
 }
 
 // finalizeTask is TaskFinalizer.finalize_task, under claim_task_for_finalization's lock.
-func (s *Service) finalizeTask(ctx context.Context, tx pgx.Tx, t *taskRow, ev *txEvents) error {
+func (s *Service) finalizeTask(ctx context.Context, tx pgx.Tx, t *taskRow, ev *txEvents) (err error) {
 	start := time.Now()
-	f, err := s.funcs.ClaimTaskForFinalization(ctx, tx, t.uuid, s.cfg.ProcessorUUID)
+	ctx, span := s.tr.Start(ctx, "task_finalizer.finalize_task",
+		trace.WithAttributes(tracing.IDs(t.correlationID, t.uuid, uuid.Nil, t.namespace, "")...))
+	defer func() { tracing.End(span, err) }()
+	cctx, cspan := s.tr.Start(ctx, "task_finalizer.check_task_finalization_ready")
+	f, err := s.funcs.ClaimTaskForFinalization(cctx, tx, t.uuid, s.cfg.ProcessorUUID)
+	cspan.SetAttributes(attribute.Bool("claimed", f.Claimed), attribute.String("execution_status", f.ExecutionStatus))
+	tracing.End(cspan, err)
 	if err != nil {
 		return fmt.Errorf("finalizing task %s: %w", t.uuid, err)
 	}
@@ -155,9 +173,12 @@ func (s *Service) finalizeTask(ctx context.Context, tx pgx.Tx, t *taskRow, ev *t
 		s.log.InfoContext(ctx, "task ready for finalization", "correlation_id", corr, "task_uuid", task, "namespace", ns,
 			"operation", "finalize_task", "event", "task.finalization_ready", "execution_status", f.ExecutionStatus)
 	})
+	tctx, tspan := s.tr.Start(ctx, "task_finalizer.transition_to_terminal_state", trace.WithAttributes(attribute.String("final_state", f.TargetState)))
+	defer func() { tracing.End(tspan, err) }()
+	span.SetAttributes(attribute.String("final_state", f.TargetState))
 	switch f.TargetState {
 	case string(state.TaskComplete):
-		if err := s.moveTask(ctx, tx, t, "all_steps_complete", state.TaskPath(t.state, state.TaskComplete)...); err != nil {
+		if err := s.moveTask(tctx, tx, t, "all_steps_complete", state.TaskPath(t.state, state.TaskComplete)...); err != nil {
 			return err
 		}
 		ev.add(func() {
@@ -165,7 +186,7 @@ func (s *Service) finalizeTask(ctx context.Context, tx pgx.Tx, t *taskRow, ev *t
 				"operation", "finalize_task", "event", "task.completed", "duration_ms", ms(time.Since(start)))
 		})
 	case string(state.TaskError):
-		if err := s.moveTask(ctx, tx, t, "step_failed_permanently", state.TaskPath(t.state, state.TaskError)...); err != nil {
+		if err := s.moveTask(tctx, tx, t, "step_failed_permanently", state.TaskPath(t.state, state.TaskError)...); err != nil {
 			return err
 		}
 		ev.add(func() {
@@ -174,14 +195,6 @@ func (s *Service) finalizeTask(ctx context.Context, tx pgx.Tx, t *taskRow, ev *t
 		})
 	}
 	return nil
-}
-
-// headers returns the queue headers for messages sent on behalf of t.
-func (s *Service) headers(ctx context.Context, t *taskRow) map[string]string {
-	if s.cfg.Headers != nil {
-		return s.cfg.Headers(ctx, t.correlationID)
-	}
-	return map[string]string{}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

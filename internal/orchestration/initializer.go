@@ -10,12 +10,16 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskerhq/tasker/client"
 	"github.com/taskerhq/tasker/internal/messages"
 	"github.com/taskerhq/tasker/internal/queue"
 	"github.com/taskerhq/tasker/internal/state"
 	"github.com/taskerhq/tasker/internal/templatestore"
+	"github.com/taskerhq/tasker/internal/tracing"
 )
 
 // Created describes a task the initializer created.
@@ -33,8 +37,18 @@ func fieldError(status int, code, field, format string, args ...any) *client.API
 // CreateTask is TaskInitializer.create_and_enqueue_task_from_request: one
 // transaction creates the task, its steps, edges and history, and enqueues the
 // root steps. Request problems come back as *client.APIError and write nothing.
-func (s *Service) CreateTask(ctx context.Context, req client.TaskRequest) (*Created, error) {
+func (s *Service) CreateTask(ctx context.Context, req client.TaskRequest) (_ *Created, err error) {
 	start := time.Now()
+	if req.CorrelationID == nil || *req.CorrelationID == uuid.Nil {
+		id := uuid.Must(uuid.NewV7())
+		req.CorrelationID = &id
+	}
+	corr := *req.CorrelationID
+	ctx = tracing.WithCorrelationID(ctx, corr)
+	ctx, span := s.tr.Start(ctx, "task_initializer.create_and_enqueue_task_from_request",
+		trace.WithAttributes(tracing.IDs(corr, uuid.Nil, uuid.Nil, req.Namespace, "")...),
+		trace.WithAttributes(attribute.String("task_name", req.Name)))
+	defer func() { tracing.End(span, err) }()
 	reg, err := s.resolveTemplate(ctx, req)
 	if err != nil {
 		return nil, err
@@ -49,6 +63,7 @@ func (s *Service) CreateTask(ctx context.Context, req client.TaskRequest) (*Crea
 	if err != nil {
 		return nil, fmt.Errorf("creating task: %w", err)
 	}
+	span.SetAttributes(tracing.KeyTaskUUID.String(out.TaskUUID.String()))
 	s.log.InfoContext(ctx, "task initialized", "correlation_id", out.CorrelationID, "task_uuid", out.TaskUUID,
 		"namespace", req.Namespace, "operation", "create_and_enqueue_task_from_request", "event", "task.initialized",
 		"duration_ms", ms(time.Since(start)), "template", reg.Template.Key())
@@ -89,7 +104,7 @@ func (s *Service) resolveTemplate(ctx context.Context, req client.TaskRequest) (
 	return reg, nil
 }
 
-func (s *Service) createTaskTx(ctx context.Context, tx pgx.Tx, req client.TaskRequest, reg *templatestore.Registered, ev *txEvents) (*Created, error) {
+func (s *Service) createTaskTx(ctx context.Context, tx pgx.Tx, req client.TaskRequest, reg *templatestore.Registered, ev *txEvents) (_ *Created, err error) {
 	tpl := reg.Template
 	taskUUID := uuid.Must(uuid.NewV7())
 	corr := uuid.Nil
@@ -149,12 +164,17 @@ func (s *Service) createTaskTx(ctx context.Context, tx pgx.Tx, req client.TaskRe
 		edgeIDs[i] = uuid.Must(uuid.NewV7())
 	}
 
+	ctx = tracing.WithCorrelationID(ctx, corr)
+	vctx, vspan := s.tr.Start(ctx, "task_initializer.validate_and_create_task",
+		trace.WithAttributes(tracing.IDs(corr, taskUUID, uuid.Nil, tpl.Namespace, "")...),
+		trace.WithAttributes(attribute.Int("steps", n), attribute.String("template", tpl.Key())))
+	traceCtx, _ := json.Marshal(s.tr.Inject(ctx))
 	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO tasker.tasks (task_uuid, named_task_uuid, state, context, initiator, source_system, reason, tags,
-			priority, correlation_id, parent_correlation_id)
-		VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10)`,
+			priority, correlation_id, parent_correlation_id, trace_context)
+		VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		taskUUID, reg.NamedTaskUUID, []byte(taskCtx), nullIfEmpty(req.Initiator), nullIfEmpty(req.SourceSystem),
-		nullIfEmpty(req.Reason), tagsJSON, req.Priority, corr, req.ParentCorrelationID)
+		nullIfEmpty(req.Reason), tagsJSON, req.Priority, corr, req.ParentCorrelationID, traceCtx)
 	b.Queue(`INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, reason, processor_uuid, correlation_id)
 		VALUES ($1, NULL, 'pending', 'created', $2, $3)`, taskUUID, s.cfg.ProcessorUUID, corr)
 	b.Queue(`INSERT INTO tasker.workflow_steps (workflow_step_uuid, task_uuid, named_step_uuid, name, handler, retryable,
@@ -169,16 +189,23 @@ func (s *Service) createTaskTx(ctx context.Context, tx pgx.Tx, req client.TaskRe
 		b.Queue(`INSERT INTO tasker.workflow_step_edges (workflow_step_edge_uuid, from_step_uuid, to_step_uuid)
 			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[])`, edgeIDs, from, to)
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return nil, fmt.Errorf("inserting task %s: %w", taskUUID, err)
-	}
-
-	t := &taskRow{uuid: taskUUID, state: state.TaskPending, correlationID: corr, namespace: tpl.Namespace, name: tpl.Name}
-	if err := s.moveTask(ctx, tx, t, "initialize", state.TaskInitializing); err != nil {
+	if err := tx.SendBatch(vctx, b).Close(); err != nil {
+		err = fmt.Errorf("inserting task %s: %w", taskUUID, err)
+		tracing.End(vspan, err)
 		return nil, err
 	}
+	t := &taskRow{uuid: taskUUID, state: state.TaskPending, correlationID: corr, namespace: tpl.Namespace, name: tpl.Name}
+	err = s.moveTask(vctx, tx, t, "initialize", state.TaskInitializing)
+	tracing.End(vspan, err)
+	if err != nil {
+		return nil, err
+	}
+	ectx, espan := s.tr.Start(ctx, "task_initializer.enqueue_initial_steps",
+		trace.WithAttributes(tracing.IDs(corr, taskUUID, uuid.Nil, tpl.Namespace, "")...))
 	before := len(ev.after)
-	if err := s.evaluateTask(ctx, tx, t, ev); err != nil {
+	err = s.evaluateTask(ectx, tx, t, ev)
+	tracing.End(espan, err)
+	if err != nil {
 		return nil, err
 	}
 	return &Created{TaskUUID: taskUUID, CorrelationID: corr, State: t.state, StepsEnqueued: len(ev.after) - before}, nil
@@ -207,6 +234,7 @@ func (s *Service) ProcessTaskRequestMessage(ctx context.Context, msgID int64) er
 			return aerr
 		}
 		_ = queue.DecodeHeaders(headers, &msg.Headers)
+		ctx = s.tr.Extract(ctx, msg.Headers)
 		req := msg.TaskRequest
 		if req.CorrelationID == nil && msg.CorrelationID != uuid.Nil {
 			c := msg.CorrelationID
@@ -223,7 +251,17 @@ func (s *Service) ProcessTaskRequestMessage(ctx context.Context, msgID int64) er
 		if err != nil {
 			return err
 		}
-		if created, err = s.createTaskTx(ctx, tx, req, reg, ev); err != nil {
+		if req.CorrelationID == nil || *req.CorrelationID == uuid.Nil {
+			id := uuid.Must(uuid.NewV7())
+			req.CorrelationID = &id
+		}
+		pctx, span := s.tr.Start(tracing.WithCorrelationID(ctx, *req.CorrelationID), "task_initializer.create_and_enqueue_task_from_request",
+			trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(tracing.IDs(*req.CorrelationID, uuid.Nil, uuid.Nil, req.Namespace, "")...),
+			trace.WithAttributes(semconv.MessagingDestinationNameKey.String(queue.TaskRequests)))
+		created, err = s.createTaskTx(pctx, tx, req, reg, ev)
+		tracing.End(span, err)
+		if err != nil {
 			return err
 		}
 		_, err = s.queues.Archive(ctx, tx, queue.TaskRequests, msgID)

@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskerhq/tasker/internal/db"
 	"github.com/taskerhq/tasker/internal/queue"
+	"github.com/taskerhq/tasker/internal/tracing"
 )
 
 // readinessLoop is the task readiness poller (StepEnqueuerService.process_batch):
@@ -41,7 +45,7 @@ func (s *Service) readinessLoop(ctx context.Context) {
 
 // ProcessReadyTasks runs one readiness poll and returns how many tasks it found.
 func (s *Service) ProcessReadyTasks(ctx context.Context) (int, error) {
-	ready, err := s.funcs.GetNextReadyTasks(ctx, s.pool, s.cfg.ReadinessBatch)
+	ready, err := s.funcs.GetNextReadyTasks(tracing.Suppress(ctx), s.pool, s.cfg.ReadinessBatch)
 	if err != nil {
 		return 0, err
 	}
@@ -59,16 +63,31 @@ func (s *Service) resumeTask(ctx context.Context, rt db.ReadyTask) error {
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		// SKIP LOCKED: another orchestrator (or a result for this task) is
 		// already working on it and will evaluate it.
-		t, err := s.lockTask(ctx, tx, rt.TaskUUID, true)
+		t, err := s.lockTask(tracing.Suppress(ctx), tx, rt.TaskUUID, true)
 		if err != nil || t == nil {
 			return err
 		}
 		if t.state.Terminal() || t.state == "enqueuing_steps" || t.state == "blocked_by_failures" {
 			return nil
 		}
-		s.log.DebugContext(ctx, "task evaluation started", "correlation_id", t.correlationID, "task_uuid", t.uuid,
-			"namespace", t.namespace, "operation", "process_batch", "event", "task.evaluation_started")
-		return s.evaluateTask(ctx, tx, t, ev)
+		// Continue the task's own trace: no message carries context here.
+		var raw []byte
+		if err := tx.QueryRow(ctx, `SELECT trace_context FROM tasker.tasks WHERE task_uuid = $1`, t.uuid).Scan(&raw); err != nil {
+			return fmt.Errorf("reading trace context: %w", err)
+		}
+		var headers map[string]string
+		_ = queue.DecodeHeaders(raw, &headers)
+		tctx := tracing.WithCorrelationID(s.tr.Extract(ctx, headers), t.correlationID)
+		tctx, span := s.tr.Start(tctx, "step_enqueuer.process_ready_task",
+			trace.WithAttributes(tracing.IDs(t.correlationID, t.uuid, uuid.Nil, t.namespace, "")...),
+			trace.WithAttributes(attribute.String("from_state", string(t.state))))
+		ev.add(func() {
+			s.log.InfoContext(tctx, "task evaluation started", "correlation_id", t.correlationID, "task_uuid", t.uuid,
+				"namespace", t.namespace, "operation", "process_batch", "event", "task.evaluation_started", "trigger", "readiness_poller")
+		})
+		err = s.evaluateTask(tctx, tx, t, ev)
+		tracing.End(span, err)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("resuming task %s: %w", rt.TaskUUID, err)
@@ -122,7 +141,7 @@ func (s *Service) fallbackLoop(ctx context.Context, c *Consumers, jobs chan<- wo
 // pendingMessages lists visible messages at least minAge old. It does not hide
 // them: the processors lock each message for the length of their transaction.
 func (s *Service) pendingMessages(ctx context.Context, q string, minAge time.Duration, limit int) ([]int64, error) {
-	rows, err := s.pool.Query(ctx, `SELECT msg_id FROM tasker.queue_messages
+	rows, err := s.pool.Query(tracing.Suppress(ctx), `SELECT msg_id FROM tasker.queue_messages
 		WHERE queue_name = $1 AND vt <= clock_timestamp() AND enqueued_at <= clock_timestamp() - make_interval(secs => $2)
 		ORDER BY msg_id LIMIT $3`, q, minAge.Seconds(), limit)
 	if err != nil {

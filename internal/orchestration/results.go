@@ -9,11 +9,16 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskerhq/tasker/internal/messages"
 	"github.com/taskerhq/tasker/internal/queue"
 	"github.com/taskerhq/tasker/internal/state"
+	"github.com/taskerhq/tasker/internal/tracing"
 )
 
 // ProcessResultMessage is ResultProcessor.process_single_step_result: in one
@@ -40,16 +45,13 @@ func (s *Service) ProcessResultMessage(ctx context.Context, msgID int64) error {
 			return aerr
 		}
 		_ = queue.DecodeHeaders(headers, &msg.Headers)
-		t, err := s.lockTask(ctx, tx, msg.TaskUUID, false)
-		if err != nil {
-			return err
-		}
-		if t != nil {
-			if err := s.applyStepResult(ctx, tx, t, &msg, ev); err != nil {
-				return fmt.Errorf("processing result of step %s: %w", msg.StepUUID, err)
-			}
-		}
-		_, err = s.queues.Archive(ctx, tx, queue.StepResults, msgID)
+		pctx := tracing.WithCorrelationID(s.tr.Extract(ctx, msg.Headers), msg.CorrelationID)
+		pctx, span := s.tr.Start(pctx, "result_processor.process_single_step_result", trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(tracing.IDs(msg.CorrelationID, msg.TaskUUID, msg.StepUUID, "", msg.StepName)...),
+			trace.WithAttributes(tracing.KeyAttempt.Int(msg.Attempt), attribute.Bool("success", msg.Success),
+				semconv.MessagingDestinationNameKey.String(queue.StepResults), semconv.MessagingMessageIDKey.String(fmt.Sprint(msgID))))
+		err = s.processResult(pctx, tx, &msg, msgID, ev)
+		tracing.End(span, err)
 		return err
 	})
 	if err != nil {
@@ -61,6 +63,21 @@ func (s *Service) ProcessResultMessage(ctx context.Context, msgID int64) error {
 	}
 	_ = start
 	return nil
+}
+
+func (s *Service) processResult(ctx context.Context, tx pgx.Tx, msg *messages.StepResultMessage, msgID int64, ev *txEvents) error {
+	t, err := s.lockTask(ctx, tx, msg.TaskUUID, false)
+	if err != nil {
+		return err
+	}
+	if t != nil {
+		trace.SpanFromContext(ctx).SetAttributes(tracing.KeyNamespace.String(t.namespace))
+		if err := s.applyStepResult(ctx, tx, t, msg, ev); err != nil {
+			return fmt.Errorf("processing result of step %s: %w", msg.StepUUID, err)
+		}
+	}
+	_, err = s.queues.Archive(ctx, tx, queue.StepResults, msgID)
+	return err
 }
 
 type stepRow struct {
@@ -132,12 +149,20 @@ func (s *Service) applyStepResult(ctx context.Context, tx pgx.Tx, t *taskRow, ms
 	if res.Error != nil {
 		meta["error"] = res.Error
 	}
-	ok, err := s.funcs.TransitionStepStateAtomic(ctx, tx, msg.StepUUID, string(st.state), string(to), meta, backoff)
+	hctx, hspan := s.tr.Start(ctx, "result_processor.handle_step_completion",
+		trace.WithAttributes(tracing.IDs(t.correlationID, t.uuid, msg.StepUUID, t.namespace, st.name)...),
+		trace.WithAttributes(attribute.String("from_state", string(st.state)), attribute.String("to_state", string(to)),
+			attribute.String("reason", reason)))
+	ok, err := s.funcs.TransitionStepStateAtomic(hctx, tx, msg.StepUUID, string(st.state), string(to), meta, backoff)
+	if err == nil && !ok {
+		err = fmt.Errorf("step %s changed state concurrently", msg.StepUUID)
+	}
+	if to == state.StepWaitingForRetry {
+		hspan.SetAttributes(attribute.Int64("backoff_ms", backoff.Milliseconds()))
+	}
+	tracing.End(hspan, err)
 	if err != nil {
 		return err
-	}
-	if !ok {
-		return fmt.Errorf("step %s changed state concurrently", msg.StepUUID)
 	}
 	ev.add(func() {
 		switch to {
@@ -155,7 +180,15 @@ func (s *Service) applyStepResult(ctx context.Context, tx pgx.Tx, t *taskRow, ms
 	if t.state.Terminal() {
 		return nil
 	}
-	return s.evaluateTask(ctx, tx, t, ev)
+	ev.add(func() {
+		s.log.InfoContext(ctx, "task evaluation started", "correlation_id", t.correlationID, "task_uuid", t.uuid,
+			"namespace", t.namespace, "operation", "trigger_next_steps", "event", "task.evaluation_started", "trigger", "step_result")
+	})
+	tctx, tspan := s.tr.Start(ctx, "result_processor.trigger_next_steps",
+		trace.WithAttributes(tracing.IDs(t.correlationID, t.uuid, uuid.Nil, t.namespace, "")...))
+	err = s.evaluateTask(tctx, tx, t, ev)
+	tracing.End(tspan, err)
+	return err
 }
 
 // backoff is base·2^(attempt-1), capped, with ± jitter.

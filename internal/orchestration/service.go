@@ -15,6 +15,7 @@ import (
 	"github.com/taskerhq/tasker/internal/db"
 	"github.com/taskerhq/tasker/internal/queue"
 	"github.com/taskerhq/tasker/internal/state"
+	"github.com/taskerhq/tasker/internal/tracing"
 )
 
 // Service is one orchestrator.
@@ -24,6 +25,7 @@ type Service struct {
 	funcs  *db.Funcs
 	queues *queue.Client
 	log    *slog.Logger
+	tr     *tracing.Tracer
 
 	wakeReadiness chan struct{}
 	timersMu      sync.Mutex
@@ -42,6 +44,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Service, error) {
 		funcs:         db.NewFuncs(cfg.Observer),
 		queues:        queue.NewClient(cfg.Observer),
 		log:           cfg.Logger.With("component", "orchestration"),
+		tr:            cfg.Tracer,
 		wakeReadiness: make(chan struct{}, 1),
 		timers:        map[*time.Timer]struct{}{},
 	}, nil
@@ -121,9 +124,9 @@ func (s *Service) forward(ctx context.Context, sub *queue.Subscription, jobs cha
 		select {
 		case <-ctx.Done():
 			return
-		case id := <-sub.C:
+		case n := <-sub.C:
 			select {
-			case jobs <- work{queue: sub.Queue, id: id}:
+			case jobs <- work{queue: sub.Queue, id: n.ID}:
 			case <-ctx.Done():
 				return
 			}

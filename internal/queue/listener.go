@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,10 +35,18 @@ type Listener struct {
 	Received atomic.Int64
 }
 
-// Subscription delivers the ids of messages sent to one queue.
+// Notification announces one message: its id and, when the sender put trace
+// context on it, the message headers (so a consumer can start its spans
+// under the producer's before it reads the message).
+type Notification struct {
+	ID      int64
+	Headers map[string]string
+}
+
+// Subscription delivers the notifications of one queue.
 type Subscription struct {
 	Queue string
-	C     chan int64
+	C     chan Notification
 	// Resync is signalled after (re)connecting: anything sent while the
 	// listener was not connected has to be found by reading the queue.
 	Resync chan struct{}
@@ -64,7 +73,7 @@ func (l *Listener) Subscribe(queue string, buffer int) (*Subscription, error) {
 	if s, ok := l.subs[queue]; ok {
 		return s, nil
 	}
-	s := &Subscription{Queue: queue, C: make(chan int64, buffer), Resync: make(chan struct{}, 1)}
+	s := &Subscription{Queue: queue, C: make(chan Notification, buffer), Resync: make(chan struct{}, 1)}
 	l.subs[queue] = s
 	return s, nil
 }
@@ -118,12 +127,12 @@ type subHandler struct {
 
 func (h *subHandler) HandleNotification(_ context.Context, n *pgconn.Notification, _ *pgx.Conn) error {
 	h.l.Received.Add(1)
-	id, err := strconv.ParseInt(n.Payload, 10, 64)
+	note, err := ParseNotification(n.Payload)
 	if err != nil {
-		return fmt.Errorf("notification on %s: bad payload %q", n.Channel, n.Payload)
+		return fmt.Errorf("notification on %s: %w", n.Channel, err)
 	}
 	select {
-	case h.s.C <- id:
+	case h.s.C <- note:
 	default:
 		h.l.Dropped.Add(1)
 	}
@@ -138,4 +147,21 @@ func (h *subHandler) HandleBacklog(context.Context, string, *pgx.Conn) error {
 	}
 	h.onBacklog()
 	return nil
+}
+
+// ParseNotification decodes a queue_send payload: "<msg_id>" or
+// "<msg_id> <headers JSON>".
+func ParseNotification(payload string) (Notification, error) {
+	idPart, rest, _ := strings.Cut(payload, " ")
+	id, err := strconv.ParseInt(idPart, 10, 64)
+	if err != nil {
+		return Notification{}, fmt.Errorf("bad payload %q", payload)
+	}
+	n := Notification{ID: id}
+	if rest != "" {
+		if err := DecodeHeaders([]byte(rest), &n.Headers); err != nil {
+			return Notification{}, err
+		}
+	}
+	return n, nil
 }

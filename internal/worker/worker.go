@@ -8,17 +8,22 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskerhq/tasker/handler"
 	"github.com/taskerhq/tasker/internal/db"
 	"github.com/taskerhq/tasker/internal/messages"
 	"github.com/taskerhq/tasker/internal/queue"
 	"github.com/taskerhq/tasker/internal/templatestore"
+	"github.com/taskerhq/tasker/internal/tracing"
 )
 
 // Config configures a Worker. Zero values mean the documented default.
@@ -47,8 +52,8 @@ type Config struct {
 	Submitter handler.TaskSubmitter
 	Logger    *slog.Logger
 	Observer  db.Observer
-	// Headers returns headers for the result message of a step (trace context).
-	Headers func(ctx context.Context, correlationID uuid.UUID) map[string]string
+	// Tracer makes spans and carries trace context through message headers.
+	Tracer *tracing.Tracer
 }
 
 func (c Config) withDefaults() Config {
@@ -65,7 +70,12 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	c.Observer = db.ObserverOrNop(c.Observer)
+	if c.Tracer == nil {
+		c.Tracer = tracing.Noop()
+	}
+	if c.Observer == nil {
+		c.Observer = c.Tracer
+	}
 	return c
 }
 
@@ -103,6 +113,7 @@ type Worker struct {
 	pool   *pgxpool.Pool
 	funcs  *db.Funcs
 	log    *slog.Logger
+	tr     *tracing.Tracer
 	queues []string
 	subs   []*queue.Subscription
 
@@ -126,6 +137,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 		pool:   pool,
 		funcs:  db.NewFuncs(cfg.Observer),
 		log:    cfg.Logger.With("component", "worker", "worker_id", cfg.ID),
+		tr:     cfg.Tracer,
 		slots:  make(chan struct{}, cfg.Concurrency),
 		active: map[uuid.UUID]db.LeaseRef{},
 	}
@@ -219,22 +231,53 @@ func (w *Worker) eventLoop(ctx, execCtx context.Context, sub *queue.Subscription
 		select {
 		case <-ctx.Done():
 			return
-		case id := <-sub.C:
+		case n := <-sub.C:
 			if !w.acquire(ctx) {
 				return
 			}
+			// The notification carries the enqueue's trace context, so the
+			// step span and its claim nest under it from the start.
+			sctx, span := w.startStepSpan(w.tr.Extract(ctx, n.Headers), sub.Queue, n.ID, ClaimEvent, time.Now())
 			start := time.Now()
-			claims, err := w.funcs.ClaimStep(ctx, w.pool, sub.Queue, id, w.cfg.Lease, w.cfg.ID)
+			cctx, cspan := w.tr.Start(sctx, "worker.claim_step", trace.WithAttributes(tracing.KeyClaimMethod.String(ClaimEvent)))
+			claims, err := w.funcs.ClaimStep(cctx, w.pool, sub.Queue, n.ID, w.cfg.Lease, w.cfg.ID)
+			tracing.End(cspan, err)
 			if err != nil {
+				tracing.End(span, err)
 				w.release()
 				if ctx.Err() == nil {
-					w.log.WarnContext(ctx, "claiming step failed", "queue", sub.Queue, "msg_id", id, "error", err)
+					w.log.WarnContext(sctx, "claiming step failed", "queue", sub.Queue, "msg_id", n.ID, "error", err)
 				}
 				continue
 			}
-			w.startClaims(ctx, execCtx, sub.Queue, claims, ClaimEvent, time.Since(start), execs, 1)
+			started := false
+			for _, c := range claims {
+				started = w.startClaim(ctx, execCtx, sub.Queue, claimed{c: c, ctx: sctx, span: span}, ClaimEvent, time.Since(start), execs) || started
+			}
+			if len(claims) == 0 {
+				// Another worker took the message first.
+				span.SetAttributes(attribute.String("claim_outcome", "not_visible"))
+				span.End()
+			}
+			if !started {
+				w.release()
+			}
 		}
 	}
+}
+
+// claimed is a claim with the span of its step execution.
+type claimed struct {
+	c    db.ClaimedStep
+	ctx  context.Context
+	span trace.Span
+}
+
+func (w *Worker) startStepSpan(ctx context.Context, q string, msgID int64, method string, at time.Time) (context.Context, trace.Span) {
+	return w.tr.Start(ctx, "worker.execute_step_with_context", trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(at),
+		trace.WithAttributes(semconv.MessagingSystemKey.String("tasker_pgmq"), semconv.MessagingDestinationNameKey.String(q),
+			semconv.MessagingOperationTypeProcess, semconv.MessagingMessageIDKey.String(strconv.FormatInt(msgID, 10)),
+			tracing.KeyClaimMethod.String(method), tracing.KeyWorkerID.String(w.cfg.ID)))
 }
 
 func (w *Worker) pollLoop(ctx, execCtx context.Context, execs *sync.WaitGroup) {
@@ -284,7 +327,10 @@ func (w *Worker) pollQueue(ctx, execCtx context.Context, q string, minAge time.D
 		return
 	}
 	start := time.Now()
-	claims, err := w.funcs.ClaimSteps(ctx, w.pool, q, held, w.cfg.Lease, w.cfg.ID, minAge)
+	// The batch claim has no parent; each claimed step gets its spans below,
+	// under its own message's trace context.
+	claims, err := w.funcs.ClaimSteps(tracing.Suppress(ctx), w.pool, q, held, w.cfg.Lease, w.cfg.ID, minAge)
+	end := time.Now()
 	if err != nil {
 		for range held {
 			w.release()
@@ -294,39 +340,57 @@ func (w *Worker) pollQueue(ctx, execCtx context.Context, q string, minAge time.D
 		}
 		return
 	}
-	w.startClaims(ctx, execCtx, q, claims, ClaimPoll, time.Since(start), execs, held)
-}
-
-// startClaims runs each claimed step in its own goroutine holding one of the
-// held slots, and releases the slots it does not use.
-func (w *Worker) startClaims(ctx, execCtx context.Context, q string, claims []db.ClaimedStep, method string, claimDur time.Duration, execs *sync.WaitGroup, held int) {
 	used := 0
 	for _, c := range claims {
-		switch c.Outcome {
-		case db.ClaimClaimed, db.ClaimReclaimed, db.ClaimExhausted:
-		default:
-			w.log.DebugContext(ctx, "step message not claimed", "correlation_id", c.CorrelationID, "task_uuid", c.TaskUUID,
-				"step_uuid", c.StepUUID, "queue", q, "msg_id", c.MsgID, "outcome", c.Outcome)
-			continue
-		}
 		if used == held {
 			break
 		}
-		used++
-		w.track(c)
-		w.log.InfoContext(ctx, "step claimed", "correlation_id", c.CorrelationID, "task_uuid", c.TaskUUID,
-			"step_uuid", c.StepUUID, "namespace", c.Namespace, "operation", "claim_step", "event", "step.claimed",
-			"duration_ms", float64(claimDur.Microseconds())/1000, "step_name", c.StepName, "attempt", c.Attempt,
-			"claim_method", method, "outcome", c.Outcome)
-		execs.Go(func() {
-			defer w.release()
-			defer w.untrack(c.StepUUID)
-			w.execute(execCtx, q, c)
-		})
+		var headers map[string]string
+		_ = queue.DecodeHeaders(c.Headers, &headers)
+		sctx, span := w.startStepSpan(w.tr.Extract(ctx, headers), q, c.MsgID, ClaimPoll, start)
+		_, cspan := w.tr.Start(sctx, "worker.claim_step", trace.WithTimestamp(start),
+			trace.WithAttributes(tracing.KeyClaimMethod.String(ClaimPoll)))
+		cspan.End(trace.WithTimestamp(end))
+		if w.startClaim(ctx, execCtx, q, claimed{c: c, ctx: sctx, span: span}, ClaimPoll, end.Sub(start), execs) {
+			used++
+		}
 	}
 	for range held - used {
 		w.release()
 	}
+}
+
+// startClaim runs a claimed step in its own goroutine, which owns one held
+// slot; it returns false (the slot stays with the caller) when the claim
+// yielded nothing to run.
+func (w *Worker) startClaim(ctx, execCtx context.Context, q string, cl claimed, method string, claimDur time.Duration, execs *sync.WaitGroup) bool {
+	c := cl.c
+	cl.span.SetAttributes(tracing.IDs(c.CorrelationID, c.TaskUUID, c.StepUUID, c.Namespace, c.StepName)...)
+	cl.span.SetAttributes(attribute.String("claim_outcome", c.Outcome), tracing.KeyAttempt.Int(c.Attempt))
+	switch c.Outcome {
+	case db.ClaimClaimed, db.ClaimReclaimed, db.ClaimExhausted:
+	default:
+		w.log.DebugContext(cl.ctx, "step message not claimed", "correlation_id", c.CorrelationID, "task_uuid", c.TaskUUID,
+			"step_uuid", c.StepUUID, "queue", q, "msg_id", c.MsgID, "outcome", c.Outcome)
+		cl.span.End()
+		return false
+	}
+	if link, ok := tracing.LinkTo(c.PriorTraceparent); ok {
+		cl.span.AddLink(link)
+	}
+	w.track(c)
+	w.log.InfoContext(cl.ctx, "step claimed", "correlation_id", c.CorrelationID, "task_uuid", c.TaskUUID,
+		"step_uuid", c.StepUUID, "namespace", c.Namespace, "operation", "claim_step", "event", "step.claimed",
+		"duration_ms", float64(claimDur.Microseconds())/1000, "step_name", c.StepName, "attempt", c.Attempt,
+		"claim_method", method, "outcome", c.Outcome)
+	execs.Go(func() {
+		defer w.release()
+		defer w.untrack(c.StepUUID)
+		rctx := tracing.WithCorrelationID(tracing.Rebase(execCtx, cl.ctx), c.CorrelationID)
+		err := w.execute(rctx, q, c)
+		tracing.End(cl.span, err)
+	})
+	return true
 }
 
 func (w *Worker) track(c db.ClaimedStep) {
@@ -361,16 +425,18 @@ func (w *Worker) heartbeatLoop(ctx, execCtx context.Context) {
 		if len(refs) == 0 {
 			continue
 		}
-		if _, err := w.funcs.ExtendStepLeases(execCtx, w.pool, refs, w.cfg.Lease); err != nil && execCtx.Err() == nil {
+		if _, err := w.funcs.ExtendStepLeases(tracing.Suppress(execCtx), w.pool, refs, w.cfg.Lease); err != nil && execCtx.Err() == nil {
 			w.log.WarnContext(ctx, "extending step leases failed", "steps", len(refs), "error", err)
 		}
 	}
 }
 
-// execute runs one claimed step and submits its result.
-func (w *Worker) execute(ctx context.Context, q string, c db.ClaimedStep) {
+// execute runs one claimed step and submits its result. ctx carries the
+// step's span; the error it returns is only for that span.
+func (w *Worker) execute(ctx context.Context, q string, c db.ClaimedStep) error {
 	logAttrs := []any{"correlation_id", c.CorrelationID, "task_uuid", c.TaskUUID, "step_uuid", c.StepUUID,
 		"namespace", c.Namespace, "step_name", c.StepName, "attempt", c.Attempt}
+	stepSpan := trace.SpanFromContext(ctx)
 	started := time.Now()
 	var res handler.Result
 	if c.Outcome == db.ClaimExhausted {
@@ -391,36 +457,53 @@ func (w *Worker) execute(ctx context.Context, q string, c db.ClaimedStep) {
 		}
 		w.log.InfoContext(ctx, "step executing", append(logAttrs, "operation", "execute_step_with_context",
 			"event", "step.executing", "handler", c.Handler)...)
+		hctx, hspan := w.tr.Start(ctx, "worker.invoke_handler",
+			trace.WithAttributes(tracing.IDs(c.CorrelationID, c.TaskUUID, c.StepUUID, c.Namespace, c.StepName)...),
+			trace.WithAttributes(tracing.KeyHandler.String(c.Handler), tracing.KeyAttempt.Int(c.Attempt)))
 		var aborted bool
-		res, aborted = w.invoke(ctx, sc, c.Handler, c.Timeout)
+		res, aborted = w.invoke(hctx, sc, c.Handler, c.Timeout)
 		if aborted {
+			hspan.SetAttributes(attribute.Bool("abandoned", true))
+			hspan.End()
 			// Shutdown took the handler away: leave the step to lease expiry so
 			// another worker retries it, as if this process had crashed.
 			w.log.WarnContext(ctx, "step abandoned at shutdown", logAttrs...)
-			return
+			return errors.New("abandoned at shutdown")
 		}
+		if res.Error != nil || !res.Success {
+			errType, msg := handler.ErrorTypePermanent, "handler failed"
+			if res.Error != nil {
+				errType, msg = res.Error.Type, res.Error.Message
+			}
+			tracing.Fail(hspan, errType, msg)
+			tracing.Fail(stepSpan, errType, msg)
+		}
+		hspan.End()
 	}
 	finished := time.Now()
-	results, err := encodeResult(c, res, w.cfg.ID, started, finished)
+	traceparent := w.tr.Traceparent(ctx)
+	results, err := encodeResult(c, res, w.cfg.ID, traceparent, started, finished)
 	if err != nil {
 		res = handler.Failure("result_encoding_error", "", err.Error(), false)
-		results, _ = encodeResult(c, res, w.cfg.ID, started, finished)
+		results, _ = encodeResult(c, res, w.cfg.ID, traceparent, started, finished)
 	}
-	var headers map[string]string
-	if w.cfg.Headers != nil {
-		headers = w.cfg.Headers(ctx, c.CorrelationID)
-	}
+	sctx, sspan := w.tr.Start(ctx, "worker.submit_step_result", trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(tracing.IDs(c.CorrelationID, c.TaskUUID, c.StepUUID, c.Namespace, c.StepName)...),
+		trace.WithAttributes(semconv.MessagingDestinationNameKey.String(queue.StepResults)))
 	sub := db.StepResultSubmission{
 		StepUUID: c.StepUUID, Attempt: c.Attempt, Success: res.Success && res.Error == nil, Results: results,
-		WorkerID: w.cfg.ID, Queue: q, MsgID: c.MsgID, ResultQueue: queue.StepResults, Headers: headers,
+		WorkerID: w.cfg.ID, Queue: q, MsgID: c.MsgID, ResultQueue: queue.StepResults, Headers: w.tr.Inject(sctx),
 	}
-	if err := w.submit(ctx, sub); err != nil {
+	err = w.submit(sctx, sub)
+	tracing.End(sspan, err)
+	if err != nil {
 		w.log.ErrorContext(ctx, "submitting step result failed; the step will be retried after its lease expires",
 			append(logAttrs, "operation", "submit_step_result", "error", err)...)
-		return
+		return err
 	}
 	w.log.DebugContext(ctx, "step result submitted", append(logAttrs, "operation", "submit_step_result",
 		"success", sub.Success, "duration_ms", float64(finished.Sub(started).Microseconds())/1000)...)
+	return nil
 }
 
 func (w *Worker) submit(ctx context.Context, sub db.StepResultSubmission) error {
@@ -480,7 +563,7 @@ func (w *Worker) invoke(ctx context.Context, sc *handler.StepContext, name strin
 	}
 }
 
-func encodeResult(c db.ClaimedStep, r handler.Result, workerID string, started, finished time.Time) (json.RawMessage, error) {
+func encodeResult(c db.ClaimedStep, r handler.Result, workerID, traceparent string, started, finished time.Time) (json.RawMessage, error) {
 	success := r.Success && r.Error == nil
 	out := messages.StepExecutionResult{
 		StepUUID: c.StepUUID,
@@ -490,7 +573,7 @@ func encodeResult(c db.ClaimedStep, r handler.Result, workerID string, started, 
 		Metadata: messages.ResultMetadata{
 			ExecutionTimeMs: float64(finished.Sub(started).Microseconds()) / 1000,
 			Attempt:         c.Attempt, WorkerID: workerID, StartedAt: started.UTC(), CompletedAt: finished.UTC(),
-			CorrelationID: c.CorrelationID, Custom: r.Metadata,
+			CorrelationID: c.CorrelationID, Traceparent: traceparent, Custom: r.Metadata,
 		},
 	}
 	if !success {

@@ -1,0 +1,246 @@
+// Package tracing is Tasker's span and context-propagation layer: span names
+// and attributes for the hot paths, SQL-function and queue spans (as a
+// db.Observer), and W3C trace context plus baggage in queue message headers.
+// It takes its providers from the caller; with none it is a no-op that still
+// propagates context.
+package tracing
+
+import (
+	"context"
+	"errors"
+
+	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/taskerhq/tasker/internal/db"
+)
+
+// ScopeName is the instrumentation scope of every Tasker span.
+const ScopeName = "github.com/taskerhq/tasker"
+
+// Attribute keys Tasker puts on its spans.
+const (
+	KeyCorrelationID = attribute.Key("correlation_id")
+	KeyTaskUUID      = attribute.Key("task_uuid")
+	KeyStepUUID      = attribute.Key("step_uuid")
+	KeyStepName      = attribute.Key("step_name")
+	KeyNamespace     = attribute.Key("namespace")
+	KeyAttempt       = attribute.Key("attempt")
+	KeyHandler       = attribute.Key("handler")
+	KeyClaimMethod   = attribute.Key("claim_method")
+	KeyWorkerID      = attribute.Key("worker_id")
+)
+
+// BaggageCorrelationID is the baggage member that carries the correlation ID
+// across processes.
+const BaggageCorrelationID = "correlation_id"
+
+// Tracer starts Tasker's spans.
+type Tracer struct {
+	tracer trace.Tracer
+	prop   propagation.TextMapPropagator
+}
+
+// New returns a Tracer over tp (nil: no-op) propagating with prop (nil: W3C
+// tracecontext + baggage).
+func New(tp trace.TracerProvider, prop propagation.TextMapPropagator) *Tracer {
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	if prop == nil {
+		prop = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	}
+	return &Tracer{tracer: tp.Tracer(ScopeName), prop: prop}
+}
+
+// Noop is a Tracer that records nothing but still propagates.
+func Noop() *Tracer { return New(nil, nil) }
+
+// Start starts a span; the correlation ID from ctx's baggage is added to it.
+func (t *Tracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	ctx, span := t.tracer.Start(ctx, name, opts...)
+	if span.IsRecording() {
+		if c := CorrelationID(ctx); c != "" {
+			span.SetAttributes(KeyCorrelationID.String(c))
+		}
+	}
+	return ctx, span
+}
+
+// IDs returns the common attributes of a task or step span; zero values are skipped.
+func IDs(corr, task, step uuid.UUID, namespace, stepName string) []attribute.KeyValue {
+	kv := make([]attribute.KeyValue, 0, 5)
+	if corr != uuid.Nil {
+		kv = append(kv, KeyCorrelationID.String(corr.String()))
+	}
+	if task != uuid.Nil {
+		kv = append(kv, KeyTaskUUID.String(task.String()))
+	}
+	if step != uuid.Nil {
+		kv = append(kv, KeyStepUUID.String(step.String()))
+	}
+	if namespace != "" {
+		kv = append(kv, KeyNamespace.String(namespace))
+	}
+	if stepName != "" {
+		kv = append(kv, KeyStepName.String(stepName))
+	}
+	return kv
+}
+
+// End finishes span, recording err (status Error and error.type) if non-nil.
+func End(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+		span.SetAttributes(semconv.ErrorTypeKey.String(errorType(err)))
+	}
+	span.End()
+}
+
+// Fail marks span as failed with an explicit error type (a handler failure
+// is not a Go error).
+func Fail(span trace.Span, errType, message string) {
+	span.SetStatus(codes.Error, message)
+	span.SetAttributes(semconv.ErrorTypeKey.String(errType))
+}
+
+func errorType(err error) string {
+	var typed interface{ ErrorType() string }
+	if errors.As(err, &typed) {
+		return typed.ErrorType()
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	}
+	return "_OTHER"
+}
+
+// WithCorrelationID puts the correlation ID into ctx's baggage, so it travels
+// with the trace context into every message and onto every span.
+func WithCorrelationID(ctx context.Context, id uuid.UUID) context.Context {
+	if id == uuid.Nil {
+		return ctx
+	}
+	m, err := baggage.NewMemberRaw(BaggageCorrelationID, id.String())
+	if err != nil {
+		return ctx
+	}
+	b, err := baggage.FromContext(ctx).SetMember(m)
+	if err != nil {
+		return ctx
+	}
+	return baggage.ContextWithBaggage(ctx, b)
+}
+
+// CorrelationID returns the correlation ID in ctx's baggage, or "".
+func CorrelationID(ctx context.Context) string {
+	return baggage.FromContext(ctx).Member(BaggageCorrelationID).Value()
+}
+
+// Inject returns the headers that carry ctx's trace context and baggage.
+func (t *Tracer) Inject(ctx context.Context) map[string]string {
+	h := map[string]string{}
+	t.prop.Inject(ctx, propagation.MapCarrier(h))
+	return h
+}
+
+// Extract returns ctx carrying the trace context and baggage of headers.
+func (t *Tracer) Extract(ctx context.Context, headers map[string]string) context.Context {
+	if len(headers) == 0 {
+		return ctx
+	}
+	return t.prop.Extract(ctx, propagation.MapCarrier(headers))
+}
+
+// Propagator is the propagator in use (for HTTP middleware).
+func (t *Tracer) Propagator() propagation.TextMapPropagator { return t.prop }
+
+// StartCall implements db.Observer: one client span per SQL function call,
+// with OpenTelemetry's database conventions, and messaging conventions for
+// queue operations.
+func (t *Tracer) StartCall(ctx context.Context, call db.Call) (context.Context, func(error)) {
+	if suppressed(ctx) {
+		return ctx, nopDone
+	}
+	name := "sql." + call.Function
+	attrs := []attribute.KeyValue{
+		semconv.DBSystemNamePostgreSQL,
+		semconv.DBOperationNameKey.String(call.Function),
+		semconv.DBStoredProcedureNameKey.String(call.Function),
+	}
+	kind := trace.SpanKindClient
+	if call.Queue != "" && call.Messaging != "" {
+		attrs = append(attrs,
+			semconv.MessagingSystemKey.String("tasker_pgmq"),
+			semconv.MessagingDestinationNameKey.String(call.Queue),
+			semconv.MessagingOperationTypeKey.String(call.Messaging),
+			semconv.MessagingOperationNameKey.String(call.Function),
+		)
+		switch call.Messaging {
+		case "send":
+			kind = trace.SpanKindProducer
+		case "receive":
+			kind = trace.SpanKindConsumer
+		}
+	}
+	ctx, span := t.Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
+	return ctx, func(err error) { End(span, err) }
+}
+
+var _ db.Observer = (*Tracer)(nil)
+
+func nopDone(error) {}
+
+type suppressKey struct{}
+
+// Suppress marks ctx so SQL-function calls made with it start no span: the
+// pollers' periodic queries would otherwise each start a trace of their own.
+func Suppress(ctx context.Context) context.Context { return context.WithValue(ctx, suppressKey{}, true) }
+
+func suppressed(ctx context.Context) bool { v, _ := ctx.Value(suppressKey{}).(bool); return v }
+
+// TraceID returns the trace ID in headers, or "".
+func (t *Tracer) TraceID(headers map[string]string) string {
+	sc := trace.SpanContextFromContext(t.Extract(context.Background(), headers))
+	if !sc.TraceID().IsValid() {
+		return ""
+	}
+	return sc.TraceID().String()
+}
+
+// Rebase returns dst carrying src's span and baggage: work that must outlive
+// src's cancellation (a handler draining at shutdown) keeps its trace.
+func Rebase(dst, src context.Context) context.Context {
+	dst = trace.ContextWithSpan(dst, trace.SpanFromContext(src))
+	return baggage.ContextWithBaggage(dst, baggage.FromContext(src))
+}
+
+// Traceparent returns the W3C traceparent of ctx's span, or "".
+func (t *Tracer) Traceparent(ctx context.Context) string {
+	h := map[string]string{}
+	propagation.TraceContext{}.Inject(ctx, propagation.MapCarrier(h))
+	return h["traceparent"]
+}
+
+// LinkTo returns a link to the span a traceparent names; ok is false when it names none.
+func LinkTo(traceparent string) (trace.Link, bool) {
+	if traceparent == "" {
+		return trace.Link{}, false
+	}
+	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": traceparent})
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return trace.Link{}, false
+	}
+	return trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{attribute.String("link.reason", "previous_attempt")}}, true
+}
