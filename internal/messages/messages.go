@@ -69,14 +69,14 @@ type ResultError struct {
 
 // ResultMetadata describes the attempt.
 type ResultMetadata struct {
-	ExecutionTimeMs float64        `json:"execution_time_ms"`
-	Retryable       bool           `json:"retryable"`
-	Attempt         int            `json:"attempt"`
-	WorkerID        string         `json:"worker_id"`
-	StartedAt       time.Time      `json:"started_at"`
-	CompletedAt     time.Time      `json:"completed_at"`
-	CorrelationID   uuid.UUID      `json:"correlation_id"`
+	ExecutionTimeMs float64   `json:"execution_time_ms"`
+	Retryable       bool      `json:"retryable"`
+	Attempt         int       `json:"attempt"`
+	WorkerID        string    `json:"worker_id"`
+	StartedAt       time.Time `json:"started_at"`
+	CompletedAt     time.Time `json:"completed_at"`
+	CorrelationID   uuid.UUID `json:"correlation_id"`
 	// Traceparent is the attempt's worker span, so the next attempt can link to it.
 	Traceparent string         `json:"traceparent,omitempty"`
-	Custom          map[string]any `json:"custom,omitempty"`
+	Custom      map[string]any `json:"custom,omitempty"`
 }

@@ -205,7 +205,9 @@ type suppressKey struct{}
 
 // Suppress marks ctx so SQL-function calls made with it start no span: the
 // pollers' periodic queries would otherwise each start a trace of their own.
-func Suppress(ctx context.Context) context.Context { return context.WithValue(ctx, suppressKey{}, true) }
+func Suppress(ctx context.Context) context.Context {
+	return context.WithValue(ctx, suppressKey{}, true)
+}
 
 func suppressed(ctx context.Context) bool { v, _ := ctx.Value(suppressKey{}).(bool); return v }
 
