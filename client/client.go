@@ -93,6 +93,16 @@ func (c *Client) ListTasksByCorrelation(ctx context.Context, correlationID uuid.
 	return list.Tasks, nil
 }
 
+// ListChildTasks returns the tasks whose parent correlation ID is parentCorrelationID.
+func (c *Client) ListChildTasks(ctx context.Context, parentCorrelationID uuid.UUID) ([]Task, error) {
+	var list TaskList
+	path := "/v1/tasks?" + url.Values{"parent_correlation_id": {parentCorrelationID.String()}}.Encode()
+	if err := c.do(ctx, http.MethodGet, path, nil, &list); err != nil {
+		return nil, err
+	}
+	return list.Tasks, nil
+}
+
 // Templates returns the registered task templates.
 func (c *Client) Templates(ctx context.Context) ([]Template, error) {
 	var list TemplateList

@@ -82,15 +82,17 @@ type StepError struct {
 
 // Task is the API's view of one task (GET /v1/tasks/{uuid}).
 type Task struct {
-	TaskUUID            uuid.UUID       `json:"task_uuid"`
-	Namespace           string          `json:"namespace"`
-	Name                string          `json:"name"`
-	Version             string          `json:"version"`
-	State               string          `json:"state"`
-	ExecutionStatus     string          `json:"execution_status"`
-	CorrelationID       uuid.UUID       `json:"correlation_id"`
-	ParentCorrelationID *uuid.UUID      `json:"parent_correlation_id,omitempty"`
-	Context             json.RawMessage `json:"context"`
+	TaskUUID            uuid.UUID  `json:"task_uuid"`
+	Namespace           string     `json:"namespace"`
+	Name                string     `json:"name"`
+	Version             string     `json:"version"`
+	State               string     `json:"state"`
+	ExecutionStatus     string     `json:"execution_status"`
+	CorrelationID       uuid.UUID  `json:"correlation_id"`
+	ParentCorrelationID *uuid.UUID `json:"parent_correlation_id,omitempty"`
+	// TraceID is the W3C trace ID of the task's trace (empty when it was created without one).
+	TraceID string          `json:"trace_id,omitempty"`
+	Context json.RawMessage `json:"context"`
 	// Result maps each leaf step (one no other step depends on) to its result, once complete.
 	Result       map[string]json.RawMessage `json:"result,omitempty"`
 	Error        *StepError                 `json:"error,omitempty"`

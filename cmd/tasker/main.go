@@ -40,6 +40,8 @@ Start here:  tasker dev      (everything in one process on an ephemeral PostgreS
 		newMigrateCmd(getenv),
 		newTaskCmd(g),
 		newTemplateCmd(g),
+		newTraceCmd(g),
+		newBenchCmd(getenv),
 	)
 	return root
 }

@@ -18,6 +18,8 @@ type Backend interface {
 	GetTask(ctx context.Context, taskUUID uuid.UUID) (*client.Task, error)    // ErrNotFound when missing
 	ListSteps(ctx context.Context, taskUUID uuid.UUID) ([]client.Step, error) // ErrNotFound when the task is missing
 	ListTasksByCorrelation(ctx context.Context, correlationID uuid.UUID) ([]client.Task, error)
+	// ListChildTasks returns the tasks whose parent_correlation_id is parentCorrelationID.
+	ListChildTasks(ctx context.Context, parentCorrelationID uuid.UUID) ([]client.Task, error)
 	Templates(ctx context.Context) ([]client.Template, error)
 	Ping(ctx context.Context) error
 }

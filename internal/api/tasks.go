@@ -339,22 +339,37 @@ func (s *server) listSteps(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) listTasks(w http.ResponseWriter, r *http.Request) {
-	raw := r.URL.Query().Get("correlation_id")
+	q := r.URL.Query()
+	field := "correlation_id"
+	raw := q.Get(field)
+	if p := q.Get("parent_correlation_id"); p != "" {
+		if raw != "" {
+			s.writeError(w, r, &client.APIError{Status: http.StatusBadRequest, Code: client.CodeInvalidField, Field: "parent_correlation_id",
+				Message: "give correlation_id or parent_correlation_id, not both"})
+			return
+		}
+		field, raw = "parent_correlation_id", p
+	}
 	if raw == "" {
 		s.writeError(w, r, &client.APIError{Status: http.StatusBadRequest, Code: client.CodeMissingField, Field: "correlation_id",
-			Message: "correlation_id query parameter is required: listing every task is not offered"})
+			Message: "correlation_id (or parent_correlation_id) query parameter is required: listing every task is not offered"})
 		return
 	}
 	id, err := uuid.Parse(raw)
 	if err != nil {
-		s.writeError(w, r, &client.APIError{Status: http.StatusBadRequest, Code: client.CodeInvalidField, Field: "correlation_id",
-			Message: fmt.Sprintf("correlation_id must be a UUID, got %q", raw)})
+		s.writeError(w, r, &client.APIError{Status: http.StatusBadRequest, Code: client.CodeInvalidField, Field: field,
+			Message: fmt.Sprintf("%s must be a UUID, got %q", field, raw)})
 		return
 	}
-	w.Header().Set(client.CorrelationIDHeader, id.String())
-	tasks, err := s.backend.ListTasksByCorrelation(r.Context(), id)
+	var tasks []client.Task
+	if field == "correlation_id" {
+		w.Header().Set(client.CorrelationIDHeader, id.String())
+		tasks, err = s.backend.ListTasksByCorrelation(r.Context(), id)
+	} else {
+		tasks, err = s.backend.ListChildTasks(r.Context(), id)
+	}
 	if err != nil {
-		s.writeBackendError(w, r, "listing tasks", "tasks", "correlation_id", err)
+		s.writeBackendError(w, r, "listing tasks", "tasks", field, err)
 		return
 	}
 	s.writeJSON(w, r, http.StatusOK, client.TaskList{Tasks: nonNil(tasks)})

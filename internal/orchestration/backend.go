@@ -13,7 +13,9 @@ import (
 	"github.com/taskerhq/tasker/client"
 	"github.com/taskerhq/tasker/internal/api"
 	"github.com/taskerhq/tasker/internal/db"
+	"github.com/taskerhq/tasker/internal/queue"
 	"github.com/taskerhq/tasker/internal/templatestore"
+	"github.com/taskerhq/tasker/internal/tracing"
 )
 
 // Backend serves the REST API from the database.
@@ -40,7 +42,7 @@ func (b *Backend) Ping(ctx context.Context) error { return b.s.pool.Ping(ctx) }
 
 const taskColumns = `t.task_uuid, ns.name, nt.name, nt.version, t.state, t.correlation_id, t.parent_correlation_id,
 	t.context, coalesce(t.initiator, ''), coalesce(t.source_system, ''), coalesce(t.reason, ''), t.tags, t.priority,
-	t.created_at, t.updated_at, t.completed_at`
+	t.created_at, t.updated_at, t.completed_at, t.trace_context`
 
 const taskFrom = ` FROM tasker.tasks t
 	JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
@@ -48,12 +50,16 @@ const taskFrom = ` FROM tasker.tasks t
 
 func scanTask(r pgx.Row) (*client.Task, error) {
 	var t client.Task
-	var tags []byte
+	var tags, traceCtx []byte
 	if err := r.Scan(&t.TaskUUID, &t.Namespace, &t.Name, &t.Version, &t.State, &t.CorrelationID, &t.ParentCorrelationID,
-		&t.Context, &t.Initiator, &t.SourceSystem, &t.Reason, &tags, &t.Priority, &t.CreatedAt, &t.UpdatedAt, &t.CompletedAt); err != nil {
+		&t.Context, &t.Initiator, &t.SourceSystem, &t.Reason, &tags, &t.Priority, &t.CreatedAt, &t.UpdatedAt, &t.CompletedAt, &traceCtx); err != nil {
 		return nil, err
 	}
 	_ = json.Unmarshal(tags, &t.Tags)
+	var headers map[string]string
+	if queue.DecodeHeaders(traceCtx, &headers) == nil {
+		t.TraceID = tracing.Noop().TraceID(headers)
+	}
 	return &t, nil
 }
 
@@ -256,19 +262,28 @@ func (b *Backend) ListTasksByCorrelation(ctx context.Context, corr uuid.UUID) ([
 	return tasks, nil
 }
 
-// ChildTasks lists the tasks whose parent correlation ID is corr.
-func (b *Backend) ChildTasks(ctx context.Context, corr uuid.UUID) ([]client.Task, error) {
+// ListChildTasks implements api.Backend.
+func (b *Backend) ListChildTasks(ctx context.Context, corr uuid.UUID) ([]client.Task, error) {
 	rows, err := b.s.pool.Query(ctx, "SELECT "+taskColumns+taskFrom+"WHERE t.parent_correlation_id = $1 ORDER BY t.created_at", corr)
 	if err != nil {
 		return nil, fmt.Errorf("listing child tasks of %s: %w", corr, err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (client.Task, error) {
+	tasks, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (client.Task, error) {
 		t, err := scanTask(r)
 		if err != nil {
 			return client.Task{}, err
 		}
 		return *t, nil
 	})
+	if err != nil {
+		return nil, fmt.Errorf("listing child tasks of %s: %w", corr, err)
+	}
+	for i := range tasks {
+		if err := b.fillTask(ctx, &tasks[i]); err != nil {
+			return nil, err
+		}
+	}
+	return tasks, nil
 }
 
 // Templates implements api.Backend.

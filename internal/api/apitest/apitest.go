@@ -236,6 +236,22 @@ func (b *Backend) ListTasksByCorrelation(_ context.Context, correlationID uuid.U
 	return out, nil
 }
 
+// ListChildTasks implements api.Backend.
+func (b *Backend) ListChildTasks(_ context.Context, parent uuid.UUID) ([]client.Task, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.errs["ListChildTasks"]; err != nil {
+		return nil, err
+	}
+	var out []client.Task
+	for _, id := range b.order {
+		if t := b.tasks[id]; t.ParentCorrelationID != nil && *t.ParentCorrelationID == parent {
+			out = append(out, *t)
+		}
+	}
+	return out, nil
+}
+
 // Templates implements api.Backend.
 func (b *Backend) Templates(context.Context) ([]client.Template, error) {
 	b.mu.Lock()
