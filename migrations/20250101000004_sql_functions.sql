@@ -417,21 +417,30 @@ $$;
 -- +goose StatementEnd
 
 -- Keeps live steps' leases (and their messages' visibility) ahead of the clock
--- while their handlers run. Only the attempt that holds the lease may extend it.
+-- while their handlers run. Only the attempt that holds the lease may extend
+-- it, and only that attempt's message is kept hidden: a worker that lost its
+-- lease must not keep hiding the message the step's next holder (or, after
+-- that holder stops, the next reclaim) depends on. The three arrays are
+-- parallel: element i of each describes one lease.
 -- +goose StatementBegin
 CREATE FUNCTION tasker.extend_step_leases(p_step_uuids uuid[], p_attempts integer[], p_msg_ids bigint[], p_lease_ms integer)
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
     v_n integer;
 BEGIN
-    UPDATE tasker.workflow_steps ws
-    SET lease_expires_at = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0)
-    FROM unnest(p_step_uuids, p_attempts) AS l(step_uuid, attempt)
-    WHERE ws.workflow_step_uuid = l.step_uuid AND ws.attempts = l.attempt AND ws.state = 'in_progress';
-    GET DIAGNOSTICS v_n = ROW_COUNT;
-    UPDATE tasker.queue_messages q
-    SET vt = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0)
-    WHERE q.msg_id = ANY (p_msg_ids);
+    WITH extended AS (
+        UPDATE tasker.workflow_steps ws
+        SET lease_expires_at = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0)
+        FROM unnest(p_step_uuids, p_attempts, p_msg_ids) AS l(step_uuid, attempt, msg_id)
+        WHERE ws.workflow_step_uuid = l.step_uuid AND ws.attempts = l.attempt AND ws.state = 'in_progress'
+        RETURNING l.msg_id
+    ), hidden AS (
+        UPDATE tasker.queue_messages q
+        SET vt = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0)
+        WHERE q.msg_id IN (SELECT e.msg_id FROM extended e)
+        RETURNING 1
+    )
+    SELECT count(*) INTO v_n FROM extended;
     RETURN v_n;
 END;
 $$;

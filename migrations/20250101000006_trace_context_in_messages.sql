@@ -4,6 +4,10 @@
 --   message;
 -- * a claim returns the traceparent the previous attempt stored in its
 --   result, so a retried attempt's span links to the one before.
+-- Also: a send to a queue that was never created fails instead of leaving a
+-- message nobody reads; a malformed step message is archived as stale instead
+-- of failing every claim of its queue; a "busy" claim leaves the message
+-- visible when the holder's lease ends, not a full lease later.
 
 -- +goose Up
 
@@ -25,6 +29,9 @@ RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     v_id bigint;
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM tasker.queues WHERE queue_name = p_queue) THEN
+        RAISE EXCEPTION 'queue % does not exist', p_queue USING ERRCODE = 'undefined_object';
+    END IF;
     INSERT INTO tasker.queue_messages (queue_name, message, headers, vt)
     VALUES (p_queue, p_message, coalesce(p_headers, '{}'),
             clock_timestamp() + make_interval(secs => p_delay_ms / 1000.0))
@@ -43,6 +50,9 @@ RETURNS SETOF bigint LANGUAGE plpgsql AS $$
 DECLARE
     v_id bigint;
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM tasker.queues WHERE queue_name = p_queue) THEN
+        RAISE EXCEPTION 'queue % does not exist', p_queue USING ERRCODE = 'undefined_object';
+    END IF;
     FOR v_id IN
         INSERT INTO tasker.queue_messages (queue_name, message, headers)
         SELECT p_queue, m, coalesce(p_headers, '{}') FROM unnest(p_messages) AS m
@@ -75,8 +85,16 @@ DECLARE
     v_outcome text;
     v_from text;
 BEGIN
-    SELECT ws.* INTO s FROM tasker.workflow_steps ws
-    WHERE ws.workflow_step_uuid = (p_message ->> 'step_uuid')::uuid FOR UPDATE;
+    BEGIN
+        SELECT ws.* INTO s FROM tasker.workflow_steps ws
+        WHERE ws.workflow_step_uuid = (p_message ->> 'step_uuid')::uuid FOR UPDATE;
+    EXCEPTION WHEN invalid_text_representation THEN
+        -- A malformed message must not wedge the queue: archive it as stale.
+        PERFORM tasker.queue_archive(p_queue, p_msg_id);
+        RETURN QUERY SELECT 'stale'::text, NULL::uuid, NULL::uuid, NULL::text, NULL::text, NULL::integer,
+            NULL::integer, NULL::integer, NULL::jsonb, NULL::jsonb, NULL::uuid, NULL::uuid, NULL::text, NULL::text, NULL::text, NULL::jsonb, NULL::text;
+        RETURN;
+    END;
     IF NOT FOUND THEN
         PERFORM tasker.queue_archive(p_queue, p_msg_id);
         RETURN QUERY SELECT 'stale'::text, NULL::uuid, (p_message ->> 'step_uuid')::uuid, NULL::text, NULL::text, NULL::integer,
@@ -95,6 +113,10 @@ BEGIN
 
     IF v_outcome = 'stale' THEN
         PERFORM tasker.queue_archive(p_queue, p_msg_id);
+    ELSIF v_outcome = 'busy' THEN
+        -- Reading hid the message for a whole lease; the holder's lease may end
+        -- sooner, and a reclaim must not wait a lease longer than that.
+        UPDATE tasker.queue_messages q SET vt = s.lease_expires_at WHERE q.msg_id = p_msg_id;
     ELSIF v_outcome IN ('claimed', 'reclaimed') THEN
         v_from := s.state;
         UPDATE tasker.workflow_steps ws
