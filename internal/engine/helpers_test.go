@@ -73,11 +73,15 @@ type engineOpts struct {
 	grace       time.Duration
 	dispatcher  worker.Dispatcher
 	submitter   handler.TaskSubmitter
+	logger      *slog.Logger
 }
 
 func (b *testBundle) start(t *testing.T, o engineOpts) *engine.Engine {
 	t.Helper()
 	cfg := engine.Config{Pool: b.pool, Logger: testLogger(t)}
+	if o.logger != nil {
+		cfg.Logger = o.logger
+	}
 	if o.orchestrate {
 		cfg.Orchestration = &orchestration.Config{ReadinessInterval: 100 * time.Millisecond, FallbackInterval: 200 * time.Millisecond}
 	}
