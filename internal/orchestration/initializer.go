@@ -243,7 +243,7 @@ func (s *Service) ProcessTaskRequestMessage(ctx context.Context, msgID int64) er
 		reg, err := s.resolveTemplate(ctx, req)
 		var apiErr *client.APIError
 		if errors.As(err, &apiErr) {
-			s.log.ErrorContext(ctx, "rejecting task request", "correlation_id", msg.CorrelationID, "msg_id", msgID,
+			s.log.WarnContext(ctx, "rejecting task request", "correlation_id", msg.CorrelationID, "msg_id", msgID,
 				"request_id", msg.RequestID, "field", apiErr.Field, "error", apiErr.Message)
 			_, aerr := s.queues.Archive(ctx, tx, queue.TaskRequests, msgID)
 			return aerr

@@ -143,7 +143,7 @@ func (s *Service) processMessage(ctx context.Context, w work) {
 		err = s.ProcessTaskRequestMessage(ctx, w.id)
 	}
 	if err != nil && ctx.Err() == nil {
-		s.log.ErrorContext(ctx, "processing message failed; it will be retried",
+		s.log.WarnContext(ctx, "processing message failed; it will be retried",
 			"queue", w.queue, "msg_id", w.id, "error", err)
 		// Hide it for a while so a poison message cannot spin a core.
 		if _, verr := s.queues.SetVT(context.WithoutCancel(ctx), s.pool, w.queue, w.id, s.cfg.FailedMessageDelay); verr != nil {
