@@ -13,8 +13,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/taskerhq/tasker/internal/metrics"
 	"github.com/taskerhq/tasker/internal/orchestration"
 	"github.com/taskerhq/tasker/internal/queue"
+	"github.com/taskerhq/tasker/internal/tracing"
 	"github.com/taskerhq/tasker/internal/worker"
 )
 
@@ -26,6 +28,11 @@ type Config struct {
 	// Worker runs a worker when non-nil.
 	Worker *worker.Config
 	Logger *slog.Logger
+	// Metrics, when set, is given to every component that has none and gets
+	// the process's gauges (pool, queues, tasks, listener, active handlers).
+	Metrics *metrics.Metrics
+	// Tracer, when set, is given to every component that has none.
+	Tracer *tracing.Tracer
 }
 
 // Engine is a running set of components.
@@ -34,10 +41,11 @@ type Engine struct {
 	Worker       *worker.Worker
 	Listener     *queue.Listener
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	errs   []error
+	cancel  context.CancelFunc
+	metrics *metrics.Metrics
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	errs    []error
 }
 
 // Start builds and starts the configured components and waits until the
@@ -61,6 +69,12 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 		if oc.Logger == nil {
 			oc.Logger = cfg.Logger
 		}
+		if oc.Metrics == nil {
+			oc.Metrics = cfg.Metrics
+		}
+		if oc.Tracer == nil {
+			oc.Tracer = cfg.Tracer
+		}
 		svc, err := orchestration.New(cfg.Pool, oc)
 		if err != nil {
 			return nil, fmt.Errorf("starting orchestration: %w", err)
@@ -78,6 +92,12 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 		if wc.Logger == nil {
 			wc.Logger = cfg.Logger
 		}
+		if wc.Metrics == nil {
+			wc.Metrics = cfg.Metrics
+		}
+		if wc.Tracer == nil {
+			wc.Tracer = cfg.Tracer
+		}
 		w, err := worker.New(cfg.Pool, wc)
 		if err != nil {
 			return nil, fmt.Errorf("starting worker: %w", err)
@@ -89,6 +109,9 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("starting worker: %w", err)
 		}
 		e.Worker = w
+	}
+	if err := e.observe(cfg); err != nil {
+		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	e.cancel = cancel
@@ -118,10 +141,33 @@ func (e *Engine) run(fn func() error) {
 	})
 }
 
+// observe registers the process's gauges with the metrics.
+func (e *Engine) observe(cfg Config) error {
+	m := cfg.Metrics
+	if m == nil {
+		return nil
+	}
+	e.metrics = m
+	errs := []error{m.ObservePool(cfg.Pool), m.ObserveQueues(cfg.Pool), m.ObserveListener(e.Listener)}
+	if e.Orchestrator != nil {
+		errs = append(errs, m.ObserveTasks(cfg.Pool))
+	}
+	if e.Worker != nil {
+		errs = append(errs, m.ObserveActiveExecutions(e.Worker.ActiveByNamespace))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("registering gauges: %w", err)
+	}
+	return nil
+}
+
 // Stop stops every component and waits for them; it returns their errors.
 func (e *Engine) Stop() error {
 	e.cancel()
 	e.wg.Wait()
+	if e.metrics != nil {
+		e.errs = append(e.errs, e.metrics.Close())
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return errors.Join(e.errs...)

@@ -15,6 +15,7 @@ import (
 	"github.com/taskerhq/tasker/handler"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/examples"
+	"github.com/taskerhq/tasker/internal/metrics"
 	"github.com/taskerhq/tasker/internal/orchestration"
 	"github.com/taskerhq/tasker/internal/queue"
 	"github.com/taskerhq/tasker/internal/templatestore"
@@ -74,6 +75,7 @@ type engineOpts struct {
 	dispatcher  worker.Dispatcher
 	submitter   handler.TaskSubmitter
 	logger      *slog.Logger
+	metrics     *metrics.Metrics
 }
 
 func (b *testBundle) start(t *testing.T, o engineOpts) *engine.Engine {
@@ -82,6 +84,7 @@ func (b *testBundle) start(t *testing.T, o engineOpts) *engine.Engine {
 	if o.logger != nil {
 		cfg.Logger = o.logger
 	}
+	cfg.Metrics = o.metrics
 	if o.orchestrate {
 		cfg.Orchestration = &orchestration.Config{ReadinessInterval: 100 * time.Millisecond, FallbackInterval: 200 * time.Millisecond}
 	}

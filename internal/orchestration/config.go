@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/taskerhq/tasker/internal/db"
+	"github.com/taskerhq/tasker/internal/metrics"
 	"github.com/taskerhq/tasker/internal/tracing"
 )
 
@@ -42,6 +43,8 @@ type Config struct {
 	// Tracer makes spans and carries trace context through message headers.
 	// Default: no spans, context still propagated.
 	Tracer *tracing.Tracer
+	// Metrics records orchestration metrics. Default: none.
+	Metrics *metrics.Metrics
 }
 
 func (c Config) withDefaults() Config {
@@ -67,7 +70,7 @@ func (c Config) withDefaults() Config {
 		c.Tracer = tracing.Noop()
 	}
 	if c.Observer == nil {
-		c.Observer = c.Tracer
+		c.Observer = db.Observers{c.Tracer, c.Metrics}
 	}
 	return c
 }

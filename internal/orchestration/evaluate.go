@@ -23,6 +23,8 @@ type txEvents struct {
 	after []func()
 	// retryIn is the earliest retry backoff scheduled in the transaction.
 	retryIn time.Duration
+	// enqueued is set when the transaction enqueued steps.
+	enqueued bool
 }
 
 func (e *txEvents) add(fn func()) { e.after = append(e.after, fn) }
@@ -138,7 +140,11 @@ func (s *Service) enqueueSteps(ctx context.Context, tx pgx.Tx, t *taskRow, ready
 		return err
 	}
 	corr, task, ns := t.correlationID, t.uuid, t.namespace
+	ev.enqueued = true
 	ev.add(func() {
+		for _, e := range enq {
+			s.m.StepEnqueued(ctx, ns, e.StepName, wq)
+		}
 		for _, e := range enq {
 			s.log.InfoContext(ctx, "step enqueued", "correlation_id", corr, "task_uuid", task, "step_uuid", e.StepUUID,
 				"namespace", ns, "operation", "enqueue_steps_batch", "event", "step.enqueued", "step_name", e.StepName, "queue", wq, "msg_id", e.MsgID)
@@ -182,6 +188,7 @@ func (s *Service) finalizeTask(ctx context.Context, tx pgx.Tx, t *taskRow, ev *t
 			return err
 		}
 		ev.add(func() {
+			s.m.TaskFinalized(ctx, corr, ns, t.name, "complete", time.Since(start))
 			s.log.InfoContext(ctx, "task completed", "correlation_id", corr, "task_uuid", task, "namespace", ns,
 				"operation", "finalize_task", "event", "task.completed", "duration_ms", ms(time.Since(start)))
 		})
@@ -190,6 +197,7 @@ func (s *Service) finalizeTask(ctx context.Context, tx pgx.Tx, t *taskRow, ev *t
 			return err
 		}
 		ev.add(func() {
+			s.m.TaskFinalized(ctx, corr, ns, t.name, "error", time.Since(start))
 			s.log.ErrorContext(ctx, "task failed", "correlation_id", corr, "task_uuid", task, "namespace", ns,
 				"operation", "finalize_task", "event", "task.failed", "duration_ms", ms(time.Since(start)))
 		})

@@ -64,6 +64,7 @@ func (s *Service) CreateTask(ctx context.Context, req client.TaskRequest) (_ *Cr
 		return nil, fmt.Errorf("creating task: %w", err)
 	}
 	span.SetAttributes(tracing.KeyTaskUUID.String(out.TaskUUID.String()))
+	s.m.TaskRequested(ctx, corr, req.Namespace, req.Name, time.Since(start))
 	s.log.InfoContext(ctx, "task initialized", "correlation_id", out.CorrelationID, "task_uuid", out.TaskUUID,
 		"namespace", req.Namespace, "operation", "create_and_enqueue_task_from_request", "event", "task.initialized",
 		"duration_ms", ms(time.Since(start)), "template", reg.Template.Key())
@@ -228,7 +229,9 @@ func (s *Service) ProcessTaskRequestMessage(ctx context.Context, msgID int64) er
 		if err != nil {
 			return fmt.Errorf("reading task request %d: %w", msgID, err)
 		}
+		s.m.MessagesRead(ctx, queue.TaskRequests, 1)
 		if err := json.Unmarshal(body, &msg); err != nil {
+			s.m.MessageFailed(ctx, queue.TaskRequests)
 			s.log.ErrorContext(ctx, "discarding malformed task request", "msg_id", msgID, "error", err)
 			_, aerr := s.queues.Archive(ctx, tx, queue.TaskRequests, msgID)
 			return aerr
@@ -243,6 +246,7 @@ func (s *Service) ProcessTaskRequestMessage(ctx context.Context, msgID int64) er
 		reg, err := s.resolveTemplate(ctx, req)
 		var apiErr *client.APIError
 		if errors.As(err, &apiErr) {
+			s.m.MessageFailed(ctx, queue.TaskRequests)
 			s.log.WarnContext(ctx, "rejecting task request", "correlation_id", msg.CorrelationID, "msg_id", msgID,
 				"request_id", msg.RequestID, "field", apiErr.Field, "error", apiErr.Message)
 			_, aerr := s.queues.Archive(ctx, tx, queue.TaskRequests, msgID)
@@ -259,8 +263,12 @@ func (s *Service) ProcessTaskRequestMessage(ctx context.Context, msgID int64) er
 			trace.WithSpanKind(trace.SpanKindConsumer),
 			trace.WithAttributes(tracing.IDs(*req.CorrelationID, uuid.Nil, uuid.Nil, req.Namespace, "")...),
 			trace.WithAttributes(semconv.MessagingDestinationNameKey.String(queue.TaskRequests)))
+		cstart := time.Now()
 		created, err = s.createTaskTx(pctx, tx, req, reg, ev)
 		tracing.End(span, err)
+		if err == nil {
+			ev.add(func() { s.m.TaskRequested(pctx, created.CorrelationID, req.Namespace, req.Name, time.Since(cstart)) })
+		}
 		if err != nil {
 			return err
 		}

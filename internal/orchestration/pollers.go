@@ -125,6 +125,7 @@ func (s *Service) fallbackLoop(ctx context.Context, c *Consumers, jobs chan<- wo
 				continue
 			}
 			if len(ids) > 0 {
+				s.m.FallbackPollHits(ctx, q, len(ids))
 				s.log.DebugContext(ctx, "fallback poll found messages", "queue", q, "count", len(ids))
 			}
 			for _, id := range ids {

@@ -28,56 +28,72 @@ import (
 func (s *Service) ProcessResultMessage(ctx context.Context, msgID int64) error {
 	start := time.Now()
 	ev := &txEvents{}
+	var waited time.Duration
+	var ns, result string
+	var pctx context.Context
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var body, headers []byte
-		err := tx.QueryRow(ctx, `SELECT message, headers FROM tasker.queue_messages
-			WHERE msg_id = $1 AND queue_name = $2 FOR UPDATE SKIP LOCKED`, msgID, queue.StepResults).Scan(&body, &headers)
+		var waitedSec float64
+		err := tx.QueryRow(ctx, `SELECT message, headers, extract(epoch FROM clock_timestamp() - enqueued_at)::float8 FROM tasker.queue_messages
+			WHERE msg_id = $1 AND queue_name = $2 FOR UPDATE SKIP LOCKED`, msgID, queue.StepResults).Scan(&body, &headers, &waitedSec)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil // another orchestrator has it, or it is done
 		}
 		if err != nil {
 			return fmt.Errorf("reading step result %d: %w", msgID, err)
 		}
+		waited = time.Duration(waitedSec * float64(time.Second))
+		s.m.MessagesRead(ctx, queue.StepResults, 1)
 		var msg messages.StepResultMessage
 		if err := json.Unmarshal(body, &msg); err != nil {
+			s.m.MessageFailed(ctx, queue.StepResults)
 			s.log.ErrorContext(ctx, "discarding malformed step result", "msg_id", msgID, "error", err)
 			_, aerr := s.queues.Archive(ctx, tx, queue.StepResults, msgID)
 			return aerr
 		}
 		_ = queue.DecodeHeaders(headers, &msg.Headers)
-		pctx := tracing.WithCorrelationID(s.tr.Extract(ctx, msg.Headers), msg.CorrelationID)
-		pctx, span := s.tr.Start(pctx, "result_processor.process_single_step_result", trace.WithSpanKind(trace.SpanKindConsumer),
+		pctx = tracing.WithCorrelationID(s.tr.Extract(ctx, msg.Headers), msg.CorrelationID)
+		var span trace.Span
+		pctx, span = s.tr.Start(pctx, "result_processor.process_single_step_result", trace.WithSpanKind(trace.SpanKindConsumer),
 			trace.WithAttributes(tracing.IDs(msg.CorrelationID, msg.TaskUUID, msg.StepUUID, "", msg.StepName)...),
 			trace.WithAttributes(tracing.KeyAttempt.Int(msg.Attempt), attribute.Bool("success", msg.Success),
 				semconv.MessagingDestinationNameKey.String(queue.StepResults), semconv.MessagingMessageIDKey.String(fmt.Sprint(msgID))))
-		err = s.processResult(pctx, tx, &msg, msgID, ev)
+		ns, result, err = s.processResult(pctx, tx, &msg, msgID, ev)
 		tracing.End(span, err)
 		return err
 	})
 	if err != nil {
 		return err
 	}
+	if pctx != nil {
+		elapsed := time.Since(start)
+		s.m.ResultProcessed(pctx, ns, result, elapsed)
+		if ev.enqueued {
+			s.m.StepTransition(pctx, ns, waited+elapsed)
+		}
+	}
 	ev.flush()
 	if ev.retryIn > 0 {
 		s.wakeAt(ev.retryIn)
 	}
-	_ = start
 	return nil
 }
 
-func (s *Service) processResult(ctx context.Context, tx pgx.Tx, msg *messages.StepResultMessage, msgID int64, ev *txEvents) error {
+func (s *Service) processResult(ctx context.Context, tx pgx.Tx, msg *messages.StepResultMessage, msgID int64, ev *txEvents) (ns, result string, err error) {
 	t, err := s.lockTask(ctx, tx, msg.TaskUUID, false)
 	if err != nil {
-		return err
+		return "", "", err
 	}
+	result = "duplicate"
 	if t != nil {
+		ns = t.namespace
 		trace.SpanFromContext(ctx).SetAttributes(tracing.KeyNamespace.String(t.namespace))
-		if err := s.applyStepResult(ctx, tx, t, msg, ev); err != nil {
-			return fmt.Errorf("processing result of step %s: %w", msg.StepUUID, err)
+		if result, err = s.applyStepResult(ctx, tx, t, msg, ev); err != nil {
+			return ns, result, fmt.Errorf("processing result of step %s: %w", msg.StepUUID, err)
 		}
 	}
 	_, err = s.queues.Archive(ctx, tx, queue.StepResults, msgID)
-	return err
+	return ns, result, err
 }
 
 type stepRow struct {
@@ -90,18 +106,18 @@ type stepRow struct {
 	results     []byte
 }
 
-func (s *Service) applyStepResult(ctx context.Context, tx pgx.Tx, t *taskRow, msg *messages.StepResultMessage, ev *txEvents) error {
+func (s *Service) applyStepResult(ctx context.Context, tx pgx.Tx, t *taskRow, msg *messages.StepResultMessage, ev *txEvents) (result string, err error) {
 	var st stepRow
 	var stateStr string
 	var baseMs, capMs int32
-	err := tx.QueryRow(ctx, `SELECT state, attempts, max_attempts, retryable, backoff_base_ms, backoff_cap_ms, name, results
+	err = tx.QueryRow(ctx, `SELECT state, attempts, max_attempts, retryable, backoff_base_ms, backoff_cap_ms, name, results
 		FROM tasker.workflow_steps WHERE workflow_step_uuid = $1 AND task_uuid = $2`, msg.StepUUID, t.uuid).
 		Scan(&stateStr, &st.attempts, &st.maxAttempts, &st.retryable, &baseMs, &capMs, &st.name, &st.results)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil
+		return "duplicate", nil
 	}
 	if err != nil {
-		return fmt.Errorf("loading step: %w", err)
+		return "", fmt.Errorf("loading step: %w", err)
 	}
 	st.state = state.Step(stateStr)
 	st.base, st.cap = time.Duration(baseMs)*time.Millisecond, time.Duration(capMs)*time.Millisecond
@@ -109,7 +125,7 @@ func (s *Service) applyStepResult(ctx context.Context, tx pgx.Tx, t *taskRow, ms
 	var res messages.StepExecutionResult
 	if len(st.results) > 0 {
 		if err := json.Unmarshal(st.results, &res); err != nil {
-			return fmt.Errorf("decoding stored result: %w", err)
+			return "", fmt.Errorf("decoding stored result: %w", err)
 		}
 	}
 	logAttrs := []any{"correlation_id", t.correlationID, "task_uuid", t.uuid, "step_uuid", msg.StepUUID,
@@ -140,11 +156,12 @@ func (s *Service) applyStepResult(ctx context.Context, tx pgx.Tx, t *taskRow, ms
 	default:
 		// Already applied (a duplicate delivery) or superseded: nothing to do.
 		s.log.DebugContext(ctx, "duplicate step result ignored", append(logAttrs, "step_state", st.state)...)
-		return nil
+		return "duplicate", nil
 	}
 	if err := state.CheckStep(st.state, to); err != nil {
-		return err
+		return "", err
 	}
+	result = map[state.Step]string{state.StepComplete: "success", state.StepWaitingForRetry: "retry", state.StepError: "failure"}[to]
 	meta := map[string]any{"reason": reason}
 	if res.Error != nil {
 		meta["error"] = res.Error
@@ -162,7 +179,7 @@ func (s *Service) applyStepResult(ctx context.Context, tx pgx.Tx, t *taskRow, ms
 	}
 	tracing.End(hspan, err)
 	if err != nil {
-		return err
+		return "", err
 	}
 	ev.add(func() {
 		switch to {
@@ -178,7 +195,7 @@ func (s *Service) applyStepResult(ctx context.Context, tx pgx.Tx, t *taskRow, ms
 		}
 	})
 	if t.state.Terminal() {
-		return nil
+		return result, nil
 	}
 	ev.add(func() {
 		s.log.InfoContext(ctx, "task evaluation started", "correlation_id", t.correlationID, "task_uuid", t.uuid,
@@ -188,7 +205,7 @@ func (s *Service) applyStepResult(ctx context.Context, tx pgx.Tx, t *taskRow, ms
 		trace.WithAttributes(tracing.IDs(t.correlationID, t.uuid, uuid.Nil, t.namespace, "")...))
 	err = s.evaluateTask(tctx, tx, t, ev)
 	tracing.End(tspan, err)
-	return err
+	return result, err
 }
 
 // backoff is base·2^(attempt-1), capped, with ± jitter.

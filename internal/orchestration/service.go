@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/taskerhq/tasker/internal/db"
+	"github.com/taskerhq/tasker/internal/metrics"
 	"github.com/taskerhq/tasker/internal/queue"
 	"github.com/taskerhq/tasker/internal/state"
 	"github.com/taskerhq/tasker/internal/tracing"
@@ -26,6 +27,7 @@ type Service struct {
 	queues *queue.Client
 	log    *slog.Logger
 	tr     *tracing.Tracer
+	m      *metrics.Metrics
 
 	wakeReadiness chan struct{}
 	timersMu      sync.Mutex
@@ -45,6 +47,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Service, error) {
 		queues:        queue.NewClient(cfg.Observer),
 		log:           cfg.Logger.With("component", "orchestration"),
 		tr:            cfg.Tracer,
+		m:             cfg.Metrics,
 		wakeReadiness: make(chan struct{}, 1),
 		timers:        map[*time.Timer]struct{}{},
 	}, nil
@@ -143,6 +146,7 @@ func (s *Service) processMessage(ctx context.Context, w work) {
 		err = s.ProcessTaskRequestMessage(ctx, w.id)
 	}
 	if err != nil && ctx.Err() == nil {
+		s.m.MessageFailed(ctx, w.queue)
 		s.log.WarnContext(ctx, "processing message failed; it will be retried",
 			"queue", w.queue, "msg_id", w.id, "error", err)
 		// Hide it for a while so a poison message cannot spin a core.

@@ -50,6 +50,8 @@ type Subscription struct {
 	// Resync is signalled after (re)connecting: anything sent while the
 	// listener was not connected has to be found by reading the queue.
 	Resync chan struct{}
+	// Received and Dropped count this queue's wake-ups.
+	Received, Dropped atomic.Int64
 }
 
 // NewListener returns a listener that opens its connection with connect.
@@ -127,6 +129,7 @@ type subHandler struct {
 
 func (h *subHandler) HandleNotification(_ context.Context, n *pgconn.Notification, _ *pgx.Conn) error {
 	h.l.Received.Add(1)
+	h.s.Received.Add(1)
 	note, err := ParseNotification(n.Payload)
 	if err != nil {
 		return fmt.Errorf("notification on %s: %w", n.Channel, err)
@@ -135,6 +138,7 @@ func (h *subHandler) HandleNotification(_ context.Context, n *pgconn.Notificatio
 	case h.s.C <- note:
 	default:
 		h.l.Dropped.Add(1)
+		h.s.Dropped.Add(1)
 	}
 	return nil
 }
@@ -164,4 +168,15 @@ func ParseNotification(payload string) (Notification, error) {
 		}
 	}
 	return n, nil
+}
+
+// Subscriptions returns the listener's subscriptions.
+func (l *Listener) Subscriptions() []*Subscription {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]*Subscription, 0, len(l.subs))
+	for _, s := range l.subs {
+		out = append(out, s)
+	}
+	return out
 }

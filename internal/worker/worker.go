@@ -21,6 +21,7 @@ import (
 	"github.com/taskerhq/tasker/handler"
 	"github.com/taskerhq/tasker/internal/db"
 	"github.com/taskerhq/tasker/internal/messages"
+	"github.com/taskerhq/tasker/internal/metrics"
 	"github.com/taskerhq/tasker/internal/queue"
 	"github.com/taskerhq/tasker/internal/templatestore"
 	"github.com/taskerhq/tasker/internal/tracing"
@@ -54,6 +55,8 @@ type Config struct {
 	Observer  db.Observer
 	// Tracer makes spans and carries trace context through message headers.
 	Tracer *tracing.Tracer
+	// Metrics records worker metrics. Default: none.
+	Metrics *metrics.Metrics
 }
 
 func (c Config) withDefaults() Config {
@@ -74,7 +77,7 @@ func (c Config) withDefaults() Config {
 		c.Tracer = tracing.Noop()
 	}
 	if c.Observer == nil {
-		c.Observer = c.Tracer
+		c.Observer = db.Observers{c.Tracer, c.Metrics}
 	}
 	return c
 }
@@ -114,13 +117,19 @@ type Worker struct {
 	funcs  *db.Funcs
 	log    *slog.Logger
 	tr     *tracing.Tracer
+	m      *metrics.Metrics
 	queues []string
 	subs   []*queue.Subscription
 
 	slots chan struct{}
 
 	mu     sync.Mutex
-	active map[uuid.UUID]db.LeaseRef
+	active map[uuid.UUID]activeStep
+}
+
+type activeStep struct {
+	db.LeaseRef
+	Namespace string
 }
 
 // ErrUnknownNamespace is returned by Run for a namespace with no registered template.
@@ -138,8 +147,9 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 		funcs:  db.NewFuncs(cfg.Observer),
 		log:    cfg.Logger.With("component", "worker", "worker_id", cfg.ID),
 		tr:     cfg.Tracer,
+		m:      cfg.Metrics,
 		slots:  make(chan struct{}, cfg.Concurrency),
-		active: map[uuid.UUID]db.LeaseRef{},
+		active: map[uuid.UUID]activeStep{},
 	}
 	for _, ns := range cfg.Namespaces {
 		q, _ := queue.WorkerQueue(ns)
@@ -378,6 +388,10 @@ func (w *Worker) startClaim(ctx, execCtx context.Context, q string, cl claimed, 
 	if link, ok := tracing.LinkTo(c.PriorTraceparent); ok {
 		cl.span.AddLink(link)
 	}
+	w.m.StepClaimed(cl.ctx, c.Namespace, method, q, claimDur)
+	if method == ClaimPoll {
+		w.m.FallbackPollHits(cl.ctx, q, 1)
+	}
 	w.track(c)
 	w.log.InfoContext(cl.ctx, "step claimed", "correlation_id", c.CorrelationID, "task_uuid", c.TaskUUID,
 		"step_uuid", c.StepUUID, "namespace", c.Namespace, "operation", "claim_step", "event", "step.claimed",
@@ -396,7 +410,7 @@ func (w *Worker) startClaim(ctx, execCtx context.Context, q string, cl claimed, 
 func (w *Worker) track(c db.ClaimedStep) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.active[c.StepUUID] = db.LeaseRef{StepUUID: c.StepUUID, Attempt: c.Attempt, MsgID: c.MsgID}
+	w.active[c.StepUUID] = activeStep{LeaseRef: db.LeaseRef{StepUUID: c.StepUUID, Attempt: c.Attempt, MsgID: c.MsgID}, Namespace: c.Namespace}
 }
 
 func (w *Worker) untrack(id uuid.UUID) {
@@ -419,7 +433,7 @@ func (w *Worker) heartbeatLoop(ctx, execCtx context.Context) {
 		w.mu.Lock()
 		refs := make([]db.LeaseRef, 0, len(w.active))
 		for _, r := range w.active {
-			refs = append(refs, r)
+			refs = append(refs, r.LeaseRef)
 		}
 		w.mu.Unlock()
 		if len(refs) == 0 {
@@ -461,7 +475,18 @@ func (w *Worker) execute(ctx context.Context, q string, c db.ClaimedStep) error 
 			trace.WithAttributes(tracing.IDs(c.CorrelationID, c.TaskUUID, c.StepUUID, c.Namespace, c.StepName)...),
 			trace.WithAttributes(tracing.KeyHandler.String(c.Handler), tracing.KeyAttempt.Int(c.Attempt)))
 		var aborted bool
+		hstart := time.Now()
 		res, aborted = w.invoke(hctx, sc, c.Handler, c.Timeout)
+		if !aborted {
+			errType := ""
+			if res.Error != nil || !res.Success {
+				errType = handler.ErrorTypePermanent
+				if res.Error != nil && res.Error.Type != "" {
+					errType = res.Error.Type
+				}
+			}
+			w.m.StepExecuted(hctx, c.CorrelationID, c.Namespace, c.StepName, errType, time.Since(hstart))
+		}
 		if aborted {
 			hspan.SetAttributes(attribute.Bool("abandoned", true))
 			hspan.End()
@@ -494,8 +519,12 @@ func (w *Worker) execute(ctx context.Context, q string, c db.ClaimedStep) error 
 		StepUUID: c.StepUUID, Attempt: c.Attempt, Success: res.Success && res.Error == nil, Results: results,
 		WorkerID: w.cfg.ID, Queue: q, MsgID: c.MsgID, ResultQueue: queue.StepResults, Headers: w.tr.Inject(sctx),
 	}
+	substart := time.Now()
 	err = w.submit(sctx, sub)
 	tracing.End(sspan, err)
+	if err == nil {
+		w.m.ResultSubmitted(sctx, c.Namespace, q, time.Since(substart))
+	}
 	if err != nil {
 		w.log.ErrorContext(ctx, "submitting step result failed; the step will be retried after its lease expires",
 			append(logAttrs, "operation", "submit_step_result", "error", err)...)
@@ -598,4 +627,18 @@ func orEmptyObject(raw json.RawMessage) json.RawMessage {
 		return json.RawMessage(`{}`)
 	}
 	return raw
+}
+
+// ActiveByNamespace counts running handlers per namespace (for the active executions gauge).
+func (w *Worker) ActiveByNamespace() map[string]int64 {
+	out := make(map[string]int64, len(w.cfg.Namespaces))
+	for _, ns := range w.cfg.Namespaces {
+		out[ns] = 0
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, r := range w.active {
+		out[r.Namespace]++
+	}
+	return out
 }

@@ -1,0 +1,359 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/taskerhq/tasker/internal/db"
+)
+
+// ScopeName is the instrumentation scope of Tasker's metrics.
+const ScopeName = "github.com/taskerhq/tasker"
+
+// Millisecond buckets from 0.1 ms (a commit on fast storage) to one minute (a slow handler).
+var msBuckets = []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000}
+
+// Option configures Metrics.
+type Option func(*Metrics)
+
+// WithCorrelationIDLabel adds the correlation ID as a label on task and step
+// metrics. Every correlation ID becomes a new series: only for users who
+// accept unbounded cardinality (telemetry.metrics.correlation_id_label).
+func WithCorrelationIDLabel(on bool) Option { return func(m *Metrics) { m.corrLabel = on } }
+
+// Metrics records Tasker's metrics. A nil *Metrics records nothing, so
+// components need no checks.
+type Metrics struct {
+	meter     metric.Meter
+	corrLabel bool
+
+	tasksRequests, tasksCompletions, tasksFailures, stepsEnqueued, resultsProcessed metric.Int64Counter
+	taskInit, taskFinal, resultProcessing, stepTransition                           metric.Float64Histogram
+
+	stepsExecutions, stepsSuccesses, stepsFailures, stepsClaimed, resultsSubmitted metric.Int64Counter
+	stepExecution, stepClaim, resultSubmission                                     metric.Float64Histogram
+
+	sqlDuration metric.Float64Histogram
+	sqlErrors   metric.Int64Counter
+
+	msgSent, msgRead, msgArchived, msgFailed, fallbackPoll metric.Int64Counter
+	sendDuration, readDuration                             metric.Float64Histogram
+
+	mu    sync.RWMutex
+	attrs map[[3]string]metric.MeasurementOption
+
+	regMu sync.Mutex
+	regs  []metric.Registration
+}
+
+// New defines every instrument on mp (nil: no-op).
+func New(mp metric.MeterProvider, opts ...Option) (*Metrics, error) {
+	if mp == nil {
+		mp = noop.NewMeterProvider()
+	}
+	m := &Metrics{meter: mp.Meter(ScopeName), attrs: map[[3]string]metric.MeasurementOption{}}
+	for _, o := range opts {
+		o(m)
+	}
+	var errs []error
+	counter := func(name string) metric.Int64Counter {
+		d := def(name)
+		c, err := m.meter.Int64Counter(d.Instrument, metric.WithDescription(d.Help), metric.WithUnit(d.Unit))
+		errs = append(errs, err)
+		return c
+	}
+	hist := func(name string) metric.Float64Histogram {
+		d := def(name)
+		h, err := m.meter.Float64Histogram(d.Instrument, metric.WithDescription(d.Help), metric.WithUnit(d.Unit),
+			metric.WithExplicitBucketBoundaries(msBuckets...))
+		errs = append(errs, err)
+		return h
+	}
+	m.tasksRequests = counter("tasker_tasks_requests_total")
+	m.tasksCompletions = counter("tasker_tasks_completions_total")
+	m.tasksFailures = counter("tasker_tasks_failures_total")
+	m.stepsEnqueued = counter("tasker_steps_enqueued_total")
+	m.resultsProcessed = counter("tasker_step_results_processed_total")
+	m.taskInit = hist("tasker_task_initialization_duration_milliseconds")
+	m.taskFinal = hist("tasker_task_finalization_duration_milliseconds")
+	m.resultProcessing = hist("tasker_step_result_processing_duration_milliseconds")
+	m.stepTransition = hist("tasker_step_transition_duration_milliseconds")
+	m.stepsExecutions = counter("tasker_steps_executions_total")
+	m.stepsSuccesses = counter("tasker_steps_successes_total")
+	m.stepsFailures = counter("tasker_steps_failures_total")
+	m.stepsClaimed = counter("tasker_steps_claimed_total")
+	m.resultsSubmitted = counter("tasker_steps_results_submitted_total")
+	m.stepExecution = hist("tasker_step_execution_duration_milliseconds")
+	m.stepClaim = hist("tasker_step_claim_duration_milliseconds")
+	m.resultSubmission = hist("tasker_step_result_submission_duration_milliseconds")
+	m.sqlDuration = hist("tasker_sql_function_duration_milliseconds")
+	m.sqlErrors = counter("tasker_sql_function_errors_total")
+	m.msgSent = counter("tasker_messages_sent_total")
+	m.msgRead = counter("tasker_messages_read_total")
+	m.msgArchived = counter("tasker_messages_archived_total")
+	m.msgFailed = counter("tasker_messages_failed_total")
+	m.fallbackPoll = counter("tasker_fallback_poll_messages_total")
+	m.sendDuration = hist("tasker_message_send_duration_milliseconds")
+	m.readDuration = hist("tasker_message_read_duration_milliseconds")
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("defining metrics: %w", err)
+	}
+	return m, nil
+}
+
+func def(name string) Def {
+	for _, d := range defs {
+		if d.Name == name {
+			return d
+		}
+	}
+	panic("metrics: no definition named " + name) // a programming error caught by every test
+}
+
+// opt returns the cached attribute option for up to three label values, so
+// the hot path records without allocating.
+func (m *Metrics) opt(k1, v1, k2, v2, k3, v3 string) metric.MeasurementOption {
+	key := [3]string{v1, v2, v3}
+	m.mu.RLock()
+	o, ok := m.attrs[key]
+	m.mu.RUnlock()
+	if ok {
+		return o
+	}
+	kv := make([]attribute.KeyValue, 0, 3)
+	for _, p := range [][2]string{{k1, v1}, {k2, v2}, {k3, v3}} {
+		if p[0] != "" {
+			kv = append(kv, attribute.String(p[0], p[1]))
+		}
+	}
+	o = metric.WithAttributeSet(attribute.NewSet(kv...))
+	m.mu.Lock()
+	m.attrs[key] = o
+	m.mu.Unlock()
+	return o
+}
+
+// key prefixes keep label sets of different shapes apart in the cache.
+func (m *Metrics) opts(corr uuid.UUID, base metric.MeasurementOption, kvs ...attribute.KeyValue) []metric.MeasurementOption {
+	if !m.corrLabel || corr == uuid.Nil {
+		return []metric.MeasurementOption{base}
+	}
+	return []metric.MeasurementOption{base, metric.WithAttributes(attribute.String("correlation_id", corr.String()))}
+}
+
+func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func addOpts(os []metric.MeasurementOption) []metric.AddOption {
+	out := make([]metric.AddOption, len(os))
+	for i, o := range os {
+		out[i] = o
+	}
+	return out
+}
+
+func recOpts(os []metric.MeasurementOption) []metric.RecordOption {
+	out := make([]metric.RecordOption, len(os))
+	for i, o := range os {
+		out[i] = o
+	}
+	return out
+}
+
+func (m *Metrics) add(ctx context.Context, c metric.Int64Counter, n int64, corr uuid.UUID, o metric.MeasurementOption) {
+	if m.corrLabel && corr != uuid.Nil {
+		c.Add(ctx, n, addOpts(m.opts(corr, o))...)
+		return
+	}
+	c.Add(ctx, n, o)
+}
+
+func (m *Metrics) record(ctx context.Context, h metric.Float64Histogram, d time.Duration, corr uuid.UUID, o metric.MeasurementOption) {
+	if m.corrLabel && corr != uuid.Nil {
+		h.Record(ctx, msOf(d), recOpts(m.opts(corr, o))...)
+		return
+	}
+	h.Record(ctx, msOf(d), o)
+}
+
+// TaskRequested records a created task and how long its initialization took.
+func (m *Metrics) TaskRequested(ctx context.Context, corr uuid.UUID, ns, template string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	o := m.opt("namespace", ns, "template", template, "", "\x00req")
+	m.add(ctx, m.tasksRequests, 1, corr, o)
+	m.record(ctx, m.taskInit, d, corr, o)
+}
+
+// TaskFinalized records a task reaching complete or error.
+func (m *Metrics) TaskFinalized(ctx context.Context, corr uuid.UUID, ns, template, finalState string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	o := m.opt("namespace", ns, "template", template, "", "\x00req")
+	if finalState == "complete" {
+		m.add(ctx, m.tasksCompletions, 1, corr, o)
+	} else {
+		m.add(ctx, m.tasksFailures, 1, corr, o)
+	}
+	m.record(ctx, m.taskFinal, d, corr, m.opt("namespace", ns, "final_state", finalState, "", "\x00fin"))
+}
+
+// StepEnqueued records one step sent to queue.
+func (m *Metrics) StepEnqueued(ctx context.Context, ns, stepName, queue string) {
+	if m == nil {
+		return
+	}
+	m.stepsEnqueued.Add(ctx, 1, m.opt("namespace", ns, "step_name", stepName, "", "\x00step"))
+	m.msgSent.Add(ctx, 1, m.opt("queue", queue, "", "", "", "\x00q"))
+}
+
+// ResultProcessed records one applied worker result (success, retry, failure or duplicate).
+func (m *Metrics) ResultProcessed(ctx context.Context, ns, result string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.resultsProcessed.Add(ctx, 1, m.opt("namespace", ns, "result", result, "", "\x00res"))
+	m.resultProcessing.Record(ctx, msOf(d), m.opt("namespace", ns, "", "", "", "\x00ns"))
+}
+
+// StepTransition records the orchestration overhead between a step's result
+// and its dependents' enqueue.
+func (m *Metrics) StepTransition(ctx context.Context, ns string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.stepTransition.Record(ctx, msOf(d), m.opt("namespace", ns, "", "", "", "\x00ns"))
+}
+
+// StepClaimed records a claim by method (event or poll).
+func (m *Metrics) StepClaimed(ctx context.Context, ns, method, queue string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	o := m.opt("namespace", ns, "claim_method", method, "", "\x00claim")
+	m.stepsClaimed.Add(ctx, 1, o)
+	m.stepClaim.Record(ctx, msOf(d), o)
+	m.msgRead.Add(ctx, 1, m.opt("queue", queue, "", "", "", "\x00q"))
+}
+
+// StepExecuted records a handler run; errType is "" for success.
+func (m *Metrics) StepExecuted(ctx context.Context, corr uuid.UUID, ns, stepName, errType string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	o := m.opt("namespace", ns, "step_name", stepName, "", "\x00step")
+	m.add(ctx, m.stepsExecutions, 1, corr, o)
+	m.record(ctx, m.stepExecution, d, corr, o)
+	if errType == "" {
+		m.add(ctx, m.stepsSuccesses, 1, corr, o)
+		return
+	}
+	m.add(ctx, m.stepsFailures, 1, corr, m.opt("namespace", ns, "step_name", stepName, "error_type", errType))
+}
+
+// ResultSubmitted records a result sent to orchestration; the worker's
+// message on workerQueue was acknowledged by the same statement.
+func (m *Metrics) ResultSubmitted(ctx context.Context, ns, workerQueue string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	o := m.opt("namespace", ns, "", "", "", "\x00ns")
+	m.resultsSubmitted.Add(ctx, 1, o)
+	m.resultSubmission.Record(ctx, msOf(d), o)
+	m.msgSent.Add(ctx, 1, m.opt("queue", "orchestration_step_results", "", "", "", "\x00q"))
+	m.msgArchived.Add(ctx, 1, m.opt("queue", workerQueue, "", "", "", "\x00q"))
+}
+
+// MessagesRead records messages a consumer took from queue.
+func (m *Metrics) MessagesRead(ctx context.Context, queue string, n int) {
+	if m == nil || n == 0 {
+		return
+	}
+	m.msgRead.Add(ctx, int64(n), m.opt("queue", queue, "", "", "", "\x00q"))
+}
+
+// MessageArchived records an acknowledgement.
+func (m *Metrics) MessageArchived(ctx context.Context, queue string) {
+	if m == nil {
+		return
+	}
+	m.msgArchived.Add(ctx, 1, m.opt("queue", queue, "", "", "", "\x00q"))
+}
+
+// MessageFailed records a message whose processing failed.
+func (m *Metrics) MessageFailed(ctx context.Context, queue string) {
+	if m == nil {
+		return
+	}
+	m.msgFailed.Add(ctx, 1, m.opt("queue", queue, "", "", "", "\x00q"))
+}
+
+// FallbackPollHits records messages found by a fallback poller.
+func (m *Metrics) FallbackPollHits(ctx context.Context, queue string, n int) {
+	if m == nil || n == 0 {
+		return
+	}
+	m.fallbackPoll.Add(ctx, int64(n), m.opt("queue", queue, "", "", "", "\x00q"))
+}
+
+// StartCall implements db.Observer: latency and errors of every SQL
+// function, and send/read latency and counts of queue calls.
+func (m *Metrics) StartCall(ctx context.Context, call db.Call) (context.Context, func(error)) {
+	if m == nil {
+		return ctx, nopDone
+	}
+	start := time.Now()
+	return ctx, func(err error) { m.endCall(ctx, call, start, err) }
+}
+
+func (m *Metrics) endCall(ctx context.Context, call db.Call, start time.Time, err error) {
+	d := msOf(time.Since(start))
+	m.sqlDuration.Record(ctx, d, m.opt("function", call.Function, "", "", "", "\x00fn"))
+	if err != nil {
+		m.sqlErrors.Add(ctx, 1, m.opt("function", call.Function, "error_type", sqlErrorType(err), "", "\x00err"))
+	}
+	if call.Queue == "" {
+		return
+	}
+	qo := m.opt("queue", call.Queue, "", "", "", "\x00q")
+	switch call.Messaging {
+	case "send":
+		m.sendDuration.Record(ctx, d, qo)
+		if call.Function == "queue_send" && err == nil {
+			m.msgSent.Add(ctx, 1, qo)
+		}
+	case "receive":
+		m.readDuration.Record(ctx, d, qo)
+	case "settle":
+		if call.Function == "queue_archive" && err == nil {
+			m.msgArchived.Add(ctx, 1, qo)
+		}
+	}
+}
+
+func nopDone(error) {}
+
+func sqlErrorType(err error) string {
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && len(pgErr.Code) >= 2:
+		return "sqlstate_" + pgErr.Code[:2]
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	}
+	return "other"
+}
+
+var _ db.Observer = (*Metrics)(nil)

@@ -1,0 +1,40 @@
+package metrics
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+)
+
+// Prometheus is a pull exporter with its own registry (no global state) and
+// the handler that serves it.
+type Prometheus struct {
+	Reader   sdkmetric.Reader
+	registry *prometheus.Registry
+}
+
+// NewPrometheus returns an exporter to add to a MeterProvider as a reader.
+func NewPrometheus() (*Prometheus, error) {
+	reg := prometheus.NewRegistry()
+	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
+	if err != nil {
+		return nil, fmt.Errorf("creating prometheus exporter: %w", err)
+	}
+	return &Prometheus{Reader: exp, registry: reg}, nil
+}
+
+// Handler serves /metrics; OpenMetrics (with exemplars) when the scraper asks for it.
+func (p *Prometheus) Handler() http.Handler {
+	return promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{EnableOpenMetrics: true})
+}
+
+// MeterProvider returns a provider reading into this exporter only (tests,
+// and processes with OTLP export disabled).
+func (p *Prometheus) MeterProvider() metric.MeterProvider {
+	return sdkmetric.NewMeterProvider(sdkmetric.WithReader(p.Reader))
+}
