@@ -13,11 +13,11 @@ import (
 // Funcs calls Tasker's SQL functions. Every call is reported to the Observer
 // under the function's SQL name.
 type Funcs struct {
-	obs Observer
+	in Instr
 }
 
 // NewFuncs returns wrappers reporting to obs (nil: none).
-func NewFuncs(obs Observer) *Funcs { return &Funcs{obs: ObserverOrNop(obs)} }
+func NewFuncs(obs Observer) *Funcs { return &Funcs{in: NewInstr(obs)} }
 
 // StepReadiness is one row of get_step_readiness_status.
 type StepReadiness struct {
@@ -41,8 +41,8 @@ type StepReadiness struct {
 
 // GetStepReadinessStatus returns the readiness of every step of a task (or of stepUUIDs only).
 func (f *Funcs) GetStepReadinessStatus(ctx context.Context, q Querier, taskUUID uuid.UUID, stepUUIDs []uuid.UUID) (out []StepReadiness, err error) {
-	ctx, done := f.obs.StartCall(ctx, Call{Function: "get_step_readiness_status"})
-	defer func() { done(err) }()
+	ctx, sc := f.in.Begin(ctx, Call{Function: "get_step_readiness_status"})
+	defer func() { sc.End(err) }()
 	var steps any
 	if stepUUIDs != nil {
 		steps = stepUUIDs
@@ -94,8 +94,8 @@ func (c *ExecutionContext) InFlight() int64 {
 
 // GetTaskExecutionContext summarises a task's steps. ok is false when the task does not exist.
 func (f *Funcs) GetTaskExecutionContext(ctx context.Context, q Querier, taskUUID uuid.UUID) (c ExecutionContext, ok bool, err error) {
-	ctx, done := f.obs.StartCall(ctx, Call{Function: "get_task_execution_context"})
-	defer func() { done(err) }()
+	ctx, sc := f.in.Begin(ctx, Call{Function: "get_task_execution_context"})
+	defer func() { sc.End(err) }()
 	err = q.QueryRow(ctx, `SELECT task_uuid, named_task_uuid, status, total_steps, pending_steps, enqueued_steps,
 		in_progress_steps, awaiting_orchestration_steps, waiting_for_retry_steps, completed_steps, failed_steps,
 		ready_steps, execution_status, recommended_action, completion_percentage::float8, health_status
@@ -125,8 +125,8 @@ type ReadyTask struct {
 
 // GetNextReadyTasks returns up to limit tasks the readiness poller should process.
 func (f *Funcs) GetNextReadyTasks(ctx context.Context, q Querier, limit int) (out []ReadyTask, err error) {
-	ctx, done := f.obs.StartCall(ctx, Call{Function: "get_next_ready_tasks"})
-	defer func() { done(err) }()
+	ctx, sc := f.in.Begin(ctx, Call{Function: "get_next_ready_tasks"})
+	defer func() { sc.End(err) }()
 	rows, err := q.Query(ctx, `SELECT task_uuid, task_name, priority, namespace_name, ready_steps_count,
 		computed_priority::float8, current_state FROM tasker.get_next_ready_tasks($1)`, limit)
 	if err != nil {
@@ -146,8 +146,8 @@ func (f *Funcs) GetNextReadyTasks(ctx context.Context, q Querier, limit int) (ou
 // TransitionTaskStateAtomic moves a task from one state to another if it is in
 // from; false when it was not.
 func (f *Funcs) TransitionTaskStateAtomic(ctx context.Context, q Querier, taskUUID uuid.UUID, from, to string, processor uuid.UUID, metadata map[string]any) (ok bool, err error) {
-	ctx, done := f.obs.StartCall(ctx, Call{Function: "transition_task_state_atomic"})
-	defer func() { done(err) }()
+	ctx, sc := f.in.Begin(ctx, Call{Function: "transition_task_state_atomic"})
+	defer func() { sc.End(err) }()
 	meta, err := json.Marshal(orEmpty(metadata))
 	if err != nil {
 		return false, fmt.Errorf("transition_task_state_atomic: encoding metadata: %w", err)
@@ -162,8 +162,8 @@ func (f *Funcs) TransitionTaskStateAtomic(ctx context.Context, q Querier, taskUU
 // TransitionStepStateAtomic moves a step from one state to another if it is
 // in from. backoff applies to waiting_for_retry.
 func (f *Funcs) TransitionStepStateAtomic(ctx context.Context, q Querier, stepUUID uuid.UUID, from, to string, metadata map[string]any, backoff time.Duration) (ok bool, err error) {
-	ctx, done := f.obs.StartCall(ctx, Call{Function: "transition_step_state_atomic"})
-	defer func() { done(err) }()
+	ctx, sc := f.in.Begin(ctx, Call{Function: "transition_step_state_atomic"})
+	defer func() { sc.End(err) }()
 	meta, err := json.Marshal(orEmpty(metadata))
 	if err != nil {
 		return false, fmt.Errorf("transition_step_state_atomic: encoding metadata: %w", err)
@@ -192,8 +192,8 @@ type Dependency struct {
 
 // GetStepTransitiveDependencies lists every ancestor of a step, nearest first.
 func (f *Funcs) GetStepTransitiveDependencies(ctx context.Context, q Querier, stepUUID uuid.UUID) (out []Dependency, err error) {
-	ctx, done := f.obs.StartCall(ctx, Call{Function: "get_step_transitive_dependencies"})
-	defer func() { done(err) }()
+	ctx, sc := f.in.Begin(ctx, Call{Function: "get_step_transitive_dependencies"})
+	defer func() { sc.End(err) }()
 	rows, err := q.Query(ctx, `SELECT workflow_step_uuid, task_uuid, step_name, current_state, results, processed, distance
 		FROM tasker.get_step_transitive_dependencies($1)`, stepUUID)
 	if err != nil {
@@ -220,8 +220,8 @@ type Finalization struct {
 
 // CanFinalizeTask reports whether the task can reach a terminal state now, and which.
 func (f *Funcs) CanFinalizeTask(ctx context.Context, q Querier, taskUUID uuid.UUID) (out Finalization, err error) {
-	ctx, done := f.obs.StartCall(ctx, Call{Function: "can_finalize_task"})
-	defer func() { done(err) }()
+	ctx, sc := f.in.Begin(ctx, Call{Function: "can_finalize_task"})
+	defer func() { sc.End(err) }()
 	var target *string
 	err = q.QueryRow(ctx, "SELECT can_finalize, execution_status, target_state, current_state FROM tasker.can_finalize_task($1)", taskUUID).
 		Scan(&out.Claimed, &out.ExecutionStatus, &target, &out.CurrentState)
@@ -240,8 +240,8 @@ func (f *Funcs) CanFinalizeTask(ctx context.Context, q Querier, taskUUID uuid.UU
 // ClaimTaskForFinalization locks the task row for the caller's transaction and
 // reports whether it can be finalized.
 func (f *Funcs) ClaimTaskForFinalization(ctx context.Context, q Querier, taskUUID, processor uuid.UUID) (out Finalization, err error) {
-	ctx, done := f.obs.StartCall(ctx, Call{Function: "claim_task_for_finalization"})
-	defer func() { done(err) }()
+	ctx, sc := f.in.Begin(ctx, Call{Function: "claim_task_for_finalization"})
+	defer func() { sc.End(err) }()
 	var cur, target, status *string
 	err = q.QueryRow(ctx, "SELECT claimed, current_state, target_state, execution_status FROM tasker.claim_task_for_finalization($1, $2)",
 		taskUUID, processor).Scan(&out.Claimed, &cur, &target, &status)
@@ -261,8 +261,8 @@ type EnqueuedStep struct {
 
 // EnqueueSteps moves ready steps to enqueued and sends their messages to queue.
 func (f *Funcs) EnqueueSteps(ctx context.Context, q Querier, taskUUID uuid.UUID, steps []uuid.UUID, queue string, headers map[string]string) (out []EnqueuedStep, err error) {
-	ctx, done := f.obs.StartCall(ctx, Call{Function: "enqueue_steps", Queue: queue, Messaging: "send"})
-	defer func() { done(err) }()
+	ctx, sc := f.in.Begin(ctx, Call{Function: "enqueue_steps", Queue: queue, Messaging: "send"})
+	defer func() { sc.End(err) }()
 	h, err := json.Marshal(orEmptyS(headers))
 	if err != nil {
 		return nil, fmt.Errorf("enqueue_steps: encoding headers: %w", err)
@@ -352,8 +352,8 @@ func scanClaim(r pgx.CollectableRow) (ClaimedStep, error) {
 // ClaimStep takes the step behind message msgID (the NOTIFY path). Empty when
 // the message is not visible (another worker has it).
 func (f *Funcs) ClaimStep(ctx context.Context, q Querier, queue string, msgID int64, lease time.Duration, workerID string) (out []ClaimedStep, err error) {
-	ctx, done := f.obs.StartCall(ctx, Call{Function: "claim_step", Queue: queue, Messaging: "receive"})
-	defer func() { done(err) }()
+	ctx, sc := f.in.Begin(ctx, Call{Function: "claim_step", Queue: queue, Messaging: "receive"})
+	defer func() { sc.End(err) }()
 	rows, err := q.Query(ctx, "SELECT "+claimColumns+" FROM tasker.claim_step($1, $2, $3, $4)",
 		queue, msgID, int32(lease/time.Millisecond), workerID)
 	if err != nil {
@@ -368,8 +368,8 @@ func (f *Funcs) ClaimStep(ctx context.Context, q Querier, queue string, msgID in
 
 // ClaimSteps takes up to qty visible step messages at least minAge old (the polling path).
 func (f *Funcs) ClaimSteps(ctx context.Context, q Querier, queue string, qty int, lease time.Duration, workerID string, minAge time.Duration) (out []ClaimedStep, err error) {
-	ctx, done := f.obs.StartCall(ctx, Call{Function: "claim_steps", Queue: queue, Messaging: "receive"})
-	defer func() { done(err) }()
+	ctx, sc := f.in.Begin(ctx, Call{Function: "claim_steps", Queue: queue, Messaging: "receive"})
+	defer func() { sc.End(err) }()
 	rows, err := q.Query(ctx, "SELECT "+claimColumns+" FROM tasker.claim_steps($1, $2, $3, $4, $5)",
 		queue, qty, int32(lease/time.Millisecond), workerID, int32(minAge/time.Millisecond))
 	if err != nil {
@@ -391,8 +391,8 @@ type LeaseRef struct {
 
 // ExtendStepLeases pushes the leases of live steps lease into the future.
 func (f *Funcs) ExtendStepLeases(ctx context.Context, q Querier, refs []LeaseRef, lease time.Duration) (n int, err error) {
-	ctx, done := f.obs.StartCall(ctx, Call{Function: "extend_step_leases"})
-	defer func() { done(err) }()
+	ctx, sc := f.in.Begin(ctx, Call{Function: "extend_step_leases"})
+	defer func() { sc.End(err) }()
 	steps := make([]uuid.UUID, len(refs))
 	attempts := make([]int32, len(refs))
 	msgs := make([]int64, len(refs))
@@ -421,8 +421,8 @@ type StepResultSubmission struct {
 // SubmitStepResult stores a result, archives the worker message and sends the
 // result to orchestration. ok is false when the attempt no longer holds the step.
 func (f *Funcs) SubmitStepResult(ctx context.Context, q Querier, s StepResultSubmission) (msgID int64, ok bool, err error) {
-	ctx, done := f.obs.StartCall(ctx, Call{Function: "submit_step_result", Queue: s.ResultQueue, Messaging: "send"})
-	defer func() { done(err) }()
+	ctx, sc := f.in.Begin(ctx, Call{Function: "submit_step_result", Queue: s.ResultQueue, Messaging: "send"})
+	defer func() { sc.End(err) }()
 	h, err := json.Marshal(orEmptyS(s.Headers))
 	if err != nil {
 		return 0, false, fmt.Errorf("submit_step_result: encoding headers: %w", err)

@@ -116,7 +116,7 @@ func (m *Metrics) ObserveTasks(pool *pgxpool.Pool) error {
 				rows.Close()
 				return err
 			}
-			o.ObserveInt64(active, n, m.opt("state", st, "", "", "", "\x00state"))
+			o.ObserveInt64(active, n, m.opt("state", st, "", "", "", "\x00state").obs...)
 		}
 		rows.Close()
 		rows, err = pool.Query(ctx, `SELECT ns.name, count(s.workflow_step_uuid)
@@ -135,7 +135,7 @@ func (m *Metrics) ObserveTasks(pool *pgxpool.Pool) error {
 			if err := rows.Scan(&ns, &n); err != nil {
 				return err
 			}
-			o.ObserveInt64(ready, n, m.opt("namespace", ns, "", "", "", "\x00ns"))
+			o.ObserveInt64(ready, n, m.opt("namespace", ns, "", "", "", "\x00ns").obs...)
 		}
 		return rows.Err()
 	}, active, ready)
@@ -176,9 +176,9 @@ func (m *Metrics) ObserveQueues(pool *pgxpool.Pool) error {
 				return err
 			}
 			qo := m.opt("queue", q, "", "", "", "\x00q")
-			o.ObserveInt64(depth, n, qo)
-			o.ObserveInt64(claimable, c, qo)
-			o.ObserveFloat64(age, a, qo)
+			o.ObserveInt64(depth, n, qo.obs...)
+			o.ObserveInt64(claimable, c, qo.obs...)
+			o.ObserveFloat64(age, a, qo.obs...)
 		}
 		return rows.Err()
 	}, depth, claimable, age)
@@ -200,8 +200,8 @@ func (m *Metrics) ObserveListener(l *queue.Listener) error {
 	return m.register(func(_ context.Context, o metric.Observer) error {
 		for _, s := range l.Subscriptions() {
 			qo := m.opt("queue", s.Queue, "", "", "", "\x00q")
-			o.ObserveInt64(recv, s.Received.Load(), qo)
-			o.ObserveInt64(dropped, s.Dropped.Load(), qo)
+			o.ObserveInt64(recv, s.Received.Load(), qo.obs...)
+			o.ObserveInt64(dropped, s.Dropped.Load(), qo.obs...)
 		}
 		return nil
 	}, recv, dropped)
@@ -218,7 +218,7 @@ func (m *Metrics) ObserveActiveExecutions(fn func() map[string]int64) error {
 	}
 	return m.register(func(_ context.Context, o metric.Observer) error {
 		for ns, n := range fn() {
-			o.ObserveInt64(g, n, m.opt("namespace", ns, "", "", "", "\x00ns"))
+			o.ObserveInt64(g, n, m.opt("namespace", ns, "", "", "", "\x00ns").obs...)
 		}
 		return nil
 	}, g)

@@ -49,7 +49,7 @@ type Metrics struct {
 	sendDuration, readDuration                             metric.Float64Histogram
 
 	mu    sync.RWMutex
-	attrs map[[3]string]metric.MeasurementOption
+	attrs map[[3]string]*optSet
 
 	regMu sync.Mutex
 	regs  []metric.Registration
@@ -60,7 +60,7 @@ func New(mp metric.MeterProvider, opts ...Option) (*Metrics, error) {
 	if mp == nil {
 		mp = noop.NewMeterProvider()
 	}
-	m := &Metrics{meter: mp.Meter(ScopeName), attrs: map[[3]string]metric.MeasurementOption{}}
+	m := &Metrics{meter: mp.Meter(ScopeName), attrs: map[[3]string]*optSet{}}
 	for _, o := range opts {
 		o(m)
 	}
@@ -119,9 +119,19 @@ func def(name string) Def {
 	panic("metrics: no definition named " + name) // a programming error caught by every test
 }
 
-// opt returns the cached attribute option for up to three label values, so
-// the hot path records without allocating.
-func (m *Metrics) opt(k1, v1, k2, v2, k3, v3 string) metric.MeasurementOption {
+// optSet holds one label set as ready-made option slices: passing an
+// existing slice to a variadic parameter does not allocate, so recording with
+// a label set seen before allocates nothing.
+type optSet struct {
+	set attribute.Set
+	add []metric.AddOption
+	rec []metric.RecordOption
+	obs []metric.ObserveOption
+}
+
+// opt returns the cached options for up to three labels; the key's third
+// value doubles as a shape tag when there is no third label.
+func (m *Metrics) opt(k1, v1, k2, v2, k3, v3 string) *optSet {
 	key := [3]string{v1, v2, v3}
 	m.mu.RLock()
 	o, ok := m.attrs[key]
@@ -135,53 +145,37 @@ func (m *Metrics) opt(k1, v1, k2, v2, k3, v3 string) metric.MeasurementOption {
 			kv = append(kv, attribute.String(p[0], p[1]))
 		}
 	}
-	o = metric.WithAttributeSet(attribute.NewSet(kv...))
+	set := attribute.NewSet(kv...)
+	mo := metric.WithAttributeSet(set)
+	o = &optSet{set: set, add: []metric.AddOption{mo}, rec: []metric.RecordOption{mo}, obs: []metric.ObserveOption{mo}}
 	m.mu.Lock()
 	m.attrs[key] = o
 	m.mu.Unlock()
 	return o
 }
 
-// key prefixes keep label sets of different shapes apart in the cache.
-func (m *Metrics) opts(corr uuid.UUID, base metric.MeasurementOption, kvs ...attribute.KeyValue) []metric.MeasurementOption {
-	if !m.corrLabel || corr == uuid.Nil {
-		return []metric.MeasurementOption{base}
-	}
-	return []metric.MeasurementOption{base, metric.WithAttributes(attribute.String("correlation_id", corr.String()))}
-}
-
 func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-func addOpts(os []metric.MeasurementOption) []metric.AddOption {
-	out := make([]metric.AddOption, len(os))
-	for i, o := range os {
-		out[i] = o
-	}
-	return out
+// withCorr adds the correlation ID label (the opt-in cardinality hazard); it allocates.
+func withCorr(o *optSet, corr uuid.UUID) attribute.Set {
+	kv := append(o.set.ToSlice(), attribute.String("correlation_id", corr.String()))
+	return attribute.NewSet(kv...)
 }
 
-func recOpts(os []metric.MeasurementOption) []metric.RecordOption {
-	out := make([]metric.RecordOption, len(os))
-	for i, o := range os {
-		out[i] = o
-	}
-	return out
-}
-
-func (m *Metrics) add(ctx context.Context, c metric.Int64Counter, n int64, corr uuid.UUID, o metric.MeasurementOption) {
+func (m *Metrics) add(ctx context.Context, c metric.Int64Counter, n int64, corr uuid.UUID, o *optSet) {
 	if m.corrLabel && corr != uuid.Nil {
-		c.Add(ctx, n, addOpts(m.opts(corr, o))...)
+		c.Add(ctx, n, metric.WithAttributeSet(withCorr(o, corr)))
 		return
 	}
-	c.Add(ctx, n, o)
+	c.Add(ctx, n, o.add...)
 }
 
-func (m *Metrics) record(ctx context.Context, h metric.Float64Histogram, d time.Duration, corr uuid.UUID, o metric.MeasurementOption) {
+func (m *Metrics) record(ctx context.Context, h metric.Float64Histogram, d time.Duration, corr uuid.UUID, o *optSet) {
 	if m.corrLabel && corr != uuid.Nil {
-		h.Record(ctx, msOf(d), recOpts(m.opts(corr, o))...)
+		h.Record(ctx, msOf(d), metric.WithAttributeSet(withCorr(o, corr)))
 		return
 	}
-	h.Record(ctx, msOf(d), o)
+	h.Record(ctx, msOf(d), o.rec...)
 }
 
 // TaskRequested records a created task and how long its initialization took.
@@ -213,8 +207,8 @@ func (m *Metrics) StepEnqueued(ctx context.Context, ns, stepName, queue string) 
 	if m == nil {
 		return
 	}
-	m.stepsEnqueued.Add(ctx, 1, m.opt("namespace", ns, "step_name", stepName, "", "\x00step"))
-	m.msgSent.Add(ctx, 1, m.opt("queue", queue, "", "", "", "\x00q"))
+	m.stepsEnqueued.Add(ctx, 1, m.opt("namespace", ns, "step_name", stepName, "", "\x00step").add...)
+	m.msgSent.Add(ctx, 1, m.opt("queue", queue, "", "", "", "\x00q").add...)
 }
 
 // ResultProcessed records one applied worker result (success, retry, failure or duplicate).
@@ -222,8 +216,8 @@ func (m *Metrics) ResultProcessed(ctx context.Context, ns, result string, d time
 	if m == nil {
 		return
 	}
-	m.resultsProcessed.Add(ctx, 1, m.opt("namespace", ns, "result", result, "", "\x00res"))
-	m.resultProcessing.Record(ctx, msOf(d), m.opt("namespace", ns, "", "", "", "\x00ns"))
+	m.resultsProcessed.Add(ctx, 1, m.opt("namespace", ns, "result", result, "", "\x00res").add...)
+	m.resultProcessing.Record(ctx, msOf(d), m.opt("namespace", ns, "", "", "", "\x00ns").rec...)
 }
 
 // StepTransition records the orchestration overhead between a step's result
@@ -232,7 +226,7 @@ func (m *Metrics) StepTransition(ctx context.Context, ns string, d time.Duration
 	if m == nil {
 		return
 	}
-	m.stepTransition.Record(ctx, msOf(d), m.opt("namespace", ns, "", "", "", "\x00ns"))
+	m.stepTransition.Record(ctx, msOf(d), m.opt("namespace", ns, "", "", "", "\x00ns").rec...)
 }
 
 // StepClaimed records a claim by method (event or poll).
@@ -241,9 +235,9 @@ func (m *Metrics) StepClaimed(ctx context.Context, ns, method, queue string, d t
 		return
 	}
 	o := m.opt("namespace", ns, "claim_method", method, "", "\x00claim")
-	m.stepsClaimed.Add(ctx, 1, o)
-	m.stepClaim.Record(ctx, msOf(d), o)
-	m.msgRead.Add(ctx, 1, m.opt("queue", queue, "", "", "", "\x00q"))
+	m.stepsClaimed.Add(ctx, 1, o.add...)
+	m.stepClaim.Record(ctx, msOf(d), o.rec...)
+	m.msgRead.Add(ctx, 1, m.opt("queue", queue, "", "", "", "\x00q").add...)
 }
 
 // StepExecuted records a handler run; errType is "" for success.
@@ -268,10 +262,10 @@ func (m *Metrics) ResultSubmitted(ctx context.Context, ns, workerQueue string, d
 		return
 	}
 	o := m.opt("namespace", ns, "", "", "", "\x00ns")
-	m.resultsSubmitted.Add(ctx, 1, o)
-	m.resultSubmission.Record(ctx, msOf(d), o)
-	m.msgSent.Add(ctx, 1, m.opt("queue", "orchestration_step_results", "", "", "", "\x00q"))
-	m.msgArchived.Add(ctx, 1, m.opt("queue", workerQueue, "", "", "", "\x00q"))
+	m.resultsSubmitted.Add(ctx, 1, o.add...)
+	m.resultSubmission.Record(ctx, msOf(d), o.rec...)
+	m.msgSent.Add(ctx, 1, m.opt("queue", "orchestration_step_results", "", "", "", "\x00q").add...)
+	m.msgArchived.Add(ctx, 1, m.opt("queue", workerQueue, "", "", "", "\x00q").add...)
 }
 
 // MessagesRead records messages a consumer took from queue.
@@ -279,7 +273,7 @@ func (m *Metrics) MessagesRead(ctx context.Context, queue string, n int) {
 	if m == nil || n == 0 {
 		return
 	}
-	m.msgRead.Add(ctx, int64(n), m.opt("queue", queue, "", "", "", "\x00q"))
+	m.msgRead.Add(ctx, int64(n), m.opt("queue", queue, "", "", "", "\x00q").add...)
 }
 
 // MessageArchived records an acknowledgement.
@@ -287,7 +281,7 @@ func (m *Metrics) MessageArchived(ctx context.Context, queue string) {
 	if m == nil {
 		return
 	}
-	m.msgArchived.Add(ctx, 1, m.opt("queue", queue, "", "", "", "\x00q"))
+	m.msgArchived.Add(ctx, 1, m.opt("queue", queue, "", "", "", "\x00q").add...)
 }
 
 // MessageFailed records a message whose processing failed.
@@ -295,7 +289,7 @@ func (m *Metrics) MessageFailed(ctx context.Context, queue string) {
 	if m == nil {
 		return
 	}
-	m.msgFailed.Add(ctx, 1, m.opt("queue", queue, "", "", "", "\x00q"))
+	m.msgFailed.Add(ctx, 1, m.opt("queue", queue, "", "", "", "\x00q").add...)
 }
 
 // FallbackPollHits records messages found by a fallback poller.
@@ -303,24 +297,31 @@ func (m *Metrics) FallbackPollHits(ctx context.Context, queue string, n int) {
 	if m == nil || n == 0 {
 		return
 	}
-	m.fallbackPoll.Add(ctx, int64(n), m.opt("queue", queue, "", "", "", "\x00q"))
+	m.fallbackPoll.Add(ctx, int64(n), m.opt("queue", queue, "", "", "", "\x00q").add...)
 }
 
-// StartCall implements db.Observer: latency and errors of every SQL
-// function, and send/read latency and counts of queue calls.
+// StartCall implements db.Observer for callers outside db.Instr.
 func (m *Metrics) StartCall(ctx context.Context, call db.Call) (context.Context, func(error)) {
 	if m == nil {
 		return ctx, nopDone
 	}
 	start := time.Now()
-	return ctx, func(err error) { m.endCall(ctx, call, start, err) }
+	return ctx, func(err error) { m.RecordCall(ctx, call, time.Since(start), err) }
 }
 
-func (m *Metrics) endCall(ctx context.Context, call db.Call, start time.Time, err error) {
-	d := msOf(time.Since(start))
-	m.sqlDuration.Record(ctx, d, m.opt("function", call.Function, "", "", "", "\x00fn"))
+// IsNil lets db.Instr skip a nil *Metrics.
+func (m *Metrics) IsNil() bool { return m == nil }
+
+// RecordCall implements db.Recorder: latency and errors of every SQL
+// function, and send/read latency and counts of queue calls.
+func (m *Metrics) RecordCall(ctx context.Context, call db.Call, dur time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	d := msOf(dur)
+	m.sqlDuration.Record(ctx, d, m.opt("function", call.Function, "", "", "", "\x00fn").rec...)
 	if err != nil {
-		m.sqlErrors.Add(ctx, 1, m.opt("function", call.Function, "error_type", sqlErrorType(err), "", "\x00err"))
+		m.sqlErrors.Add(ctx, 1, m.opt("function", call.Function, "error_type", sqlErrorType(err), "", "\x00err").add...)
 	}
 	if call.Queue == "" {
 		return
@@ -328,15 +329,15 @@ func (m *Metrics) endCall(ctx context.Context, call db.Call, start time.Time, er
 	qo := m.opt("queue", call.Queue, "", "", "", "\x00q")
 	switch call.Messaging {
 	case "send":
-		m.sendDuration.Record(ctx, d, qo)
+		m.sendDuration.Record(ctx, d, qo.rec...)
 		if call.Function == "queue_send" && err == nil {
-			m.msgSent.Add(ctx, 1, qo)
+			m.msgSent.Add(ctx, 1, qo.add...)
 		}
 	case "receive":
-		m.readDuration.Record(ctx, d, qo)
+		m.readDuration.Record(ctx, d, qo.rec...)
 	case "settle":
 		if call.Function == "queue_archive" && err == nil {
-			m.msgArchived.Add(ctx, 1, qo)
+			m.msgArchived.Add(ctx, 1, qo.add...)
 		}
 	}
 }
@@ -356,4 +357,7 @@ func sqlErrorType(err error) string {
 	return "other"
 }
 
-var _ db.Observer = (*Metrics)(nil)
+var (
+	_ db.Observer = (*Metrics)(nil)
+	_ db.Recorder = (*Metrics)(nil)
+)

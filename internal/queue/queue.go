@@ -71,11 +71,11 @@ type Metrics struct {
 
 // Client runs queue operations on any Querier (pool or transaction).
 type Client struct {
-	obs db.Observer
+	in db.Instr
 }
 
 // NewClient returns a client reporting calls to obs (nil: none).
-func NewClient(obs db.Observer) *Client { return &Client{obs: db.ObserverOrNop(obs)} }
+func NewClient(obs db.Observer) *Client { return &Client{in: db.NewInstr(obs)} }
 
 func ms(d time.Duration) int32 { return int32(d / time.Millisecond) }
 
@@ -84,8 +84,8 @@ func (c *Client) Create(ctx context.Context, q db.Querier, name string) (err err
 	if err := ValidateName(name); err != nil {
 		return err
 	}
-	ctx, done := c.obs.StartCall(ctx, db.Call{Function: "queue_create", Queue: name, Messaging: ""})
-	defer func() { done(err) }()
+	ctx, sc := c.in.Begin(ctx, db.Call{Function: "queue_create", Queue: name, Messaging: ""})
+	defer func() { sc.End(err) }()
 	if _, err = q.Exec(ctx, "SELECT tasker.queue_create($1)", name); err != nil {
 		return fmt.Errorf("creating queue %s: %w", name, err)
 	}
@@ -103,8 +103,8 @@ func (c *Client) Send(ctx context.Context, q db.Querier, queue string, body any,
 	if err != nil {
 		return 0, fmt.Errorf("encoding headers for %s: %w", queue, err)
 	}
-	ctx, done := c.obs.StartCall(ctx, db.Call{Function: "queue_send", Queue: queue, Messaging: "send"})
-	defer func() { done(err) }()
+	ctx, sc := c.in.Begin(ctx, db.Call{Function: "queue_send", Queue: queue, Messaging: "send"})
+	defer func() { sc.End(err) }()
 	if err = q.QueryRow(ctx, "SELECT tasker.queue_send($1, $2, $3, $4)", queue, raw, h, ms(delay)).Scan(&id); err != nil {
 		return 0, fmt.Errorf("sending to %s: %w", queue, err)
 	}
@@ -123,8 +123,8 @@ func (c *Client) SendBatch(ctx context.Context, q db.Querier, queue string, bodi
 	if err != nil {
 		return nil, fmt.Errorf("encoding headers for %s: %w", queue, err)
 	}
-	ctx, done := c.obs.StartCall(ctx, db.Call{Function: "queue_send_batch", Queue: queue, Messaging: "send"})
-	defer func() { done(err) }()
+	ctx, sc := c.in.Begin(ctx, db.Call{Function: "queue_send_batch", Queue: queue, Messaging: "send"})
+	defer func() { sc.End(err) }()
 	rows, err := q.Query(ctx, "SELECT tasker.queue_send_batch($1, $2::jsonb[], $3)", queue, raws, h)
 	if err != nil {
 		return nil, fmt.Errorf("sending batch to %s: %w", queue, err)
@@ -138,8 +138,8 @@ func (c *Client) SendBatch(ctx context.Context, q db.Querier, queue string, bodi
 
 // Read takes up to qty visible messages at least minAge old and hides them for vt.
 func (c *Client) Read(ctx context.Context, q db.Querier, queue string, vt time.Duration, qty int, minAge time.Duration) (msgs []Message, err error) {
-	ctx, done := c.obs.StartCall(ctx, db.Call{Function: "queue_read", Queue: queue, Messaging: "receive"})
-	defer func() { done(err) }()
+	ctx, sc := c.in.Begin(ctx, db.Call{Function: "queue_read", Queue: queue, Messaging: "receive"})
+	defer func() { sc.End(err) }()
 	rows, err := q.Query(ctx, "SELECT msg_id, read_ct, enqueued_at, vt, message, headers FROM tasker.queue_read($1, $2, $3, $4)",
 		queue, ms(vt), qty, ms(minAge))
 	if err != nil {
@@ -154,8 +154,8 @@ func (c *Client) Read(ctx context.Context, q db.Querier, queue string, vt time.D
 
 // ReadMessage takes message id if it is visible; nil when it is not.
 func (c *Client) ReadMessage(ctx context.Context, q db.Querier, queue string, id int64, vt time.Duration) (m *Message, err error) {
-	ctx, done := c.obs.StartCall(ctx, db.Call{Function: "queue_read_message", Queue: queue, Messaging: "receive"})
-	defer func() { done(err) }()
+	ctx, sc := c.in.Begin(ctx, db.Call{Function: "queue_read_message", Queue: queue, Messaging: "receive"})
+	defer func() { sc.End(err) }()
 	rows, err := q.Query(ctx, "SELECT msg_id, read_ct, enqueued_at, vt, message, headers FROM tasker.queue_read_message($1, $2, $3)",
 		queue, id, ms(vt))
 	if err != nil {
@@ -173,8 +173,8 @@ func (c *Client) ReadMessage(ctx context.Context, q db.Querier, queue string, id
 
 // Archive acknowledges message id: it moves to the archive. False when it was not there.
 func (c *Client) Archive(ctx context.Context, q db.Querier, queue string, id int64) (ok bool, err error) {
-	ctx, done := c.obs.StartCall(ctx, db.Call{Function: "queue_archive", Queue: queue, Messaging: "settle"})
-	defer func() { done(err) }()
+	ctx, sc := c.in.Begin(ctx, db.Call{Function: "queue_archive", Queue: queue, Messaging: "settle"})
+	defer func() { sc.End(err) }()
 	if err = q.QueryRow(ctx, "SELECT tasker.queue_archive($1, $2)", queue, id).Scan(&ok); err != nil {
 		return false, fmt.Errorf("archiving %s message %d: %w", queue, id, err)
 	}
@@ -183,8 +183,8 @@ func (c *Client) Archive(ctx context.Context, q db.Querier, queue string, id int
 
 // Delete drops message id without archiving it.
 func (c *Client) Delete(ctx context.Context, q db.Querier, queue string, id int64) (ok bool, err error) {
-	ctx, done := c.obs.StartCall(ctx, db.Call{Function: "queue_delete", Queue: queue, Messaging: "settle"})
-	defer func() { done(err) }()
+	ctx, sc := c.in.Begin(ctx, db.Call{Function: "queue_delete", Queue: queue, Messaging: "settle"})
+	defer func() { sc.End(err) }()
 	if err = q.QueryRow(ctx, "SELECT tasker.queue_delete($1, $2)", queue, id).Scan(&ok); err != nil {
 		return false, fmt.Errorf("deleting %s message %d: %w", queue, id, err)
 	}
@@ -193,8 +193,8 @@ func (c *Client) Delete(ctx context.Context, q db.Querier, queue string, id int6
 
 // SetVT makes message id visible again after vt (0: now).
 func (c *Client) SetVT(ctx context.Context, q db.Querier, queue string, id int64, vt time.Duration) (ok bool, err error) {
-	ctx, done := c.obs.StartCall(ctx, db.Call{Function: "queue_set_vt", Queue: queue, Messaging: ""})
-	defer func() { done(err) }()
+	ctx, sc := c.in.Begin(ctx, db.Call{Function: "queue_set_vt", Queue: queue, Messaging: ""})
+	defer func() { sc.End(err) }()
 	if err = q.QueryRow(ctx, "SELECT tasker.queue_set_vt($1, $2, $3)", queue, id, ms(vt)).Scan(&ok); err != nil {
 		return false, fmt.Errorf("setting visibility of %s message %d: %w", queue, id, err)
 	}
@@ -203,8 +203,8 @@ func (c *Client) SetVT(ctx context.Context, q db.Querier, queue string, id int64
 
 // Metrics reports depth and the age of the oldest claimable message of queue.
 func (c *Client) Metrics(ctx context.Context, q db.Querier, queue string) (m Metrics, err error) {
-	ctx, done := c.obs.StartCall(ctx, db.Call{Function: "queue_metrics", Queue: queue, Messaging: ""})
-	defer func() { done(err) }()
+	ctx, sc := c.in.Begin(ctx, db.Call{Function: "queue_metrics", Queue: queue, Messaging: ""})
+	defer func() { sc.End(err) }()
 	var age float64
 	if err = q.QueryRow(ctx, "SELECT depth, claimable, oldest_claimable_age_seconds FROM tasker.queue_metrics($1)", queue).
 		Scan(&m.Depth, &m.Claimable, &age); err != nil {
