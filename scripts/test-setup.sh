@@ -76,3 +76,7 @@ if ((${#missing[@]} > 0)); then
 fi
 
 go mod download
+
+# Jaeger v2 for the tests that read spans back (internal/jaegertest). Built
+# from source (a few minutes on 2 cores, once; skipped while up to date).
+bash scripts/build-jaeger.sh

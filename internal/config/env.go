@@ -1,0 +1,221 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Environment variables Load reads. The TASKER_* ones are applied first so the
+// standard OTEL_* ones win where both touch a key (e.g. TASKER_TELEMETRY_ENABLED
+// versus OTEL_SDK_DISABLED).
+const (
+	EnvTelemetryEnabled = "TASKER_TELEMETRY_ENABLED"
+	EnvLogLevel         = "TASKER_LOG_LEVEL"
+	EnvLogFormat        = "TASKER_LOG_FORMAT"
+	// EnvLogLevelComponentPrefix + an upper-case component name sets that
+	// component's level: TASKER_LOG_LEVEL_WORKER=debug.
+	EnvLogLevelComponentPrefix = "TASKER_LOG_LEVEL_"
+
+	EnvOTELSDKDisabled       = "OTEL_SDK_DISABLED"
+	EnvOTELServiceName       = "OTEL_SERVICE_NAME"
+	EnvOTELEndpoint          = "OTEL_EXPORTER_OTLP_ENDPOINT"
+	EnvOTELProtocol          = "OTEL_EXPORTER_OTLP_PROTOCOL"
+	EnvOTELTimeout           = "OTEL_EXPORTER_OTLP_TIMEOUT"
+	EnvOTELTracesSampler     = "OTEL_TRACES_SAMPLER"
+	EnvOTELTracesSamplerArg  = "OTEL_TRACES_SAMPLER_ARG"
+	EnvOTELMetricInterval    = "OTEL_METRIC_EXPORT_INTERVAL"
+	EnvOTELBSPMaxExportBatch = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"
+)
+
+// otelSamplerNames are the OTEL_TRACES_SAMPLER values Tasker understands.
+const otelSamplerNames = "always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio"
+
+// otelSampler maps an OTEL_TRACES_SAMPLER value onto a strategy. Samplers
+// that have no ratio of their own get the ratio that reproduces them
+// (fixed=true); the others keep the configured ratio or take _ARG.
+func otelSampler(name string) (strategy string, ratio float64, fixed, ok bool) {
+	switch name {
+	case "always_on":
+		return StrategyTraceIDRatio, 1, true, true
+	case "always_off":
+		return StrategyAlwaysOff, 0, false, true
+	case "traceidratio":
+		return StrategyTraceIDRatio, 0, false, true
+	case "parentbased_always_on":
+		return StrategyParentBasedAlwaysOn, 0, false, true
+	case "parentbased_always_off":
+		return StrategyParentBasedTraceIDRatio, 0, true, true
+	case "parentbased_traceidratio":
+		return StrategyParentBasedTraceIDRatio, 0, false, true
+	}
+	return "", 0, false, false
+}
+
+type envApplier struct {
+	cfg    *Config
+	getenv func(string) string
+	errs   []error
+}
+
+// get treats an empty value as unset, as the OpenTelemetry specification
+// requires, so `OTEL_SERVICE_NAME= tasker server` keeps the file's value.
+func (a *envApplier) get(name string) (string, bool) {
+	v := strings.TrimSpace(a.getenv(name))
+	return v, v != ""
+}
+
+func (a *envApplier) set(key, name string) { a.cfg.sources[key] = "env " + name }
+
+func (a *envApplier) fail(name, value, format string, args ...any) {
+	a.errs = append(a.errs, fmt.Errorf("env %s: %q %s", name, value, fmt.Sprintf(format, args...)))
+}
+
+func (a *envApplier) bool(name, key string, dst *bool) {
+	v, ok := a.get(name)
+	if !ok {
+		return
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		a.fail(name, v, "is not one of true, false")
+		return
+	}
+	*dst = b
+	a.set(key, name)
+}
+
+func (a *envApplier) str(name, key string, dst *string, normalize func(string) string) {
+	if v, ok := a.get(name); ok {
+		*dst = normalize(v)
+		a.set(key, name)
+	}
+}
+
+// millis reads a whole number of milliseconds, the unit of every OTEL_*
+// duration variable.
+func (a *envApplier) millis(name, key string, dst *Duration) {
+	v, ok := a.get(name)
+	if !ok {
+		return
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		a.fail(name, v, "is not a whole number of milliseconds")
+		return
+	}
+	*dst = Duration(time.Duration(n) * time.Millisecond)
+	a.set(key, name)
+}
+
+func (a *envApplier) int(name, key string, dst *int) {
+	v, ok := a.get(name)
+	if !ok {
+		return
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		a.fail(name, v, "is not a whole number")
+		return
+	}
+	*dst = n
+	a.set(key, name)
+}
+
+func applyEnv(cfg *Config, getenv func(string) string, environ func() []string) error {
+	a := &envApplier{cfg: cfg, getenv: getenv}
+	t := &cfg.Telemetry
+	lower := strings.ToLower
+
+	a.bool(EnvTelemetryEnabled, "telemetry.enabled", &t.Enabled)
+	a.str(EnvLogLevel, "telemetry.logs.level", &t.Logs.Level, lower)
+	a.str(EnvLogFormat, "telemetry.logs.format", &t.Logs.Format, lower)
+	for _, c := range logComponents(t.Logs.Components, environ) {
+		name := EnvLogLevelComponentPrefix + strings.ToUpper(c)
+		if v, ok := a.get(name); ok {
+			if t.Logs.Components == nil {
+				t.Logs.Components = map[string]string{}
+			}
+			t.Logs.Components[c] = lower(v)
+			a.set("telemetry.logs.components."+c, name)
+		}
+	}
+
+	if v, ok := a.get(EnvOTELSDKDisabled); ok {
+		// The specification treats only "true" as true; anything but
+		// "false" is more likely a typo than a wish to keep exporting.
+		switch {
+		case strings.EqualFold(v, "true"):
+			t.Enabled = false
+			a.set("telemetry.enabled", EnvOTELSDKDisabled)
+		case strings.EqualFold(v, "false"):
+		default:
+			a.fail(EnvOTELSDKDisabled, v, "is not one of true, false")
+		}
+	}
+	if v, ok := a.get(EnvOTELServiceName); ok {
+		t.ServiceName = v
+		t.serviceNameFromEnv = true
+		a.set("telemetry.service_name", EnvOTELServiceName)
+	}
+	a.str(EnvOTELEndpoint, "telemetry.otlp.endpoint", &t.OTLP.Endpoint, strings.TrimSpace)
+	a.str(EnvOTELProtocol, "telemetry.otlp.protocol", &t.OTLP.Protocol, lower)
+	a.millis(EnvOTELTimeout, "telemetry.otlp.timeout_seconds", &t.OTLP.Timeout)
+	a.millis(EnvOTELMetricInterval, "telemetry.metrics.export_interval_seconds", &t.Metrics.ExportInterval)
+	a.int(EnvOTELBSPMaxExportBatch, "telemetry.otlp.batch_size_limit", &t.OTLP.BatchSizeLimit)
+
+	// A sampler with a fixed ratio (always_on, parentbased_always_off)
+	// ignores OTEL_TRACES_SAMPLER_ARG, as the specification says; the ratio
+	// samplers take it, or keep the configured ratio when it is unset.
+	argApplies := true
+	if v, ok := a.get(EnvOTELTracesSampler); ok {
+		strategy, ratio, fixed, known := otelSampler(lower(v))
+		if !known {
+			a.fail(EnvOTELTracesSampler, v, "is not one of %s", otelSamplerNames)
+		} else {
+			t.Sampling.Strategy = strategy
+			a.set("telemetry.sampling.strategy", EnvOTELTracesSampler)
+			if fixed {
+				t.Sampling.Ratio = ratio
+				a.set("telemetry.sampling.ratio", EnvOTELTracesSampler)
+				argApplies = false
+			}
+		}
+	}
+	if v, ok := a.get(EnvOTELTracesSamplerArg); ok && argApplies {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			a.fail(EnvOTELTracesSamplerArg, v, "is not a number between 0 and 1")
+		} else {
+			t.Sampling.Ratio = r
+			a.set("telemetry.sampling.ratio", EnvOTELTracesSamplerArg)
+		}
+	}
+	return errors.Join(a.errs...)
+}
+
+// logComponents lists the components a TASKER_LOG_LEVEL_<COMPONENT> variable
+// may address: those in the files, plus those found in the environment.
+func logComponents(fromFiles map[string]string, environ func() []string) []string {
+	seen := map[string]bool{}
+	for c := range fromFiles {
+		seen[c] = true
+	}
+	if environ != nil {
+		for _, kv := range environ() {
+			name, _, _ := strings.Cut(kv, "=")
+			if c, ok := strings.CutPrefix(name, EnvLogLevelComponentPrefix); ok && c != "" {
+				seen[strings.ToLower(c)] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for c := range seen {
+		out = append(out, c)
+	}
+	sort.Strings(out)
+	return out
+}
