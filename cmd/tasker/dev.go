@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -18,6 +19,8 @@ import (
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/orchestration"
+	"github.com/taskerhq/tasker/internal/telemetry"
+	"github.com/taskerhq/tasker/internal/tracing"
 	"github.com/taskerhq/tasker/internal/worker"
 	"github.com/taskerhq/tasker/template"
 )
@@ -29,10 +32,11 @@ type devFlags struct {
 	logLevel string
 	number   int
 	timeout  time.Duration
+	getenv   func(string) string
 }
 
 func newDevCmd(getenv func(string) string) *cobra.Command {
-	var f devFlags
+	f := devFlags{getenv: getenv}
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run everything in one process on an ephemeral PostgreSQL and run each example workflow",
@@ -47,7 +51,7 @@ exits after the demo: 0 when every task ended as expected, 1 otherwise.`,
 	f.db.bind(cmd, getenv, false)
 	cmd.Flags().StringVar(&f.listen, "listen", "127.0.0.1:8080", "address of the REST API")
 	cmd.Flags().BoolVar(&f.once, "once", false, "exit after the demo (0 when every task ended as expected)")
-	cmd.Flags().StringVar(&f.logLevel, "log-level", "warn", "debug, info, warn or error")
+	cmd.Flags().StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default warn, so the demo stays readable; TASKER_LOG_LEVEL overrides)")
 	cmd.Flags().IntVar(&f.number, "even-number", 6, "context.even_number of the demo tasks (even, 2..100)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 60*time.Second, "how long the demo waits for each task")
 	return cmd
@@ -56,10 +60,27 @@ exits after the demo: 0 when every task ended as expected, 1 otherwise.`,
 func runDev(cmd *cobra.Command, f devFlags) (err error) {
 	ctx := cmd.Context()
 	out := cmd.OutOrStdout()
-	logger, err := newLogger(f.logLevel)
+	level := f.logLevel
+	if level == "" && f.getenv("TASKER_LOG_LEVEL") == "" {
+		level = "warn"
+	}
+	obs, err := setupObservability(ctx, "tasker-orchestration", level)
 	if err != nil {
 		return err
 	}
+	defer func() { err = errors.Join(err, obs.shutdown()) }()
+	// The worker reports under its own service name, as it would in its own process.
+	workerProv, err := telemetry.New(ctx, obs.cfg.Telemetry, "tasker-worker", telemetry.WithLogger(obs.logger))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Duration(obs.cfg.Telemetry.OTLP.Timeout)+time.Second)
+		defer cancel()
+		err = errors.Join(err, workerProv.Shutdown(sctx))
+	}()
+	workerTracer := tracing.New(workerProv.TracerProvider, workerProv.Propagator)
+	logger := obs.logger
 	url := f.db.URL
 	if url == "" {
 		if _, err := devdb.FindBinDir(); err != nil {
@@ -95,15 +116,15 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 	if err := registerTemplates(ctx, pool, tpls); err != nil {
 		return err
 	}
-	init, err := orchestration.New(pool, orchestration.Config{Logger: logger})
+	init, err := orchestration.New(pool, orchestration.Config{Logger: logger, Tracer: workerTracer, Metrics: obs.metrics})
 	if err != nil {
 		return err
 	}
 	e, err := engine.Start(ctx, engine.Config{
-		Pool: pool, Logger: logger,
+		Pool: pool, Logger: logger, Metrics: obs.metrics, Tracer: obs.tracer,
 		Orchestration: &orchestration.Config{},
 		Worker: &worker.Config{Namespaces: namespacesOf(tpls), Dispatcher: worker.RegistryDispatcher{Registry: reg},
-			Submitter: init},
+			Submitter: init, Tracer: workerTracer},
 	})
 	if err != nil {
 		return err
@@ -113,7 +134,7 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 			err = serr
 		}
 	}()
-	srv, err := startHTTP(f.listen, e.Orchestrator.Backend(), nil, logger)
+	srv, err := startHTTP(f.listen, e.Orchestrator.Backend(), obs.extraRoutes(), logger, obs.wrapHTTP)
 	if err != nil {
 		return err
 	}
@@ -122,7 +143,7 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 			err = serr
 		}
 	}()
-	fmt.Fprintf(out, "REST API on %s  (try: curl %s/v1/templates)\n\n", srv.URL(), srv.URL())
+	fmt.Fprintf(out, "REST API on %s  (try: curl %s/v1/templates; metrics: curl %s/metrics)\n\n", srv.URL(), srv.URL(), srv.URL())
 
 	ok := runDemo(ctx, out, client.New(srv.URL()), tpls, f.number, f.timeout)
 	if f.once {

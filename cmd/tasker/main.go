@@ -41,6 +41,7 @@ Start here:  tasker dev      (everything in one process on an ephemeral PostgreS
 		newTaskCmd(g),
 		newTemplateCmd(g),
 		newTraceCmd(g),
+		newConfigCmd(g),
 		newBenchCmd(getenv),
 	)
 	return root

@@ -19,10 +19,22 @@ type httpServer struct {
 	done chan error
 }
 
-func startHTTP(addr string, backend api.Backend, extra map[string]http.Handler, logger *slog.Logger) (*httpServer, error) {
-	h, err := api.NewHandler(api.Config{Backend: backend, Logger: logger, Extra: extra})
-	if err != nil {
-		return nil, err
+func startHTTP(addr string, backend api.Backend, extra map[string]http.Handler, logger *slog.Logger, wrap func(http.Handler) http.Handler) (*httpServer, error) {
+	var h http.Handler
+	var err error
+	if backend != nil {
+		if h, err = api.NewHandler(api.Config{Backend: backend, Logger: logger, Extra: extra}); err != nil {
+			return nil, err
+		}
+	} else {
+		mux := http.NewServeMux()
+		for pattern, eh := range extra {
+			mux.Handle(pattern, eh)
+		}
+		h = mux
+	}
+	if wrap != nil {
+		h = wrap(h)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

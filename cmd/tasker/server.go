@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+
 	"github.com/spf13/cobra"
 
 	"github.com/taskerhq/tasker/internal/engine"
@@ -9,21 +11,24 @@ import (
 
 func newServerCmd(getenv func(string) string) *cobra.Command {
 	var f dbFlags
-	var listen, logLevel string
+	var listen string
 	var templates []string
+	var logLevel *string
 	cmd := &cobra.Command{
 		Use:   "server",
-		Short: "Run the orchestration server: REST API, initializer, result processor, finalizer, pollers",
+		Short: "Run the orchestration server: REST API, initializer, result processor, finalizer, pollers, /metrics",
 		Args:  usageArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			if err := f.require(); err != nil {
 				return err
 			}
-			logger, err := newLogger(logLevel)
+			ctx := cmd.Context()
+			obs, err := setupObservability(ctx, "tasker-orchestration", *logLevel)
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
+			defer func() { err = errors.Join(err, obs.shutdown()) }()
+			logger := obs.logger
 			pool, err := openDB(ctx, f.URL, f.MaxConns)
 			if err != nil {
 				return err
@@ -38,28 +43,25 @@ func newServerCmd(getenv func(string) string) *cobra.Command {
 					return err
 				}
 			}
-			e, err := engine.Start(ctx, engine.Config{Pool: pool, Logger: logger, Orchestration: &orchestration.Config{}})
+			e, err := engine.Start(ctx, engine.Config{Pool: pool, Logger: logger, Metrics: obs.metrics, Tracer: obs.tracer,
+				Orchestration: &orchestration.Config{}})
 			if err != nil {
 				return err
 			}
-			srv, err := startHTTP(listen, e.Orchestrator.Backend(), nil, logger)
+			srv, err := startHTTP(listen, e.Orchestrator.Backend(), obs.extraRoutes(), logger, obs.wrapHTTP)
 			if err != nil {
-				_ = e.Stop()
-				return err
+				return errors.Join(err, e.Stop())
 			}
-			logger.Info("tasker server listening", "url", srv.URL(), "processor_uuid", e.Orchestrator.ProcessorUUID())
+			logger.Info("tasker server listening", "url", srv.URL(), "processor_uuid", e.Orchestrator.ProcessorUUID(),
+				"telemetry_export", obs.prov.Enabled())
 			<-ctx.Done()
 			logger.Info("shutting down")
-			herr := srv.Shutdown()
-			if err := e.Stop(); err != nil {
-				return err
-			}
-			return herr
+			return errors.Join(srv.Shutdown(), e.Stop())
 		},
 	}
 	f.bind(cmd, getenv, true)
-	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address of the REST API")
-	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address of the REST API and /metrics")
+	logLevel = logLevelFlag(cmd, "")
 	cmd.Flags().StringSliceVar(&templates, "templates", nil, "directories of task template YAML files to register")
 	return cmd
 }

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/taskerhq/tasker/client"
 	"github.com/taskerhq/tasker/handler"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/examples"
@@ -16,25 +20,28 @@ import (
 func newWorkerCmd(getenv func(string) string) *cobra.Command {
 	var f dbFlags
 	var namespaces, templates []string
-	var logLevel string
 	var concurrency int
 	var lease time.Duration
+	var listen string
+	var logLevel *string
 	cmd := &cobra.Command{
 		Use:   "worker --namespace NS[,NS]",
-		Short: "Run a Go worker serving the steps of the given namespaces",
+		Short: "Run a Go worker serving the steps of the given namespaces (with /metrics and /health)",
 		Args:  usageArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			if err := f.require(); err != nil {
 				return err
 			}
 			if len(namespaces) == 0 {
 				return usageError("--namespace is required")
 			}
-			logger, err := newLogger(logLevel)
+			ctx := cmd.Context()
+			obs, err := setupObservability(ctx, "tasker-worker", *logLevel)
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
+			defer func() { err = errors.Join(err, obs.shutdown()) }()
+			logger := obs.logger
 			reg := handler.NewRegistry()
 			examples.Register(reg)
 			tpls, err := loadTemplates(templates, reg)
@@ -50,31 +57,50 @@ func newWorkerCmd(getenv func(string) string) *cobra.Command {
 				return err
 			}
 			// The initializer is only used to create child tasks for handlers.
-			init, err := orchestration.New(pool, orchestration.Config{Logger: logger})
+			init, err := orchestration.New(pool, orchestration.Config{Logger: logger, Tracer: obs.tracer, Metrics: obs.metrics})
 			if err != nil {
 				return err
 			}
-			e, err := engine.Start(ctx, engine.Config{Pool: pool, Logger: logger, Worker: &worker.Config{
-				Namespaces: namespaces, Concurrency: concurrency, Lease: lease,
-				Dispatcher: worker.RegistryDispatcher{Registry: reg}, Submitter: init,
-			}})
+			e, err := engine.Start(ctx, engine.Config{Pool: pool, Logger: logger, Metrics: obs.metrics, Tracer: obs.tracer,
+				Worker: &worker.Config{
+					Namespaces: namespaces, Concurrency: concurrency, Lease: lease,
+					Dispatcher: worker.RegistryDispatcher{Registry: reg}, Submitter: init,
+				}})
 			if errors.Is(err, worker.ErrUnknownNamespace) {
 				return usageError("%v", err)
 			}
 			if err != nil {
 				return err
 			}
-			logger.Info("tasker worker running", "worker_id", e.Worker.ID(), "namespaces", namespaces)
+			routes := obs.extraRoutes()
+			routes["GET /health"] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+				defer cancel()
+				h := client.Health{Status: "ok", Database: "ok"}
+				code := http.StatusOK
+				if err := pool.Ping(pctx); err != nil {
+					h, code = client.Health{Status: "unavailable", Database: "unreachable", Error: err.Error()}, http.StatusServiceUnavailable
+				}
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(code)
+				_ = json.NewEncoder(w).Encode(h)
+			})
+			srv, err := startHTTP(listen, nil, routes, logger, nil)
+			if err != nil {
+				return errors.Join(err, e.Stop())
+			}
+			logger.Info("tasker worker running", "worker_id", e.Worker.ID(), "namespaces", namespaces, "metrics", srv.URL()+"/metrics")
 			<-ctx.Done()
 			logger.Info("shutting down")
-			return e.Stop()
+			return errors.Join(srv.Shutdown(), e.Stop())
 		},
 	}
 	f.bind(cmd, getenv, true)
 	cmd.Flags().StringSliceVar(&namespaces, "namespace", nil, "namespaces to serve (comma-separated or repeated)")
 	cmd.Flags().StringSliceVar(&templates, "templates", nil, "directories of task template YAML files to register")
-	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	logLevel = logLevelFlag(cmd, "")
 	cmd.Flags().IntVar(&concurrency, "concurrency", 10, "handlers run at once")
 	cmd.Flags().DurationVar(&lease, "lease", 10*time.Second, "step lease: a crashed worker's steps are retried this long after its last heartbeat")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9091", "address of /metrics and /health")
 	return cmd
 }

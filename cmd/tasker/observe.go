@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+
+	"github.com/taskerhq/tasker/internal/config"
+	"github.com/taskerhq/tasker/internal/metrics"
+	"github.com/taskerhq/tasker/internal/telemetry"
+	"github.com/taskerhq/tasker/internal/tracing"
+)
+
+// observability is one process's telemetry: configuration, providers, the
+// tracer, the metrics with their /metrics handler, and the logger.
+type observability struct {
+	cfg     *config.Config
+	prov    *telemetry.Providers
+	prom    *metrics.Prometheus
+	metrics *metrics.Metrics
+	tracer  *tracing.Tracer
+	logger  *slog.Logger
+}
+
+// logLevelFlag binds --log-level; empty means the configured level.
+func logLevelFlag(cmd *cobra.Command, def string) *string {
+	var v string
+	cmd.Flags().StringVar(&v, "log-level", def, "debug, info, warn or error (default: telemetry.logs.level, TASKER_LOG_LEVEL)")
+	return &v
+}
+
+// setupObservability loads the configuration and builds the telemetry of a
+// process named service ("tasker-orchestration", "tasker-worker").
+func setupObservability(ctx context.Context, service, logLevel string) (*observability, error) {
+	cfg, _, err := config.Load(config.LoadOptions{})
+	if err != nil {
+		return nil, usageError("configuration: %v", err)
+	}
+	if logLevel != "" {
+		lv := strings.ToLower(logLevel)
+		switch lv {
+		case config.LevelDebug, config.LevelInfo, config.LevelWarn, config.LevelError:
+		default:
+			return nil, usageError("--log-level: %q is not one of debug, info, warn, error", logLevel)
+		}
+		cfg.Telemetry.Logs.Level = lv
+	}
+	boot := telemetry.NewLogger(cfg.Telemetry.Logs, os.Stderr, nil)
+	prom, err := metrics.NewPrometheus()
+	if err != nil {
+		return nil, err
+	}
+	prov, err := telemetry.New(ctx, cfg.Telemetry, service, telemetry.WithLogger(boot), telemetry.WithMetricReader(prom.Reader))
+	if err != nil {
+		return nil, err
+	}
+	m, err := metrics.New(prov.MeterProvider, metrics.WithCorrelationIDLabel(cfg.Telemetry.Metrics.CorrelationIDLabel))
+	if err != nil {
+		_ = prov.Shutdown(context.Background())
+		return nil, err
+	}
+	return &observability{
+		cfg: cfg, prov: prov, prom: prom, metrics: m,
+		tracer: tracing.New(prov.TracerProvider, prov.Propagator),
+		logger: telemetry.NewLogger(cfg.Telemetry.Logs, os.Stderr, prov),
+	}, nil
+}
+
+// extraRoutes are the routes every process serves next to its API (or alone).
+func (o *observability) extraRoutes() map[string]http.Handler {
+	return map[string]http.Handler{"GET /metrics": o.prom.Handler()}
+}
+
+// wrapHTTP gives every request a server span (extracting incoming trace
+// context) named by its route, not its path, so IDs stay out of span names.
+func (o *observability) wrapHTTP(h http.Handler) http.Handler {
+	return otelhttp.NewHandler(h, "tasker-api",
+		otelhttp.WithTracerProvider(o.prov.TracerProvider),
+		otelhttp.WithPropagators(o.prov.Propagator),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + routeOf(r.URL.Path) }),
+		otelhttp.WithFilter(func(r *http.Request) bool { return r.URL.Path != "/metrics" && r.URL.Path != "/health" }),
+	)
+}
+
+// routeOf maps a request path to its route template.
+func routeOf(path string) string {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	if len(parts) >= 3 && parts[0] == "v1" && parts[1] == "tasks" {
+		parts[2] = "{uuid}"
+	}
+	return "/" + strings.Join(parts, "/")
+}
+
+// shutdown flushes telemetry within its configured timeout.
+func (o *observability) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(o.cfg.Telemetry.OTLP.Timeout)+time.Second)
+	defer cancel()
+	return errors.Join(o.metrics.Close(), o.prov.Shutdown(ctx))
+}
