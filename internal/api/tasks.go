@@ -16,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskerhq/tasker/client"
 )
@@ -56,6 +58,10 @@ func (s *server) createTask(w http.ResponseWriter, r *http.Request) {
 	if apiErr != nil {
 		s.writeError(w, r, apiErr)
 		return
+	}
+	if req.CorrelationID != nil {
+		// The request's server span (otelhttp) is the task's trace root: name the workflow on it.
+		trace.SpanFromContext(r.Context()).SetAttributes(attribute.String("correlation_id", req.CorrelationID.String()))
 	}
 	task, err := s.backend.CreateTask(r.Context(), req)
 	if err != nil {

@@ -1,7 +1,9 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"os"
 	"testing"
@@ -144,4 +146,12 @@ func registerTemplate(t *testing.T, b *testBundle, tpl *template.Template) {
 	require.NoError(t, tpl.Validate(nil))
 	require.NoError(t, templatestore.Register(context.Background(), b.pool, queue.NewClient(nil), tpl))
 	b.templates[tpl.Namespace+"/"+tpl.Name] = tpl
+}
+
+func jsonBody(v any) (*bytes.Reader, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.NewReader(b), nil
 }

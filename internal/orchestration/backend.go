@@ -34,7 +34,7 @@ func (b *Backend) CreateTask(ctx context.Context, req client.TaskRequest) (*clie
 	if err != nil {
 		return nil, err
 	}
-	return b.GetTask(ctx, c.TaskUUID)
+	return b.GetTask(tracing.WithCorrelationID(ctx, c.CorrelationID), c.TaskUUID)
 }
 
 // Ping implements api.Backend.

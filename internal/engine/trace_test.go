@@ -1,0 +1,364 @@
+package engine_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+
+	"github.com/taskerhq/tasker/client"
+	"github.com/taskerhq/tasker/internal/api"
+	"github.com/taskerhq/tasker/internal/config"
+	"github.com/taskerhq/tasker/internal/engine"
+	"github.com/taskerhq/tasker/internal/jaegertest"
+	"github.com/taskerhq/tasker/internal/orchestration"
+	"github.com/taskerhq/tasker/internal/telemetry"
+	"github.com/taskerhq/tasker/internal/tracing"
+	"github.com/taskerhq/tasker/internal/worker"
+)
+
+// tracedStack is an orchestrator and a worker exporting to a real collector
+// under their own service names, behind the real API.
+type tracedStack struct {
+	api        *client.Client
+	url        string
+	orch, work *telemetry.Providers
+}
+
+func startTraced(t *testing.T, b *testBundle, tcfg config.Telemetry, suffix string) *tracedStack {
+	t.Helper()
+	ctx := context.Background()
+	orchProv, err := telemetry.New(ctx, tcfg, "tasker-orchestration-"+suffix)
+	require.NoError(t, err)
+	workProv, err := telemetry.New(ctx, tcfg, "tasker-worker-"+suffix)
+	require.NoError(t, err)
+	orchTr := tracing.New(orchProv.TracerProvider, orchProv.Propagator)
+	workTr := tracing.New(workProv.TracerProvider, workProv.Propagator)
+	sub, err := orchestration.New(b.pool, orchestration.Config{Tracer: workTr})
+	require.NoError(t, err)
+	e, err := engine.Start(ctx, engine.Config{Pool: b.pool, Logger: testLogger(t),
+		Orchestration: &orchestration.Config{Tracer: orchTr, ReadinessInterval: 100 * time.Millisecond},
+		Worker: &worker.Config{Namespaces: allNamespaces(b), Dispatcher: worker.RegistryDispatcher{Registry: b.registry},
+			Tracer: workTr, Submitter: sub}})
+	require.NoError(t, err)
+	h, err := api.NewHandler(api.Config{Backend: e.Orchestrator.Backend(), Logger: testLogger(t)})
+	require.NoError(t, err)
+	srv := httptest.NewServer(otelhttp.NewHandler(h, "tasker-api",
+		otelhttp.WithTracerProvider(orchProv.TracerProvider), otelhttp.WithPropagators(orchProv.Propagator),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+			if r.Method == http.MethodPost {
+				return "POST /v1/tasks"
+			}
+			return r.Method + " /v1/tasks/{uuid}"
+		})))
+	st := &tracedStack{api: client.New(srv.URL), url: srv.URL, orch: orchProv, work: workProv}
+	t.Cleanup(func() {
+		srv.Close()
+		require.NoError(t, e.Stop())
+		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		require.NoError(t, orchProv.Shutdown(sctx))
+		require.NoError(t, workProv.Shutdown(sctx))
+	})
+	return st
+}
+
+func (s *tracedStack) flush(t *testing.T) {
+	t.Helper()
+	require.NoError(t, s.orch.ForceFlush(context.Background()))
+	require.NoError(t, s.work.ForceFlush(context.Background()))
+}
+
+func (s *tracedStack) run(t *testing.T, ref string, header http.Header) *client.Task {
+	t.Helper()
+	req := newRequest(t, ref, map[string]any{"even_number": 4})
+	body, err := jsonBody(req)
+	require.NoError(t, err)
+	hreq, err := http.NewRequest(http.MethodPost, s.url+"/v1/tasks", body)
+	require.NoError(t, err)
+	hreq.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		hreq.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(hreq)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tasks, err := s.api.ListTasksByCorrelation(ctx, *req.CorrelationID)
+	require.NoError(t, err)
+	require.Len(t, tasks, 1)
+	final, err := s.api.WaitForTask(ctx, tasks[0].TaskUUID, 10*time.Millisecond)
+	require.NoError(t, err)
+	return final
+}
+
+func telemetryConfig(endpoint, protocol string) config.Telemetry {
+	c := config.Default().Telemetry
+	c.Enabled = true
+	c.OTLP.Endpoint = endpoint
+	c.OTLP.Protocol = protocol
+	c.OTLP.Timeout = config.Duration(5 * time.Second)
+	c.Metrics.Enabled = false
+	return c
+}
+
+func TestOneTracePerTaskInJaeger(t *testing.T) {
+	t.Parallel()
+	jg := jaegertest.Start(t)
+	for _, c := range []struct{ protocol, endpoint string }{
+		{config.ProtocolGRPC, "http://" + jg.OTLPGRPCEndpoint()},
+		{config.ProtocolHTTPProtobuf, jg.OTLPHTTPEndpoint()},
+	} {
+		t.Run(c.protocol, func(t *testing.T) {
+			suffix := strings.ReplaceAll(c.protocol, "/", "-")
+			b := setup(t)
+			st := startTraced(t, b, telemetryConfig(c.endpoint, c.protocol), suffix)
+			task := st.run(t, "diamond_workflow/diamond_pattern", nil)
+			require.Equal(t, "complete", task.State)
+			require.Len(t, task.TraceID, 32)
+			st.flush(t)
+
+			ctx := context.Background()
+			tr := waitForOps(t, jg, task.TraceID, "worker.execute_step_with_context", 4)
+			tr = waitForOps(t, jg, task.TraceID, "task_finalizer.finalize_task", 1)
+
+			// Exactly one trace holds this task: every span of both services
+			// that names its correlation ID is in it.
+			for _, svc := range []string{"tasker-orchestration-" + suffix, "tasker-worker-" + suffix} {
+				traces, err := jg.Traces(ctx, svc)
+				require.NoError(t, err)
+				var ids []string
+				for _, other := range traces {
+					for _, s := range other.Spans {
+						if s.Tags["correlation_id"] == task.CorrelationID.String() {
+							ids = append(ids, other.TraceID)
+							break
+						}
+					}
+				}
+				require.Equal(t, []string{task.TraceID}, ids, "service %s", svc)
+			}
+
+			byID := map[string]*jaegertest.Span{}
+			names := map[string]int{}
+			services := map[string]bool{}
+			for i := range tr.Spans {
+				s := &tr.Spans[i]
+				byID[s.SpanID] = s
+				names[s.OperationName]++
+				services[s.ServiceName] = true
+			}
+			require.Len(t, services, 2, "orchestration and worker spans in one trace")
+			for _, want := range []string{
+				"POST /v1/tasks",
+				"task_initializer.create_and_enqueue_task_from_request", "task_initializer.validate_and_create_task",
+				"task_initializer.enqueue_initial_steps", "step_enqueuer.discover_ready_steps", "step_enqueuer.enqueue_steps_batch",
+				"worker.execute_step_with_context", "worker.claim_step", "worker.invoke_handler", "worker.submit_step_result",
+				"result_processor.process_single_step_result", "result_processor.handle_step_completion",
+				"result_processor.trigger_next_steps", "task_finalizer.finalize_task",
+				"task_finalizer.check_task_finalization_ready", "task_finalizer.transition_to_terminal_state",
+				"sql.get_step_readiness_status", "sql.enqueue_steps", "sql.claim_step", "sql.submit_step_result",
+				"sql.transition_task_state_atomic", "sql.transition_step_state_atomic", "sql.claim_task_for_finalization",
+				"sql.queue_archive",
+			} {
+				require.Positive(t, names[want], "span %q missing; have %v", want, names)
+			}
+			require.Equal(t, 4, names["worker.execute_step_with_context"], "one worker span per step")
+
+			parentName := func(s *jaegertest.Span) string {
+				if p := byID[s.ParentSpanID()]; p != nil {
+					return p.OperationName
+				}
+				return ""
+			}
+			for i := range tr.Spans {
+				s := &tr.Spans[i]
+				// The API request is the root.
+				if s.ParentSpanID() == "" {
+					require.Equal(t, "POST /v1/tasks", s.OperationName)
+				}
+				require.Equal(t, task.CorrelationID.String(), s.Tags["correlation_id"], "span %s lacks correlation_id", s.OperationName)
+				require.NotContains(t, s.OperationName, task.TaskUUID.String())
+				switch s.OperationName {
+				case "worker.claim_step", "worker.invoke_handler", "worker.submit_step_result":
+					require.Equal(t, "worker.execute_step_with_context", parentName(s))
+				case "worker.execute_step_with_context":
+					require.Equal(t, "step_enqueuer.enqueue_steps_batch", parentName(s))
+					require.NotEmpty(t, s.Tags["step_uuid"])
+					require.NotEmpty(t, s.Tags["step_name"])
+					require.Equal(t, "diamond_workflow", s.Tags["namespace"])
+				case "result_processor.process_single_step_result":
+					require.Equal(t, "worker.submit_step_result", parentName(s))
+				case "sql.claim_step":
+					require.Equal(t, "worker.claim_step", parentName(s))
+					require.Equal(t, "postgresql", s.Tags["db.system.name"])
+					require.Equal(t, "claim_step", s.Tags["db.operation.name"])
+					require.Equal(t, "worker_diamond_workflow_queue", s.Tags["messaging.destination.name"])
+				}
+				if strings.HasPrefix(s.OperationName, "sql.") {
+					require.Positive(t, s.Duration, "SQL span %s has a duration", s.OperationName)
+					require.Equal(t, "postgresql", s.Tags["db.system.name"])
+				}
+			}
+		})
+	}
+}
+
+func TestRetryAttemptLinksToPreviousAttempt(t *testing.T) {
+	t.Parallel()
+	jg := jaegertest.Start(t)
+	b := setup(t)
+	st := startTraced(t, b, telemetryConfig("http://"+jg.OTLPGRPCEndpoint(), config.ProtocolGRPC), "retry")
+	task := st.run(t, "retry_workflow/retry_mechanics", nil)
+	require.Equal(t, "complete", task.State)
+	st.flush(t)
+	tr := waitForOps(t, jg, task.TraceID, "worker.execute_step_with_context", 3)
+	var attempts []*jaegertest.Span
+	for i := range tr.Spans {
+		if tr.Spans[i].OperationName == "worker.execute_step_with_context" {
+			attempts = append(attempts, &tr.Spans[i])
+		}
+	}
+	require.Len(t, attempts, 3, "one span per attempt")
+	links := 0
+	for _, s := range attempts {
+		for _, r := range s.References {
+			if r.RefType == "FOLLOWS_FROM" {
+				links++
+				var found bool
+				for _, prev := range attempts {
+					found = found || prev.SpanID == r.SpanID
+				}
+				require.True(t, found, "a retried attempt links to an earlier attempt's span")
+			}
+		}
+	}
+	require.Equal(t, 2, links, "attempts 2 and 3 link back")
+	// The resumed retries stay in the task's one trace.
+	for _, s := range tr.Spans {
+		require.Equal(t, task.TraceID, s.TraceID)
+	}
+	require.Positive(t, countOps(tr, "step_enqueuer.process_ready_task"), "backoff resumes are part of the trace")
+}
+
+// waitForOps polls Jaeger until the trace holds n spans named op.
+func waitForOps(t *testing.T, jg *jaegertest.Jaeger, traceID, op string, n int) *jaegertest.Trace {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		tr, err := jg.Trace(context.Background(), traceID)
+		if err == nil && countOps(tr, op) >= n {
+			return tr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("trace %s never had %d %q spans (last error %v)", traceID, n, op, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func countOps(tr *jaegertest.Trace, op string) int {
+	n := 0
+	for _, s := range tr.Spans {
+		if s.OperationName == op {
+			n++
+		}
+	}
+	return n
+}
+
+func TestSampling(t *testing.T) {
+	t.Parallel()
+	jg := jaegertest.Start(t)
+	grpc := "http://" + jg.OTLPGRPCEndpoint()
+
+	t.Run("ratio 0 exports nothing", func(t *testing.T) {
+		b := setup(t)
+		cfg := telemetryConfig(grpc, config.ProtocolGRPC)
+		cfg.Sampling = config.Sampling{Strategy: config.StrategyTraceIDRatio, Ratio: 0}
+		st := startTraced(t, b, cfg, "ratio0")
+		task := st.run(t, "linear_workflow/mathematical_sequence", nil)
+		require.Equal(t, "complete", task.State)
+		st.flush(t)
+		// Give the collector time it would need to store anything sent, then check nothing was.
+		_, err := jg.WaitForSpans(context.Background(), strings.Repeat("0", 32), 1)
+		require.Error(t, err)
+		for _, svc := range []string{"tasker-orchestration-ratio0", "tasker-worker-ratio0"} {
+			traces, err := jg.Traces(context.Background(), svc)
+			require.NoError(t, err)
+			require.Empty(t, traces)
+		}
+	})
+
+	for _, sampled := range []bool{false, true} {
+		name := map[bool]string{false: "parent sampled=0", true: "parent sampled=1"}[sampled]
+		t.Run(name, func(t *testing.T) {
+			b := setup(t)
+			cfg := telemetryConfig(grpc, config.ProtocolGRPC)
+			cfg.Sampling = config.Sampling{Strategy: config.StrategyParentBasedTraceIDRatio, Ratio: 1}
+			suffix := map[bool]string{false: "parent0", true: "parent1"}[sampled]
+			st := startTraced(t, b, cfg, suffix)
+			traceID := strings.ReplaceAll(uuid.NewString(), "-", "")
+			flags := map[bool]string{false: "00", true: "01"}[sampled]
+			h := http.Header{"Traceparent": {"00-" + traceID + "-00f067aa0ba902b7-" + flags}}
+			task := st.run(t, "linear_workflow/mathematical_sequence", h)
+			require.Equal(t, "complete", task.State)
+			st.flush(t)
+			if sampled {
+				require.Equal(t, traceID, task.TraceID, "the caller's trace continues")
+				tr := waitForOps(t, jg, traceID, "worker.execute_step_with_context", 4)
+				require.Equal(t, 4, countOps(tr, "worker.execute_step_with_context"))
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			_, err := jg.WaitForSpans(ctx, traceID, 1)
+			require.Error(t, err, "an unsampled caller's trace is not recorded")
+			traces, err := jg.Traces(context.Background(), "tasker-worker-"+suffix)
+			require.NoError(t, err)
+			require.Empty(t, traces)
+		})
+	}
+}
+
+// TestUnreachableCollector: a workflow completes and shutdown returns within
+// the export timeout when the OTLP endpoint is a closed port.
+func TestUnreachableCollector(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cfg := telemetryConfig("http://127.0.0.1:1", config.ProtocolGRPC)
+	cfg.OTLP.Timeout = config.Duration(2 * time.Second)
+	ctx := context.Background()
+	prov, err := telemetry.New(ctx, cfg, "tasker-unreachable")
+	require.NoError(t, err)
+	tr := tracing.New(prov.TracerProvider, prov.Propagator)
+	e, err := engine.Start(ctx, engine.Config{Pool: b.pool, Tracer: tr,
+		Orchestration: &orchestration.Config{},
+		Worker:        &worker.Config{Namespaces: allNamespaces(b), Dispatcher: worker.RegistryDispatcher{Registry: b.registry}}})
+	require.NoError(t, err)
+	for range 5 {
+		c, err := e.Orchestrator.CreateTask(ctx, newRequest(t, "diamond_workflow/diamond_pattern", map[string]any{"even_number": 2}))
+		require.NoError(t, err)
+		require.Equal(t, "complete", waitTerminal(t, e.Orchestrator.Backend(), c.TaskUUID, 20*time.Second).State)
+	}
+	require.NoError(t, e.Stop())
+	sctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.OTLP.Timeout)+time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- prov.Shutdown(sctx) }()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-sctx.Done():
+		t.Fatal("shutdown did not return within the export timeout")
+	}
+	require.Positive(t, prov.Dropped(), "what could not be sent is counted")
+}
