@@ -17,6 +17,7 @@ import (
 	"github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/jaegertest"
+	"github.com/taskerhq/tasker/internal/metrics"
 	"github.com/taskerhq/tasker/internal/orchestration"
 	"github.com/taskerhq/tasker/internal/telemetry"
 	"github.com/taskerhq/tasker/internal/tracing"
@@ -361,4 +362,50 @@ func TestUnreachableCollector(t *testing.T) {
 		t.Fatal("shutdown did not return within the export timeout")
 	}
 	require.Positive(t, prov.Dropped(), "what could not be sent is counted")
+}
+
+// TestOTLPMetricExport pushes metrics over OTLP to a real collector (the
+// Jaeger binary, which re-exposes them for Prometheus) and reads them back.
+func TestOTLPMetricExport(t *testing.T) {
+	t.Parallel()
+	jg := jaegertest.Start(t)
+	for _, c := range []struct{ protocol, endpoint string }{
+		{config.ProtocolGRPC, "http://" + jg.OTLPGRPCEndpoint()},
+		{config.ProtocolHTTPProtobuf, jg.OTLPHTTPEndpoint()},
+	} {
+		t.Run(c.protocol, func(t *testing.T) {
+			b := setup(t)
+			cfg := telemetryConfig(c.endpoint, c.protocol)
+			cfg.Metrics.Enabled = true
+			cfg.Metrics.ExportInterval = config.Duration(200 * time.Millisecond)
+			ctx := context.Background()
+			service := "tasker-metrics-" + strings.ReplaceAll(c.protocol, "/", "-")
+			prov, err := telemetry.New(ctx, cfg, service)
+			require.NoError(t, err)
+			m, err := metrics.New(prov.MeterProvider)
+			require.NoError(t, err)
+			e, err := engine.Start(ctx, engine.Config{Pool: b.pool, Metrics: m,
+				Orchestration: &orchestration.Config{},
+				Worker:        &worker.Config{Namespaces: allNamespaces(b), Dispatcher: worker.RegistryDispatcher{Registry: b.registry}}})
+			require.NoError(t, err)
+			created, err := e.Orchestrator.CreateTask(ctx, newRequest(t, "linear_workflow/mathematical_sequence", map[string]any{"even_number": 2}))
+			require.NoError(t, err)
+			require.Equal(t, "complete", waitTerminal(t, e.Orchestrator.Backend(), created.TaskUUID, 20*time.Second).State)
+			require.NoError(t, e.Stop())
+			require.NoError(t, prov.ForceFlush(ctx))
+			var text string
+			require.Eventually(t, func() bool {
+				text = scrape(t, jg.MetricsURL(), false)
+				return strings.Contains(text, `job="`+service+`"`) && hasSample(text, "tasker_tasks_completions_total")
+			}, 20*time.Second, 100*time.Millisecond, "pushed metrics never reached the collector")
+			for _, name := range []string{"tasker_tasks_requests_total", "tasker_step_execution_duration_milliseconds",
+				"tasker_sql_function_duration_milliseconds", "tasker_steps_claimed_total", "tasker_queue_depth"} {
+				require.True(t, hasSample(text, name), "%s missing from the collector's view", name)
+			}
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			require.NoError(t, prov.Shutdown(sctx))
+			require.Zero(t, prov.Dropped())
+		})
+	}
 }

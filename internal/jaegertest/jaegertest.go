@@ -49,8 +49,11 @@ var ErrNotFound = errors.New("jaegertest: trace not found")
 // 127.0.0.1 only.
 type Jaeger struct {
 	grpcPort, httpPort, queryPort, healthPort int
-	client                                    *http.Client
-	log                                       *syncBuffer
+	// metricsPort serves, in Prometheus format, the OTLP metrics the
+	// collector received: the way a test sees what a process pushed.
+	metricsPort int
+	client      *http.Client
+	log         *syncBuffer
 }
 
 // Start runs Jaeger for the rest of the test and stops it in t.Cleanup. Only
@@ -134,7 +137,7 @@ func isTaskerModule(gomod string) bool {
 var errPortTaken = errors.New("port taken")
 
 func start(t testing.TB, bin string) (*Jaeger, error) {
-	ports, err := freePorts(5)
+	ports, err := freePorts(6)
 	if err != nil {
 		return nil, err
 	}
@@ -143,9 +146,10 @@ func start(t testing.TB, bin string) (*Jaeger, error) {
 		httpPort:  ports[1],
 		queryPort: ports[2],
 		// ports[3] is the query gRPC API, unused here but moved off 16685.
-		healthPort: ports[4],
-		client:     &http.Client{Timeout: 10 * time.Second},
-		log:        &syncBuffer{},
+		healthPort:  ports[4],
+		metricsPort: ports[5],
+		client:      &http.Client{Timeout: 10 * time.Second},
+		log:         &syncBuffer{},
 	}
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "jaeger.yaml")
@@ -219,7 +223,7 @@ func configYAML(ports []int) string {
       exporters: [jaeger_storage_exporter]
     metrics:
       receivers: [otlp]
-      exporters: [nop]
+      exporters: [prometheus]
     logs:
       receivers: [otlp]
       exporters: [nop]
@@ -265,7 +269,9 @@ exporters:
   jaeger_storage_exporter:
     trace_storage: mem
   nop:
-`, ports[0], ports[1], ports[2], ports[3], ports[4])
+  prometheus:
+    endpoint: 127.0.0.1:%[6]d
+`, ports[0], ports[1], ports[2], ports[3], ports[4], ports[5])
 }
 
 func freePorts(n int) ([]int, error) {
@@ -325,6 +331,12 @@ func (j *Jaeger) OTLPGRPCEndpoint() string { return "127.0.0.1:" + strconv.Itoa(
 // OTLPHTTPEndpoint is the OTLP/HTTP receiver's base URL (signal paths such as
 // /v1/traces go after it).
 func (j *Jaeger) OTLPHTTPEndpoint() string { return "http://127.0.0.1:" + strconv.Itoa(j.httpPort) }
+
+// MetricsURL serves, in Prometheus text format, the metrics pushed to the
+// OTLP receiver.
+func (j *Jaeger) MetricsURL() string {
+	return "http://127.0.0.1:" + strconv.Itoa(j.metricsPort) + "/metrics"
+}
 
 // QueryURL is the base URL of Jaeger's HTTP query API (the UI itself is not
 // in the Go module).
