@@ -172,7 +172,15 @@ func TestOneTracePerTaskInJaeger(t *testing.T) {
 			} {
 				require.Positive(t, names[want], "span %q missing; have %v", want, names)
 			}
-			require.Equal(t, 4, names["worker.execute_step_with_context"], "one worker span per step")
+			claimed := 0
+			for _, s := range tr.Spans {
+				if s.OperationName == "worker.execute_step_with_context" && s.Tags["claim_outcome"] == "claimed" {
+					claimed++
+				}
+			}
+			// A wake-up that lost the race for a message to another claim leaves a span
+			// with claim_outcome not_visible or busy; each step is claimed exactly once.
+			require.Equal(t, 4, claimed, "one claimed worker span per step")
 
 			parentName := func(s *jaegertest.Span) string {
 				if p := byID[s.ParentSpanID()]; p != nil {
@@ -224,7 +232,7 @@ func TestRetryAttemptLinksToPreviousAttempt(t *testing.T) {
 	tr := waitForOps(t, jg, task.TraceID, "worker.execute_step_with_context", 3)
 	var attempts []*jaegertest.Span
 	for i := range tr.Spans {
-		if tr.Spans[i].OperationName == "worker.execute_step_with_context" {
+		if tr.Spans[i].OperationName == "worker.execute_step_with_context" && tr.Spans[i].Tags["claim_outcome"] == "claimed" {
 			attempts = append(attempts, &tr.Spans[i])
 		}
 	}
@@ -316,7 +324,7 @@ func TestSampling(t *testing.T) {
 			if sampled {
 				require.Equal(t, traceID, task.TraceID, "the caller's trace continues")
 				tr := waitForOps(t, jg, traceID, "worker.execute_step_with_context", 4)
-				require.Equal(t, 4, countOps(tr, "worker.execute_step_with_context"))
+				require.GreaterOrEqual(t, countOps(tr, "worker.execute_step_with_context"), 4)
 				return
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
