@@ -159,6 +159,19 @@ func (f *Funcs) TransitionTaskStateAtomic(ctx context.Context, q Querier, taskUU
 	return ok, nil
 }
 
+// TransitionTaskStatePath moves a task from one state through each of
+// states, writing one history row per hop with reasons[i]; false when it
+// was not in from.
+func (f *Funcs) TransitionTaskStatePath(ctx context.Context, q Querier, taskUUID uuid.UUID, from string, states, reasons []string, processor uuid.UUID) (ok bool, err error) {
+	ctx, sc := f.in.Begin(ctx, Call{Function: "transition_task_state_path"})
+	defer func() { sc.End(err) }()
+	if err = q.QueryRow(ctx, "SELECT tasker.transition_task_state_path($1, $2, $3, $4, $5)",
+		taskUUID, from, states, processor, reasons).Scan(&ok); err != nil {
+		return false, fmt.Errorf("transition_task_state_path %s→%v: %w", from, states, err)
+	}
+	return ok, nil
+}
+
 // TransitionStepStateAtomic moves a step from one state to another if it is
 // in from. backoff applies to waiting_for_retry.
 func (f *Funcs) TransitionStepStateAtomic(ctx context.Context, q Querier, stepUUID uuid.UUID, from, to string, metadata map[string]any, backoff time.Duration) (ok bool, err error) {

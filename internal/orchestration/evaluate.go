@@ -121,9 +121,6 @@ func (s *Service) evaluateTask(ctx context.Context, tx pgx.Tx, t *taskRow, ev *t
 // steps to enqueued and sends their messages, whose headers carry this span
 // as the parent of the workers' spans.
 func (s *Service) enqueueSteps(ctx context.Context, tx pgx.Tx, t *taskRow, ready []uuid.UUID, ev *txEvents) (err error) {
-	if err := s.moveTask(ctx, tx, t, "ready_steps_found", state.TaskPath(t.state, state.TaskEnqueuingSteps)...); err != nil {
-		return err
-	}
 	wq, err := queue.WorkerQueue(t.namespace)
 	if err != nil {
 		return err
@@ -136,7 +133,10 @@ func (s *Service) enqueueSteps(ctx context.Context, tx pgx.Tx, t *taskRow, ready
 	if err != nil {
 		return fmt.Errorf("enqueuing steps of task %s: %w", t.uuid, err)
 	}
-	if err := s.moveTask(ctx, tx, t, "steps_enqueued", state.TaskStepsInProcess); err != nil {
+	// The task passes through enqueuing_steps within this transaction; one
+	// statement records both hops.
+	path := append(state.TaskPath(t.state, state.TaskEnqueuingSteps), state.TaskStepsInProcess)
+	if err := s.moveTask(ctx, tx, t, "ready_steps_found", path...); err != nil {
 		return err
 	}
 	corr, task, ns := t.correlationID, t.uuid, t.namespace

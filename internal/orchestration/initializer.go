@@ -88,7 +88,7 @@ func (s *Service) resolveTemplate(ctx context.Context, req client.TaskRequest) (
 	if req.Priority < -100 || req.Priority > 100 {
 		return nil, fieldError(http.StatusUnprocessableEntity, "invalid_field", "priority", "priority must be in -100..100")
 	}
-	reg, err := templatestore.Lookup(ctx, s.pool, req.Namespace, req.Name, req.Version)
+	reg, err := s.lookupTemplate(ctx, req.Namespace, req.Name, req.Version)
 	if errors.Is(err, templatestore.ErrNotFound) {
 		if req.Version != "" {
 			if _, verr := templatestore.Lookup(ctx, s.pool, req.Namespace, req.Name, ""); verr == nil {
@@ -302,4 +302,33 @@ func (s *Service) SubmitTask(ctx context.Context, req client.TaskRequest) (uuid.
 		return uuid.Nil, err
 	}
 	return c.TaskUUID, nil
+}
+
+// templateTTL bounds how long a template read from the database is reused:
+// re-registering a template changes what new tasks get within this time.
+const templateTTL = 5 * time.Second
+
+type cachedTemplate struct {
+	reg *templatestore.Registered
+	at  time.Time
+}
+
+// lookupTemplate reads a registered template, caching it briefly: every task
+// creation needs it, and it changes only when a template is re-registered.
+func (s *Service) lookupTemplate(ctx context.Context, ns, name, version string) (*templatestore.Registered, error) {
+	key := ns + "/" + name + "@" + version
+	s.tplMu.Lock()
+	c, ok := s.tplCache[key]
+	s.tplMu.Unlock()
+	if ok && time.Since(c.at) < templateTTL {
+		return c.reg, nil
+	}
+	reg, err := templatestore.Lookup(ctx, s.pool, ns, name, version)
+	if err != nil {
+		return nil, err
+	}
+	s.tplMu.Lock()
+	s.tplCache[key] = cachedTemplate{reg: reg, at: time.Now()}
+	s.tplMu.Unlock()
+	return reg, nil
 }

@@ -34,8 +34,19 @@ func (s *Service) ProcessResultMessage(ctx context.Context, msgID int64) error {
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var body, headers []byte
 		var waitedSec float64
-		err := tx.QueryRow(ctx, `SELECT message, headers, extract(epoch FROM clock_timestamp() - enqueued_at)::float8 FROM tasker.queue_messages
-			WHERE msg_id = $1 AND queue_name = $2 FOR UPDATE SKIP LOCKED`, msgID, queue.StepResults).Scan(&body, &headers, &waitedSec)
+		// Take and acknowledge the message in one statement: the archive
+		// commits with the rest of the processing or not at all.
+		err := tx.QueryRow(ctx, `WITH m AS (
+				DELETE FROM tasker.queue_messages q
+				WHERE q.msg_id = (SELECT msg_id FROM tasker.queue_messages
+					WHERE msg_id = $1 AND queue_name = $2 FOR UPDATE SKIP LOCKED)
+				RETURNING q.msg_id, q.queue_name, q.read_ct, q.enqueued_at, q.message, q.headers
+			), a AS (
+				INSERT INTO tasker.queue_archive (msg_id, queue_name, read_ct, enqueued_at, message, headers)
+				SELECT * FROM m
+			)
+			SELECT message, headers, extract(epoch FROM clock_timestamp() - enqueued_at)::float8 FROM m`,
+			msgID, queue.StepResults).Scan(&body, &headers, &waitedSec)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil // another orchestrator has it, or it is done
 		}
@@ -48,8 +59,7 @@ func (s *Service) ProcessResultMessage(ctx context.Context, msgID int64) error {
 		if err := json.Unmarshal(body, &msg); err != nil {
 			s.m.MessageFailed(ctx, queue.StepResults)
 			s.log.ErrorContext(ctx, "discarding malformed step result", "msg_id", msgID, "error", err)
-			_, aerr := s.queues.Archive(ctx, tx, queue.StepResults, msgID)
-			return aerr
+			return nil
 		}
 		_ = queue.DecodeHeaders(headers, &msg.Headers)
 		pctx = tracing.WithCorrelationID(s.tr.Extract(ctx, msg.Headers), msg.CorrelationID)
@@ -66,6 +76,7 @@ func (s *Service) ProcessResultMessage(ctx context.Context, msgID int64) error {
 		return err
 	}
 	if pctx != nil {
+		s.m.MessageArchived(pctx, queue.StepResults)
 		elapsed := time.Since(start)
 		s.m.ResultProcessed(pctx, ns, result, elapsed)
 		if ev.enqueued {
@@ -80,20 +91,45 @@ func (s *Service) ProcessResultMessage(ctx context.Context, msgID int64) error {
 }
 
 func (s *Service) processResult(ctx context.Context, tx pgx.Tx, msg *messages.StepResultMessage, msgID int64, ev *txEvents) (ns, result string, err error) {
-	t, err := s.lockTask(ctx, tx, msg.TaskUUID, false)
+	t, st, err := s.lockTaskAndStep(ctx, tx, msg)
 	if err != nil {
 		return "", "", err
 	}
-	result = "duplicate"
-	if t != nil {
-		ns = t.namespace
-		trace.SpanFromContext(ctx).SetAttributes(tracing.KeyNamespace.String(t.namespace))
-		if result, err = s.applyStepResult(ctx, tx, t, msg, ev); err != nil {
-			return ns, result, fmt.Errorf("processing result of step %s: %w", msg.StepUUID, err)
-		}
+	if t == nil || st == nil {
+		return "", "duplicate", nil
 	}
-	_, err = s.queues.Archive(ctx, tx, queue.StepResults, msgID)
-	return ns, result, err
+	trace.SpanFromContext(ctx).SetAttributes(tracing.KeyNamespace.String(t.namespace))
+	if result, err = s.applyStepResult(ctx, tx, t, st, msg, ev); err != nil {
+		return t.namespace, result, fmt.Errorf("processing result of step %s: %w", msg.StepUUID, err)
+	}
+	return t.namespace, result, nil
+}
+
+// lockTaskAndStep locks the task row (serialising every decision about the
+// task) and reads the step, in one round trip.
+func (s *Service) lockTaskAndStep(ctx context.Context, tx pgx.Tx, msg *messages.StepResultMessage) (*taskRow, *stepRow, error) {
+	var t taskRow
+	var st stepRow
+	var tstate, sstate string
+	var baseMs, capMs int32
+	err := tx.QueryRow(ctx, `SELECT t.task_uuid, t.state, t.correlation_id, ns.name, nt.name,
+			s.state, s.attempts, s.max_attempts, s.retryable, s.backoff_base_ms, s.backoff_cap_ms, s.name, s.results
+		FROM tasker.tasks t
+		JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
+		JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
+		JOIN tasker.workflow_steps s ON s.task_uuid = t.task_uuid AND s.workflow_step_uuid = $2
+		WHERE t.task_uuid = $1 FOR UPDATE OF t`, msg.TaskUUID, msg.StepUUID).
+		Scan(&t.uuid, &tstate, &t.correlationID, &t.namespace, &t.name,
+			&sstate, &st.attempts, &st.maxAttempts, &st.retryable, &baseMs, &capMs, &st.name, &st.results)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("locking task %s: %w", msg.TaskUUID, err)
+	}
+	t.state, st.state = state.Task(tstate), state.Step(sstate)
+	st.base, st.cap = time.Duration(baseMs)*time.Millisecond, time.Duration(capMs)*time.Millisecond
+	return &t, &st, nil
 }
 
 type stepRow struct {
@@ -106,22 +142,7 @@ type stepRow struct {
 	results     []byte
 }
 
-func (s *Service) applyStepResult(ctx context.Context, tx pgx.Tx, t *taskRow, msg *messages.StepResultMessage, ev *txEvents) (result string, err error) {
-	var st stepRow
-	var stateStr string
-	var baseMs, capMs int32
-	err = tx.QueryRow(ctx, `SELECT state, attempts, max_attempts, retryable, backoff_base_ms, backoff_cap_ms, name, results
-		FROM tasker.workflow_steps WHERE workflow_step_uuid = $1 AND task_uuid = $2`, msg.StepUUID, t.uuid).
-		Scan(&stateStr, &st.attempts, &st.maxAttempts, &st.retryable, &baseMs, &capMs, &st.name, &st.results)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "duplicate", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("loading step: %w", err)
-	}
-	st.state = state.Step(stateStr)
-	st.base, st.cap = time.Duration(baseMs)*time.Millisecond, time.Duration(capMs)*time.Millisecond
-
+func (s *Service) applyStepResult(ctx context.Context, tx pgx.Tx, t *taskRow, st *stepRow, msg *messages.StepResultMessage, ev *txEvents) (result string, err error) {
 	var res messages.StepExecutionResult
 	if len(st.results) > 0 {
 		if err := json.Unmarshal(st.results, &res); err != nil {

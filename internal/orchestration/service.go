@@ -30,6 +30,8 @@ type Service struct {
 	m      *metrics.Metrics
 
 	wakeReadiness chan struct{}
+	tplMu         sync.Mutex
+	tplCache      map[string]cachedTemplate
 	timersMu      sync.Mutex
 	timers        map[*time.Timer]struct{}
 }
@@ -49,6 +51,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Service, error) {
 		tr:            cfg.Tracer,
 		m:             cfg.Metrics,
 		wakeReadiness: make(chan struct{}, 1),
+		tplCache:      map[string]cachedTemplate{},
 		timers:        map[*time.Timer]struct{}{},
 	}, nil
 }
@@ -189,31 +192,50 @@ func (s *Service) lockTask(ctx context.Context, tx pgx.Tx, id uuid.UUID, skipLoc
 	return &t, nil
 }
 
-// moveTask walks the task through each state in path by compare-and-swap.
+// moveTask walks the task through each state in path by compare-and-swap:
+// one statement for the whole path, one history row per hop.
 func (s *Service) moveTask(ctx context.Context, q db.Querier, t *taskRow, reason string, path ...state.Task) error {
+	var states, reasons []string
+	from := t.state
+	cur := t.state
 	for _, to := range path {
-		if to == t.state {
+		if to == cur {
 			continue
 		}
-		if err := state.CheckTask(t.state, to); err != nil {
+		if err := state.CheckTask(cur, to); err != nil {
 			return fmt.Errorf("task %s: %w", t.uuid, err)
 		}
 		why := reason
-		if to == state.TaskEvaluatingResults && t.state == state.TaskStepsInProcess {
+		switch {
+		case to == state.TaskEvaluatingResults && cur == state.TaskStepsInProcess:
 			why = "step_result_received"
+		case to == state.TaskStepsInProcess && cur == state.TaskEnqueuingSteps:
+			why = "steps_enqueued"
 		}
-		ok, err := s.funcs.TransitionTaskStateAtomic(ctx, q, t.uuid, string(t.state), string(to), s.cfg.ProcessorUUID,
-			map[string]any{"reason": why})
-		if err != nil {
-			return fmt.Errorf("task %s: %w", t.uuid, err)
-		}
-		if !ok {
-			return fmt.Errorf("task %s: state changed concurrently (expected %s)", t.uuid, t.state)
-		}
-		s.log.DebugContext(ctx, "task transition", "correlation_id", t.correlationID, "task_uuid", t.uuid,
-			"namespace", t.namespace, "operation", "task_transition", "from_state", t.state, "to_state", to, "reason", why)
-		t.state = to
+		states = append(states, string(to))
+		reasons = append(reasons, why)
+		cur = to
 	}
+	if len(states) == 0 {
+		return nil
+	}
+	var ok bool
+	var err error
+	if len(states) == 1 {
+		ok, err = s.funcs.TransitionTaskStateAtomic(ctx, q, t.uuid, string(from), states[0], s.cfg.ProcessorUUID,
+			map[string]any{"reason": reasons[0]})
+	} else {
+		ok, err = s.funcs.TransitionTaskStatePath(ctx, q, t.uuid, string(from), states, reasons, s.cfg.ProcessorUUID)
+	}
+	if err != nil {
+		return fmt.Errorf("task %s: %w", t.uuid, err)
+	}
+	if !ok {
+		return fmt.Errorf("task %s: state changed concurrently (expected %s)", t.uuid, from)
+	}
+	s.log.DebugContext(ctx, "task transition", "correlation_id", t.correlationID, "task_uuid", t.uuid,
+		"namespace", t.namespace, "operation", "task_transition", "from_state", from, "to_state", cur, "path", states)
+	t.state = cur
 	return nil
 }
 

@@ -245,34 +245,39 @@ func (w *Worker) eventLoop(ctx, execCtx context.Context, sub *queue.Subscription
 			if !w.acquire(ctx) {
 				return
 			}
-			// The notification carries the enqueue's trace context, so the
-			// step span and its claim nest under it from the start.
-			sctx, span := w.startStepSpan(w.tr.Extract(ctx, n.Headers), sub.Queue, n.ID, ClaimEvent, time.Now())
-			start := time.Now()
-			cctx, cspan := w.tr.Start(sctx, "worker.claim_step", trace.WithAttributes(tracing.KeyClaimMethod.String(ClaimEvent)))
-			claims, err := w.funcs.ClaimStep(cctx, w.pool, sub.Queue, n.ID, w.cfg.Lease, w.cfg.ID)
-			tracing.End(cspan, err)
-			if err != nil {
-				tracing.End(span, err)
-				w.release()
-				if ctx.Err() == nil {
-					w.log.WarnContext(sctx, "claiming step failed", "queue", sub.Queue, "msg_id", n.ID, "error", err)
-				}
-				continue
-			}
-			started := false
-			for _, c := range claims {
-				started = w.startClaim(ctx, execCtx, sub.Queue, claimed{c: c, ctx: sctx, span: span}, ClaimEvent, time.Since(start), execs) || started
-			}
-			if len(claims) == 0 {
-				// Another worker took the message first.
-				span.SetAttributes(attribute.String("claim_outcome", "not_visible"))
-				span.End()
-			}
-			if !started {
-				w.release()
-			}
+			// Claim in the goroutine that runs the step, so sibling steps
+			// woken together are claimed in parallel.
+			execs.Go(func() {
+				defer w.release()
+				w.claimAndRun(ctx, execCtx, sub.Queue, n)
+			})
 		}
+	}
+}
+
+func (w *Worker) claimAndRun(ctx, execCtx context.Context, q string, n queue.Notification) {
+	// The notification carries the enqueue's trace context, so the step span
+	// and its claim nest under it from the start.
+	sctx, span := w.startStepSpan(w.tr.Extract(ctx, n.Headers), q, n.ID, ClaimEvent, time.Now())
+	start := time.Now()
+	cctx, cspan := w.tr.Start(sctx, "worker.claim_step", trace.WithAttributes(tracing.KeyClaimMethod.String(ClaimEvent)))
+	claims, err := w.funcs.ClaimStep(cctx, w.pool, q, n.ID, w.cfg.Lease, w.cfg.ID)
+	tracing.End(cspan, err)
+	if err != nil {
+		tracing.End(span, err)
+		if ctx.Err() == nil {
+			w.log.WarnContext(sctx, "claiming step failed", "queue", q, "msg_id", n.ID, "error", err)
+		}
+		return
+	}
+	if len(claims) == 0 {
+		// Another worker (or this one's poller) took the message first.
+		span.SetAttributes(attribute.String("claim_outcome", "not_visible"))
+		span.End()
+		return
+	}
+	if run := w.prepareClaim(q, claimed{c: claims[0], ctx: sctx, span: span}, ClaimEvent, time.Since(start)); run != nil {
+		run(execCtx)
 	}
 }
 
@@ -361,8 +366,12 @@ func (w *Worker) pollQueue(ctx, execCtx context.Context, q string, minAge time.D
 		_, cspan := w.tr.Start(sctx, "worker.claim_step", trace.WithTimestamp(start),
 			trace.WithAttributes(tracing.KeyClaimMethod.String(ClaimPoll)))
 		cspan.End(trace.WithTimestamp(end))
-		if w.startClaim(ctx, execCtx, q, claimed{c: c, ctx: sctx, span: span}, ClaimPoll, end.Sub(start), execs) {
+		if run := w.prepareClaim(q, claimed{c: c, ctx: sctx, span: span}, ClaimPoll, end.Sub(start)); run != nil {
 			used++
+			execs.Go(func() {
+				defer w.release()
+				run(execCtx)
+			})
 		}
 	}
 	for range held - used {
@@ -370,10 +379,9 @@ func (w *Worker) pollQueue(ctx, execCtx context.Context, q string, minAge time.D
 	}
 }
 
-// startClaim runs a claimed step in its own goroutine, which owns one held
-// slot; it returns false (the slot stays with the caller) when the claim
-// yielded nothing to run.
-func (w *Worker) startClaim(ctx, execCtx context.Context, q string, cl claimed, method string, claimDur time.Duration, execs *sync.WaitGroup) bool {
+// prepareClaim records a claim and returns the function that runs its step
+// (under execCtx), or nil when the claim yielded nothing to run.
+func (w *Worker) prepareClaim(q string, cl claimed, method string, claimDur time.Duration) func(execCtx context.Context) {
 	c := cl.c
 	cl.span.SetAttributes(tracing.IDs(c.CorrelationID, c.TaskUUID, c.StepUUID, c.Namespace, c.StepName)...)
 	cl.span.SetAttributes(attribute.String("claim_outcome", c.Outcome), tracing.KeyAttempt.Int(c.Attempt))
@@ -383,7 +391,7 @@ func (w *Worker) startClaim(ctx, execCtx context.Context, q string, cl claimed, 
 		w.log.DebugContext(cl.ctx, "step message not claimed", "correlation_id", c.CorrelationID, "task_uuid", c.TaskUUID,
 			"step_uuid", c.StepUUID, "queue", q, "msg_id", c.MsgID, "outcome", c.Outcome)
 		cl.span.End()
-		return false
+		return nil
 	}
 	if link, ok := tracing.LinkTo(c.PriorTraceparent); ok {
 		cl.span.AddLink(link)
@@ -397,14 +405,12 @@ func (w *Worker) startClaim(ctx, execCtx context.Context, q string, cl claimed, 
 		"step_uuid", c.StepUUID, "namespace", c.Namespace, "operation", "claim_step", "event", "step.claimed",
 		"duration_ms", float64(claimDur.Microseconds())/1000, "step_name", c.StepName, "attempt", c.Attempt,
 		"claim_method", method, "outcome", c.Outcome)
-	execs.Go(func() {
-		defer w.release()
+	return func(execCtx context.Context) {
 		defer w.untrack(c.StepUUID)
 		rctx := tracing.WithCorrelationID(tracing.Rebase(execCtx, cl.ctx), c.CorrelationID)
 		err := w.execute(rctx, q, c)
 		tracing.End(cl.span, err)
-	})
-	return true
+	}
 }
 
 func (w *Worker) track(c db.ClaimedStep) {
