@@ -26,7 +26,7 @@ write JSON.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: groupRunE,
 	}
-	cmd.AddCommand(newBenchE2ECmd(getenv))
+	cmd.AddCommand(newBenchE2ECmd(getenv), newBenchThroughputCmd(getenv))
 	return cmd
 }
 
@@ -114,7 +114,7 @@ func runBenchE2E(cmd *cobra.Command, f benchE2EFlags) (err error) {
 	}
 	for _, t := range templates {
 		if _, _, _, err := bench.ResolveTemplate(t); err != nil {
-			return usageError("--template: %v", err)
+			return usageError("--template: %v, or all", err)
 		}
 	}
 

@@ -1,12 +1,15 @@
 package bench
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/taskerhq/tasker/internal/dbtest"
 )
@@ -45,6 +48,9 @@ func TestE2ELinear(t *testing.T) {
 	}
 	if !(r.Floor.CommitP50 > 0 && r.Floor.CommitP99 >= r.Floor.CommitP50 && r.Floor.NotifyP50 > 0 && r.Floor.NotifyP99 >= r.Floor.NotifyP50 && r.Floor.RoundTripP50 > 0) {
 		t.Errorf("floor not positive and ordered: %+v", r.Floor)
+	}
+	if !(r.XIDsPerTask > 0 && r.WALBytesPerTask > 0) {
+		t.Errorf("xids per task %v, WAL bytes per task %v; want both > 0", r.XIDsPerTask, r.WALBytesPerTask)
 	}
 	if r.Postgres.Version == "" || r.Postgres.Fsync == "" || r.Machine.CPUs < 1 || r.Commit == "" {
 		t.Errorf("environment incomplete: %+v %+v commit %q", r.Postgres, r.Machine, r.Commit)
@@ -180,4 +186,23 @@ func TestHistogram(t *testing.T) {
 	if p50, p99, max := h.pct(50), h.pct(99), h.max(); !(p50 > 0 && p99 >= p50 && max >= p99) {
 		t.Errorf("p50 %v p99 %v max %v", p50, p99, max)
 	}
+}
+
+// TestThroughputModes runs every mode once on a small load (a real Jaeger
+// receives the full mode's telemetry) and checks the report's shape.
+func TestThroughputModes(t *testing.T) {
+	t.Parallel()
+	res, err := Throughput(context.Background(), ThroughputConfig{
+		DatabaseURL: dbtest.NewDatabase(t), Template: "single", Tasks: 20, Submitters: 4, Rounds: 1,
+	})
+	require.NoError(t, err)
+	require.Len(t, res.Modes, 3)
+	for _, m := range res.Modes {
+		require.Zero(t, m.Errors, m.Mode)
+		require.Len(t, m.Rounds, 1)
+		require.Positive(t, m.Median, m.Mode)
+		require.Positive(t, m.Ratio, m.Mode)
+	}
+	require.InDelta(t, 1.0, res.Modes[0].Ratio, 1e-9, "off is the baseline")
+	require.Equal(t, 1, res.Steps)
 }

@@ -136,12 +136,13 @@ type Result struct {
 	Completion string `json:"completion"`
 	// PollIntervalUs is the poll period (poll), or 0.
 	PollIntervalUs int64 `json:"poll_interval_us,omitempty"`
-	// WriteXactsPerTask is how many transaction IDs the measured tasks used
-	// per task: each is a write transaction, and with synchronous_commit on
-	// each commit waits for a WAL flush. WALBytesPerTask is the WAL they
-	// wrote. Both are taken from the whole server, so other activity counts.
-	WriteXactsPerTask float64 `json:"write_xacts_per_task"`
-	WALBytesPerTask   float64 `json:"wal_bytes_per_task"`
+	// XIDsPerTask is how many transaction IDs the measured tasks used per
+	// task: one per write transaction (each commit of which waits for a WAL
+	// flush when synchronous_commit is on) plus one per subtransaction that
+	// wrote (a plpgsql EXCEPTION block, a savepoint). WALBytesPerTask is the
+	// WAL they wrote. Both are server-wide, so other activity counts too.
+	XIDsPerTask     float64 `json:"xids_per_task"`
+	WALBytesPerTask float64 `json:"wal_bytes_per_task"`
 	// HookMisses counts tasks whose completion the hook did not report and
 	// the safety-net poll found instead (should be 0).
 	HookMisses int `json:"hook_misses,omitempty"`
@@ -416,7 +417,7 @@ func runE2E(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg *handler.Re
 	if err != nil {
 		return nil, err
 	}
-	res.WriteXactsPerTask = round3(float64(after.nextXID-before.nextXID) / float64(cfg.Runs))
+	res.XIDsPerTask = round3(float64(after.nextXID-before.nextXID) / float64(cfg.Runs))
 	res.WALBytesPerTask = round3(float64(after.walBytes-before.walBytes) / float64(cfg.Runs))
 	stopped = true
 	if err := e.Stop(); err != nil {

@@ -75,8 +75,21 @@ func PrintE2E(w io.Writer, results []*Result) error {
 	}
 	fmt.Fprintln(w)
 	for _, r := range results {
-		fmt.Fprintf(w, "%s: per task %.1f write transactions (each a WAL flush: %.1f × commit p50 = %.2f ms if serial), %.1f kB WAL\n",
-			shortName(r), r.WriteXactsPerTask, r.WriteXactsPerTask, r.WriteXactsPerTask*r.Floor.CommitP50, r.WALBytesPerTask/1024)
+		if g, ok := goals[shortName(r)]; ok {
+			verdict := "met"
+			if r.P50 > g.p50 || (g.p99 > 0 && r.P99 > g.p99) {
+				verdict = "NOT met"
+			}
+			limit := fmt.Sprintf("p50 ≤ %g ms", g.p50)
+			if g.p99 > 0 {
+				limit += fmt.Sprintf(", p99 ≤ %g ms", g.p99)
+			}
+			fmt.Fprintf(w, "%s: goal (DESIGN.md §7) %s: %s\n", shortName(r), limit, verdict)
+		}
+	}
+	for _, r := range results {
+		fmt.Fprintf(w, "%s: per task %.1f transaction IDs (write transactions + writing subtransactions), %.1f kB WAL\n",
+			shortName(r), r.XIDsPerTask, r.WALBytesPerTask/1024)
 	}
 	for _, r := range results {
 		if r.HookMisses > 0 {
@@ -123,4 +136,12 @@ func loads(results []*Result) string {
 		parts = append(parts, fmt.Sprintf("%.2f", r.Machine.LoadAvg1))
 	}
 	return strings.Join(parts, " / ")
+}
+
+// goals are DESIGN.md §7's create → complete targets (client-observed, ms).
+var goals = map[string]struct{ p50, p99 float64 }{
+	"linear":    {10, 25},
+	"diamond":   {15, 0},
+	"tree":      {15, 0},
+	"mixed_dag": {15, 0},
 }

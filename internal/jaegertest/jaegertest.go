@@ -68,8 +68,14 @@ func Start(t testing.TB) *Jaeger {
 	}
 	var lastErr error
 	for range startAttempts {
-		j, err := start(t, bin)
+		j, stop, err := launch(t.TempDir(), bin)
 		if err == nil {
+			t.Cleanup(func() {
+				stop()
+				if t.Failed() {
+					t.Logf("jaeger output:\n%s", j.log.String())
+				}
+			})
 			return j
 		}
 		lastErr = err
@@ -136,10 +142,30 @@ func isTaskerModule(gomod string) bool {
 
 var errPortTaken = errors.New("port taken")
 
-func start(t testing.TB, bin string) (*Jaeger, error) {
+// Launch runs Jaeger outside a test (benchmarks), with its files in dir;
+// the caller calls stop.
+func Launch(dir string) (_ *Jaeger, stop func(), err error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, nil, err
+	}
+	for range startAttempts {
+		var j *Jaeger
+		j, stop, err = launch(dir, bin)
+		if err == nil {
+			return j, stop, nil
+		}
+		if !errors.Is(err, errPortTaken) {
+			break
+		}
+	}
+	return nil, nil, err
+}
+
+func launch(dir, bin string) (*Jaeger, func(), error) {
 	ports, err := freePorts(6)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	j := &Jaeger{
 		grpcPort:  ports[0],
@@ -151,10 +177,9 @@ func start(t testing.TB, bin string) (*Jaeger, error) {
 		client:      &http.Client{Timeout: 10 * time.Second},
 		log:         &syncBuffer{},
 	}
-	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "jaeger.yaml")
 	if err := os.WriteFile(cfgPath, []byte(configYAML(ports)), 0o600); err != nil {
-		return nil, fmt.Errorf("write config: %w", err)
+		return nil, nil, fmt.Errorf("write config: %w", err)
 	}
 
 	cmd := exec.Command(bin, "--config="+cfgPath)
@@ -180,7 +205,7 @@ func start(t testing.TB, bin string) (*Jaeger, error) {
 		close(exited)
 	}()
 	if err := <-started; err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+		return nil, nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	stop := func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -195,17 +220,11 @@ func start(t testing.TB, bin string) (*Jaeger, error) {
 	if err := j.waitReady(exited); err != nil {
 		stop()
 		if strings.Contains(j.log.String(), "address already in use") {
-			return nil, fmt.Errorf("%w: %v", errPortTaken, err)
+			return nil, nil, fmt.Errorf("%w: %v", errPortTaken, err)
 		}
-		return nil, fmt.Errorf("%v\njaeger output:\n%s", err, j.log.String())
+		return nil, nil, fmt.Errorf("%v\njaeger output:\n%s", err, j.log.String())
 	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("jaeger output:\n%s", j.log.String())
-		}
-	})
-	return j, nil
+	return j, stop, nil
 }
 
 // configYAML is a minimal Jaeger v2 (OpenTelemetry Collector) configuration.
