@@ -272,15 +272,26 @@ type EnqueuedStep struct {
 	MsgID    int64
 }
 
-// EnqueueSteps moves ready steps to enqueued and sends their messages to queue.
-func (f *Funcs) EnqueueSteps(ctx context.Context, q Querier, taskUUID uuid.UUID, steps []uuid.UUID, queue string, headers map[string]string) (out []EnqueuedStep, err error) {
+// EnqueueSteps moves ready steps to enqueued and sends their messages to
+// queue, notifying consumers when the transaction commits.
+func (f *Funcs) EnqueueSteps(ctx context.Context, q Querier, taskUUID uuid.UUID, steps []uuid.UUID, queue string, headers map[string]string) ([]EnqueuedStep, error) {
+	return f.enqueueSteps(ctx, q, taskUUID, steps, queue, headers, true)
+}
+
+// EnqueueStepsQuiet is EnqueueSteps without the NOTIFY: the caller notifies
+// after commit (queue.Client.Notify), so notifying commits do not serialise.
+func (f *Funcs) EnqueueStepsQuiet(ctx context.Context, q Querier, taskUUID uuid.UUID, steps []uuid.UUID, queue string, headers map[string]string) ([]EnqueuedStep, error) {
+	return f.enqueueSteps(ctx, q, taskUUID, steps, queue, headers, false)
+}
+
+func (f *Funcs) enqueueSteps(ctx context.Context, q Querier, taskUUID uuid.UUID, steps []uuid.UUID, queue string, headers map[string]string, notify bool) (out []EnqueuedStep, err error) {
 	ctx, sc := f.in.Begin(ctx, Call{Function: "enqueue_steps", Queue: queue, Messaging: "send"})
 	defer func() { sc.End(err) }()
 	h, err := json.Marshal(orEmptyS(headers))
 	if err != nil {
 		return nil, fmt.Errorf("enqueue_steps: encoding headers: %w", err)
 	}
-	rows, err := q.Query(ctx, "SELECT step_uuid, step_name, msg_id FROM tasker.enqueue_steps($1, $2, $3, $4)", taskUUID, steps, queue, h)
+	rows, err := q.Query(ctx, "SELECT step_uuid, step_name, msg_id FROM tasker.enqueue_steps($1, $2, $3, $4, $5)", taskUUID, steps, queue, h, notify)
 	if err != nil {
 		return nil, fmt.Errorf("enqueue_steps: %w", err)
 	}
@@ -429,6 +440,8 @@ type StepResultSubmission struct {
 	MsgID       int64
 	ResultQueue string
 	Headers     map[string]string
+	// DeferNotify leaves the NOTIFY to the caller, after the statement commits.
+	DeferNotify bool
 }
 
 // SubmitStepResult stores a result, archives the worker message and sends the
@@ -441,8 +454,8 @@ func (f *Funcs) SubmitStepResult(ctx context.Context, q Querier, s StepResultSub
 		return 0, false, fmt.Errorf("submit_step_result: encoding headers: %w", err)
 	}
 	var id *int64
-	if err = q.QueryRow(ctx, "SELECT tasker.submit_step_result($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-		s.StepUUID, s.Attempt, s.Success, s.Results, s.WorkerID, s.Queue, s.MsgID, s.ResultQueue, h).Scan(&id); err != nil {
+	if err = q.QueryRow(ctx, "SELECT tasker.submit_step_result($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+		s.StepUUID, s.Attempt, s.Success, s.Results, s.WorkerID, s.Queue, s.MsgID, s.ResultQueue, h, !s.DeferNotify).Scan(&id); err != nil {
 		return 0, false, fmt.Errorf("submit_step_result: %w", err)
 	}
 	if id == nil {

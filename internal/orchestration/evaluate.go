@@ -20,6 +20,8 @@ import (
 // txEvents collects what happened inside a transaction so lifecycle records
 // are written once, and only if it commits.
 type txEvents struct {
+	// wake sends the NOTIFYs the transaction left for after its commit.
+	wake  []func()
 	after []func()
 	// retryIn is the earliest retry backoff scheduled in the transaction.
 	retryIn time.Duration
@@ -30,6 +32,9 @@ type txEvents struct {
 func (e *txEvents) add(fn func()) { e.after = append(e.after, fn) }
 
 func (e *txEvents) flush() {
+	for _, fn := range e.wake {
+		fn()
+	}
 	for _, fn := range e.after {
 		fn()
 	}
@@ -129,10 +134,23 @@ func (s *Service) enqueueSteps(ctx context.Context, tx pgx.Tx, t *taskRow, ready
 		trace.WithAttributes(tracing.IDs(t.correlationID, t.uuid, uuid.Nil, t.namespace, "")...),
 		trace.WithAttributes(semconv.MessagingDestinationNameKey.String(wq), attribute.Int("steps", len(ready))))
 	defer func() { tracing.End(span, err) }()
-	enq, err := s.funcs.EnqueueSteps(ctx, tx, t.uuid, ready, wq, s.tr.Inject(ctx))
+	headers := s.tr.Inject(ctx)
+	enq, err := s.funcs.EnqueueStepsQuiet(ctx, tx, t.uuid, ready, wq, headers)
 	if err != nil {
 		return fmt.Errorf("enqueuing steps of task %s: %w", t.uuid, err)
 	}
+	ids := make([]int64, len(enq))
+	for i, e := range enq {
+		ids[i] = e.MsgID
+	}
+	ev.wake = append(ev.wake, func() {
+		// Outside the transaction's commit, so notifying commits do not
+		// queue behind each other's WAL flush; a lost wake-up is found by
+		// the workers' fallback poller.
+		if err := s.queues.Notify(context.WithoutCancel(ctx), s.pool, wq, ids, headers); err != nil {
+			s.log.WarnContext(ctx, "notifying workers failed; their poller will find the steps", "queue", wq, "error", err)
+		}
+	})
 	// The task passes through enqueuing_steps within this transaction; one
 	// statement records both hops.
 	path := append(state.TaskPath(t.state, state.TaskEnqueuingSteps), state.TaskStepsInProcess)

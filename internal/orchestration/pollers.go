@@ -117,12 +117,24 @@ func (s *Service) fallbackLoop(ctx context.Context, c *Consumers, jobs chan<- wo
 			minAge = 0
 		}
 		for _, q := range []string{queue.StepResults, queue.TaskRequests} {
-			ids, err := s.pendingMessages(ctx, q, minAge, 500)
+			s.drainQueue(ctx, q, minAge, jobs)
+		}
+	}
+}
+
+// drainQueue hands every pending message of q to the processors, a page at
+// a time, until a page comes back short.
+func (s *Service) drainQueue(ctx context.Context, q string, minAge time.Duration, jobs chan<- work) {
+	const page = 500
+	after := int64(0)
+	for ctx.Err() == nil {
+		{
+			ids, err := s.pendingMessages(ctx, q, minAge, after, page)
 			if err != nil {
 				if ctx.Err() == nil {
 					s.log.WarnContext(ctx, "fallback poll failed", "queue", q, "error", err)
 				}
-				continue
+				return
 			}
 			if len(ids) > 0 {
 				s.m.FallbackPollHits(ctx, q, len(ids))
@@ -135,16 +147,21 @@ func (s *Service) fallbackLoop(ctx context.Context, c *Consumers, jobs chan<- wo
 					return
 				}
 			}
+			if len(ids) < page {
+				return
+			}
+			after = ids[len(ids)-1]
 		}
 	}
 }
 
 // pendingMessages lists visible messages at least minAge old. It does not hide
 // them: the processors lock each message for the length of their transaction.
-func (s *Service) pendingMessages(ctx context.Context, q string, minAge time.Duration, limit int) ([]int64, error) {
+func (s *Service) pendingMessages(ctx context.Context, q string, minAge time.Duration, after int64, limit int) ([]int64, error) {
 	rows, err := s.pool.Query(tracing.Suppress(ctx), `SELECT msg_id FROM tasker.queue_messages
 		WHERE queue_name = $1 AND vt <= clock_timestamp() AND enqueued_at <= clock_timestamp() - make_interval(secs => $2)
-		ORDER BY msg_id LIMIT $3`, q, minAge.Seconds(), limit)
+			AND msg_id > $3
+		ORDER BY msg_id LIMIT $4`, q, minAge.Seconds(), after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("polling %s: %w", q, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -199,6 +200,35 @@ func (c *Client) SetVT(ctx context.Context, q db.Querier, queue string, id int64
 		return false, fmt.Errorf("setting visibility of %s message %d: %w", queue, id, err)
 	}
 	return ok, nil
+}
+
+// Notify wakes queue's consumers for messages ids that were sent without a
+// NOTIFY (after their transaction committed). The payload format matches
+// queue_notify_payload: "<id>" or "<id> <headers JSON>".
+func (c *Client) Notify(ctx context.Context, q db.Querier, queue string, ids []int64, headers map[string]string) (err error) {
+	if len(ids) == 0 {
+		return nil
+	}
+	suffix := ""
+	if len(headers) > 0 {
+		b, err := json.Marshal(headers)
+		if err != nil {
+			return fmt.Errorf("encoding headers for %s: %w", queue, err)
+		}
+		if len(b) <= 7000 {
+			suffix = " " + string(b)
+		}
+	}
+	payloads := make([]string, len(ids))
+	for i, id := range ids {
+		payloads[i] = strconv.FormatInt(id, 10) + suffix
+	}
+	ctx, sc := c.in.Begin(ctx, db.Call{Function: "pg_notify", Queue: queue})
+	defer func() { sc.End(err) }()
+	if _, err = q.Exec(ctx, "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", queue, payloads); err != nil {
+		return fmt.Errorf("notifying %s: %w", queue, err)
+	}
+	return nil
 }
 
 // Metrics reports depth and the age of the oldest claimable message of queue.

@@ -115,6 +115,7 @@ type Worker struct {
 	cfg    Config
 	pool   *pgxpool.Pool
 	funcs  *db.Funcs
+	qc     *queue.Client
 	log    *slog.Logger
 	tr     *tracing.Tracer
 	m      *metrics.Metrics
@@ -145,6 +146,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 		cfg:    cfg,
 		pool:   pool,
 		funcs:  db.NewFuncs(cfg.Observer),
+		qc:     queue.NewClient(cfg.Observer),
 		log:    cfg.Logger.With("component", "worker", "worker_id", cfg.ID),
 		tr:     cfg.Tracer,
 		m:      cfg.Metrics,
@@ -321,14 +323,32 @@ func (w *Worker) pollLoop(ctx, execCtx context.Context, execs *sync.WaitGroup) {
 			minAge = 0
 		}
 		for _, q := range w.queues {
-			w.pollQueue(ctx, execCtx, q, minAge, execs)
+			// A full batch means a backlog (wake-ups dropped while every slot
+			// was busy): keep claiming as slots free up instead of waiting a
+			// whole interval per batch.
+			backlog := false
+			for ctx.Err() == nil {
+				claimed, asked := w.pollQueue(ctx, execCtx, q, minAge, execs, backlog)
+				if asked == 0 && !backlog || claimed < asked {
+					break
+				}
+				backlog = true
+			}
 		}
 	}
 }
 
-func (w *Worker) pollQueue(ctx, execCtx context.Context, q string, minAge time.Duration, execs *sync.WaitGroup) {
+// pollQueue claims as many steps as there are free slots (waiting for one
+// first when wait is set) and reports how many it claimed and asked for.
+func (w *Worker) pollQueue(ctx, execCtx context.Context, q string, minAge time.Duration, execs *sync.WaitGroup, wait bool) (got, asked int) {
 	// Take every free slot, claim that many, give back the rest.
 	held := 0
+	if wait {
+		if !w.acquire(ctx) {
+			return 0, 0
+		}
+		held = 1
+	}
 	for held < cap(w.slots) {
 		select {
 		case w.slots <- struct{}{}:
@@ -339,7 +359,7 @@ func (w *Worker) pollQueue(ctx, execCtx context.Context, q string, minAge time.D
 		break
 	}
 	if held == 0 {
-		return
+		return 0, 0
 	}
 	start := time.Now()
 	// The batch claim has no parent; each claimed step gets its spans below,
@@ -353,7 +373,7 @@ func (w *Worker) pollQueue(ctx, execCtx context.Context, q string, minAge time.D
 		if ctx.Err() == nil {
 			w.log.WarnContext(ctx, "polling queue failed", "queue", q, "error", err)
 		}
-		return
+		return 0, 0
 	}
 	used := 0
 	for _, c := range claims {
@@ -377,6 +397,7 @@ func (w *Worker) pollQueue(ctx, execCtx context.Context, q string, minAge time.D
 	for range held - used {
 		w.release()
 	}
+	return len(claims), held
 }
 
 // prepareClaim records a claim and returns the function that runs its step
@@ -524,6 +545,7 @@ func (w *Worker) execute(ctx context.Context, q string, c db.ClaimedStep) error 
 	sub := db.StepResultSubmission{
 		StepUUID: c.StepUUID, Attempt: c.Attempt, Success: res.Success && res.Error == nil, Results: results,
 		WorkerID: w.cfg.ID, Queue: q, MsgID: c.MsgID, ResultQueue: queue.StepResults, Headers: w.tr.Inject(sctx),
+		DeferNotify: true,
 	}
 	substart := time.Now()
 	err = w.submit(sctx, sub)
@@ -545,11 +567,20 @@ func (w *Worker) submit(ctx context.Context, sub db.StepResultSubmission) error 
 	var err error
 	for attempt := range 5 {
 		var ok bool
-		_, ok, err = w.funcs.SubmitStepResult(ctx, w.pool, sub)
+		var id int64
+		id, ok, err = w.funcs.SubmitStepResult(ctx, w.pool, sub)
 		if err == nil {
 			if !ok {
 				w.log.WarnContext(ctx, "step result discarded: the lease was lost to another worker",
 					"step_uuid", sub.StepUUID, "attempt", sub.Attempt)
+				return nil
+			}
+			if sub.DeferNotify {
+				// After the commit, so notifying commits do not serialise;
+				// a lost wake-up is found by orchestration's fallback poller.
+				if nerr := w.qc.Notify(ctx, w.pool, sub.ResultQueue, []int64{id}, sub.Headers); nerr != nil {
+					w.log.WarnContext(ctx, "notifying orchestration failed; its poller will find the result", "error", nerr)
+				}
 			}
 			return nil
 		}
