@@ -203,7 +203,8 @@ func (c *Client) SetVT(ctx context.Context, q db.Querier, queue string, id int64
 }
 
 // Notify wakes queue's consumers for messages ids that were sent without a
-// NOTIFY (after their transaction committed). The payload format matches
+// NOTIFY (after their transaction committed). q must not be inside a
+// transaction: Notify commits asynchronously. The payload format matches
 // queue_notify_payload: "<id>" or "<id> <headers JSON>".
 func (c *Client) Notify(ctx context.Context, q db.Querier, queue string, ids []int64, headers map[string]string) (err error) {
 	if len(ids) == 0 {
@@ -225,7 +226,11 @@ func (c *Client) Notify(ctx context.Context, q db.Querier, queue string, ids []i
 	}
 	ctx, sc := c.in.Begin(ctx, db.Call{Function: "pg_notify", Queue: queue})
 	defer func() { sc.End(err) }()
-	if _, err = q.Exec(ctx, "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", queue, payloads); err != nil {
+	// NOTIFY gives the transaction an ID, so its commit would wait for a WAL
+	// flush while holding the cluster-wide notify lock. A transaction that
+	// only notifies has nothing to lose in a crash: commit it asynchronously.
+	if _, err = q.Exec(ctx, `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, p)
+		FROM unnest($2::text[]) AS p`, queue, payloads); err != nil {
 		return fmt.Errorf("notifying %s: %w", queue, err)
 	}
 	return nil
