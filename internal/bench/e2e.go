@@ -213,23 +213,11 @@ func E2E(ctx context.Context, cfg Config, templates ...string) ([]*Result, error
 		targets = append(targets, target{t, ns, name, version})
 	}
 
-	pool, err := db.NewPool(ctx, cfg.DatabaseURL, cfg.MaxConns)
+	pool, reg, pg, err := prepare(ctx, cfg.DatabaseURL, cfg.MaxConns)
 	if err != nil {
 		return nil, err
 	}
 	defer pool.Close()
-	if err := db.Migrate(ctx, pool); err != nil {
-		return nil, err
-	}
-	reg := handler.NewRegistry()
-	examples.Register(reg)
-	if err := registerExamples(ctx, pool, reg); err != nil {
-		return nil, err
-	}
-	pg, err := ReadPostgres(ctx, pool)
-	if err != nil {
-		return nil, err
-	}
 	env := envInfo{pg: pg, machine: ThisMachine(), commit: Commit()}
 
 	var out []*Result
@@ -272,16 +260,30 @@ func registerExamples(ctx context.Context, pool *pgxpool.Pool, reg *handler.Regi
 	return nil
 }
 
-// submitter lets handlers create child tasks through an orchestrator, as
-// `tasker dev` wires it.
-type submitter struct{ svc *orchestration.Service }
-
-func (s submitter) SubmitTask(ctx context.Context, req client.TaskRequest) (uuid.UUID, error) {
-	c, err := s.svc.CreateTask(ctx, req)
+// prepare connects to url, migrates, registers the example templates and
+// reads the server's settings: what every benchmark starts with.
+func prepare(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, *handler.Registry, Postgres, error) {
+	pool, err := db.NewPool(ctx, url, maxConns)
 	if err != nil {
-		return uuid.Nil, err
+		return nil, nil, Postgres{}, err
 	}
-	return c.TaskUUID, nil
+	fail := func(err error) (*pgxpool.Pool, *handler.Registry, Postgres, error) {
+		pool.Close()
+		return nil, nil, Postgres{}, err
+	}
+	if err := db.Migrate(ctx, pool); err != nil {
+		return fail(err)
+	}
+	reg := handler.NewRegistry()
+	examples.Register(reg)
+	if err := registerExamples(ctx, pool, reg); err != nil {
+		return fail(err)
+	}
+	pg, err := ReadPostgres(ctx, pool)
+	if err != nil {
+		return fail(err)
+	}
+	return pool, reg, pg, nil
 }
 
 // maxErrorSamples bounds Result.ErrorSamples.
@@ -329,7 +331,7 @@ func runE2E(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg *handler.Re
 		Pool: pool, Logger: logger,
 		Orchestration: &orchestration.Config{},
 		Worker: &worker.Config{Namespaces: []string{tpl.Namespace}, Dispatcher: worker.RegistryDispatcher{Registry: reg},
-			Submitter: submitter{initSvc}},
+			Submitter: initSvc},
 	})
 	if err != nil {
 		return nil, err

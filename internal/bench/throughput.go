@@ -17,7 +17,6 @@ import (
 	"github.com/taskerhq/tasker/client"
 	"github.com/taskerhq/tasker/handler"
 	"github.com/taskerhq/tasker/internal/config"
-	"github.com/taskerhq/tasker/internal/db"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/jaegertest"
@@ -155,23 +154,11 @@ func Throughput(ctx context.Context, cfg ThroughputConfig) (*ThroughputResult, e
 	if err != nil {
 		return nil, err
 	}
-	pool, err := db.NewPool(ctx, cfg.DatabaseURL, cfg.MaxConns)
+	pool, reg, pg, err := prepare(ctx, cfg.DatabaseURL, cfg.MaxConns)
 	if err != nil {
 		return nil, err
 	}
 	defer pool.Close()
-	if err := db.Migrate(ctx, pool); err != nil {
-		return nil, err
-	}
-	reg := handler.NewRegistry()
-	examples.Register(reg)
-	if err := registerExamples(ctx, pool, reg); err != nil {
-		return nil, err
-	}
-	pg, err := ReadPostgres(ctx, pool)
-	if err != nil {
-		return nil, err
-	}
 	tpls, err := examples.Templates()
 	if err != nil {
 		return nil, err

@@ -240,33 +240,27 @@ func (b *Backend) ListSteps(ctx context.Context, id uuid.UUID) ([]client.Step, e
 
 // ListTasksByCorrelation implements api.Backend.
 func (b *Backend) ListTasksByCorrelation(ctx context.Context, corr uuid.UUID) ([]client.Task, error) {
-	rows, err := b.s.pool.Query(ctx, "SELECT "+taskColumns+taskFrom+"WHERE t.correlation_id = $1 ORDER BY t.created_at", corr)
+	tasks, err := b.listTasks(ctx, "t.correlation_id = $1", corr)
 	if err != nil {
 		return nil, fmt.Errorf("listing tasks of correlation id %s: %w", corr, err)
-	}
-	tasks, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (client.Task, error) {
-		t, err := scanTask(r)
-		if err != nil {
-			return client.Task{}, err
-		}
-		return *t, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listing tasks of correlation id %s: %w", corr, err)
-	}
-	for i := range tasks {
-		if err := b.fillTask(ctx, &tasks[i]); err != nil {
-			return nil, err
-		}
 	}
 	return tasks, nil
 }
 
 // ListChildTasks implements api.Backend.
-func (b *Backend) ListChildTasks(ctx context.Context, corr uuid.UUID) ([]client.Task, error) {
-	rows, err := b.s.pool.Query(ctx, "SELECT "+taskColumns+taskFrom+"WHERE t.parent_correlation_id = $1 ORDER BY t.created_at", corr)
+func (b *Backend) ListChildTasks(ctx context.Context, parent uuid.UUID) ([]client.Task, error) {
+	tasks, err := b.listTasks(ctx, "t.parent_correlation_id = $1", parent)
 	if err != nil {
-		return nil, fmt.Errorf("listing child tasks of %s: %w", corr, err)
+		return nil, fmt.Errorf("listing child tasks of %s: %w", parent, err)
+	}
+	return tasks, nil
+}
+
+// listTasks returns the tasks matching where (a constant condition on $1), oldest first, filled in.
+func (b *Backend) listTasks(ctx context.Context, where string, arg uuid.UUID) ([]client.Task, error) {
+	rows, err := b.s.pool.Query(ctx, "SELECT "+taskColumns+taskFrom+"WHERE "+where+" ORDER BY t.created_at", arg)
+	if err != nil {
+		return nil, err
 	}
 	tasks, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (client.Task, error) {
 		t, err := scanTask(r)
@@ -276,7 +270,7 @@ func (b *Backend) ListChildTasks(ctx context.Context, corr uuid.UUID) ([]client.
 		return *t, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("listing child tasks of %s: %w", corr, err)
+		return nil, err
 	}
 	for i := range tasks {
 		if err := b.fillTask(ctx, &tasks[i]); err != nil {
