@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -415,4 +416,43 @@ func TestOTLPMetricExport(t *testing.T) {
 			require.Zero(t, prov.Dropped())
 		})
 	}
+}
+
+// TestOTLPLogsCarryTraceContext: with telemetry enabled, log records are also
+// exported over OTLP (otelslog bridge) with their span context; the real
+// collector prints what it received.
+func TestOTLPLogsCarryTraceContext(t *testing.T) {
+	t.Parallel()
+	jg := jaegertest.Start(t)
+	b := setup(t)
+	cfg := telemetryConfig("http://"+jg.OTLPGRPCEndpoint(), config.ProtocolGRPC)
+	ctx := context.Background()
+	prov, err := telemetry.New(ctx, cfg, "tasker-logs")
+	require.NoError(t, err)
+	cfg.Logs.Level = config.LevelInfo
+	logger := telemetry.NewLogger(cfg.Logs, io.Discard, prov)
+	tr := tracing.New(prov.TracerProvider, prov.Propagator)
+	e, err := engine.Start(ctx, engine.Config{Pool: b.pool, Logger: logger, Tracer: tr,
+		Orchestration: &orchestration.Config{},
+		Worker:        &worker.Config{Namespaces: allNamespaces(b), Dispatcher: worker.RegistryDispatcher{Registry: b.registry}}})
+	require.NoError(t, err)
+	created, err := e.Orchestrator.CreateTask(ctx, newRequest(t, "single_workflow/single_step", map[string]any{"even_number": 2}))
+	require.NoError(t, err)
+	task := waitTerminal(t, e.Orchestrator.Backend(), created.TaskUUID, 20*time.Second)
+	require.Equal(t, "complete", task.State)
+	require.NoError(t, e.Stop())
+	require.NoError(t, prov.ForceFlush(ctx))
+	require.Eventually(t, func() bool {
+		out := jg.Output()
+		i := strings.Index(out, "Str(task.completed)")
+		if i < 0 {
+			return false
+		}
+		// The record's block: its attributes and, after them, its trace ID.
+		rec := out[max(0, i-2000):min(len(out), i+1500)]
+		return strings.Contains(rec, created.CorrelationID.String()) && strings.Contains(rec, "Trace ID: "+task.TraceID)
+	}, 20*time.Second, 100*time.Millisecond, "task.completed never reached the collector with its correlation and trace IDs")
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	require.NoError(t, prov.Shutdown(sctx))
 }

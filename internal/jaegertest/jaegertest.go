@@ -245,14 +245,16 @@ func configYAML(ports []int) string {
       exporters: [prometheus]
     logs:
       receivers: [otlp]
-      exporters: [nop]
+      exporters: [debug]
   telemetry:
     resource:
       service.name: jaeger
     metrics:
       level: none
     logs:
-      level: warn
+      # info, for the debug exporter's records (Output); Jaeger's own
+      # start-up lines come with them.
+      level: info
 extensions:
   jaeger_query:
     # Jaeger would trace its own queries to localhost:4317 — someone else's
@@ -288,6 +290,8 @@ exporters:
   jaeger_storage_exporter:
     trace_storage: mem
   nop:
+  debug:
+    verbosity: detailed
   prometheus:
     endpoint: 127.0.0.1:%[6]d
 `, ports[0], ports[1], ports[2], ports[3], ports[4], ports[5])

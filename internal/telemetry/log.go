@@ -3,8 +3,10 @@ package telemetry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 
 	"go.opentelemetry.io/contrib/bridges/otelslog"
 	"go.opentelemetry.io/otel/trace"
@@ -122,7 +124,7 @@ func (h *handler) Handle(ctx context.Context, r slog.Record) error {
 	// The bridge gets the record before trace IDs are added: OTLP log
 	// records carry the span context as fields of their own.
 	if h.otel != nil && h.otel.Enabled(ctx, r.Level) {
-		errs = append(errs, h.otel.Handle(ctx, r))
+		errs = append(errs, h.otel.Handle(ctx, stringified(r)))
 	}
 	errs = append(errs, h.out.Handle(ctx, h.ordered(ctx, r)))
 	return errors.Join(errs...)
@@ -195,4 +197,33 @@ func (h *handler) WithGroup(name string) slog.Handler {
 		nh.otel = h.otel.WithGroup(name)
 	}
 	return &nh
+}
+
+// stringified copies r with values that print themselves (UUIDs, errors,
+// durations) turned into strings: the OTLP bridge would otherwise export a
+// UUID as a list of 16 numbers.
+func stringified(r slog.Record) slog.Record {
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		out.AddAttrs(stringifyAttr(a))
+		return true
+	})
+	return out
+}
+
+func stringifyAttr(a slog.Attr) slog.Attr {
+	v := a.Value.Resolve()
+	if v.Kind() != slog.KindAny {
+		return slog.Attr{Key: a.Key, Value: v}
+	}
+	if rv := reflect.ValueOf(v.Any()); rv.Kind() == reflect.Pointer && rv.IsNil() {
+		return a // a nil *T would panic in its String method
+	}
+	switch x := v.Any().(type) {
+	case error:
+		return slog.String(a.Key, x.Error())
+	case fmt.Stringer:
+		return slog.String(a.Key, x.String())
+	}
+	return a
 }
