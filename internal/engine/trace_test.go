@@ -12,8 +12,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskerhq/tasker/client"
+	"github.com/taskerhq/tasker/handler"
 	"github.com/taskerhq/tasker/internal/api"
 	"github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/engine"
@@ -122,6 +124,14 @@ func TestOneTracePerTaskInJaeger(t *testing.T) {
 		t.Run(c.protocol, func(t *testing.T) {
 			suffix := strings.ReplaceAll(c.protocol, "/", "-")
 			b := setup(t)
+			// A handler that makes a span of its own, from the context it is given.
+			orig, ok := b.registry.Lookup("diamond.square")
+			require.True(t, ok)
+			b.registry.Register("diamond.square", handler.Func(func(ctx context.Context, s *handler.StepContext) handler.Result {
+				ctx, span := trace.SpanFromContext(ctx).TracerProvider().Tracer("example-handler").Start(ctx, "handler.square")
+				defer span.End()
+				return orig.Call(ctx, s)
+			}))
 			st := startTraced(t, b, telemetryConfig(c.endpoint, c.protocol), suffix)
 			task := st.run(t, "diamond_workflow/diamond_pattern", nil)
 			require.Equal(t, "complete", task.State)
@@ -181,6 +191,7 @@ func TestOneTracePerTaskInJaeger(t *testing.T) {
 			// A wake-up that lost the race for a message to another claim leaves a span
 			// with claim_outcome not_visible or busy; each step is claimed exactly once.
 			require.Equal(t, 4, claimed, "one claimed worker span per step")
+			require.Equal(t, 4, names["handler.square"])
 
 			parentName := func(s *jaegertest.Span) string {
 				if p := byID[s.ParentSpanID()]; p != nil {
@@ -193,6 +204,10 @@ func TestOneTracePerTaskInJaeger(t *testing.T) {
 				// The API request is the root.
 				if s.ParentSpanID() == "" {
 					require.Equal(t, "POST /v1/tasks", s.OperationName)
+				}
+				if s.OperationName == "handler.square" {
+					require.Equal(t, "worker.invoke_handler", parentName(s), "a handler's spans nest under its invocation")
+					continue
 				}
 				require.Equal(t, task.CorrelationID.String(), s.Tags["correlation_id"], "span %s lacks correlation_id", s.OperationName)
 				require.NotContains(t, s.OperationName, task.TaskUUID.String())
