@@ -12,9 +12,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/taskerhq/tasker/handler"
+	"github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/db"
 	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/queue"
+	"github.com/taskerhq/tasker/internal/telemetry"
 	"github.com/taskerhq/tasker/internal/templatestore"
 	"github.com/taskerhq/tasker/template"
 )
@@ -54,12 +56,24 @@ func openDB(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, err
 	return pool, nil
 }
 
+// newLogger is the text logger of commands that run without the telemetry
+// configuration (benchmarks).
 func newLogger(level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
-		return nil, usageError("--log-level: %q is not one of debug, info, warn, error", level)
+	lv, err := checkLogLevel(level)
+	if err != nil {
+		return nil, err
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+	return telemetry.NewLogger(config.Logs{Level: lv, Format: config.FormatText}, os.Stderr, nil), nil
+}
+
+// checkLogLevel validates a --log-level value.
+func checkLogLevel(level string) (string, error) {
+	lv := strings.ToLower(level)
+	switch lv {
+	case config.LevelDebug, config.LevelInfo, config.LevelWarn, config.LevelError:
+		return lv, nil
+	}
+	return "", usageError("--log-level: %q is not one of debug, info, warn, error", level)
 }
 
 // loadTemplates returns the example templates plus those in dirs, each

@@ -44,13 +44,9 @@ func setupObservability(ctx context.Context, service, logLevel string) (*observa
 		return nil, usageError("configuration: %v", err)
 	}
 	if logLevel != "" {
-		lv := strings.ToLower(logLevel)
-		switch lv {
-		case config.LevelDebug, config.LevelInfo, config.LevelWarn, config.LevelError:
-		default:
-			return nil, usageError("--log-level: %q is not one of debug, info, warn, error", logLevel)
+		if cfg.Telemetry.Logs.Level, err = checkLogLevel(logLevel); err != nil {
+			return nil, err
 		}
-		cfg.Telemetry.Logs.Level = lv
 	}
 	boot := telemetry.NewLogger(cfg.Telemetry.Logs, os.Stderr, nil)
 	prom, err := metrics.NewPrometheus()

@@ -23,23 +23,6 @@ type Observer interface {
 	StartCall(ctx context.Context, call Call) (context.Context, func(err error))
 }
 
-type nopObserver struct{}
-
-func (nopObserver) StartCall(ctx context.Context, _ Call) (context.Context, func(error)) {
-	return ctx, func(error) {}
-}
-
-// NopObserver observes nothing.
-var NopObserver Observer = nopObserver{}
-
-// ObserverOrNop returns o, or NopObserver when o is nil.
-func ObserverOrNop(o Observer) Observer {
-	if o == nil {
-		return NopObserver
-	}
-	return o
-}
-
 // Observers fans one call out to several observers (tracing and metrics).
 type Observers []Observer
 
@@ -87,7 +70,6 @@ func NewInstr(o Observer) Instr {
 			if !isNil(v) {
 				in.recs = append(in.recs, v)
 			}
-		case nopObserver:
 		default:
 			in.obs = append(in.obs, v)
 		}

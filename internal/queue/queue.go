@@ -6,7 +6,6 @@ package queue
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -287,6 +286,3 @@ func orEmpty(h map[string]string) map[string]string {
 	}
 	return h
 }
-
-// ErrClosed is returned by a subscription whose listener stopped.
-var ErrClosed = errors.New("queue listener closed")
