@@ -257,7 +257,7 @@ $$;
 -- Moves ready steps to enqueued and sends one message per step to the
 -- namespace's worker queue, all in the caller's transaction.
 -- +goose StatementBegin
-CREATE FUNCTION tasker.enqueue_steps(p_task_uuid uuid, p_step_uuids uuid[], p_queue text, p_headers jsonb DEFAULT '{}')
+CREATE FUNCTION tasker.enqueue_steps(p_task_uuid uuid, p_step_uuids uuid[], p_queue text, p_headers jsonb DEFAULT '{}', p_notify boolean DEFAULT true)
 RETURNS TABLE (step_uuid uuid, step_name text, msg_id bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -294,7 +294,7 @@ BEGIN
             jsonb_build_object('task_uuid', p_task_uuid, 'step_uuid', r.workflow_step_uuid,
                                'correlation_id', v_corr, 'namespace', v_ns, 'step_name', r.name,
                                'attempt', r.attempts + 1),
-            p_headers);
+            p_headers, 0, p_notify);
         RETURN NEXT;
     END LOOP;
 END;
@@ -310,19 +310,28 @@ CREATE FUNCTION tasker.claim_step_message(p_queue text, p_msg_id bigint, p_messa
 RETURNS TABLE (
     outcome text, task_uuid uuid, step_uuid uuid, step_name text, handler text, attempt integer, max_attempts integer,
     timeout_ms integer, inputs jsonb, task_context jsonb, correlation_id uuid, parent_correlation_id uuid,
-    namespace text, task_name text, task_version text, dependency_results jsonb)
+    namespace text, task_name text, task_version text, dependency_results jsonb, prior_traceparent text)
 LANGUAGE plpgsql AS $$
 DECLARE
     s record;
     v_outcome text;
     v_from text;
 BEGIN
+    -- A malformed message must not wedge the queue: it is archived as stale.
+    -- (A regex rather than an EXCEPTION block: that would open a
+    -- subtransaction on every claim.)
+    IF coalesce(p_message ->> 'step_uuid', '') !~ '^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$' THEN
+        PERFORM tasker.queue_archive(p_queue, p_msg_id);
+        RETURN QUERY SELECT 'stale'::text, NULL::uuid, NULL::uuid, NULL::text, NULL::text, NULL::integer,
+            NULL::integer, NULL::integer, NULL::jsonb, NULL::jsonb, NULL::uuid, NULL::uuid, NULL::text, NULL::text, NULL::text, NULL::jsonb, NULL::text;
+        RETURN;
+    END IF;
     SELECT ws.* INTO s FROM tasker.workflow_steps ws
     WHERE ws.workflow_step_uuid = (p_message ->> 'step_uuid')::uuid FOR UPDATE;
     IF NOT FOUND THEN
         PERFORM tasker.queue_archive(p_queue, p_msg_id);
         RETURN QUERY SELECT 'stale'::text, NULL::uuid, (p_message ->> 'step_uuid')::uuid, NULL::text, NULL::text, NULL::integer,
-            NULL::integer, NULL::integer, NULL::jsonb, NULL::jsonb, NULL::uuid, NULL::uuid, NULL::text, NULL::text, NULL::text, NULL::jsonb;
+            NULL::integer, NULL::integer, NULL::jsonb, NULL::jsonb, NULL::uuid, NULL::uuid, NULL::text, NULL::text, NULL::text, NULL::jsonb, NULL::text;
         RETURN;
     END IF;
     IF s.state = 'enqueued' THEN
@@ -337,6 +346,10 @@ BEGIN
 
     IF v_outcome = 'stale' THEN
         PERFORM tasker.queue_archive(p_queue, p_msg_id);
+    ELSIF v_outcome = 'busy' THEN
+        -- Reading hid the message for a whole lease; the holder's lease may end
+        -- sooner, and a reclaim must not wait a lease longer than that.
+        UPDATE tasker.queue_messages q SET vt = s.lease_expires_at WHERE q.msg_id = p_msg_id;
     ELSIF v_outcome IN ('claimed', 'reclaimed') THEN
         v_from := s.state;
         UPDATE tasker.workflow_steps ws
@@ -364,10 +377,20 @@ BEGIN
            s.timeout_ms, s.inputs, t.context, t.correlation_id, t.parent_correlation_id,
            ns.name::text, nt.name::text, nt.version::text,
            CASE WHEN v_outcome IN ('claimed', 'reclaimed') THEN
-               (SELECT coalesce(jsonb_object_agg(d.step_name, d.results -> 'result'), '{}')
-                FROM tasker.get_step_transitive_dependencies(s.workflow_step_uuid) d
-                WHERE d.current_state IN ('complete', 'resolved_manually') AND d.results IS NOT NULL)
-           END
+               -- The ancestor walk is inlined (not get_step_transitive_dependencies, a
+               -- SQL function PostgreSQL would plan on every call).
+               (WITH RECURSIVE anc (step_uuid, depth) AS (
+                    SELECT e.from_step_uuid, 1 FROM tasker.workflow_step_edges e WHERE e.to_step_uuid = s.workflow_step_uuid
+                    UNION
+                    SELECT e.from_step_uuid, a.depth + 1
+                    FROM tasker.workflow_step_edges e JOIN anc a ON e.to_step_uuid = a.step_uuid
+                    WHERE a.depth < 50)
+                SELECT coalesce(jsonb_object_agg(d.name, d.results -> 'result'), '{}')
+                FROM tasker.workflow_steps d
+                WHERE d.workflow_step_uuid IN (SELECT anc.step_uuid FROM anc)
+                  AND d.state IN ('complete', 'resolved_manually') AND d.results IS NOT NULL)
+           END,
+           s.results -> 'metadata' ->> 'traceparent'
     FROM tasker.tasks t
     JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
     JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
@@ -377,21 +400,36 @@ $$;
 -- +goose StatementEnd
 
 -- Claim by message id (the NOTIFY path): hide the message for the lease, then claim its step.
+-- The claim commits without waiting for its WAL flush: a claim lost in a
+-- crash leaves the step enqueued and its message visible again.
 -- +goose StatementBegin
 CREATE FUNCTION tasker.claim_step(p_queue text, p_msg_id bigint, p_lease_ms integer, p_worker_id text)
 RETURNS TABLE (
     msg_id bigint, read_ct integer, headers jsonb,
     outcome text, task_uuid uuid, step_uuid uuid, step_name text, handler text, attempt integer, max_attempts integer,
     timeout_ms integer, inputs jsonb, task_context jsonb, correlation_id uuid, parent_correlation_id uuid,
-    namespace text, task_name text, task_version text, dependency_results jsonb)
+    namespace text, task_name text, task_version text, dependency_results jsonb, prior_traceparent text)
 LANGUAGE plpgsql AS $$
 DECLARE
-    m record;
+    v_read integer;
+    v_headers jsonb;
+    v_message jsonb;
 BEGIN
-    FOR m IN SELECT * FROM tasker.queue_read_message(p_queue, p_msg_id, p_lease_ms) LOOP
-        RETURN QUERY SELECT m.msg_id, m.read_ct, m.headers, c.*
-            FROM tasker.claim_step_message(p_queue, m.msg_id, m.message, p_lease_ms, p_worker_id) c;
-    END LOOP;
+    -- A claim need not wait for its WAL flush: if the server loses it in a
+    -- crash, the step is still enqueued and its message visible again, so
+    -- it is simply claimed again (steps run at least once either way). WAL
+    -- is flushed in order, so the result submission that follows (durable)
+    -- makes the claim durable too.
+    PERFORM set_config('synchronous_commit', 'off', true);
+    UPDATE tasker.queue_messages q
+    SET vt = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0), read_ct = q.read_ct + 1
+    WHERE q.msg_id = p_msg_id AND q.queue_name = p_queue AND q.vt <= clock_timestamp()
+    RETURNING q.read_ct, q.headers, q.message INTO v_read, v_headers, v_message;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT p_msg_id, v_read, v_headers, c.*
+        FROM tasker.claim_step_message(p_queue, p_msg_id, v_message, p_lease_ms, p_worker_id) c;
 END;
 $$;
 -- +goose StatementEnd
@@ -403,7 +441,7 @@ RETURNS TABLE (
     msg_id bigint, read_ct integer, headers jsonb,
     outcome text, task_uuid uuid, step_uuid uuid, step_name text, handler text, attempt integer, max_attempts integer,
     timeout_ms integer, inputs jsonb, task_context jsonb, correlation_id uuid, parent_correlation_id uuid,
-    namespace text, task_name text, task_version text, dependency_results jsonb)
+    namespace text, task_name text, task_version text, dependency_results jsonb, prior_traceparent text)
 LANGUAGE plpgsql AS $$
 DECLARE
     m record;
@@ -453,7 +491,7 @@ $$;
 -- +goose StatementBegin
 CREATE FUNCTION tasker.submit_step_result(
     p_step_uuid uuid, p_attempt integer, p_success boolean, p_results jsonb, p_worker_id text,
-    p_queue text, p_msg_id bigint, p_result_queue text, p_headers jsonb DEFAULT '{}')
+    p_queue text, p_msg_id bigint, p_result_queue text, p_headers jsonb DEFAULT '{}', p_notify boolean DEFAULT true)
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     s record;
@@ -479,19 +517,51 @@ BEGIN
     v_msg := tasker.queue_send(p_result_queue,
         jsonb_build_object('task_uuid', s.task_uuid, 'step_uuid', p_step_uuid, 'correlation_id', v_corr,
                            'step_name', s.name, 'attempt', p_attempt, 'success', p_success, 'worker_id', p_worker_id),
-        p_headers);
+        p_headers, 0, p_notify);
     RETURN v_msg;
 END;
 $$;
 -- +goose StatementEnd
 
+-- Moves a task from p_from_state through every state of p_states, writing one
+-- history row per hop (reason i for hop i) but updating the row once.
+-- +goose StatementBegin
+CREATE FUNCTION tasker.transition_task_state_path(
+    p_task_uuid uuid, p_from_state text, p_states text[], p_processor_uuid uuid, p_reasons text[])
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    v_corr uuid;
+    v_to text := p_states[array_length(p_states, 1)];
+BEGIN
+    UPDATE tasker.tasks
+    SET state = v_to,
+        state_changed_at = clock_timestamp(),
+        updated_at = clock_timestamp(),
+        complete = (v_to = 'complete'),
+        completed_at = CASE WHEN v_to IN ('complete', 'error', 'cancelled', 'resolved_manually') THEN clock_timestamp() END
+    WHERE task_uuid = p_task_uuid AND state = p_from_state
+    RETURNING correlation_id INTO v_corr;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, reason, processor_uuid, metadata, correlation_id)
+    SELECT p_task_uuid, coalesce(p_states[i - 1], p_from_state), p_states[i], p_reasons[i], p_processor_uuid,
+           jsonb_build_object('reason', p_reasons[i]), v_corr
+    FROM generate_subscripts(p_states, 1) AS i
+    ORDER BY i;
+    RETURN true;
+END;
+$$;
+-- +goose StatementEnd
+
 -- +goose Down
-DROP FUNCTION tasker.submit_step_result(uuid, integer, boolean, jsonb, text, text, bigint, text, jsonb);
+DROP FUNCTION tasker.submit_step_result(uuid, integer, boolean, jsonb, text, text, bigint, text, jsonb, boolean);
+DROP FUNCTION tasker.transition_task_state_path(uuid, text, text[], uuid, text[]);
 DROP FUNCTION tasker.extend_step_leases(uuid[], integer[], bigint[], integer);
 DROP FUNCTION tasker.claim_steps(text, integer, integer, text, integer);
 DROP FUNCTION tasker.claim_step(text, bigint, integer, text);
 DROP FUNCTION tasker.claim_step_message(text, bigint, jsonb, integer, text);
-DROP FUNCTION tasker.enqueue_steps(uuid, uuid[], text, jsonb);
+DROP FUNCTION tasker.enqueue_steps(uuid, uuid[], text, jsonb, boolean);
 DROP FUNCTION tasker.claim_task_for_finalization(uuid, uuid);
 DROP FUNCTION tasker.can_finalize_task(uuid);
 DROP FUNCTION tasker.get_step_transitive_dependencies(uuid);
