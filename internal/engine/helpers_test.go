@@ -155,3 +155,11 @@ func jsonBody(v any) (*bytes.Reader, error) {
 	}
 	return bytes.NewReader(b), nil
 }
+
+// runTask creates a task of ref with context.even_number n and waits until it is terminal.
+func runTask(t *testing.T, e *engine.Engine, ref string, n int) (*orchestration.Created, *client.Task) {
+	t.Helper()
+	created, err := e.Orchestrator.CreateTask(context.Background(), newRequest(t, ref, map[string]any{"even_number": n}))
+	require.NoError(t, err)
+	return created, waitTerminal(t, e.Orchestrator.Backend(), created.TaskUUID, 20*time.Second)
+}
