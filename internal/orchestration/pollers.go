@@ -71,12 +71,8 @@ func (s *Service) resumeTask(ctx context.Context, rt db.ReadyTask) error {
 			return nil
 		}
 		// Continue the task's own trace: no message carries context here.
-		var raw []byte
-		if err := tx.QueryRow(ctx, `SELECT trace_context FROM tasker.tasks WHERE task_uuid = $1`, t.uuid).Scan(&raw); err != nil {
-			return fmt.Errorf("reading trace context: %w", err)
-		}
 		var headers map[string]string
-		_ = queue.DecodeHeaders(raw, &headers)
+		_ = queue.DecodeHeaders(t.traceContext, &headers)
 		tctx := tracing.WithCorrelationID(s.tr.Extract(ctx, headers), t.correlationID)
 		tctx, span := s.tr.Start(tctx, "step_enqueuer.process_ready_task",
 			trace.WithAttributes(tracing.IDs(t.correlationID, t.uuid, uuid.Nil, t.namespace, "")...),

@@ -166,9 +166,11 @@ type taskRow struct {
 	correlationID uuid.UUID
 	namespace     string
 	name          string
+	// traceContext is the creating request's trace context (tasks.trace_context).
+	traceContext []byte
 }
 
-const lockTaskSQL = `SELECT t.task_uuid, t.state, t.correlation_id, ns.name, nt.name
+const lockTaskSQL = `SELECT t.task_uuid, t.state, t.correlation_id, ns.name, nt.name, t.trace_context
 	FROM tasker.tasks t
 	JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
 	JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
@@ -181,7 +183,7 @@ func (s *Service) lockTask(ctx context.Context, tx pgx.Tx, id uuid.UUID, skipLoc
 	}
 	var t taskRow
 	var st string
-	err := tx.QueryRow(ctx, sql, id).Scan(&t.uuid, &st, &t.correlationID, &t.namespace, &t.name)
+	err := tx.QueryRow(ctx, sql, id).Scan(&t.uuid, &st, &t.correlationID, &t.namespace, &t.name, &t.traceContext)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
