@@ -27,7 +27,6 @@ type Created struct {
 	TaskUUID      uuid.UUID
 	CorrelationID uuid.UUID
 	State         state.Task
-	StepsEnqueued int
 }
 
 func fieldError(status int, code, field, format string, args ...any) *client.APIError {
@@ -195,21 +194,18 @@ func (s *Service) createTaskTx(ctx context.Context, tx pgx.Tx, req client.TaskRe
 		tracing.End(vspan, err)
 		return nil, err
 	}
+	tracing.End(vspan, nil)
+	// pending → initializing is recorded by the same statement that moves the
+	// task on once its root steps are enqueued (or it completes with none).
 	t := &taskRow{uuid: taskUUID, state: state.TaskPending, correlationID: corr, namespace: tpl.Namespace, name: tpl.Name}
-	err = s.moveTask(vctx, tx, t, "initialize", state.TaskInitializing)
-	tracing.End(vspan, err)
-	if err != nil {
-		return nil, err
-	}
 	ectx, espan := s.tr.Start(ctx, "task_initializer.enqueue_initial_steps",
 		trace.WithAttributes(tracing.IDs(corr, taskUUID, uuid.Nil, tpl.Namespace, "")...))
-	before := len(ev.after)
 	err = s.evaluateTask(ectx, tx, t, ev)
 	tracing.End(espan, err)
 	if err != nil {
 		return nil, err
 	}
-	return &Created{TaskUUID: taskUUID, CorrelationID: corr, State: t.state, StepsEnqueued: len(ev.after) - before}, nil
+	return &Created{TaskUUID: taskUUID, CorrelationID: corr, State: t.state}, nil
 }
 
 // ProcessTaskRequestMessage creates the task a TaskRequestMessage asks for, in

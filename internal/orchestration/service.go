@@ -209,6 +209,8 @@ func (s *Service) moveTask(ctx context.Context, q db.Querier, t *taskRow, reason
 		}
 		why := reason
 		switch {
+		case to == state.TaskInitializing:
+			why = "initialize"
 		case to == state.TaskEvaluatingResults && cur == state.TaskStepsInProcess:
 			why = "step_result_received"
 		case to == state.TaskStepsInProcess && cur == state.TaskEnqueuingSteps:
