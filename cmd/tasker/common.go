@@ -101,13 +101,7 @@ func loadTemplates(dirs []string, reg *handler.Registry) ([]*template.Template, 
 }
 
 func registerTemplates(ctx context.Context, pool *pgxpool.Pool, tpls []*template.Template) error {
-	qc := queue.NewClient(nil)
-	for _, t := range tpls {
-		if err := templatestore.Register(ctx, pool, qc, t); err != nil {
-			return err
-		}
-	}
-	return nil
+	return templatestore.RegisterAll(ctx, pool, queue.NewClient(nil), tpls)
 }
 
 func namespacesOf(tpls []*template.Template) []string {

@@ -248,16 +248,12 @@ func registerExamples(ctx context.Context, pool *pgxpool.Pool, reg *handler.Regi
 	if err != nil {
 		return err
 	}
-	qc := queue.NewClient(nil)
 	for _, t := range tpls {
 		if err := t.Validate(reg.Has); err != nil {
 			return err
 		}
-		if err := templatestore.Register(ctx, pool, qc, t); err != nil {
-			return err
-		}
 	}
-	return nil
+	return templatestore.RegisterAll(ctx, pool, queue.NewClient(nil), tpls)
 }
 
 // prepare connects to url, migrates, registers the example templates and

@@ -48,9 +48,8 @@ func setup(t *testing.T) *testBundle {
 	tpls, err := examples.Templates()
 	require.NoError(t, err)
 	b := &testBundle{pool: pool, registry: reg, templates: map[string]*template.Template{}}
-	qc := queue.NewClient(nil)
+	require.NoError(t, templatestore.RegisterAll(ctx, pool, queue.NewClient(nil), tpls))
 	for _, tpl := range tpls {
-		require.NoError(t, templatestore.Register(ctx, pool, qc, tpl))
 		b.templates[tpl.Namespace+"/"+tpl.Name] = tpl
 	}
 	return b

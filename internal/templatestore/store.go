@@ -81,6 +81,18 @@ func Register(ctx context.Context, pool interface {
 	return nil
 }
 
+// RegisterAll registers every template of tpls, stopping at the first error.
+func RegisterAll(ctx context.Context, pool interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}, qc *queue.Client, tpls []*template.Template) error {
+	for _, t := range tpls {
+		if err := Register(ctx, pool, qc, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Lookup returns the registered template ns/name@version; an empty version
 // means the highest registered one.
 func Lookup(ctx context.Context, q db.Querier, ns, name, version string) (*Registered, error) {
