@@ -13,6 +13,7 @@ import (
 	"github.com/taskerhq/tasker/client"
 	"github.com/taskerhq/tasker/internal/api"
 	"github.com/taskerhq/tasker/internal/db"
+	"github.com/taskerhq/tasker/internal/messages"
 	"github.com/taskerhq/tasker/internal/queue"
 	"github.com/taskerhq/tasker/internal/templatestore"
 	"github.com/taskerhq/tasker/internal/tracing"
@@ -106,21 +107,7 @@ func (b *Backend) fillTask(ctx context.Context, t *client.Task) error {
 		if err := rows.Scan(&name, &st, &results, &leaf); err != nil {
 			return fmt.Errorf("reading steps of task %s: %w", t.TaskUUID, err)
 		}
-		var r struct {
-			Result json.RawMessage `json:"result"`
-			Error  *struct {
-				Message   string `json:"message"`
-				ErrorType string `json:"error_type"`
-				ErrorCode string `json:"error_code"`
-				Retryable bool   `json:"retryable"`
-			} `json:"error"`
-			Metadata struct {
-				Attempt int `json:"attempt"`
-			} `json:"metadata"`
-		}
-		if len(results) > 0 {
-			_ = json.Unmarshal(results, &r)
-		}
+		r := decodeStoredResult(results)
 		if leaf && st == "complete" && t.State == "complete" {
 			if t.Result == nil {
 				t.Result = map[string]json.RawMessage{}
@@ -128,8 +115,7 @@ func (b *Backend) fillTask(ctx context.Context, t *client.Task) error {
 			t.Result[name] = r.Result
 		}
 		if st == "error" && r.Error != nil {
-			t.Error = &client.StepError{Step: name, Message: r.Error.Message, Type: r.Error.ErrorType,
-				Code: r.Error.ErrorCode, Retryable: r.Error.Retryable, Attempt: r.Metadata.Attempt}
+			t.Error = r.stepError(name)
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -185,25 +171,10 @@ func (b *Backend) ListSteps(ctx context.Context, id uuid.UUID) ([]client.Step, e
 			s.NextRetryAt = nil
 		}
 		if len(results) > 0 {
-			var res struct {
-				Result json.RawMessage `json:"result"`
-				Error  *struct {
-					Message   string `json:"message"`
-					ErrorType string `json:"error_type"`
-					ErrorCode string `json:"error_code"`
-					Retryable bool   `json:"retryable"`
-				} `json:"error"`
-				Metadata struct {
-					Attempt int `json:"attempt"`
-				} `json:"metadata"`
-			}
-			if json.Unmarshal(results, &res) == nil {
-				if res.Error != nil {
-					s.Error = &client.StepError{Step: s.Name, Message: res.Error.Message, Type: res.Error.ErrorType,
-						Code: res.Error.ErrorCode, Retryable: res.Error.Retryable, Attempt: res.Metadata.Attempt}
-				} else {
-					s.Result = res.Result
-				}
+			if res := decodeStoredResult(results); res.Error != nil {
+				s.Error = res.stepError(s.Name)
+			} else {
+				s.Result = res.Result
 			}
 		}
 		return s, nil
@@ -300,3 +271,27 @@ func (b *Backend) Templates(ctx context.Context) ([]client.Template, error) {
 
 // Funcs exposes the SQL function wrappers (tests, benchmarks).
 func (s *Service) Funcs() *db.Funcs { return s.funcs }
+
+// storedResult is the part of a step's stored result (the worker's
+// messages.StepExecutionResult) the API shows; Result stays raw JSON.
+type storedResult struct {
+	Result   json.RawMessage       `json:"result"`
+	Error    *messages.ResultError `json:"error"`
+	Metadata struct {
+		Attempt int `json:"attempt"`
+	} `json:"metadata"`
+}
+
+// decodeStoredResult reads workflow_steps.results; empty or unreadable gives the zero value.
+func decodeStoredResult(raw []byte) storedResult {
+	var r storedResult
+	if len(raw) > 0 {
+		_ = json.Unmarshal(raw, &r)
+	}
+	return r
+}
+
+func (r storedResult) stepError(step string) *client.StepError {
+	return &client.StepError{Step: step, Message: r.Error.Message, Type: r.Error.ErrorType,
+		Code: r.Error.ErrorCode, Retryable: r.Error.Retryable, Attempt: r.Metadata.Attempt}
+}
