@@ -1,5 +1,11 @@
 // Package handler is what step handler authors import: the Handler interface,
-// the StepContext a handler receives and the Result it returns.
+// the StepContext a handler receives, error classification (Permanent,
+// Retryable) and the Registry that maps the handler names used in templates
+// to handlers.
+//
+// A handler returns the step's result (any JSON-encodable value) or an error.
+// A plain error is retried while the step has attempts left; wrap it with
+// Permanent to fail the step at once.
 package handler
 
 import (
@@ -16,17 +22,40 @@ import (
 )
 
 // Handler runs one step. It must honour ctx: the worker cancels it when the
-// step's timeout elapses or the worker shuts down. A panic is recovered by the
-// worker and fails the step (retried per the step's retry policy).
+// step's timeout elapses, when the task is cancelled, or when the worker shuts
+// down. A panic is recovered by the worker and fails the attempt (retried per
+// the step's retry policy).
 type Handler interface {
-	Call(ctx context.Context, step *StepContext) Result
+	Handle(ctx context.Context, step *StepContext) (any, error)
 }
 
 // Func adapts a plain function to Handler.
-type Func func(ctx context.Context, step *StepContext) Result
+type Func func(ctx context.Context, step *StepContext) (any, error)
 
-// Call implements Handler.
-func (f Func) Call(ctx context.Context, step *StepContext) Result { return f(ctx, step) }
+// Handle implements Handler.
+func (f Func) Handle(ctx context.Context, step *StepContext) (any, error) { return f(ctx, step) }
+
+// Typed adapts a function that takes the task context decoded into In and
+// returns a result of type Out. A task context that does not decode into In
+// fails the step permanently: retrying cannot change the task's input.
+func Typed[In, Out any](fn func(ctx context.Context, step *StepContext, in In) (Out, error)) Handler {
+	return Func(func(ctx context.Context, step *StepContext) (any, error) {
+		var in In
+		if len(step.Context) > 0 {
+			if err := json.Unmarshal(step.Context, &in); err != nil {
+				return nil, Permanent(fmt.Errorf("decoding task context: %w", err))
+			}
+		}
+		return fn(ctx, step, in)
+	})
+}
+
+// Output is a result with metadata: return it (or a pointer to it) from a
+// handler to record metadata next to the step's result value.
+type Output struct {
+	Value    any
+	Metadata map[string]any
+}
 
 // TaskSubmitter creates tasks from inside a handler (nested workflows).
 type TaskSubmitter interface {
@@ -53,8 +82,12 @@ type StepContext struct {
 	Attempt     int
 	MaxAttempts int
 
-	Submitter TaskSubmitter
+	submitter TaskSubmitter
 }
+
+// SetTaskSubmitter sets what SubmitChildTask uses. The worker sets it on every
+// step it runs; tests of handlers set a fake.
+func (s *StepContext) SetTaskSubmitter(sub TaskSubmitter) { s.submitter = sub }
 
 // Input decodes key of the task context into v.
 func (s *StepContext) Input(key string, v any) error {
@@ -78,6 +111,27 @@ func (s *StepContext) DependencyResult(step string, v any) error {
 	return nil
 }
 
+// Input returns key of the step's task context decoded as a T.
+func Input[T any](s *StepContext, key string) (T, error) {
+	var v T
+	err := s.Input(key, &v)
+	return v, err
+}
+
+// Init returns key of the step's handler initialization decoded as a T.
+func Init[T any](s *StepContext, key string) (T, error) {
+	var v T
+	err := s.Init(key, &v)
+	return v, err
+}
+
+// DependencyResult returns the result of the named ancestor step decoded as a T.
+func DependencyResult[T any](s *StepContext, step string) (T, error) {
+	var v T
+	err := s.DependencyResult(step, &v)
+	return v, err
+}
+
 // IsRetry reports whether an earlier attempt of this step ran.
 func (s *StepContext) IsRetry() bool { return s.Attempt > 1 }
 
@@ -96,16 +150,20 @@ func (s *StepContext) ChildTask(namespace, name, version string, taskContext any
 	return req, nil
 }
 
+// ErrNoSubmitter is returned by SubmitChildTask when the step runs where
+// tasks cannot be created.
+var ErrNoSubmitter = errors.New("this worker cannot submit tasks")
+
 // SubmitChildTask creates a nested task (see ChildTask) and returns its UUID.
 func (s *StepContext) SubmitChildTask(ctx context.Context, req client.TaskRequest) (uuid.UUID, error) {
-	if s.Submitter == nil {
-		return uuid.Nil, errors.New("this worker cannot submit tasks")
+	if s.submitter == nil {
+		return uuid.Nil, ErrNoSubmitter
 	}
 	if req.ParentCorrelationID == nil {
 		parent := s.CorrelationID
 		req.ParentCorrelationID = &parent
 	}
-	return s.Submitter.SubmitTask(ctx, req)
+	return s.submitter.SubmitTask(ctx, req)
 }
 
 func decodeKey(obj json.RawMessage, key string, v any, what string) error {
@@ -125,68 +183,6 @@ func decodeKey(obj json.RawMessage, key string, v any, what string) error {
 	return nil
 }
 
-// Error types reported in Result.Error.Type by the worker itself.
-const (
-	ErrorTypePanic          = "handler_panic"
-	ErrorTypeTimeout        = "handler_timeout"
-	ErrorTypeUnknownHandler = "handler_not_found"
-	ErrorTypeLeaseExpired   = "lease_expired"
-	ErrorTypeRetryable      = "retryable_error"
-	ErrorTypePermanent      = "permanent_error"
-)
-
-// StepError describes a failed attempt.
-type StepError struct {
-	Message   string `json:"message"`
-	Type      string `json:"error_type"`
-	Retryable bool   `json:"retryable"`
-	Code      string `json:"error_code,omitempty"`
-}
-
-// Result is what a handler returns. Build it with Success, Retryable or Permanent.
-type Result struct {
-	Success  bool
-	Value    any
-	Error    *StepError
-	Metadata map[string]any
-}
-
-// Success reports a completed step whose result is value (any JSON-encodable value).
-func Success(value any) Result { return Result{Success: true, Value: value} }
-
-// Retryable reports a failure that is retried while attempts remain.
-func Retryable(err error) Result {
-	return Result{Error: &StepError{Message: errString(err), Type: ErrorTypeRetryable, Retryable: true}}
-}
-
-// Permanent reports a failure that is never retried.
-func Permanent(err error) Result {
-	return Result{Error: &StepError{Message: errString(err), Type: ErrorTypePermanent}}
-}
-
-// Failure reports a failure with an explicit error type and code.
-func Failure(errType, code, message string, retryable bool) Result {
-	return Result{Error: &StepError{Message: message, Type: errType, Code: code, Retryable: retryable}}
-}
-
-// WithMetadata returns r with key set in its metadata.
-func (r Result) WithMetadata(key string, value any) Result {
-	m := make(map[string]any, len(r.Metadata)+1)
-	for k, v := range r.Metadata {
-		m[k] = v
-	}
-	m[key] = value
-	r.Metadata = m
-	return r
-}
-
-func errString(err error) string {
-	if err == nil {
-		return "unknown error"
-	}
-	return err.Error()
-}
-
 // Registry maps the handler names used in templates to handlers. It is safe
 // for concurrent use.
 type Registry struct {
@@ -197,11 +193,37 @@ type Registry struct {
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry { return &Registry{handlers: map[string]Handler{}} }
 
-// Register adds h under name, replacing any earlier handler of that name.
-func (r *Registry) Register(name string, h Handler) {
+// ErrDuplicateHandler is returned by Register for a name already registered.
+var ErrDuplicateHandler = errors.New("handler already registered")
+
+// Register adds h under name. A name registered twice is an error, so two
+// packages cannot silently replace each other's handlers.
+func (r *Registry) Register(name string, h Handler) error {
+	if name == "" {
+		return errors.New("registering handler: empty name")
+	}
+	if h == nil {
+		return fmt.Errorf("registering handler %q: nil handler", name)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if _, ok := r.handlers[name]; ok {
+		return fmt.Errorf("registering handler %q: %w", name, ErrDuplicateHandler)
+	}
 	r.handlers[name] = h
+	return nil
+}
+
+// MustRegister is Register that panics on error, for registration at start-up.
+func (r *Registry) MustRegister(name string, h Handler) {
+	if err := r.Register(name, h); err != nil {
+		panic(err)
+	}
+}
+
+// RegisterFunc registers a plain function (see Func).
+func (r *Registry) RegisterFunc(name string, fn func(ctx context.Context, step *StepContext) (any, error)) error {
+	return r.Register(name, Func(fn))
 }
 
 // Lookup returns the handler registered under name.

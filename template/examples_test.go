@@ -21,7 +21,7 @@ func TestExampleTemplates(t *testing.T) {
 	require.NotEmpty(t, files)
 
 	reg := handler.NewRegistry()
-	examples.Register(reg)
+	require.NoError(t, examples.Register(reg))
 
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {

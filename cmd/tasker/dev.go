@@ -108,7 +108,9 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 	defer pool.Close()
 
 	reg := handler.NewRegistry()
-	examples.Register(reg)
+	if err := examples.Register(reg); err != nil {
+		return err
+	}
 	tpls, err := loadTemplates(nil, reg)
 	if err != nil {
 		return err

@@ -33,7 +33,7 @@ func TestTraceCommand(t *testing.T) {
 	ctx := context.Background()
 	pool := dbtest.NewPool(t)
 	reg := handler.NewRegistry()
-	examples.Register(reg)
+	require.NoError(t, examples.Register(reg))
 	tpls, err := loadTemplates(nil, reg)
 	require.NoError(t, err)
 	require.NoError(t, registerTemplates(ctx, pool, tpls))

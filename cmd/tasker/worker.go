@@ -43,7 +43,9 @@ func newWorkerCmd(getenv func(string) string) *cobra.Command {
 			defer func() { err = errors.Join(err, obs.shutdown()) }()
 			logger := obs.logger
 			reg := handler.NewRegistry()
-			examples.Register(reg)
+			if err := examples.Register(reg); err != nil {
+				return err
+			}
 			tpls, err := loadTemplates(templates, reg)
 			if err != nil {
 				return err

@@ -271,7 +271,9 @@ func prepare(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, *h
 		return fail(err)
 	}
 	reg := handler.NewRegistry()
-	examples.Register(reg)
+	if err := examples.Register(reg); err != nil {
+		return fail(err)
+	}
 	if err := registerExamples(ctx, pool, reg); err != nil {
 		return fail(err)
 	}

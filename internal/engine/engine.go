@@ -162,9 +162,23 @@ func (e *Engine) observe(cfg Config) error {
 }
 
 // Stop stops every component and waits for them; it returns their errors.
-func (e *Engine) Stop() error {
+func (e *Engine) Stop() error { return e.StopContext(context.Background()) }
+
+// StopContext is Stop that waits for running steps only until ctx ends; steps
+// still running then are abandoned to lease expiry (another worker retries
+// them).
+func (e *Engine) StopContext(ctx context.Context) error {
 	e.cancel()
-	e.wg.Wait()
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		if e.Worker != nil {
+			e.Worker.Abandon()
+		}
+		<-done
+	}
 	if e.metrics != nil {
 		e.errs = append(e.errs, e.metrics.Close())
 	}

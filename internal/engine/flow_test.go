@@ -79,8 +79,8 @@ func TestNonRetryableFailureStopsDescendants(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	// The diamond's start step fails permanently: nothing downstream runs.
-	b.registry.Register("diamond.square", handler.Func(func(_ context.Context, s *handler.StepContext) handler.Result {
-		return handler.Permanent(errors.New("bad input"))
+	b.replaceHandler(t, "diamond.square", handler.Func(func(_ context.Context, s *handler.StepContext) (any, error) {
+		return nil, handler.Permanent(errors.New("bad input"))
 	}))
 	e := b.start(t, engineOpts{orchestrate: true, work: true})
 	be := e.Orchestrator.Backend()
@@ -103,15 +103,15 @@ func TestPanicAndTimeoutAreRetried(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	var calls atomic.Int32
-	b.registry.Register("single.square", handler.Func(func(ctx context.Context, s *handler.StepContext) handler.Result {
+	b.replaceHandler(t, "single.square", handler.Func(func(ctx context.Context, s *handler.StepContext) (any, error) {
 		switch calls.Add(1) {
 		case 1:
 			panic("boom")
 		case 2:
 			<-ctx.Done() // exceeds the step timeout below
-			return handler.Success("too late")
+			return "too late", nil
 		}
-		return handler.Success("ok")
+		return "ok", nil
 	}))
 	// Shorten the single step's timeout and backoff through a template of our own.
 	tpl := *b.templates["single_workflow/single_step"]
@@ -138,7 +138,7 @@ type countingDispatcher struct {
 	runs  map[uuid.UUID]int
 }
 
-func (d *countingDispatcher) Dispatch(ctx context.Context, s *handler.StepContext, name string) handler.Result {
+func (d *countingDispatcher) Dispatch(ctx context.Context, s *handler.StepContext, name string) (any, error) {
 	d.mu.Lock()
 	d.runs[s.StepUUID]++
 	d.mu.Unlock()
@@ -219,11 +219,11 @@ type blockingDispatcher struct {
 	started chan uuid.UUID
 }
 
-func (d *blockingDispatcher) Dispatch(ctx context.Context, s *handler.StepContext, name string) handler.Result {
+func (d *blockingDispatcher) Dispatch(ctx context.Context, s *handler.StepContext, name string) (any, error) {
 	if s.Attempt == 1 {
 		d.started <- s.StepUUID
 		<-ctx.Done()
-		return handler.Retryable(ctx.Err())
+		return nil, ctx.Err()
 	}
 	return d.inner.Dispatch(ctx, s, name)
 }

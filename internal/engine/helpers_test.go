@@ -44,7 +44,7 @@ func setup(t *testing.T) *testBundle {
 	ctx := context.Background()
 	pool := dbtestPool(t)
 	reg := handler.NewRegistry()
-	examples.Register(reg)
+	require.NoError(t, examples.Register(reg))
 	tpls, err := examples.Templates()
 	require.NoError(t, err)
 	b := &testBundle{pool: pool, registry: reg, templates: map[string]*template.Template{}}
@@ -53,6 +53,20 @@ func setup(t *testing.T) *testBundle {
 		b.templates[tpl.Namespace+"/"+tpl.Name] = tpl
 	}
 	return b
+}
+
+// replaceHandler makes name run h instead of its example handler in the
+// workers the test starts after this call.
+func (b *testBundle) replaceHandler(t *testing.T, name string, h handler.Handler) {
+	t.Helper()
+	reg := handler.NewRegistry()
+	require.NoError(t, reg.Register(name, h))
+	for n, eh := range examples.Handlers() {
+		if n != name {
+			require.NoError(t, reg.Register(n, eh))
+		}
+	}
+	b.registry = reg
 }
 
 func allNamespaces(b *testBundle) []string {

@@ -127,10 +127,10 @@ func TestOneTracePerTaskInJaeger(t *testing.T) {
 			// A handler that makes a span of its own, from the context it is given.
 			orig, ok := b.registry.Lookup("diamond.square")
 			require.True(t, ok)
-			b.registry.Register("diamond.square", handler.Func(func(ctx context.Context, s *handler.StepContext) handler.Result {
+			b.replaceHandler(t, "diamond.square", handler.Func(func(ctx context.Context, s *handler.StepContext) (any, error) {
 				ctx, span := trace.SpanFromContext(ctx).TracerProvider().Tracer("example-handler").Start(ctx, "handler.square")
 				defer span.End()
-				return orig.Call(ctx, s)
+				return orig.Handle(ctx, s)
 			}))
 			st := startTraced(t, b, telemetryConfig(c.endpoint, c.protocol), suffix)
 			task := st.run(t, "diamond_workflow/diamond_pattern", nil)
@@ -414,6 +414,8 @@ func TestOTLPMetricExport(t *testing.T) {
 			created, err := e.Orchestrator.CreateTask(ctx, newRequest(t, "linear_workflow/mathematical_sequence", map[string]any{"even_number": 2}))
 			require.NoError(t, err)
 			require.Equal(t, "complete", waitTerminal(t, e.Orchestrator.Backend(), created.TaskUUID, 20*time.Second).State)
+			// Flushed while the engine runs: its gauges are unregistered by Stop.
+			require.NoError(t, prov.ForceFlush(ctx))
 			require.NoError(t, e.Stop())
 			require.NoError(t, prov.ForceFlush(ctx))
 			var text string

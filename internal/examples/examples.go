@@ -23,16 +23,30 @@ const (
 	spawnChildName = "nested.spawn_child"
 )
 
-// Register adds every example handler to r under the name the example
+// Handlers returns every example handler under the name the example
 // templates use.
-func Register(r *handler.Registry) {
+func Handlers() map[string]handler.Handler {
+	hs := map[string]handler.Handler{
+		failNTimesName: handler.Func(failNTimes),
+		spawnChildName: handler.Func(spawnChild),
+	}
 	// One implementation serves every squaring workflow; the per-workflow
 	// names keep metrics and logs telling the workflows apart.
 	for _, name := range []string{linearSquare, diamondSquare, treeSquare, mixedDAGSquare, singleSquare} {
-		r.Register(name, handler.Func(square))
+		hs[name] = handler.Func(square)
 	}
-	r.Register(failNTimesName, handler.Func(failNTimes))
-	r.Register(spawnChildName, handler.Func(spawnChild))
+	return hs
+}
+
+// Register adds every example handler to r. It fails if r already has a
+// handler of one of their names.
+func Register(r *handler.Registry) error {
+	for name, h := range Handlers() {
+		if err := r.Register(name, h); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Templates parses the embedded example templates, in file name order. Each

@@ -19,7 +19,9 @@ import (
 
 func registry() *handler.Registry {
 	r := handler.NewRegistry()
-	examples.Register(r)
+	if err := examples.Register(r); err != nil {
+		panic(err)
+	}
 	return r
 }
 
@@ -96,7 +98,7 @@ func run(t *testing.T, reg *handler.Registry, tpl *template.Template, evenNumber
 		}
 		h, ok := reg.Lookup(s.Handler)
 		require.True(t, ok, s.Handler)
-		res := h.Call(context.Background(), stepContext(t, tpl, s, map[string]any{"even_number": evenNumber}, deps, 1))
+		res := call(h, stepContext(t, tpl, s, map[string]any{"even_number": evenNumber}, deps, 1))
 		require.True(t, res.Success, "step %s: %+v", name, res.Error)
 		raw[name] = mustJSON(t, res.Value)
 		str, ok := res.Value.(string)
@@ -118,7 +120,7 @@ func TestLinearChainByHand(t *testing.T) {
 	for i, name := range []string{"linear_step_1", "linear_step_2", "linear_step_3", "linear_step_4"} {
 		s, ok := tpl.Step(name)
 		require.True(t, ok)
-		res := h.Call(context.Background(), stepContext(t, tpl, s, map[string]any{"even_number": 6}, results, 1))
+		res := call(h, stepContext(t, tpl, s, map[string]any{"even_number": 6}, results, 1))
 		require.True(t, res.Success, "%s: %+v", name, res.Error)
 		require.Nil(t, res.Error)
 		require.Equal(t, want[i], res.Value, name)
@@ -229,13 +231,25 @@ func TestExpectedResult(t *testing.T) {
 	require.False(t, ok)
 }
 
-func requirePermanent(t *testing.T, res handler.Result, msg string) {
+// result is one handler call's outcome, as the worker classifies it.
+type result struct {
+	Success bool
+	Value   any
+	Error   *handler.Error
+}
+
+func call(h handler.Handler, s *handler.StepContext) result {
+	v, err := h.Handle(context.Background(), s)
+	return result{Success: err == nil, Value: v, Error: handler.Classify(err)}
+}
+
+func requirePermanent(t *testing.T, res result, msg string) {
 	t.Helper()
 	require.False(t, res.Success)
 	require.NotNil(t, res.Error)
-	require.False(t, res.Error.Retryable, res.Error.Message)
+	require.False(t, res.Error.Retryable, res.Error.Error())
 	require.Equal(t, handler.ErrorTypePermanent, res.Error.Type)
-	require.Contains(t, res.Error.Message, msg)
+	require.Contains(t, res.Error.Error(), msg)
 }
 
 func TestSquareRejectsBadInput(t *testing.T) {
@@ -256,26 +270,26 @@ func TestSquareRejectsBadInput(t *testing.T) {
 		{`[]`, "decoding task context"},
 	} {
 		t.Run(tc.ctx, func(t *testing.T) {
-			requirePermanent(t, h.Call(context.Background(), root(tc.ctx)), tc.msg)
+			requirePermanent(t, call(h, root(tc.ctx)), tc.msg)
 		})
 	}
 
 	step := func(inputs string, deps map[string]json.RawMessage) *handler.StepContext {
 		return &handler.StepContext{StepName: "s", Context: json.RawMessage(`{"even_number": 6}`), Inputs: json.RawMessage(inputs), DependencyResults: deps, Attempt: 1}
 	}
-	requirePermanent(t, h.Call(context.Background(), step(`{}`, map[string]json.RawMessage{"p": json.RawMessage(`"36"`)})), "no inputs.operands")
-	requirePermanent(t, h.Call(context.Background(), step(`{"operands": ["p"]}`, nil)), `no result for dependency "p"`)
-	requirePermanent(t, h.Call(context.Background(), step(`{"operands": ["p"]}`, map[string]json.RawMessage{"p": json.RawMessage(`36`)})), `decoding result of dependency "p"`)
-	requirePermanent(t, h.Call(context.Background(), step(`{"operands": ["p"]}`, map[string]json.RawMessage{"p": json.RawMessage(`"-36"`)})), "not a decimal string")
-	requirePermanent(t, h.Call(context.Background(), step(`{"operands": ["p"]}`, map[string]json.RawMessage{"p": json.RawMessage(`""`)})), "not a decimal string")
-	requirePermanent(t, h.Call(context.Background(), step(`{"operands": "p"}`, nil)), "decoding inputs")
+	requirePermanent(t, call(h, step(`{}`, map[string]json.RawMessage{"p": json.RawMessage(`"36"`)})), "no inputs.operands")
+	requirePermanent(t, call(h, step(`{"operands": ["p"]}`, nil)), `no result for dependency "p"`)
+	requirePermanent(t, call(h, step(`{"operands": ["p"]}`, map[string]json.RawMessage{"p": json.RawMessage(`36`)})), `decoding result of dependency "p"`)
+	requirePermanent(t, call(h, step(`{"operands": ["p"]}`, map[string]json.RawMessage{"p": json.RawMessage(`"-36"`)})), "not a decimal string")
+	requirePermanent(t, call(h, step(`{"operands": ["p"]}`, map[string]json.RawMessage{"p": json.RawMessage(`""`)})), "not a decimal string")
+	requirePermanent(t, call(h, step(`{"operands": "p"}`, nil)), "decoding inputs")
 
 	// Repeated squaring of a huge operand is refused rather than allowed to
 	// exhaust memory.
 	huge := `"1` + string(slices.Repeat([]byte("0"), 200_000)) + `"`
-	requirePermanent(t, h.Call(context.Background(), step(`{"operands": ["p"]}`, map[string]json.RawMessage{"p": json.RawMessage(huge)})), "exceed")
+	requirePermanent(t, call(h, step(`{"operands": ["p"]}`, map[string]json.RawMessage{"p": json.RawMessage(huge)})), "exceed")
 
-	res := h.Call(context.Background(), step(`{"operands": ["p", "q"]}`, map[string]json.RawMessage{"p": json.RawMessage(`"3"`), "q": json.RawMessage(`"5"`)}))
+	res := call(h, step(`{"operands": ["p", "q"]}`, map[string]json.RawMessage{"p": json.RawMessage(`"3"`), "q": json.RawMessage(`"5"`)}))
 	require.True(t, res.Success)
 	require.Equal(t, "225", res.Value)
 }
@@ -289,15 +303,15 @@ func TestFailNTimes(t *testing.T) {
 	tpl := tpls["retry_workflow/retry_mechanics"]
 	s, _ := tpl.Step("fail_twice_then_succeed")
 	for attempt := 1; attempt <= 2; attempt++ {
-		res := h.Call(context.Background(), stepContext(t, tpl, s, map[string]any{}, nil, attempt))
+		res := call(h, stepContext(t, tpl, s, map[string]any{}, nil, attempt))
 		require.False(t, res.Success)
 		require.NotNil(t, res.Error)
 		require.True(t, res.Error.Retryable)
 		require.Equal(t, handler.ErrorTypeRetryable, res.Error.Type)
-		require.Contains(t, res.Error.Message, fmt.Sprintf("attempt %d of 2", attempt))
+		require.Contains(t, res.Error.Error(), fmt.Sprintf("attempt %d (this step fails its first 2 attempts)", attempt))
 	}
 	for _, attempt := range []int{3, 4} {
-		res := h.Call(context.Background(), stepContext(t, tpl, s, map[string]any{}, nil, attempt))
+		res := call(h, stepContext(t, tpl, s, map[string]any{}, nil, attempt))
 		require.True(t, res.Success)
 		require.JSONEq(t, fmt.Sprintf(`{"attempts_before_success": %d}`, attempt), string(mustJSON(t, res.Value)))
 	}
@@ -306,13 +320,13 @@ func TestFailNTimes(t *testing.T) {
 	tpl = tpls["retry_workflow/retry_exhaustion"]
 	s, _ = tpl.Step("always_fail")
 	for attempt := 1; attempt <= s.Retry.MaxAttempts; attempt++ {
-		res := h.Call(context.Background(), stepContext(t, tpl, s, map[string]any{}, nil, attempt))
+		res := call(h, stepContext(t, tpl, s, map[string]any{}, nil, attempt))
 		require.False(t, res.Success)
 		require.True(t, res.Error.Retryable)
 	}
 
 	zero := &handler.StepContext{StepName: "s", Inputs: json.RawMessage(`{"fail_count": 0}`), Attempt: 1}
-	require.True(t, h.Call(context.Background(), zero).Success)
+	require.True(t, call(h, zero).Success)
 
 	for _, tc := range []struct {
 		inputs  string
@@ -324,7 +338,7 @@ func TestFailNTimes(t *testing.T) {
 		{`{"fail_count": -1}`, 1, "must not be negative"},
 		{`{"fail_count": 2}`, 0, "invalid attempt number 0"},
 	} {
-		requirePermanent(t, h.Call(context.Background(), &handler.StepContext{StepName: "s", Inputs: json.RawMessage(tc.inputs), Attempt: tc.attempt}), tc.msg)
+		requirePermanent(t, call(h, &handler.StepContext{StepName: "s", Inputs: json.RawMessage(tc.inputs), Attempt: tc.attempt}), tc.msg)
 	}
 }
 
@@ -348,8 +362,8 @@ func TestSpawnChild(t *testing.T) {
 
 	sub := &fakeSubmitter{id: uuid.New()}
 	sc := stepContext(t, tpl, s, map[string]any{"even_number": 8}, nil, 1)
-	sc.Submitter = sub
-	res := h.Call(context.Background(), sc)
+	sc.SetTaskSubmitter(sub)
+	res := call(h, sc)
 	require.True(t, res.Success, "%+v", res.Error)
 	require.JSONEq(t, fmt.Sprintf(`{"child_task_uuid": %q}`, sub.id), string(mustJSON(t, res.Value)))
 
@@ -369,23 +383,23 @@ func TestSpawnChild(t *testing.T) {
 	require.True(t, ok)
 
 	sub.err = errors.New("database unavailable")
-	res = h.Call(context.Background(), sc)
+	res = call(h, sc)
 	require.False(t, res.Success)
 	require.True(t, res.Error.Retryable)
-	require.Contains(t, res.Error.Message, "database unavailable")
+	require.Contains(t, res.Error.Error(), "database unavailable")
 
-	sc.Submitter = nil
-	requirePermanent(t, h.Call(context.Background(), sc), "cannot submit tasks")
+	sc.SetTaskSubmitter(nil)
+	requirePermanent(t, call(h, sc), "cannot submit tasks")
 
-	sc.Submitter = &fakeSubmitter{}
+	sc.SetTaskSubmitter(&fakeSubmitter{})
 	sc.Context = json.RawMessage(`{"even_number": 3}`)
-	requirePermanent(t, h.Call(context.Background(), sc), "got 3")
+	requirePermanent(t, call(h, sc), "got 3")
 
 	sc.Context = json.RawMessage(`{"even_number": 6}`)
 	sc.Inputs = json.RawMessage(`{"child": "not-a-ref"}`)
-	requirePermanent(t, h.Call(context.Background(), sc), "inputs.child")
+	requirePermanent(t, call(h, sc), "inputs.child")
 	sc.Inputs = json.RawMessage(`{}`)
-	requirePermanent(t, h.Call(context.Background(), sc), `has no key "child"`)
+	requirePermanent(t, call(h, sc), `has no key "child"`)
 }
 
 // Every handler the templates name is registered, every registered handler

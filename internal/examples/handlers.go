@@ -22,13 +22,13 @@ const maxResultBits = 1 << 20
 //
 // The operands are configured rather than taken from DependencyResults
 // because that map holds every completed ancestor, not just the parents.
-func square(_ context.Context, step *handler.StepContext) handler.Result {
+func square(_ context.Context, step *handler.StepContext) (any, error) {
 	var cfg struct {
 		Operands []string `json:"operands"`
 	}
 	if len(step.Inputs) > 0 {
 		if err := json.Unmarshal(step.Inputs, &cfg); err != nil {
-			return handler.Permanent(fmt.Errorf("step %q: decoding inputs: %w", step.StepName, err))
+			return nil, handler.Permanent(fmt.Errorf("step %q: decoding inputs: %w", step.StepName, err))
 		}
 	}
 
@@ -37,11 +37,11 @@ func square(_ context.Context, step *handler.StepContext) handler.Result {
 		if len(step.DependencyResults) > 0 {
 			// Squaring the task input here would silently give a wrong
 			// answer for a template that forgot to list its operands.
-			return handler.Permanent(fmt.Errorf("step %q has dependencies but no inputs.operands naming which to multiply", step.StepName))
+			return nil, handler.Permanent(fmt.Errorf("step %q has dependencies but no inputs.operands naming which to multiply", step.StepName))
 		}
 		n, err := evenNumber(step)
 		if err != nil {
-			return handler.Permanent(fmt.Errorf("step %q: %w", step.StepName, err))
+			return nil, handler.Permanent(fmt.Errorf("step %q: %w", step.StepName, err))
 		}
 		product = big.NewInt(n)
 	} else {
@@ -49,15 +49,15 @@ func square(_ context.Context, step *handler.StepContext) handler.Result {
 		for _, op := range cfg.Operands {
 			v, err := decimalResult(step, op)
 			if err != nil {
-				return handler.Permanent(fmt.Errorf("step %q: %w", step.StepName, err))
+				return nil, handler.Permanent(fmt.Errorf("step %q: %w", step.StepName, err))
 			}
 			product.Mul(product, v)
 			if product.BitLen() > maxResultBits/2 {
-				return handler.Permanent(fmt.Errorf("step %q: result would exceed %d bits", step.StepName, maxResultBits))
+				return nil, handler.Permanent(fmt.Errorf("step %q: result would exceed %d bits", step.StepName, maxResultBits))
 			}
 		}
 	}
-	return handler.Success(product.Mul(product, product).String())
+	return product.Mul(product, product).String(), nil
 }
 
 // evenNumber reads and checks context.even_number.
@@ -108,51 +108,51 @@ func decimalResult(step *handler.StepContext, name string) (*big.Int, error) {
 
 // failNTimes fails with a retryable error on the first inputs.fail_count
 // attempts and then succeeds, to exercise retry scheduling and exhaustion.
-func failNTimes(_ context.Context, step *handler.StepContext) handler.Result {
+func failNTimes(_ context.Context, step *handler.StepContext) (any, error) {
 	var failCount int
 	if err := step.Init("fail_count", &failCount); err != nil {
-		return handler.Permanent(fmt.Errorf("step %q: %w", step.StepName, err))
+		return nil, handler.Permanent(fmt.Errorf("step %q: %w", step.StepName, err))
 	}
 	if failCount < 0 {
-		return handler.Permanent(fmt.Errorf("step %q: fail_count must not be negative, got %d", step.StepName, failCount))
+		return nil, handler.Permanent(fmt.Errorf("step %q: fail_count must not be negative, got %d", step.StepName, failCount))
 	}
 	if step.Attempt < 1 {
-		return handler.Permanent(fmt.Errorf("step %q: invalid attempt number %d", step.StepName, step.Attempt))
+		return nil, handler.Permanent(fmt.Errorf("step %q: invalid attempt number %d", step.StepName, step.Attempt))
 	}
 	if step.Attempt <= failCount {
-		return handler.Retryable(fmt.Errorf("step %q: planned failure on attempt %d of %d", step.StepName, step.Attempt, failCount))
+		return nil, fmt.Errorf("step %q: planned failure on attempt %d (this step fails its first %d attempts)", step.StepName, step.Attempt, failCount)
 	}
-	return handler.Success(map[string]any{"attempts_before_success": step.Attempt})
+	return map[string]any{"attempts_before_success": step.Attempt}, nil
 }
 
 // spawnChild submits a task of the template named by inputs.child
 // ("namespace/name@version") with the parent's even_number and returns the
 // child's UUID. A retry after a submission whose answer was lost starts a
 // second child: TaskRequest carries no idempotency key to prevent that.
-func spawnChild(ctx context.Context, step *handler.StepContext) handler.Result {
+func spawnChild(ctx context.Context, step *handler.StepContext) (any, error) {
 	var ref string
 	if err := step.Init("child", &ref); err != nil {
-		return handler.Permanent(fmt.Errorf("step %q: %w", step.StepName, err))
+		return nil, handler.Permanent(fmt.Errorf("step %q: %w", step.StepName, err))
 	}
 	ns, name, version, err := template.ParseRef(ref)
 	if err != nil {
-		return handler.Permanent(fmt.Errorf("step %q: inputs.child: %w", step.StepName, err))
+		return nil, handler.Permanent(fmt.Errorf("step %q: inputs.child: %w", step.StepName, err))
 	}
 	n, err := evenNumber(step)
 	if err != nil {
-		return handler.Permanent(fmt.Errorf("step %q: %w", step.StepName, err))
-	}
-	if step.Submitter == nil {
-		return handler.Permanent(errors.New("this worker cannot submit tasks, so nested workflows cannot run on it"))
+		return nil, handler.Permanent(fmt.Errorf("step %q: %w", step.StepName, err))
 	}
 	req, err := step.ChildTask(ns, name, version, map[string]int64{"even_number": n})
 	if err != nil {
 		// Only correlation ID generation can fail here, which is transient.
-		return handler.Retryable(fmt.Errorf("step %q: building child task request: %w", step.StepName, err))
+		return nil, fmt.Errorf("step %q: building child task request: %w", step.StepName, err)
 	}
 	id, err := step.SubmitChildTask(ctx, req)
-	if err != nil {
-		return handler.Retryable(fmt.Errorf("step %q: submitting child task %s: %w", step.StepName, ref, err))
+	if errors.Is(err, handler.ErrNoSubmitter) {
+		return nil, handler.Permanent(fmt.Errorf("step %q: nested workflows cannot run on this worker: %w", step.StepName, err))
 	}
-	return handler.Success(map[string]any{"child_task_uuid": id.String()})
+	if err != nil {
+		return nil, fmt.Errorf("step %q: submitting child task %s: %w", step.StepName, ref, err)
+	}
+	return map[string]any{"child_task_uuid": id.String()}, nil
 }

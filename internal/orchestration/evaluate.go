@@ -27,6 +27,9 @@ type txEvents struct {
 	retryIn time.Duration
 	// enqueued is set when the transaction enqueued steps.
 	enqueued bool
+	// notifyInTx sends NOTIFYs inside the transaction, delivered at commit:
+	// for a caller's transaction, whose commit this process does not see.
+	notifyInTx bool
 }
 
 func (e *txEvents) add(fn func()) { e.after = append(e.after, fn) }
@@ -143,14 +146,20 @@ func (s *Service) enqueueSteps(ctx context.Context, tx pgx.Tx, t *taskRow, ready
 	for i, e := range enq {
 		ids[i] = e.MsgID
 	}
-	ev.wake = append(ev.wake, func() {
-		// Outside the transaction's commit, so notifying commits do not
-		// queue behind each other's WAL flush; a lost wake-up is found by
-		// the workers' fallback poller.
-		if err := s.queues.Notify(context.WithoutCancel(ctx), s.pool, wq, ids, headers); err != nil {
-			s.log.WarnContext(ctx, "notifying workers failed; their poller will find the steps", "queue", wq, "error", err)
+	if ev.notifyInTx {
+		if err := s.queues.Notify(ctx, tx, wq, ids, headers); err != nil {
+			return fmt.Errorf("notifying workers of task %s: %w", t.uuid, err)
 		}
-	})
+	} else {
+		ev.wake = append(ev.wake, func() {
+			// Outside the transaction's commit, so notifying commits do not
+			// queue behind each other's WAL flush; a lost wake-up is found by
+			// the workers' fallback poller.
+			if err := s.queues.Notify(context.WithoutCancel(ctx), s.pool, wq, ids, headers); err != nil {
+				s.log.WarnContext(ctx, "notifying workers failed; their poller will find the steps", "queue", wq, "error", err)
+			}
+		})
+	}
 	// The task passes through enqueuing_steps within this transaction; one
 	// statement records both hops.
 	path := append(state.TaskPath(t.state, state.TaskEnqueuingSteps), state.TaskStepsInProcess)

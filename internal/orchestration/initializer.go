@@ -36,7 +36,23 @@ func fieldError(status int, code, field, format string, args ...any) *client.API
 // CreateTask is TaskInitializer.create_and_enqueue_task_from_request: one
 // transaction creates the task, its steps, edges and history, and enqueues the
 // root steps. Request problems come back as *client.APIError and write nothing.
-func (s *Service) CreateTask(ctx context.Context, req client.TaskRequest) (_ *Created, err error) {
+func (s *Service) CreateTask(ctx context.Context, req client.TaskRequest) (*Created, error) {
+	return s.createTask(ctx, nil, req)
+}
+
+// CreateTaskTx is CreateTask inside the caller's transaction: the task exists
+// if and only if tx commits. Workers are woken by a NOTIFY that PostgreSQL
+// delivers at commit. A failure rolls back to a savepoint, so tx stays usable.
+// Lifecycle logs and metrics are recorded when the task is written, before
+// the caller commits.
+func (s *Service) CreateTaskTx(ctx context.Context, tx pgx.Tx, req client.TaskRequest) (*Created, error) {
+	if tx == nil {
+		return nil, errors.New("creating task: nil transaction")
+	}
+	return s.createTask(ctx, tx, req)
+}
+
+func (s *Service) createTask(ctx context.Context, callerTx pgx.Tx, req client.TaskRequest) (_ *Created, err error) {
 	start := time.Now()
 	if req.CorrelationID == nil || *req.CorrelationID == uuid.Nil {
 		id := uuid.Must(uuid.NewV7())
@@ -53,12 +69,17 @@ func (s *Service) CreateTask(ctx context.Context, req client.TaskRequest) (_ *Cr
 		return nil, err
 	}
 	var out *Created
-	ev := &txEvents{}
-	err = s.inTx(ctx, func(tx pgx.Tx) error {
+	ev := &txEvents{notifyInTx: callerTx != nil}
+	create := func(tx pgx.Tx) error {
 		var err error
 		out, err = s.createTaskTx(ctx, tx, req, reg, ev)
 		return err
-	})
+	}
+	if callerTx != nil {
+		err = pgx.BeginFunc(ctx, callerTx, create)
+	} else {
+		err = s.inTx(ctx, create)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("creating task: %w", err)
 	}

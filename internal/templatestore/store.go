@@ -23,6 +23,10 @@ import (
 // ErrNotFound is returned for a template that is not registered.
 var ErrNotFound = errors.New("template not registered")
 
+// ErrConflict is returned by Register for a template whose namespace, name
+// and version are registered with different content.
+var ErrConflict = errors.New("this version is already registered with different content; give the changed template a new version")
+
 // Registered is a template as stored, with its database identity.
 type Registered struct {
 	Template      *template.Template
@@ -55,13 +59,30 @@ func Register(ctx context.Context, pool interface {
 		RETURNING task_namespace_uuid`, newID(), tpl.Namespace).Scan(&nsUUID); err != nil {
 		return fmt.Errorf("registering %s: namespace: %w", tpl.Key(), err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO tasker.named_tasks (named_task_uuid, task_namespace_uuid, name, version, description, configuration)
-		VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (task_namespace_uuid, name, version) DO UPDATE
-		SET configuration = EXCLUDED.configuration, description = EXCLUDED.description, updated_at = now()
-		WHERE tasker.named_tasks.configuration IS DISTINCT FROM EXCLUDED.configuration`,
-		newID(), nsUUID, tpl.Name, tpl.Version, tpl.Description, cfg); err != nil {
+	// A version's content never changes once registered: running tasks and
+	// other processes rely on it. Identical content is a no-op.
+	var same *bool
+	if err := tx.QueryRow(ctx, `WITH ins AS (
+			INSERT INTO tasker.named_tasks (named_task_uuid, task_namespace_uuid, name, version, description, configuration)
+			VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (task_namespace_uuid, name, version) DO NOTHING
+			RETURNING true)
+		SELECT coalesce((SELECT true FROM ins),
+			(SELECT configuration = $6::jsonb FROM tasker.named_tasks
+			 WHERE task_namespace_uuid = $2 AND name = $3 AND version = $4))`,
+		newID(), nsUUID, tpl.Name, tpl.Version, tpl.Description, cfg).Scan(&same); err != nil {
 		return fmt.Errorf("registering %s: named task: %w", tpl.Key(), err)
+	}
+	if same == nil {
+		// A concurrent registration committed after this statement's
+		// snapshot was taken; a new statement sees it.
+		if err := tx.QueryRow(ctx, `SELECT configuration = $4::jsonb FROM tasker.named_tasks
+			WHERE task_namespace_uuid = $1 AND name = $2 AND version = $3`, nsUUID, tpl.Name, tpl.Version, cfg).Scan(&same); err != nil {
+			return fmt.Errorf("registering %s: named task: %w", tpl.Key(), err)
+		}
+	}
+	if !*same {
+		return fmt.Errorf("registering %s: %w", tpl.Key(), ErrConflict)
 	}
 	names := make([]string, len(tpl.Steps))
 	ids := make([]uuid.UUID, len(tpl.Steps))
