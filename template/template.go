@@ -269,3 +269,14 @@ func (h *intHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return x
 }
+
+// NewStep returns a step with the defaults a YAML template's step gets
+// (DefaultMaxAttempts retryable attempts, DefaultBackoffBase/Cap,
+// DefaultTimeout), for templates built as Go values.
+func NewStep(name, handler string, dependsOn ...string) Step {
+	return Step{
+		Name: name, Handler: handler, DependsOn: dependsOn,
+		Retry:   Retry{MaxAttempts: DefaultMaxAttempts, Retryable: true, BackoffBase: DefaultBackoffBase, BackoffCap: DefaultBackoffCap},
+		Timeout: DefaultTimeout,
+	}
+}

@@ -62,10 +62,17 @@ var current *harness
 // template, runs the tests, tears everything down and exits with the tests'
 // code (or 1 if setup or teardown fails).
 func Main(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(run(m, ""))
 }
 
-func run(m *testing.M) (code int) {
+// MainWithExampleDatabase is Main that also creates one database for the
+// package's Example functions and puts its URL in the environment variable
+// env, so examples read it the way a program reads DATABASE_URL.
+func MainWithExampleDatabase(m *testing.M, env string) {
+	os.Exit(run(m, env))
+}
+
+func run(m *testing.M, exampleEnv string) (code int) {
 	// Parsed here, not by m.Run, so testing.Verbose can pick the log level.
 	flag.Parse()
 	logf := func(string, ...any) {}
@@ -89,6 +96,30 @@ func run(m *testing.M) (code int) {
 		}
 	}()
 	current = h
+	if exampleEnv != "" {
+		name := "ex_" + randomHex()
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		_, err := h.admin.Exec(ctx, "CREATE DATABASE "+quoteIdent(name)+" TEMPLATE "+quoteIdent(h.template)+" STRATEGY file_copy")
+		cancel()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "dbtest: creating the example database: %v\n", err)
+			return 1
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+			defer cancel()
+			if err := h.drop(ctx, name); err != nil {
+				fmt.Fprintf(os.Stderr, "dbtest: %v\n", err)
+				if code == 0 {
+					code = 1
+				}
+			}
+		}()
+		if err := os.Setenv(exampleEnv, h.urlFor(name)); err != nil {
+			fmt.Fprintf(os.Stderr, "dbtest: %v\n", err)
+			return 1
+		}
+	}
 	return m.Run()
 }
 

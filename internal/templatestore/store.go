@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -224,3 +226,51 @@ func compareVersions(a, b string) int {
 }
 
 func newID() uuid.UUID { return uuid.Must(uuid.NewV7()) }
+
+// ErrMissingHandlers is returned (wrapped, naming them) by CheckHandlers.
+var ErrMissingHandlers = errors.New("no handler registered")
+
+// CheckHandlers fails when the newest version of any template registered in
+// namespaces, or any template of extra, names a handler has does not know:
+// a worker that started anyway would fail those steps one by one.
+func CheckHandlers(ctx context.Context, q db.Querier, namespaces []string, extra []*template.Template, has func(string) bool) error {
+	all, err := List(ctx, q)
+	if err != nil {
+		return err
+	}
+	serve := map[string]bool{}
+	for _, ns := range namespaces {
+		serve[ns] = true
+	}
+	newest := map[string]*template.Template{}
+	for _, t := range all {
+		if !serve[t.Namespace] {
+			continue
+		}
+		k := t.Namespace + "/" + t.Name
+		if cur, ok := newest[k]; !ok || compareVersions(t.Version, cur.Version) > 0 {
+			newest[k] = t
+		}
+	}
+	check := append([]*template.Template{}, extra...)
+	for _, k := range slices.Sorted(maps.Keys(newest)) {
+		check = append(check, newest[k])
+	}
+	var missing []string
+	seen := map[string]bool{}
+	for _, t := range check {
+		if !serve[t.Namespace] {
+			continue
+		}
+		for _, s := range t.Steps {
+			if !has(s.Handler) && !seen[s.Handler] {
+				seen[s.Handler] = true
+				missing = append(missing, fmt.Sprintf("%q (step %s of %s)", s.Handler, s.Name, t.Key()))
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w for %s", ErrMissingHandlers, strings.Join(missing, ", "))
+	}
+	return nil
+}

@@ -1,0 +1,210 @@
+package tasker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel"
+
+	"github.com/taskerhq/tasker/client"
+	"github.com/taskerhq/tasker/internal/api"
+	"github.com/taskerhq/tasker/internal/db"
+	"github.com/taskerhq/tasker/internal/engine"
+	"github.com/taskerhq/tasker/internal/metrics"
+	"github.com/taskerhq/tasker/internal/orchestration"
+	"github.com/taskerhq/tasker/internal/queue"
+	"github.com/taskerhq/tasker/internal/templatestore"
+	"github.com/taskerhq/tasker/internal/tracing"
+	"github.com/taskerhq/tasker/internal/worker"
+	"github.com/taskerhq/tasker/template"
+)
+
+// Migrate applies Tasker's schema migrations (schema "tasker") that the
+// database does not have yet. It is safe to call from several processes at
+// once.
+func Migrate(ctx context.Context, pool *pgxpool.Pool) error { return db.Migrate(ctx, pool) }
+
+// ErrNotFound is returned by GetTask for a task that does not exist.
+var ErrNotFound = api.ErrNotFound
+
+// ErrTemplateConflict is returned (wrapped) by Start and RegisterTemplates for
+// a template version registered before with different content.
+var ErrTemplateConflict = templatestore.ErrConflict
+
+// ErrMissingHandlers is returned (wrapped, naming them) by Start when a
+// template the worker serves names a handler Config.Handlers lacks.
+var ErrMissingHandlers = templatestore.ErrMissingHandlers
+
+// CreatedTask identifies a task CreateTask created.
+type CreatedTask struct {
+	TaskUUID      uuid.UUID
+	CorrelationID uuid.UUID
+	// State is the task's state when its creating transaction ended.
+	State string
+}
+
+// Client is Tasker embedded in a program: task creation and reads always,
+// a worker and an orchestrator when configured.
+type Client struct {
+	cfg     Config
+	pool    *pgxpool.Pool
+	log     *slog.Logger
+	tracer  *tracing.Tracer
+	metrics *metrics.Metrics
+	init    *orchestration.Service
+
+	mu     sync.Mutex
+	engine *engine.Engine
+}
+
+// NewClient returns a client over pool; Start runs what cfg configures. The
+// database must be migrated (Migrate).
+func NewClient(pool *pgxpool.Pool, cfg *Config) (*Client, error) {
+	if pool == nil {
+		return nil, errors.New("tasker: pool is required")
+	}
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: *cfg, pool: pool, log: cfg.Logger}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	tp, mp, prop := cfg.TracerProvider, cfg.MeterProvider, cfg.Propagator
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	if prop == nil {
+		prop = otel.GetTextMapPropagator()
+	}
+	c.tracer = tracing.New(tp, prop)
+	m, err := metrics.New(mp)
+	if err != nil {
+		return nil, fmt.Errorf("tasker: creating metrics: %w", err)
+	}
+	c.metrics = m
+	init, err := orchestration.New(pool, orchestration.Config{Logger: c.log, Tracer: c.tracer, Metrics: m})
+	if err != nil {
+		return nil, fmt.Errorf("tasker: %w", err)
+	}
+	c.init = init
+	return c, nil
+}
+
+// RegisterTemplates registers templates in the database, so tasks can be
+// created from them by any process. Identical content is a no-op.
+func (c *Client) RegisterTemplates(ctx context.Context, tpls ...*template.Template) error {
+	for _, t := range tpls {
+		if err := t.Validate(nil); err != nil {
+			return err
+		}
+	}
+	return templatestore.RegisterAll(ctx, c.pool, queue.NewClient(nil), tpls)
+}
+
+// Start registers Config.Templates and starts the worker and orchestrator
+// configured. A worker refuses to start when a template of its namespaces
+// names a handler it does not have. Start returns once they are listening.
+func (c *Client) Start(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.engine != nil {
+		return errors.New("tasker: client already started")
+	}
+	// Handlers are checked before anything is written, so a worker missing
+	// one leaves the database as it was.
+	if c.cfg.Worker != nil {
+		if err := templatestore.CheckHandlers(ctx, c.pool, c.cfg.namespaces(), c.cfg.Templates, c.cfg.Handlers.Has); err != nil {
+			return fmt.Errorf("tasker: starting worker: %w", err)
+		}
+	}
+	if err := c.RegisterTemplates(ctx, c.cfg.Templates...); err != nil {
+		return fmt.Errorf("tasker: starting: %w", err)
+	}
+	ecfg := engine.Config{Pool: c.pool, Logger: c.log, Tracer: c.tracer, Metrics: c.metrics}
+	if o := c.cfg.Orchestration; o != nil {
+		ecfg.Orchestration = &orchestration.Config{ResultWorkers: o.ResultWorkers, ReadinessInterval: o.ReadinessInterval,
+			FallbackInterval: o.FallbackInterval}
+	}
+	if w := c.cfg.Worker; w != nil {
+		ecfg.Worker = &worker.Config{Namespaces: c.cfg.namespaces(), ID: w.ID, Concurrency: w.Concurrency, Lease: w.Lease,
+			PollInterval: w.PollInterval, ShutdownGrace: w.ShutdownGrace,
+			Dispatcher: worker.RegistryDispatcher{Registry: c.cfg.Handlers}, Submitter: c.init}
+	}
+	if ecfg.Orchestration == nil && ecfg.Worker == nil {
+		return nil
+	}
+	e, err := engine.Start(ctx, ecfg)
+	if err != nil {
+		return fmt.Errorf("tasker: starting: %w", err)
+	}
+	c.engine = e
+	return nil
+}
+
+// Stop stops taking new work and waits for running steps to finish, for at
+// most WorkerConfig.ShutdownGrace or until ctx ends; steps still running then
+// are left to lease expiry and run again elsewhere.
+func (c *Client) Stop(ctx context.Context) error {
+	c.mu.Lock()
+	e := c.engine
+	c.engine = nil
+	c.mu.Unlock()
+	if e == nil {
+		return nil
+	}
+	return e.StopContext(ctx)
+}
+
+// CreateTask creates a task from a registered template and enqueues its
+// first steps. A request that cannot succeed (unknown template, invalid
+// context) fails with a *client.APIError naming the field and writes nothing.
+func (c *Client) CreateTask(ctx context.Context, req client.TaskRequest) (*CreatedTask, error) {
+	created, err := c.init.CreateTask(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return &CreatedTask{TaskUUID: created.TaskUUID, CorrelationID: created.CorrelationID, State: string(created.State)}, nil
+}
+
+// CreateTaskTx is CreateTask inside the caller's transaction: the task exists
+// if and only if tx commits, so it cannot be lost or created for a business
+// change that rolled back. Workers are woken when tx commits. A failure
+// leaves tx usable (it is rolled back to a savepoint).
+func (c *Client) CreateTaskTx(ctx context.Context, tx pgx.Tx, req client.TaskRequest) (*CreatedTask, error) {
+	created, err := c.init.CreateTaskTx(ctx, tx, req)
+	if err != nil {
+		return nil, err
+	}
+	return &CreatedTask{TaskUUID: created.TaskUUID, CorrelationID: created.CorrelationID, State: string(created.State)}, nil
+}
+
+// GetTask returns a task with its step counts, result and error, as the REST
+// API shows it; ErrNotFound when it does not exist.
+func (c *Client) GetTask(ctx context.Context, taskUUID uuid.UUID) (*client.Task, error) {
+	return c.init.Backend().GetTask(ctx, taskUUID)
+}
+
+// ListSteps returns a task's steps with their state histories.
+func (c *Client) ListSteps(ctx context.Context, taskUUID uuid.UUID) ([]client.Step, error) {
+	return c.init.Backend().ListSteps(ctx, taskUUID)
+}
+
+// APIHandler returns the REST API (/v1/tasks, /v1/templates, /health) over
+// this client's database, to mount on the program's own HTTP server.
+func (c *Client) APIHandler() (http.Handler, error) {
+	return api.NewHandler(api.Config{Backend: c.init.Backend(), Logger: c.log})
+}

@@ -1,0 +1,9 @@
+package tasker_test
+
+import (
+	"testing"
+
+	"github.com/taskerhq/tasker/internal/dbtest"
+)
+
+func TestMain(m *testing.M) { dbtest.MainWithExampleDatabase(m, "DATABASE_URL") }
