@@ -76,38 +76,59 @@ func checkLogLevel(level string) (string, error) {
 	return "", usageError("--log-level: %q is not one of debug, info, warn, error", level)
 }
 
-// loadTemplates returns the example templates plus those in dirs, each
-// validated against the handlers this process can run (reg nil: no check).
-func loadTemplates(dirs []string, reg *handler.Registry) ([]*template.Template, error) {
-	tpls, err := examples.Templates()
-	if err != nil {
-		return nil, err
+// workload is what a process serves: the example templates and handlers when
+// asked (--examples) and the templates of --templates directories.
+type workload struct {
+	templates []*template.Template
+	handlers  *handler.Registry
+}
+
+func loadWorkload(dirs []string, withExamples bool) (*workload, error) {
+	w := &workload{handlers: handler.NewRegistry()}
+	if withExamples {
+		tpls, err := examples.Templates()
+		if err != nil {
+			return nil, err
+		}
+		if err := examples.Register(w.handlers); err != nil {
+			return nil, err
+		}
+		w.templates = tpls
 	}
 	for _, d := range dirs {
 		more, err := template.LoadDir(d)
 		if err != nil {
 			return nil, usageError("--templates %s: %v", d, err)
 		}
-		tpls = append(tpls, more...)
+		w.templates = append(w.templates, more...)
 	}
-	if reg != nil {
-		for _, t := range tpls {
-			if err := t.Validate(reg.Has); err != nil {
-				return nil, usageError("%v", err)
-			}
+	return w, nil
+}
+
+// register registers the workload's templates. With serve set (a worker's
+// namespaces) it first checks that every template of those namespaces has
+// its handlers here, and writes nothing when one does not.
+func (w *workload) register(ctx context.Context, pool *pgxpool.Pool, serve []string) error {
+	if len(serve) > 0 {
+		err := templatestore.CheckHandlers(ctx, pool, serve, w.templates, w.handlers.Has)
+		if errors.Is(err, templatestore.ErrMissingHandlers) {
+			return usageError("%v (this binary runs only the example handlers with --examples; run your own handlers in your own program: see examples/custom-worker)", err)
+		}
+		if err != nil {
+			return err
 		}
 	}
-	return tpls, nil
+	err := templatestore.RegisterAll(ctx, pool, queue.NewClient(nil), w.templates)
+	if errors.Is(err, templatestore.ErrConflict) {
+		return usageError("%v", err)
+	}
+	return err
 }
 
-func registerTemplates(ctx context.Context, pool *pgxpool.Pool, tpls []*template.Template) error {
-	return templatestore.RegisterAll(ctx, pool, queue.NewClient(nil), tpls)
-}
-
-func namespacesOf(tpls []*template.Template) []string {
+func (w *workload) namespaces() []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, t := range tpls {
+	for _, t := range w.templates {
 		if !seen[t.Namespace] {
 			seen[t.Namespace] = true
 			out = append(out, t.Namespace)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -14,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/taskerhq/tasker/client"
-	"github.com/taskerhq/tasker/handler"
 	"github.com/taskerhq/tasker/internal/devdb"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/examples"
@@ -26,13 +26,16 @@ import (
 )
 
 type devFlags struct {
-	db       dbFlags
-	listen   string
-	once     bool
-	logLevel string
-	number   int
-	timeout  time.Duration
-	getenv   func(string) string
+	db        dbFlags
+	listen    string
+	once      bool
+	verbose   bool
+	examples  bool
+	templates []string
+	logLevel  string
+	number    int
+	timeout   time.Duration
+	getenv    func(string) string
 }
 
 func newDevCmd(getenv func(string) string) *cobra.Command {
@@ -43,15 +46,21 @@ func newDevCmd(getenv func(string) string) *cobra.Command {
 		Long: `tasker dev starts an ephemeral PostgreSQL from this machine's PostgreSQL binaries
 (or uses --database-url), applies the migrations, runs orchestration and a Go worker
 with the example handlers, serves the REST API, submits one task of each example
-template and prints how each went. It keeps serving until Ctrl-C; with --once it
-exits after the demo: 0 when every task ended as expected, 1 otherwise.`,
+template and prints one line for each. It keeps serving until Ctrl-C; with --once it
+exits after the demo: 0 when every task ended as expected, 1 otherwise.
+
+Logs go to a file whose path is printed at the end, unless --log-level is given
+(or TASKER_LOG_LEVEL is set): then they go to stderr.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDev(cmd, f) },
 	}
 	f.db.bind(cmd, getenv, false)
 	cmd.Flags().StringVar(&f.listen, "listen", "127.0.0.1:8080", "address of the REST API")
 	cmd.Flags().BoolVar(&f.once, "once", false, "exit after the demo (0 when every task ended as expected)")
-	cmd.Flags().StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default warn, so the demo stays readable; TASKER_LOG_LEVEL overrides)")
+	cmd.Flags().BoolVar(&f.verbose, "verbose", false, "print each demo task's correlation IDs, result and merged task/step timeline")
+	cmd.Flags().BoolVar(&f.examples, "examples", true, "register the example templates, run their handlers and the demo")
+	cmd.Flags().StringSliceVar(&f.templates, "templates", nil, "directories of task template YAML files to register (their steps need handlers this process has)")
+	cmd.Flags().StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error; logs then go to stderr instead of a file")
 	cmd.Flags().IntVar(&f.number, "even-number", 6, "context.even_number of the demo tasks (even, 2..100)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 60*time.Second, "how long the demo waits for each task")
 	return cmd
@@ -60,11 +69,29 @@ exits after the demo: 0 when every task ended as expected, 1 otherwise.`,
 func runDev(cmd *cobra.Command, f devFlags) (err error) {
 	ctx := cmd.Context()
 	out := cmd.OutOrStdout()
-	level := f.logLevel
-	if level == "" && f.getenv("TASKER_LOG_LEVEL") == "" {
-		level = "warn"
+	work, err := loadWorkload(f.templates, f.examples)
+	if err != nil {
+		return err
 	}
-	obs, err := setupObservability(ctx, "tasker-orchestration", level)
+	if len(work.templates) == 0 {
+		return usageError("nothing to run: --examples=false needs --templates DIR")
+	}
+	// Checked before PostgreSQL starts, so a taken port fails in a moment.
+	ln, err := listen(f.listen)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}()
+	logOut, logPath, closeLog, err := devLogOutput(f)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	obs, err := setupObservabilityTo(ctx, "tasker-orchestration", f.logLevel, logOut)
 	if err != nil {
 		return err
 	}
@@ -86,7 +113,7 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 		if _, err := devdb.FindBinDir(); err != nil {
 			return &exitError{code: exitFailed, err: err}
 		}
-		fmt.Fprintln(out, "starting ephemeral PostgreSQL…")
+		fmt.Fprintln(out, "starting an ephemeral PostgreSQL…")
 		cluster, err := devdb.Start(ctx, devdb.Options{Log: func(format string, args ...any) { logger.Debug(fmt.Sprintf(format, args...)) }})
 		if err != nil {
 			return fmt.Errorf("starting ephemeral PostgreSQL: %w", err)
@@ -99,23 +126,17 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 			}
 		}()
 		url = cluster.URL("postgres")
-		fmt.Fprintf(out, "PostgreSQL %s (data %s)\n", url, cluster.DataDir())
+		if f.verbose {
+			fmt.Fprintf(out, "PostgreSQL %s (data %s)\n", url, cluster.DataDir())
+		}
 	}
 	pool, err := openDB(ctx, url, f.db.MaxConns)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-
-	reg := handler.NewRegistry()
-	if err := examples.Register(reg); err != nil {
-		return err
-	}
-	tpls, err := loadTemplates(nil, reg)
-	if err != nil {
-		return err
-	}
-	if err := registerTemplates(ctx, pool, tpls); err != nil {
+	namespaces := work.namespaces()
+	if err := work.register(ctx, pool, namespaces); err != nil {
 		return err
 	}
 	init, err := orchestration.New(pool, orchestration.Config{Logger: logger, Tracer: workerTracer, Metrics: obs.metrics})
@@ -125,7 +146,7 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 	e, err := engine.Start(ctx, engine.Config{
 		Pool: pool, Logger: logger, Metrics: obs.metrics, Tracer: obs.tracer,
 		Orchestration: &orchestration.Config{},
-		Worker: &worker.Config{Namespaces: namespacesOf(tpls), Dispatcher: worker.RegistryDispatcher{Registry: reg},
+		Worker: &worker.Config{Namespaces: namespaces, Dispatcher: worker.RegistryDispatcher{Registry: work.handlers},
 			Submitter: init, Tracer: workerTracer},
 	})
 	if err != nil {
@@ -136,18 +157,23 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 			err = serr
 		}
 	}()
-	srv, err := startHTTP(f.listen, e.Orchestrator.Backend(), obs.extraRoutes(), logger, obs.wrapHTTP)
+	srv, err := serveHTTP(ln, e.Orchestrator.Backend(), obs.extraRoutes(), logger, obs.wrapHTTP)
 	if err != nil {
 		return err
 	}
+	ln = nil // the server owns it now
 	defer func() {
 		if serr := srv.Shutdown(); serr != nil && err == nil {
 			err = serr
 		}
 	}()
-	fmt.Fprintf(out, "REST API on %s  (try: curl %s/v1/templates; metrics: curl %s/metrics)\n\n", srv.URL(), srv.URL(), srv.URL())
+	fmt.Fprintf(out, "REST API on %s\n\n", srv.URL())
 
-	ok := runDemo(ctx, out, client.New(srv.URL()), tpls, f.number, f.timeout)
+	ok := true
+	if f.examples {
+		ok = runDemo(ctx, out, client.New(srv.URL()), demoTemplates(work.templates), f.number, f.timeout, f.verbose)
+	}
+	printNextSteps(out, srv.URL(), logPath, obs.prov.Enabled())
 	if f.once {
 		if !ok {
 			return failedError("not every demo task ended as expected")
@@ -161,10 +187,54 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 	return nil
 }
 
+// devLogOutput picks where dev's logs go: stderr when a level was asked for,
+// else a file, so that the demo's summary stays readable (an expected
+// failure, such as the retry-exhaustion example, is logged as an error).
+func devLogOutput(f devFlags) (w io.Writer, path string, closeFn func(), err error) {
+	if f.logLevel != "" || f.getenv("TASKER_LOG_LEVEL") != "" {
+		return os.Stderr, "", func() {}, nil
+	}
+	file, err := os.CreateTemp("", "tasker-dev-*.log")
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("creating the log file: %w", err)
+	}
+	return file, file.Name(), func() { _ = file.Close() }, nil
+}
+
+// demoTemplates are the example templates the demo knows how to check.
+func demoTemplates(tpls []*template.Template) []*template.Template {
+	var out []*template.Template
+	for _, t := range tpls {
+		if examples.IsExample(t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func printNextSteps(out io.Writer, url, logPath string, exporting bool) {
+	fmt.Fprintf(out, "\nNext steps\n")
+	fmt.Fprintf(out, "  templates   curl -s %s/v1/templates\n", url)
+	fmt.Fprintf(out, "  a task      go run ./cmd/tasker task create --template linear_workflow/mathematical_sequence --context '{\"even_number\": 6}' --wait\n")
+	fmt.Fprintf(out, "  its steps   go run ./cmd/tasker task steps TASK_UUID\n")
+	fmt.Fprintf(out, "  metrics     curl -s %s/metrics\n", url)
+	if exporting {
+		fmt.Fprintf(out, "  traces      exported over OTLP; find a task's trace with: go run ./cmd/tasker trace CORRELATION_ID\n")
+	} else {
+		fmt.Fprintf(out, "  traces      TASKER_TELEMETRY_ENABLED=true with a local Jaeger: docs/observability/tracing.md\n")
+	}
+	fmt.Fprintf(out, "  your own    a workflow of your own in your own program: examples/custom-worker (README: Your first workflow)\n")
+	if logPath != "" {
+		fmt.Fprintf(out, "  logs        %s\n", logPath)
+	}
+	fmt.Fprintln(out)
+}
+
 // runDemo submits one task of each template through the REST API and prints
 // each outcome. It reports whether every task ended as expected.
-func runDemo(ctx context.Context, out io.Writer, c *client.Client, tpls []*template.Template, n int, timeout time.Duration) bool {
+func runDemo(ctx context.Context, out io.Writer, c *client.Client, tpls []*template.Template, n int, timeout time.Duration, verbose bool) bool {
 	allOK := true
+	passed := 0
 	for _, tpl := range tpls {
 		req, err := client.NewTaskRequest(tpl.Namespace, tpl.Name, tpl.Version, map[string]any{"even_number": n})
 		if err != nil {
@@ -197,10 +267,28 @@ func runDemo(ctx context.Context, out io.Writer, c *client.Client, tpls []*templ
 		verdict := checkDemo(ctx, c, tpl, final, steps, n)
 		if verdict != "" {
 			allOK = false
+		} else {
+			passed++
 		}
-		printDemoTask(out, tpl, final, steps, elapsed, verdict)
+		printDemoLine(out, tpl, final, elapsed, verdict)
+		if verbose {
+			printDemoTask(out, final, steps)
+		}
 	}
+	fmt.Fprintf(out, "\n%d of %d example tasks ended as expected\n", passed, len(tpls))
 	return allOK
+}
+
+// printDemoLine is one task's outcome on one line.
+func printDemoLine(out io.Writer, tpl *template.Template, t *client.Task, elapsed time.Duration, verdict string) {
+	mark, note := "ok", ""
+	if verdict != "" {
+		mark, note = "!!", "  UNEXPECTED: "+verdict
+	} else if t.State == "error" {
+		note = "  (fails by design: retries exhausted)"
+	}
+	fmt.Fprintf(out, "  %s  %-45s %-8s %8.1f ms  correlation_id %s%s\n", mark, tpl.Key(), t.State,
+		float64(elapsed.Microseconds())/1000, t.CorrelationID, note)
 }
 
 // checkDemo returns "" when the task ended as its template promises, else why not.
@@ -253,24 +341,19 @@ func checkDemo(ctx context.Context, c *client.Client, tpl *template.Template, t 
 	return ""
 }
 
-func printDemoTask(out io.Writer, tpl *template.Template, t *client.Task, steps []client.Step, elapsed time.Duration, verdict string) {
-	mark := "ok"
-	if verdict != "" {
-		mark = "UNEXPECTED: " + verdict
-	}
-	fmt.Fprintf(out, "%s  [%s]\n", tpl.Key(), mark)
-	fmt.Fprintf(out, "  correlation_id  %s\n", t.CorrelationID)
+// printDemoTask prints a task's details and its merged task/step timeline.
+func printDemoTask(out io.Writer, t *client.Task, steps []client.Step) {
+	fmt.Fprintf(out, "      correlation_id  %s\n", t.CorrelationID)
 	if t.ParentCorrelationID != nil {
-		fmt.Fprintf(out, "  parent_corr_id  %s\n", *t.ParentCorrelationID)
+		fmt.Fprintf(out, "      parent_corr_id  %s\n", *t.ParentCorrelationID)
 	}
-	fmt.Fprintf(out, "  task_uuid       %s\n", t.TaskUUID)
-	fmt.Fprintf(out, "  final state     %s  (%.1f ms from create to %s)\n", t.State, float64(elapsed.Microseconds())/1000, t.State)
+	fmt.Fprintf(out, "      task_uuid       %s\n", t.TaskUUID)
 	if len(t.Result) > 0 {
 		b, _ := json.Marshal(t.Result)
-		fmt.Fprintf(out, "  result          %s\n", b)
+		fmt.Fprintf(out, "      result          %s\n", b)
 	}
 	if t.Error != nil {
-		fmt.Fprintf(out, "  error           step %s, attempt %d: %s (%s)\n", t.Error.Step, t.Error.Attempt, t.Error.Message, t.Error.Type)
+		fmt.Fprintf(out, "      error           step %s, attempt %d: %s (%s)\n", t.Error.Step, t.Error.Attempt, t.Error.Message, t.Error.Type)
 	}
 	type line struct {
 		at   time.Time
@@ -286,9 +369,9 @@ func printDemoTask(out io.Writer, tpl *template.Template, t *client.Task, steps 
 		}
 	}
 	sort.SliceStable(lines, func(i, j int) bool { return lines[i].at.Before(lines[j].at) })
-	fmt.Fprintln(out, "  timeline")
+	fmt.Fprintln(out, "      timeline")
 	for _, l := range lines {
-		fmt.Fprintf(out, "    %s  +%8.2f ms  %s\n", l.at.Local().Format("15:04:05.000"),
+		fmt.Fprintf(out, "        %s  +%8.2f ms  %s\n", l.at.Local().Format("15:04:05.000"),
 			float64(l.at.Sub(t.CreatedAt).Microseconds())/1000, l.text)
 	}
 	fmt.Fprintln(out)

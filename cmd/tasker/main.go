@@ -39,7 +39,7 @@ Start here:  tasker dev      (everything in one process on an ephemeral PostgreS
 		newWorkerCmd(getenv),
 		newMigrateCmd(getenv),
 		newTaskCmd(g),
-		newTemplateCmd(g),
+		newTemplateCmd(g, getenv),
 		newTraceCmd(g),
 		newConfigCmd(g),
 		newBenchCmd(getenv),

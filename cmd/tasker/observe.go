@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -39,6 +40,11 @@ func logLevelFlag(cmd *cobra.Command, def string) *string {
 // setupObservability loads the configuration and builds the telemetry of a
 // process named service ("tasker-orchestration", "tasker-worker").
 func setupObservability(ctx context.Context, service, logLevel string) (*observability, error) {
+	return setupObservabilityTo(ctx, service, logLevel, os.Stderr)
+}
+
+// setupObservabilityTo is setupObservability with logs written to logOut.
+func setupObservabilityTo(ctx context.Context, service, logLevel string, logOut io.Writer) (*observability, error) {
 	cfg, _, err := config.Load(config.LoadOptions{})
 	if err != nil {
 		return nil, usageError("configuration: %v", err)
@@ -48,7 +54,7 @@ func setupObservability(ctx context.Context, service, logLevel string) (*observa
 			return nil, err
 		}
 	}
-	boot := telemetry.NewLogger(cfg.Telemetry.Logs, os.Stderr, nil)
+	boot := telemetry.NewLogger(cfg.Telemetry.Logs, logOut, nil)
 	prom, err := metrics.NewPrometheus()
 	if err != nil {
 		return nil, err
@@ -65,7 +71,7 @@ func setupObservability(ctx context.Context, service, logLevel string) (*observa
 	return &observability{
 		cfg: cfg, prov: prov, prom: prom, metrics: m,
 		tracer: tracing.New(prov.TracerProvider, prov.Propagator),
-		logger: telemetry.NewLogger(cfg.Telemetry.Logs, os.Stderr, prov),
+		logger: telemetry.NewLogger(cfg.Telemetry.Logs, logOut, prov),
 	}, nil
 }
 

@@ -19,7 +19,29 @@ type httpServer struct {
 	done chan error
 }
 
+// listen opens addr, or fails with a usage error naming --listen.
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, usageError("--listen %s: %v", addr, err)
+	}
+	return ln, nil
+}
+
 func startHTTP(addr string, backend api.Backend, extra map[string]http.Handler, logger *slog.Logger, wrap func(http.Handler) http.Handler) (*httpServer, error) {
+	ln, err := listen(addr)
+	if err != nil {
+		return nil, err
+	}
+	s, err := serveHTTP(ln, backend, extra, logger, wrap)
+	if err != nil {
+		_ = ln.Close()
+	}
+	return s, err
+}
+
+// serveHTTP serves the API (when backend is set) and extra on ln.
+func serveHTTP(ln net.Listener, backend api.Backend, extra map[string]http.Handler, logger *slog.Logger, wrap func(http.Handler) http.Handler) (*httpServer, error) {
 	var h http.Handler
 	var err error
 	if backend != nil {
@@ -35,10 +57,6 @@ func startHTTP(addr string, backend api.Backend, extra map[string]http.Handler, 
 	}
 	if wrap != nil {
 		h = wrap(h)
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, usageError("--listen %s: %v", addr, err)
 	}
 	s := &httpServer{
 		srv:  &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second},

@@ -13,6 +13,7 @@ func newServerCmd(getenv func(string) string) *cobra.Command {
 	var f dbFlags
 	var listen string
 	var templates []string
+	var withExamples bool
 	var logLevel *string
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -34,14 +35,12 @@ func newServerCmd(getenv func(string) string) *cobra.Command {
 				return err
 			}
 			defer pool.Close()
-			if len(templates) > 0 {
-				tpls, err := loadTemplates(templates, nil)
-				if err != nil {
-					return err
-				}
-				if err := registerTemplates(ctx, pool, tpls); err != nil {
-					return err
-				}
+			work, err := loadWorkload(templates, withExamples)
+			if err != nil {
+				return err
+			}
+			if err := work.register(ctx, pool, nil); err != nil {
+				return err
 			}
 			e, err := engine.Start(ctx, engine.Config{Pool: pool, Logger: logger, Metrics: obs.metrics, Tracer: obs.tracer,
 				Orchestration: &orchestration.Config{}})
@@ -63,5 +62,6 @@ func newServerCmd(getenv func(string) string) *cobra.Command {
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address of the REST API and /metrics")
 	logLevel = logLevelFlag(cmd, "")
 	cmd.Flags().StringSliceVar(&templates, "templates", nil, "directories of task template YAML files to register")
+	cmd.Flags().BoolVar(&withExamples, "examples", false, "register the example templates")
 	return cmd
 }

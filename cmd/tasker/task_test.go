@@ -42,7 +42,7 @@ func runCLI(t *testing.T, env map[string]string, args ...string) result {
 	root := &cobra.Command{Use: "tasker"}
 	var g globalFlags
 	g.bind(root, func(k string) string { return env[k] })
-	root.AddCommand(newTaskCmd(&g), newTemplateCmd(&g))
+	root.AddCommand(newTaskCmd(&g), newTemplateCmd(&g, func(k string) string { return env[k] }))
 	var stdout, stderr bytes.Buffer
 	root.SetOut(&stdout)
 	root.SetErr(&stderr)

@@ -11,7 +11,7 @@ import (
 	"github.com/taskerhq/tasker/template"
 )
 
-func newTemplateCmd(g *globalFlags) *cobra.Command {
+func newTemplateCmd(g *globalFlags, getenv func(string) string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "template",
 		Short: "List registered templates and validate template files",
@@ -19,7 +19,43 @@ func newTemplateCmd(g *globalFlags) *cobra.Command {
 		RunE:  groupRunE,
 	}
 	usageFlagErrors(cmd)
-	cmd.AddCommand(newTemplateListCmd(g), newTemplateValidateCmd(g))
+	cmd.AddCommand(newTemplateListCmd(g), newTemplateValidateCmd(g), newTemplateRegisterCmd(getenv))
+	return cmd
+}
+
+func newTemplateRegisterCmd(getenv func(string) string) *cobra.Command {
+	var f dbFlags
+	cmd := &cobra.Command{
+		Use:   "register DIR...",
+		Short: "Register the template YAML files of directories in the database",
+		Long: `Register templates so that tasks can be created from them. A template whose
+namespace, name and version are registered already must have the same content
+(then nothing changes); a changed template needs a new version. Nothing is written
+when any template is invalid.`,
+		Args: usageArgs(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.require(); err != nil {
+				return err
+			}
+			work, err := loadWorkload(args, false)
+			if err != nil {
+				return err
+			}
+			pool, err := openDB(cmd.Context(), f.URL, 2)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			if err := work.register(cmd.Context(), pool, nil); err != nil {
+				return err
+			}
+			for _, t := range work.templates {
+				printf(cmd, "registered %s (%d steps)\n", t.Key(), len(t.Steps))
+			}
+			return nil
+		},
+	}
+	f.bind(cmd, getenv, true)
 	return cmd
 }
 

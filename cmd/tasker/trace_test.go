@@ -14,11 +14,9 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/taskerhq/tasker/client"
-	"github.com/taskerhq/tasker/handler"
 	"github.com/taskerhq/tasker/internal/api"
 	"github.com/taskerhq/tasker/internal/dbtest"
 	"github.com/taskerhq/tasker/internal/engine"
-	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/orchestration"
 	"github.com/taskerhq/tasker/internal/tracing"
 	"github.com/taskerhq/tasker/internal/worker"
@@ -32,11 +30,9 @@ func TestTraceCommand(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := dbtest.NewPool(t)
-	reg := handler.NewRegistry()
-	require.NoError(t, examples.Register(reg))
-	tpls, err := loadTemplates(nil, reg)
+	work, err := loadWorkload(nil, true)
 	require.NoError(t, err)
-	require.NoError(t, registerTemplates(ctx, pool, tpls))
+	require.NoError(t, work.register(ctx, pool, work.namespaces()))
 	tp := sdktrace.NewTracerProvider()
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	tr := tracing.New(tp, nil)
@@ -44,7 +40,7 @@ func TestTraceCommand(t *testing.T) {
 	require.NoError(t, err)
 	e, err := engine.Start(ctx, engine.Config{Pool: pool,
 		Orchestration: &orchestration.Config{Tracer: tr},
-		Worker: &worker.Config{Namespaces: namespacesOf(tpls), Dispatcher: worker.RegistryDispatcher{Registry: reg},
+		Worker: &worker.Config{Namespaces: work.namespaces(), Dispatcher: worker.RegistryDispatcher{Registry: work.handlers},
 			Submitter: sub, Tracer: tr}})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, e.Stop()) })

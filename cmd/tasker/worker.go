@@ -10,9 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/taskerhq/tasker/client"
-	"github.com/taskerhq/tasker/handler"
 	"github.com/taskerhq/tasker/internal/engine"
-	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/orchestration"
 	"github.com/taskerhq/tasker/internal/worker"
 )
@@ -20,20 +18,33 @@ import (
 func newWorkerCmd(getenv func(string) string) *cobra.Command {
 	var f dbFlags
 	var namespaces, templates []string
+	var withExamples bool
 	var concurrency int
 	var lease time.Duration
 	var listen string
 	var logLevel *string
 	cmd := &cobra.Command{
-		Use:   "worker --namespace NS[,NS]",
-		Short: "Run a Go worker serving the steps of the given namespaces (with /metrics and /health)",
-		Args:  usageArgs(cobra.NoArgs),
+		Use:   "worker [--examples] [--templates DIR] [--namespace NS[,NS]]",
+		Short: "Run a Go worker for the example handlers (with /metrics and /health)",
+		Long: `tasker worker runs the example step handlers (--examples). Your own handlers run in
+your own Go program through the tasker package (see examples/custom-worker). The
+worker serves the namespaces of its templates unless --namespace says otherwise, and
+refuses to start, naming them, when a template of those namespaces has a step whose
+handler it does not have.`,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			if err := f.require(); err != nil {
 				return err
 			}
+			work, err := loadWorkload(templates, withExamples)
+			if err != nil {
+				return err
+			}
 			if len(namespaces) == 0 {
-				return usageError("--namespace is required")
+				namespaces = work.namespaces()
+			}
+			if len(namespaces) == 0 {
+				return usageError("nothing to serve: give --examples, --templates DIR or --namespace")
 			}
 			ctx := cmd.Context()
 			obs, err := setupObservability(ctx, "tasker-worker", *logLevel)
@@ -42,20 +53,12 @@ func newWorkerCmd(getenv func(string) string) *cobra.Command {
 			}
 			defer func() { err = errors.Join(err, obs.shutdown()) }()
 			logger := obs.logger
-			reg := handler.NewRegistry()
-			if err := examples.Register(reg); err != nil {
-				return err
-			}
-			tpls, err := loadTemplates(templates, reg)
-			if err != nil {
-				return err
-			}
 			pool, err := openDB(ctx, f.URL, f.MaxConns)
 			if err != nil {
 				return err
 			}
 			defer pool.Close()
-			if err := registerTemplates(ctx, pool, tpls); err != nil {
+			if err := work.register(ctx, pool, namespaces); err != nil {
 				return err
 			}
 			// The initializer is only used to create child tasks for handlers.
@@ -66,7 +69,7 @@ func newWorkerCmd(getenv func(string) string) *cobra.Command {
 			e, err := engine.Start(ctx, engine.Config{Pool: pool, Logger: logger, Metrics: obs.metrics, Tracer: obs.tracer,
 				Worker: &worker.Config{
 					Namespaces: namespaces, Concurrency: concurrency, Lease: lease,
-					Dispatcher: worker.RegistryDispatcher{Registry: reg}, Submitter: init,
+					Dispatcher: worker.RegistryDispatcher{Registry: work.handlers}, Submitter: init,
 				}})
 			if errors.Is(err, worker.ErrUnknownNamespace) {
 				return usageError("%v", err)
@@ -100,6 +103,7 @@ func newWorkerCmd(getenv func(string) string) *cobra.Command {
 	f.bind(cmd, getenv, true)
 	cmd.Flags().StringSliceVar(&namespaces, "namespace", nil, "namespaces to serve (comma-separated or repeated)")
 	cmd.Flags().StringSliceVar(&templates, "templates", nil, "directories of task template YAML files to register")
+	cmd.Flags().BoolVar(&withExamples, "examples", false, "register the example templates and run their handlers")
 	logLevel = logLevelFlag(cmd, "")
 	cmd.Flags().IntVar(&concurrency, "concurrency", 10, "handlers run at once")
 	cmd.Flags().DurationVar(&lease, "lease", 10*time.Second, "step lease: a crashed worker's steps are retried this long after its last heartbeat")

@@ -93,3 +93,18 @@ func ExpectedResult(tpl *template.Template, evenNumber int64) (map[string]string
 	v := new(big.Int).Exp(big.NewInt(evenNumber), big.NewInt(exponent), nil)
 	return map[string]string{leaf: v.String()}, true
 }
+
+// IsExample reports whether tpl is one of the shipped example templates (by
+// namespace, name and version).
+func IsExample(tpl *template.Template) bool {
+	tpls, err := Templates()
+	if err != nil {
+		return false
+	}
+	for _, t := range tpls {
+		if t.Key() == tpl.Key() {
+			return true
+		}
+	}
+	return false
+}
