@@ -44,9 +44,11 @@ func newDevCmd(getenv func(string) string) *cobra.Command {
 		Use:   "dev",
 		Short: "Run everything in one process on an ephemeral PostgreSQL and run each example workflow",
 		Long: `tasker dev starts an ephemeral PostgreSQL from this machine's PostgreSQL binaries
-(or uses --database-url), applies the migrations, runs orchestration and a Go worker
-with the example handlers, serves the REST API, submits one task of each example
-template and prints one line for each. It keeps serving until Ctrl-C; with --once it
+(or uses --database-url; the ephemeral one's URL is printed as DATABASE_URL=...),
+applies the migrations, runs orchestration and a Go worker with the example
+handlers, serves the REST API, submits one task of each example template and
+prints one line for each. With --examples=false it runs no worker: a database,
+orchestration and the API for a worker of your own (examples/custom-worker). It keeps serving until Ctrl-C; with --once it
 exits after the demo: 0 when every task ended as expected, 1 otherwise.
 
 Logs go to a file whose path is printed at the end, unless --log-level is given
@@ -72,9 +74,6 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 	work, err := loadWorkload(f.templates, f.examples)
 	if err != nil {
 		return err
-	}
-	if len(work.templates) == 0 {
-		return usageError("nothing to run: --examples=false needs --templates DIR")
 	}
 	// Checked before PostgreSQL starts, so a taken port fails in a moment.
 	ln, err := listen(f.listen)
@@ -126,8 +125,9 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 			}
 		}()
 		url = cluster.URL("postgres")
+		fmt.Fprintf(out, "DATABASE_URL=%s\n", url)
 		if f.verbose {
-			fmt.Fprintf(out, "PostgreSQL %s (data %s)\n", url, cluster.DataDir())
+			fmt.Fprintf(out, "PostgreSQL data directory %s\n", cluster.DataDir())
 		}
 	}
 	pool, err := openDB(ctx, url, f.db.MaxConns)
@@ -143,12 +143,15 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 	if err != nil {
 		return err
 	}
-	e, err := engine.Start(ctx, engine.Config{
-		Pool: pool, Logger: logger, Metrics: obs.metrics, Tracer: obs.tracer,
-		Orchestration: &orchestration.Config{},
-		Worker: &worker.Config{Namespaces: namespaces, Dispatcher: worker.RegistryDispatcher{Registry: work.handlers},
-			Submitter: init, Tracer: workerTracer},
-	})
+	ecfg := engine.Config{Pool: pool, Logger: logger, Metrics: obs.metrics, Tracer: obs.tracer,
+		Orchestration: &orchestration.Config{}}
+	// With no templates of its own (--examples=false), dev is a database,
+	// orchestration and the API for workers in other processes.
+	if len(namespaces) > 0 {
+		ecfg.Worker = &worker.Config{Namespaces: namespaces, Dispatcher: worker.RegistryDispatcher{Registry: work.handlers},
+			Submitter: init, Tracer: workerTracer}
+	}
+	e, err := engine.Start(ctx, ecfg)
 	if err != nil {
 		return err
 	}
