@@ -1,4 +1,4 @@
--- Correlation IDs (TAS-29 phase 1): one business ID per workflow, and the
+-- Correlation IDs: one business ID per workflow, and the
 -- parent's for nested workflows. Generated as UUIDv7 by the application.
 
 -- +goose Up

@@ -16,7 +16,7 @@ import (
 func newBenchCmd(getenv func(string) string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Run Tasker's benchmarks (DESIGN.md §7)",
+		Short: "Run Tasker's benchmarks (goals in docs/benchmarks.md)",
 		Long: `tasker bench runs Tasker's benchmarks against a real PostgreSQL: by default an
 ephemeral, durable one (fsync and synchronous_commit on) started from this
 machine's PostgreSQL binaries, or --database-url. Each prints p50/p95/p99

@@ -1,4 +1,4 @@
-// Package bench holds Tasker's benchmarks (DESIGN.md §7): the programs
+// Package bench holds Tasker's benchmarks (goals in docs/benchmarks.md): the programs
 // behind `tasker bench`, not Go tests. Each one measures a path of the real
 // engine against a real PostgreSQL, reports p50/p95/p99 from HdrHistogram
 // (1 µs .. 60 s, 3 significant digits), measures the floor (raw commit

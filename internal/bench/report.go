@@ -84,7 +84,7 @@ func PrintE2E(w io.Writer, results []*Result) error {
 			if g.p99 > 0 {
 				limit += fmt.Sprintf(", p99 ≤ %g ms", g.p99)
 			}
-			fmt.Fprintf(w, "%s: goal (DESIGN.md §7) %s: %s\n", shortName(r), limit, verdict)
+			fmt.Fprintf(w, "%s: goal %s: %s\n", shortName(r), limit, verdict)
 		}
 	}
 	for _, r := range results {
@@ -138,7 +138,7 @@ func loads(results []*Result) string {
 	return strings.Join(parts, " / ")
 }
 
-// goals are DESIGN.md §7's create → complete targets (client-observed, ms).
+// goals are the create → complete targets of docs/benchmarks.md (client-observed, ms).
 var goals = map[string]struct{ p50, p99 float64 }{
 	"linear":    {10, 25},
 	"diamond":   {15, 0},

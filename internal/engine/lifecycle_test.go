@@ -39,7 +39,7 @@ func (b *syncBuffer) records(t *testing.T) []map[string]any {
 	return out
 }
 
-// The twelve lifecycle events of plan §6.3 and the fields each must carry.
+// The twelve lifecycle events (docs/observability/logging.md) and the fields each must carry.
 var lifecycleFields = map[string][]string{
 	"task.initialized":        {"correlation_id", "task_uuid", "namespace", "operation", "duration_ms"},
 	"task.steps_enqueued":     {"correlation_id", "task_uuid", "namespace", "operation"},
