@@ -176,7 +176,7 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 	if f.examples {
 		ok = runDemo(ctx, out, client.New(srv.URL()), demoTemplates(work.templates), f.number, f.timeout, f.verbose)
 	}
-	printNextSteps(out, srv.URL(), logPath, obs.prov.Enabled())
+	printNextSteps(out, srv.URL(), url, logPath, f.examples, obs.prov.Enabled())
 	if f.once {
 		if !ok {
 			return failedError("not every demo task ended as expected")
@@ -215,11 +215,15 @@ func demoTemplates(tpls []*template.Template) []*template.Template {
 	return out
 }
 
-func printNextSteps(out io.Writer, url, logPath string, exporting bool) {
+func printNextSteps(out io.Writer, url, databaseURL, logPath string, withExamples, exporting bool) {
 	fmt.Fprintf(out, "\nNext steps\n")
 	fmt.Fprintf(out, "  templates   curl -s %s/v1/templates\n", url)
-	fmt.Fprintf(out, "  a task      go run ./cmd/tasker task create --template linear_workflow/mathematical_sequence --context '{\"even_number\": 6}' --wait\n")
-	fmt.Fprintf(out, "  its steps   go run ./cmd/tasker task steps TASK_UUID\n")
+	if withExamples {
+		fmt.Fprintf(out, "  a task      go run ./cmd/tasker --api %s task create --template linear_workflow/mathematical_sequence --context '{\"even_number\": 6}' --wait\n", url)
+		fmt.Fprintf(out, "  its steps   go run ./cmd/tasker --api %s task steps TASK_UUID\n", url)
+	} else {
+		fmt.Fprintf(out, "  a worker    cd examples/custom-worker && DATABASE_URL='%s' go run . --listen 127.0.0.1:8090\n", databaseURL)
+	}
 	fmt.Fprintf(out, "  metrics     curl -s %s/metrics\n", url)
 	if exporting {
 		fmt.Fprintf(out, "  traces      exported over OTLP; find a task's trace with: go run ./cmd/tasker trace CORRELATION_ID\n")
