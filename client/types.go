@@ -104,6 +104,9 @@ type Task struct {
 
 	TotalSteps      int `json:"total_steps"`
 	PendingSteps    int `json:"pending_steps"`
+	// EnqueuedSteps wait in their namespace's queue for a worker to claim them.
+	EnqueuedSteps int `json:"enqueued_steps"`
+	// InProgressSteps are claimed by a worker or have results being applied.
 	InProgressSteps int `json:"in_progress_steps"`
 	CompletedSteps  int `json:"completed_steps"`
 	FailedSteps     int `json:"failed_steps"`

@@ -40,6 +40,7 @@ func TestAlertRules(t *testing.T) {
 		"TaskerStepFailureRateHigh":               "5m",
 		"TaskerStepLatencyP99High":                "5m",
 		"TaskerNoWorkerConsumingNamespace":        "5m",
+		"TaskerNamespaceHasNoLiveWorker":          "1m",
 	}
 	got := map[string]string{}
 	for _, r := range rules {

@@ -275,8 +275,8 @@ func printTask(w io.Writer, asJSON bool, t *client.Task, full bool) error {
 	}
 	row("state", t.State)
 	if full {
-		row("steps", fmt.Sprintf("%d total, %d complete, %d in progress, %d pending, %d failed",
-			t.TotalSteps, t.CompletedSteps, t.InProgressSteps, t.PendingSteps, t.FailedSteps))
+		row("steps", fmt.Sprintf("%d total, %d complete, %d in progress, %d enqueued, %d pending, %d failed",
+			t.TotalSteps, t.CompletedSteps, t.InProgressSteps, t.EnqueuedSteps, t.PendingSteps, t.FailedSteps))
 		row("created_at", t.CreatedAt.Format(timeLayout))
 		if t.CompletedAt != nil {
 			row("completed_at", t.CompletedAt.Format(timeLayout))

@@ -260,7 +260,7 @@ func TestTaskGet(t *testing.T) {
 		require.Equal(t, exitOK, res.code, res.stderr)
 		require.Regexp(t, `(?m)^task_uuid\s+`+created.TaskUUID.String()+`$`, res.stdout)
 		require.Regexp(t, `(?m)^template\s+billing/invoice@1\.0\.0$`, res.stdout)
-		require.Regexp(t, `(?m)^steps\s+2 total, 0 complete, 0 in progress, 2 pending, 0 failed$`, res.stdout)
+		require.Regexp(t, `(?m)^steps\s+2 total, 0 complete, 0 in progress, 0 enqueued, 2 pending, 0 failed$`, res.stdout)
 	})
 
 	t.Run("JSON", func(t *testing.T) {

@@ -150,7 +150,7 @@ func (e *Engine) observe(cfg Config) error {
 	e.metrics = m
 	errs := []error{m.ObservePool(cfg.Pool), m.ObserveQueues(cfg.Pool), m.ObserveListener(e.Listener)}
 	if e.Orchestrator != nil {
-		errs = append(errs, m.ObserveTasks(cfg.Pool))
+		errs = append(errs, m.ObserveTasks(cfg.Pool), m.ObserveLiveWorkers(e.Orchestrator.LiveWorkers))
 	}
 	if e.Worker != nil {
 		errs = append(errs, m.ObserveActiveExecutions(e.Worker.ActiveByNamespace))

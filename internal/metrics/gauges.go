@@ -209,10 +209,19 @@ func (m *Metrics) ObserveListener(l *queue.Listener) error {
 
 // ObserveActiveExecutions reports running handlers per namespace from fn.
 func (m *Metrics) ObserveActiveExecutions(fn func() map[string]int64) error {
+	return m.observePerNamespace("tasker_steps_active_executions", fn)
+}
+
+// ObserveLiveWorkers reports live workers per namespace from fn.
+func (m *Metrics) ObserveLiveWorkers(fn func() map[string]int64) error {
+	return m.observePerNamespace("tasker_workers_live", fn)
+}
+
+func (m *Metrics) observePerNamespace(name string, fn func() map[string]int64) error {
 	if m == nil {
 		return nil
 	}
-	g, err := m.gauge("tasker_steps_active_executions")
+	g, err := m.gauge(name)
 	if err != nil {
 		return err
 	}

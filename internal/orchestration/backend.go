@@ -88,7 +88,10 @@ func (b *Backend) fillTask(ctx context.Context, t *client.Task) error {
 	if ok {
 		t.ExecutionStatus = ec.ExecutionStatus
 		t.TotalSteps, t.PendingSteps = int(ec.TotalSteps), int(ec.PendingSteps)
-		t.InProgressSteps = int(ec.InProgressSteps + ec.EnqueuedSteps + ec.AwaitingSteps)
+		// Enqueued is told apart from in progress: a step nobody claims
+		// (no worker serves its namespace) must not look as if it ran.
+		t.EnqueuedSteps = int(ec.EnqueuedSteps)
+		t.InProgressSteps = int(ec.InProgressSteps + ec.AwaitingSteps)
 		t.CompletedSteps, t.FailedSteps, t.ReadySteps = int(ec.CompletedSteps), int(ec.FailedSteps), int(ec.ReadySteps)
 	}
 	// Leaf steps (no dependents) carry the task's result; the latest failed

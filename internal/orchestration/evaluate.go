@@ -178,6 +178,10 @@ func (s *Service) enqueueSteps(ctx context.Context, tx pgx.Tx, t *taskRow, ready
 		}
 		s.log.InfoContext(ctx, "task steps enqueued", "correlation_id", corr, "task_uuid", task, "namespace", ns,
 			"operation", "enqueue_steps_batch", "event", "task.steps_enqueued", "steps_enqueued", len(enq))
+		if _, warn := s.unserved(ns); warn {
+			s.log.WarnContext(ctx, "steps enqueued in a namespace no live worker serves; they wait until a worker for it starts",
+				"correlation_id", corr, "task_uuid", task, "namespace", ns, "queue", wq, "operation", "enqueue_steps_batch")
+		}
 	})
 	return nil
 }

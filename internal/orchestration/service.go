@@ -34,6 +34,7 @@ type Service struct {
 	tplCache      map[string]cachedTemplate
 	timersMu      sync.Mutex
 	timers        map[*time.Timer]struct{}
+	presence      presence
 }
 
 // New returns an orchestrator over pool.
@@ -118,6 +119,7 @@ func (s *Service) Run(ctx context.Context, c *Consumers) error {
 	wg.Go(func() { s.forward(ctx, c.results, jobs) })
 	wg.Go(func() { s.forward(ctx, c.requests, jobs) })
 	wg.Go(func() { s.fallbackLoop(ctx, c, jobs) })
+	wg.Go(func() { s.presenceLoop(ctx) })
 	wg.Go(func() { s.readinessLoop(ctx) })
 	<-ctx.Done()
 	wg.Wait()

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -209,6 +210,30 @@ func (w *Worker) heartbeatLoop(ctx, execCtx context.Context) {
 		}
 		if _, err := w.funcs.ExtendStepLeases(tracing.Suppress(execCtx), w.pool, refs, w.cfg.Lease); err != nil && execCtx.Err() == nil {
 			w.log.WarnContext(ctx, "extending step leases failed", "steps", len(refs), "error", err)
+		}
+	}
+}
+
+// presenceLoop records this worker in tasker.workers until ctx ends, then
+// removes it, so orchestration can tell a namespace nobody serves.
+func (w *Worker) presenceLoop(ctx context.Context) {
+	host, _ := os.Hostname()
+	p := db.WorkerHeartbeatParams{WorkerID: w.cfg.ID, Namespaces: w.cfg.Namespaces, Hostname: host, PID: os.Getpid()}
+	tick := time.NewTicker(db.WorkerPresenceInterval)
+	defer tick.Stop()
+	for {
+		if err := db.WorkerHeartbeat(tracing.Suppress(ctx), w.pool, p); err != nil && ctx.Err() == nil {
+			w.log.WarnContext(ctx, "recording worker presence failed", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			if err := db.WorkerGone(tracing.Suppress(dctx), w.pool, w.cfg.ID); err != nil {
+				w.log.WarnContext(ctx, "removing worker presence failed; it expires by itself", "error", err)
+			}
+			return
+		case <-tick.C:
 		}
 	}
 }

@@ -208,6 +208,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	loops.Go(func() { w.pollLoop(ctx, execCtx, &execs) })
 	loops.Go(func() { w.heartbeatLoop(ctx, execCtx) })
+	loops.Go(func() { w.presenceLoop(ctx) })
 	w.log.InfoContext(ctx, "worker started", "namespaces", w.cfg.Namespaces, "concurrency", w.cfg.Concurrency,
 		"lease_ms", w.cfg.Lease.Milliseconds())
 	<-ctx.Done()
