@@ -20,6 +20,7 @@ import (
 	"github.com/taskerhq/tasker/internal/metrics"
 	"github.com/taskerhq/tasker/internal/orchestration"
 	"github.com/taskerhq/tasker/internal/queue"
+	"github.com/taskerhq/tasker/internal/taskreq"
 	"github.com/taskerhq/tasker/internal/templatestore"
 	"github.com/taskerhq/tasker/internal/tracing"
 	"github.com/taskerhq/tasker/internal/worker"
@@ -59,6 +60,7 @@ type Client struct {
 	tracer  *tracing.Tracer
 	metrics *metrics.Metrics
 	init    *orchestration.Service
+	store   *api.Store
 
 	mu     sync.Mutex
 	engine *engine.Engine
@@ -101,6 +103,7 @@ func NewClient(pool *pgxpool.Pool, cfg *Config) (*Client, error) {
 		return nil, fmt.Errorf("tasker: %w", err)
 	}
 	c.init = init
+	c.store = api.NewStore(pool, init, init.Funcs())
 	return c, nil
 }
 
@@ -175,7 +178,7 @@ func (c *Client) Stop(ctx context.Context) error {
 func (c *Client) CreateTask(ctx context.Context, req client.TaskRequest) (*CreatedTask, error) {
 	created, err := c.init.CreateTask(ctx, req)
 	if err != nil {
-		return nil, err
+		return nil, publicError(err)
 	}
 	return &CreatedTask{TaskUUID: created.TaskUUID, CorrelationID: created.CorrelationID, State: string(created.State)}, nil
 }
@@ -187,7 +190,7 @@ func (c *Client) CreateTask(ctx context.Context, req client.TaskRequest) (*Creat
 func (c *Client) CreateTaskTx(ctx context.Context, tx pgx.Tx, req client.TaskRequest) (*CreatedTask, error) {
 	created, err := c.init.CreateTaskTx(ctx, tx, req)
 	if err != nil {
-		return nil, err
+		return nil, publicError(err)
 	}
 	return &CreatedTask{TaskUUID: created.TaskUUID, CorrelationID: created.CorrelationID, State: string(created.State)}, nil
 }
@@ -195,16 +198,26 @@ func (c *Client) CreateTaskTx(ctx context.Context, tx pgx.Tx, req client.TaskReq
 // GetTask returns a task with its step counts, result and error, as the REST
 // API shows it; ErrNotFound when it does not exist.
 func (c *Client) GetTask(ctx context.Context, taskUUID uuid.UUID) (*client.Task, error) {
-	return c.init.Backend().GetTask(ctx, taskUUID)
+	return c.store.GetTask(ctx, taskUUID)
 }
 
 // ListSteps returns a task's steps with their state histories.
 func (c *Client) ListSteps(ctx context.Context, taskUUID uuid.UUID) ([]client.Step, error) {
-	return c.init.Backend().ListSteps(ctx, taskUUID)
+	return c.store.ListSteps(ctx, taskUUID)
 }
 
 // APIHandler returns the REST API (/v1/tasks, /v1/templates, /health) over
 // this client's database, to mount on the program's own HTTP server.
 func (c *Client) APIHandler() (http.Handler, error) {
-	return api.NewHandler(api.Config{Backend: c.init.Backend(), Logger: c.log})
+	return api.NewHandler(api.Config{Backend: c.store, Logger: c.log})
+}
+
+// publicError gives a request that can never succeed the type the REST client
+// reports it with, so a program handles both the same way.
+func publicError(err error) error {
+	var fe *taskreq.FieldError
+	if errors.As(err, &fe) {
+		return api.FieldAPIError(fe)
+	}
+	return err
 }

@@ -95,7 +95,7 @@ func TestCreateTask(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		_, err := b.client.CreateTask(t.Context(), client.TaskRequest{Namespace: "billing", Name: "refund"})
-		requireAPIError(t, err, http.StatusNotFound, client.CodeNotFound, "name")
+		requireAPIError(t, err, http.StatusNotFound, client.CodeUnknownTemplate, "name")
 	})
 }
 

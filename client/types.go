@@ -102,8 +102,8 @@ type Task struct {
 	Tags         []string                   `json:"tags,omitempty"`
 	Priority     int                        `json:"priority"`
 
-	TotalSteps      int `json:"total_steps"`
-	PendingSteps    int `json:"pending_steps"`
+	TotalSteps   int `json:"total_steps"`
+	PendingSteps int `json:"pending_steps"`
 	// EnqueuedSteps wait in their namespace's queue for a worker to claim them.
 	EnqueuedSteps int `json:"enqueued_steps"`
 	// InProgressSteps are claimed by a worker or have results being applied.
@@ -219,6 +219,8 @@ const (
 	CodeConflictingCorrelationID = "conflicting_correlation_id"
 	CodeUnsupportedMediaType     = "unsupported_media_type"
 	CodeNotFound                 = "not_found"
+	CodeUnknownTemplate          = "unknown_template"
+	CodeUnknownVersion           = "unknown_version"
 	CodeMethodNotAllowed         = "method_not_allowed"
 	CodeInternal                 = "internal"
 )

@@ -160,7 +160,7 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 			err = serr
 		}
 	}()
-	srv, err := serveHTTP(ln, e.Orchestrator.Backend(), obs.extraRoutes(), logger, obs.wrapHTTP)
+	srv, err := serveHTTP(ln, e.Backend(), obs.extraRoutes(), logger, obs.wrapHTTP)
 	if err != nil {
 		return err
 	}

@@ -145,7 +145,7 @@ func TestTaskCreate(t *testing.T) {
 		b := setup(t)
 		res := b.run(t, "task", "create", "--template", "billing/refund")
 		require.Equal(t, exitUsage, res.code)
-		require.Equal(t, "error: not_found (name): no template billing/refund\n", res.stderr)
+		require.Equal(t, "error: unknown_template (name): no template billing/refund is registered\n", res.stderr)
 		require.Empty(t, res.stdout)
 	})
 

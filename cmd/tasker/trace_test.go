@@ -44,7 +44,7 @@ func TestTraceCommand(t *testing.T) {
 			Submitter: sub, Tracer: tr}})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, e.Stop()) })
-	h, err := api.NewHandler(api.Config{Backend: e.Orchestrator.Backend()})
+	h, err := api.NewHandler(api.Config{Backend: e.Backend()})
 	require.NoError(t, err)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)

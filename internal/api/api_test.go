@@ -20,6 +20,7 @@ import (
 	"github.com/taskerhq/tasker/client"
 	"github.com/taskerhq/tasker/internal/api"
 	"github.com/taskerhq/tasker/internal/api/apitest"
+	"github.com/taskerhq/tasker/internal/taskreq"
 )
 
 // lockedBuffer lets the handler's logger and the test read the same buffer
@@ -265,9 +266,14 @@ func TestCreateTaskValidation(t *testing.T) {
 		rec := b.do(t, http.MethodPost, "/v1/tasks", body)
 		requireAPIError(t, rec, http.StatusRequestEntityTooLarge, client.CodeBodyTooLarge, "")
 
-		body = `{"namespace":"billing","name":"invoice","reason":"` + long(1<<20-100) + `"}`
+		body = `{"namespace":"billing","name":"invoice","context":{"blob":"` + long(1<<20-100) + `"}}`
 		rec = b.do(t, http.MethodPost, "/v1/tasks", body)
 		require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
+
+		// Free-text fields are bounded by their columns, not only by the body limit.
+		body = `{"namespace":"billing","name":"invoice","reason":"` + long(129) + `"}`
+		rec = b.do(t, http.MethodPost, "/v1/tasks", body)
+		requireAPIError(t, rec, http.StatusUnprocessableEntity, client.CodeInvalidField, "reason")
 	})
 }
 
@@ -445,7 +451,7 @@ func TestCreateTaskBackendErrors(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		rec := b.do(t, http.MethodPost, "/v1/tasks", `{"namespace":"billing","name":"refund"}`)
-		requireAPIError(t, rec, http.StatusNotFound, client.CodeNotFound, "name")
+		requireAPIError(t, rec, http.StatusNotFound, taskreq.CodeUnknownTemplate, "name")
 		require.Len(t, b.backend.CreateRequests(), 1)
 	})
 
@@ -453,7 +459,7 @@ func TestCreateTaskBackendErrors(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		rec := b.do(t, http.MethodPost, "/v1/tasks", `{"namespace":"billing","name":"invoice","version":"9.9.9"}`)
-		requireAPIError(t, rec, http.StatusUnprocessableEntity, client.CodeInvalidField, "version")
+		requireAPIError(t, rec, http.StatusNotFound, taskreq.CodeUnknownVersion, "version")
 	})
 
 	t.Run("APIErrorWithoutStatusIs422", func(t *testing.T) {

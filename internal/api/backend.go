@@ -2,18 +2,20 @@ package api
 
 import (
 	"context"
-	"errors"
 
 	"github.com/google/uuid"
 
 	"github.com/taskerhq/tasker/client"
+	"github.com/taskerhq/tasker/internal/db"
 )
 
 // Backend is everything the REST API needs from the engine. Keeping it this
 // narrow lets the HTTP layer be tested without PostgreSQL and keeps SQL out
 // of the handlers.
 type Backend interface {
-	// CreateTask validates and creates the task. Request validation the API cannot do itself (unknown template/version) comes back as *client.APIError (Status 404 or 422, Field set).
+	// CreateTask validates and creates the task. A request that can never
+	// succeed (unknown template or version, a rule of taskreq) comes back as
+	// *taskreq.FieldError.
 	CreateTask(ctx context.Context, req client.TaskRequest) (*client.Task, error)
 	GetTask(ctx context.Context, taskUUID uuid.UUID) (*client.Task, error)    // ErrNotFound when missing
 	ListSteps(ctx context.Context, taskUUID uuid.UUID) ([]client.Step, error) // ErrNotFound when the task is missing
@@ -25,5 +27,6 @@ type Backend interface {
 }
 
 // ErrNotFound is returned (possibly wrapped) by a Backend when the task asked
-// for does not exist; the API answers 404 for it.
-var ErrNotFound = errors.New("not found")
+// for does not exist; the API answers 404 for it. It is the data layer's
+// sentinel, so the Store passes its reads' errors through unchanged.
+var ErrNotFound = db.ErrNotFound

@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/taskerhq/tasker/client"
+	"github.com/taskerhq/tasker/internal/taskreq"
 )
 
 // DefaultMaxBodyBytes bounds a request body when Config.MaxBodyBytes is zero.
@@ -205,7 +206,10 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, e *client.AP
 // looked up, for the 404 message; field is the request field that named it.
 func (s *server) writeBackendError(w http.ResponseWriter, r *http.Request, op, what, field string, err error) {
 	var apiErr *client.APIError
+	var fe *taskreq.FieldError
 	switch {
+	case errors.As(err, &fe):
+		s.writeError(w, r, FieldAPIError(fe))
 	case errors.As(err, &apiErr):
 		e := *apiErr
 		if e.Status < 400 || e.Status > 599 {
@@ -301,4 +305,15 @@ func jsonKind(raw json.RawMessage) string {
 	default:
 		return "number"
 	}
+}
+
+// FieldAPIError is how a request that can never succeed is answered: 404 when
+// it names something that does not exist, else 422. The in-process API
+// (package tasker) returns the same value.
+func FieldAPIError(fe *taskreq.FieldError) *client.APIError {
+	status := http.StatusUnprocessableEntity
+	if fe.Kind == taskreq.NotFound {
+		status = http.StatusNotFound
+	}
+	return &client.APIError{Status: status, Code: fe.Code, Field: fe.Field, Message: fe.Message}
 }

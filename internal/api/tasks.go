@@ -10,33 +10,15 @@ import (
 	"maps"
 	"mime"
 	"net/http"
-	"regexp"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskerhq/tasker/client"
-)
-
-// Limits of a TaskRequest. They keep tags usable as an index key and
-// priority inside the range the enqueuer orders by.
-const (
-	maxTags      = 64
-	maxTagLength = 128
-	minPriority  = -100
-	maxPriority  = 100
-)
-
-var (
-	// identifierRE is what a namespace or template name must look like: it
-	// becomes part of queue names, so it must be a safe SQL identifier.
-	identifierRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
-	// semverRE is a plain X.Y.Z version, without leading zeros as SemVer 2.0 says.
-	semverRE = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$`)
+	"github.com/taskerhq/tasker/internal/taskreq"
 )
 
 // isTaskRequestField reports whether key is a JSON key of client.TaskRequest.
@@ -125,17 +107,16 @@ func (s *server) decodeTaskRequest(w http.ResponseWriter, r *http.Request) (clie
 	} else if ok {
 		req.ParentCorrelationID = &parent
 	}
-	if req.Namespace, e = identifierField(fields, "namespace"); e != nil {
-		return req, e
-	}
-	if req.Name, e = identifierField(fields, "name"); e != nil {
-		return req, e
-	}
-	if _, e = decodeField(fields, "version", "a string", &req.Version); e != nil {
-		return req, e
-	}
-	if req.Version != "" && !semverRE.MatchString(req.Version) {
-		return req, invalid("version", fmt.Sprintf("version must be a semantic version X.Y.Z, got %q", req.Version))
+	// Types here, in field order, so each error names its field; the rules
+	// every task request obeys (also those from the task-request queue) are
+	// taskreq's.
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{"namespace", &req.Namespace}, {"name", &req.Name}, {"version", &req.Version}} {
+		if _, e = decodeField(fields, f.name, "a string", f.dst); e != nil {
+			return req, e
+		}
 	}
 	if req.Context, e = contextField(fields); e != nil {
 		return req, e
@@ -143,13 +124,7 @@ func (s *server) decodeTaskRequest(w http.ResponseWriter, r *http.Request) (clie
 	if _, e = decodeField(fields, "priority", "an integer", &req.Priority); e != nil {
 		return req, e
 	}
-	if req.Priority < minPriority || req.Priority > maxPriority {
-		return req, invalid("priority", fmt.Sprintf("priority must be between %d and %d, got %d", minPriority, maxPriority, req.Priority))
-	}
 	if _, e = decodeField(fields, "tags", "an array of strings", &req.Tags); e != nil {
-		return req, e
-	}
-	if e = checkTags(req.Tags); e != nil {
 		return req, e
 	}
 	for _, f := range []struct {
@@ -159,6 +134,10 @@ func (s *server) decodeTaskRequest(w http.ResponseWriter, r *http.Request) (clie
 		if _, e = decodeField(fields, f.name, "a string", f.dst); e != nil {
 			return req, e
 		}
+	}
+	var fe *taskreq.FieldError
+	if errors.As(taskreq.Validate(&req), &fe) {
+		return req, FieldAPIError(fe)
 	}
 	return req, nil
 }
@@ -259,21 +238,6 @@ func uuidField(fields map[string]json.RawMessage, name string) (uuid.UUID, bool,
 	return id, true, nil
 }
 
-func identifierField(fields map[string]json.RawMessage, name string) (string, *client.APIError) {
-	var v string
-	if _, e := decodeField(fields, name, "a string", &v); e != nil {
-		return "", e
-	}
-	if v == "" {
-		return "", &client.APIError{Status: http.StatusUnprocessableEntity, Code: client.CodeMissingField, Field: name,
-			Message: name + " is required"}
-	}
-	if !identifierRE.MatchString(v) {
-		return "", invalid(name, fmt.Sprintf("%s must match %s, got %q", name, identifierRE, v))
-	}
-	return v, nil
-}
-
 // contextField returns the task context, {} when absent. An explicit null is
 // an error rather than {}: a client sending null has a bug worth surfacing.
 func contextField(fields map[string]json.RawMessage) (json.RawMessage, *client.APIError) {
@@ -285,18 +249,6 @@ func contextField(fields map[string]json.RawMessage) (json.RawMessage, *client.A
 		return nil, invalid("context", "context must be a JSON object, got "+kind)
 	}
 	return raw, nil
-}
-
-func checkTags(tags []string) *client.APIError {
-	if len(tags) > maxTags {
-		return invalid("tags", fmt.Sprintf("at most %d tags are allowed, got %d", maxTags, len(tags)))
-	}
-	for i, tag := range tags {
-		if n := utf8.RuneCountInString(tag); n > maxTagLength {
-			return invalid("tags", fmt.Sprintf("tags[%d] is %d characters long, the limit is %d", i, n, maxTagLength))
-		}
-	}
-	return nil
 }
 
 // describe names a rejected value briefly: its JSON text when short, else its kind.

@@ -23,7 +23,7 @@ func apiFor(t *testing.T, b *testBundle, o engineOpts) (*httptest.Server, *clien
 	t.Helper()
 	o.orchestrate = true
 	e := b.start(t, o)
-	h, err := api.NewHandler(api.Config{Backend: e.Orchestrator.Backend(), Logger: testLogger(t)})
+	h, err := api.NewHandler(api.Config{Backend: e.Backend(), Logger: testLogger(t)})
 	require.NoError(t, err)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
@@ -207,7 +207,7 @@ func TestTaskRequestQueue(t *testing.T) {
 	require.NoError(t, err)
 	_, err = b.pool.Exec(context.Background(), `SELECT tasker.queue_send('orchestration_task_requests', $1, '{"traceparent":"x"}')`, body)
 	require.NoError(t, err)
-	be := e.Orchestrator.Backend()
+	be := e.Backend()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		tasks, err := be.ListTasksByCorrelation(context.Background(), corr)

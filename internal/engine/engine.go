@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/taskerhq/tasker/internal/api"
 	"github.com/taskerhq/tasker/internal/metrics"
 	"github.com/taskerhq/tasker/internal/orchestration"
 	"github.com/taskerhq/tasker/internal/queue"
@@ -41,6 +42,7 @@ type Engine struct {
 	Worker       *worker.Worker
 	Listener     *queue.Listener
 
+	pool    *pgxpool.Pool
 	cancel  context.CancelFunc
 	metrics *metrics.Metrics
 	wg      sync.WaitGroup
@@ -59,6 +61,7 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	connCfg := cfg.Pool.Config().ConnConfig
 	e := &Engine{
+		pool: cfg.Pool,
 		Listener: queue.NewListener(func(ctx context.Context) (*pgx.Conn, error) {
 			return pgx.ConnectConfig(ctx, connCfg.Copy())
 		}, cfg.Logger.With("component", "listener")),
@@ -129,6 +132,15 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, ctx.Err()
 	}
 	return e, nil
+}
+
+// Backend is the REST API's backend over this engine's database, creating
+// tasks through its orchestrator (nil without one).
+func (e *Engine) Backend() *api.Store {
+	if e.Orchestrator == nil {
+		return nil
+	}
+	return api.NewStore(e.pool, e.Orchestrator, e.Orchestrator.Funcs())
 }
 
 func (e *Engine) run(fn func() error) {

@@ -15,7 +15,7 @@ func TestExampleTemplatesComplete(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	e := b.start(t, engineOpts{orchestrate: true, work: true})
-	be := e.Orchestrator.Backend()
+	be := e.Backend()
 	for _, ref := range []string{
 		"linear_workflow/mathematical_sequence", "diamond_workflow/diamond_pattern",
 		"tree_workflow/hierarchical_tree", "mixed_dag_workflow/complex_dag", "single_workflow/single_step",

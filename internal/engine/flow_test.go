@@ -23,7 +23,7 @@ func TestRetryThenSuccess(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	e := b.start(t, engineOpts{orchestrate: true, work: true})
-	be := e.Orchestrator.Backend()
+	be := e.Backend()
 	created, task := runTask(t, e, "retry_workflow/retry_mechanics", 6)
 	require.Equal(t, "complete", task.State)
 	steps, err := be.ListSteps(context.Background(), created.TaskUUID)
@@ -54,7 +54,7 @@ func TestPermanentFailure(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	e := b.start(t, engineOpts{orchestrate: true, work: true})
-	be := e.Orchestrator.Backend()
+	be := e.Backend()
 	created, task := runTask(t, e, "retry_workflow/retry_exhaustion", 6)
 	require.Equal(t, "error", task.State)
 	require.Equal(t, "blocked_by_failures", task.ExecutionStatus)
@@ -83,7 +83,7 @@ func TestNonRetryableFailureStopsDescendants(t *testing.T) {
 		return nil, handler.Permanent(errors.New("bad input"))
 	}))
 	e := b.start(t, engineOpts{orchestrate: true, work: true})
-	be := e.Orchestrator.Backend()
+	be := e.Backend()
 	created, task := runTask(t, e, "diamond_workflow/diamond_pattern", 6)
 	require.Equal(t, "error", task.State)
 	steps, err := be.ListSteps(context.Background(), created.TaskUUID)
@@ -122,7 +122,7 @@ func TestPanicAndTimeoutAreRetried(t *testing.T) {
 	tpl.Steps[0].Retry.BackoffCap = 20 * time.Millisecond
 	registerTemplate(t, b, &tpl)
 	e := b.start(t, engineOpts{orchestrate: true, work: true})
-	be := e.Orchestrator.Backend()
+	be := e.Backend()
 	created, task := runTask(t, e, "single_workflow/single_fast_timeout", 6)
 	require.Equal(t, "complete", task.State)
 	require.EqualValues(t, 3, calls.Load())
@@ -181,7 +181,7 @@ func TestTwoServersTwoWorkers(t *testing.T) {
 	for err := range errs {
 		require.NoError(t, err)
 	}
-	be := s1.Orchestrator.Backend()
+	be := s1.Backend()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		var open int
@@ -255,7 +255,7 @@ func TestWorkerStoppedMidStep(t *testing.T) {
 
 	rescuer := b.start(t, engineOpts{work: true, lease: lease, namespaces: []string{"linear_workflow"}})
 	_ = rescuer
-	be := b.start(t, engineOpts{orchestrate: true}).Orchestrator.Backend()
+	be := b.start(t, engineOpts{orchestrate: true}).Backend()
 	task := waitTerminal(t, be, created.TaskUUID, 30*time.Second)
 	require.Equal(t, "complete", task.State)
 	steps, err := be.ListSteps(context.Background(), created.TaskUUID)
@@ -279,7 +279,7 @@ func TestDuplicateResultChangesNothing(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	e := b.start(t, engineOpts{orchestrate: true, work: true})
-	be := e.Orchestrator.Backend()
+	be := e.Backend()
 	created, task := runTask(t, e, "single_workflow/single_step", 4)
 	require.Equal(t, "complete", task.State)
 	before := historyCounts(t, b, created.TaskUUID)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/taskerhq/tasker/client"
 	"github.com/taskerhq/tasker/handler"
+	"github.com/taskerhq/tasker/internal/api"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/metrics"
@@ -137,7 +138,7 @@ func newRequest(t *testing.T, ref string, taskCtx any) client.TaskRequest {
 }
 
 // waitTerminal polls the task until it is terminal or the deadline passes.
-func waitTerminal(t *testing.T, be *orchestration.Backend, id uuid.UUID, timeout time.Duration) *client.Task {
+func waitTerminal(t *testing.T, be api.Backend, id uuid.UUID, timeout time.Duration) *client.Task {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -174,5 +175,5 @@ func runTask(t *testing.T, e *engine.Engine, ref string, n int) (*orchestration.
 	t.Helper()
 	created, err := e.Orchestrator.CreateTask(context.Background(), newRequest(t, ref, map[string]any{"even_number": n}))
 	require.NoError(t, err)
-	return created, waitTerminal(t, e.Orchestrator.Backend(), created.TaskUUID, 20*time.Second)
+	return created, waitTerminal(t, e.Backend(), created.TaskUUID, 20*time.Second)
 }

@@ -85,7 +85,7 @@ func TestLifecycleEvents(t *testing.T) {
 			e := b.start(t, engineOpts{orchestrate: true, work: true, logger: logger})
 			created, err := e.Orchestrator.CreateTask(context.Background(), newRequest(t, c.ref, map[string]any{"even_number": 6}))
 			require.NoError(t, err)
-			task := waitTerminal(t, e.Orchestrator.Backend(), created.TaskUUID, 30*time.Second)
+			task := waitTerminal(t, e.Backend(), created.TaskUUID, 30*time.Second)
 			require.Equal(t, c.state, task.State)
 			// Records are written after commit; give the last ones a moment to land.
 			require.Eventually(t, func() bool {

@@ -131,7 +131,7 @@ func TestDashboardsAndAlertsAgainstPrometheus(t *testing.T) {
 		runs[i].id = c.TaskUUID
 	}
 	for _, r := range runs {
-		task := waitTerminal(t, e.Orchestrator.Backend(), r.id, 30*time.Second)
+		task := waitTerminal(t, e.Backend(), r.id, 30*time.Second)
 		require.Equal(t, r.state, task.State, "%s %s", r.ref, r.id)
 	}
 	// The rare paths, so their counters have data too: a malformed result

@@ -64,7 +64,7 @@ func TestEveryMetricIsRecorded(t *testing.T) {
 		"retry_workflow/retry_mechanics", "retry_workflow/retry_exhaustion"} {
 		c, err := e.Orchestrator.CreateTask(ctx, newRequest(t, ref, map[string]any{"even_number": 4}))
 		require.NoError(t, err)
-		waitTerminal(t, e.Orchestrator.Backend(), c.TaskUUID, 30*time.Second)
+		waitTerminal(t, e.Backend(), c.TaskUUID, 30*time.Second)
 	}
 	// A malformed result message, and a redelivered one sent without NOTIFY
 	// (as if the notification was lost): the fallback poller finds both.
@@ -114,7 +114,7 @@ func TestCorrelationIDLabelSwitch(t *testing.T) {
 	e := b.start(t, engineOpts{orchestrate: true, work: true, metrics: m})
 	c, err := e.Orchestrator.CreateTask(context.Background(), newRequest(t, "single_workflow/single_step", map[string]any{"even_number": 4}))
 	require.NoError(t, err)
-	waitTerminal(t, e.Orchestrator.Backend(), c.TaskUUID, 20*time.Second)
+	waitTerminal(t, e.Backend(), c.TaskUUID, 20*time.Second)
 	text := scrape(t, srv.URL, false)
 	require.Contains(t, text, `correlation_id="`+c.CorrelationID.String()+`"`)
 }

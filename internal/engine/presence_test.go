@@ -31,7 +31,7 @@ func TestStalledNamespaceIsVisible(t *testing.T) {
 	}, 20*time.Second, 50*time.Millisecond, "the live-worker view covers every namespace")
 	require.Zero(t, orch.Orchestrator.LiveWorkers()["diamond_workflow"])
 
-	be := orch.Orchestrator.Backend()
+	be := orch.Backend()
 	var taskUUIDs []string
 	for range 2 {
 		created, err := orch.Orchestrator.CreateTask(ctx, newRequest(t, "diamond_workflow/diamond_pattern", map[string]any{"even_number": 2}))

@@ -51,7 +51,7 @@ func startTraced(t *testing.T, b *testBundle, tcfg config.Telemetry, suffix stri
 		Worker: &worker.Config{Namespaces: allNamespaces(b), Dispatcher: worker.RegistryDispatcher{Registry: b.registry},
 			Tracer: workTr, Submitter: sub}})
 	require.NoError(t, err)
-	h, err := api.NewHandler(api.Config{Backend: e.Orchestrator.Backend(), Logger: testLogger(t)})
+	h, err := api.NewHandler(api.Config{Backend: e.Backend(), Logger: testLogger(t)})
 	require.NoError(t, err)
 	srv := httptest.NewServer(otelhttp.NewHandler(h, "tasker-api",
 		otelhttp.WithTracerProvider(orchProv.TracerProvider), otelhttp.WithPropagators(orchProv.Propagator),
@@ -371,7 +371,7 @@ func TestUnreachableCollector(t *testing.T) {
 	for range 5 {
 		c, err := e.Orchestrator.CreateTask(ctx, newRequest(t, "diamond_workflow/diamond_pattern", map[string]any{"even_number": 2}))
 		require.NoError(t, err)
-		require.Equal(t, "complete", waitTerminal(t, e.Orchestrator.Backend(), c.TaskUUID, 20*time.Second).State)
+		require.Equal(t, "complete", waitTerminal(t, e.Backend(), c.TaskUUID, 20*time.Second).State)
 	}
 	require.NoError(t, e.Stop())
 	sctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.OTLP.Timeout)+time.Second)
@@ -413,7 +413,7 @@ func TestOTLPMetricExport(t *testing.T) {
 			require.NoError(t, err)
 			created, err := e.Orchestrator.CreateTask(ctx, newRequest(t, "linear_workflow/mathematical_sequence", map[string]any{"even_number": 2}))
 			require.NoError(t, err)
-			require.Equal(t, "complete", waitTerminal(t, e.Orchestrator.Backend(), created.TaskUUID, 20*time.Second).State)
+			require.Equal(t, "complete", waitTerminal(t, e.Backend(), created.TaskUUID, 20*time.Second).State)
 			// Flushed while the engine runs: its gauges are unregistered by Stop.
 			require.NoError(t, prov.ForceFlush(ctx))
 			require.NoError(t, e.Stop())
@@ -455,7 +455,7 @@ func TestOTLPLogsCarryTraceContext(t *testing.T) {
 	require.NoError(t, err)
 	created, err := e.Orchestrator.CreateTask(ctx, newRequest(t, "single_workflow/single_step", map[string]any{"even_number": 2}))
 	require.NoError(t, err)
-	task := waitTerminal(t, e.Orchestrator.Backend(), created.TaskUUID, 20*time.Second)
+	task := waitTerminal(t, e.Backend(), created.TaskUUID, 20*time.Second)
 	require.Equal(t, "complete", task.State)
 	require.NoError(t, e.Stop())
 	require.NoError(t, prov.ForceFlush(ctx))

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,6 +17,7 @@ import (
 	"github.com/taskerhq/tasker/internal/messages"
 	"github.com/taskerhq/tasker/internal/queue"
 	"github.com/taskerhq/tasker/internal/state"
+	"github.com/taskerhq/tasker/internal/taskreq"
 	"github.com/taskerhq/tasker/internal/templatestore"
 	"github.com/taskerhq/tasker/internal/tracing"
 )
@@ -29,13 +29,9 @@ type Created struct {
 	State         state.Task
 }
 
-func fieldError(status int, code, field, format string, args ...any) *client.APIError {
-	return &client.APIError{Status: status, Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
-}
-
 // CreateTask is TaskInitializer.create_and_enqueue_task_from_request: one
 // transaction creates the task, its steps, edges and history, and enqueues the
-// root steps. Request problems come back as *client.APIError and write nothing.
+// root steps. Request problems come back as *taskreq.FieldError and write nothing.
 func (s *Service) CreateTask(ctx context.Context, req client.TaskRequest) (*Created, error) {
 	return s.createTask(ctx, nil, req)
 }
@@ -92,32 +88,22 @@ func (s *Service) createTask(ctx context.Context, callerTx pgx.Tx, req client.Ta
 	return out, nil
 }
 
+// resolveTemplate validates req and finds its template. Problems with the
+// request come back as *taskreq.FieldError.
 func (s *Service) resolveTemplate(ctx context.Context, req client.TaskRequest) (*templatestore.Registered, error) {
-	if err := queue.ValidateNamespace(req.Namespace); err != nil {
-		return nil, fieldError(http.StatusUnprocessableEntity, "invalid_field", "namespace", "%v", err)
-	}
-	if req.Name == "" {
-		return nil, fieldError(http.StatusUnprocessableEntity, "missing_field", "name", "name is required")
-	}
-	if len(req.Context) > 0 {
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(req.Context, &obj); err != nil || obj == nil {
-			return nil, fieldError(http.StatusUnprocessableEntity, "invalid_field", "context", "context must be a JSON object")
-		}
-	}
-	if req.Priority < -100 || req.Priority > 100 {
-		return nil, fieldError(http.StatusUnprocessableEntity, "invalid_field", "priority", "priority must be in -100..100")
+	if err := taskreq.Validate(&req); err != nil {
+		return nil, err
 	}
 	reg, err := s.lookupTemplate(ctx, req.Namespace, req.Name, req.Version)
 	if errors.Is(err, templatestore.ErrNotFound) {
 		if req.Version != "" {
 			if _, verr := templatestore.Lookup(ctx, s.pool, req.Namespace, req.Name, ""); verr == nil {
-				return nil, fieldError(http.StatusNotFound, "unknown_version", "version",
-					"template %s/%s has no version %s", req.Namespace, req.Name, req.Version)
+				return nil, &taskreq.FieldError{Field: "version", Code: taskreq.CodeUnknownVersion, Kind: taskreq.NotFound,
+					Message: fmt.Sprintf("template %s/%s has no version %s", req.Namespace, req.Name, req.Version)}
 			}
 		}
-		return nil, fieldError(http.StatusNotFound, "unknown_template", "name",
-			"no template %s/%s is registered", req.Namespace, req.Name)
+		return nil, &taskreq.FieldError{Field: "name", Code: taskreq.CodeUnknownTemplate, Kind: taskreq.NotFound,
+			Message: fmt.Sprintf("no template %s/%s is registered", req.Namespace, req.Name)}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("creating task: %w", err)
@@ -261,11 +247,11 @@ func (s *Service) ProcessTaskRequestMessage(ctx context.Context, msgID int64) er
 			req.CorrelationID = &c
 		}
 		reg, err := s.resolveTemplate(ctx, req)
-		var apiErr *client.APIError
-		if errors.As(err, &apiErr) {
+		var fe *taskreq.FieldError
+		if errors.As(err, &fe) {
 			s.m.MessageFailed(ctx, queue.TaskRequests)
 			s.log.WarnContext(ctx, "rejecting task request", "correlation_id", msg.CorrelationID, "msg_id", msgID,
-				"request_id", msg.RequestID, "field", apiErr.Field, "error", apiErr.Message)
+				"request_id", msg.RequestID, "field", fe.Field, "error", fe.Message)
 			_, aerr := s.queues.Archive(ctx, tx, queue.TaskRequests, msgID)
 			return aerr
 		}

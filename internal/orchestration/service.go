@@ -287,3 +287,6 @@ func (s *Service) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	}
 	return tx.Commit(ctx)
 }
+
+// Funcs exposes the SQL function wrappers (the API's reads, tests, benchmarks).
+func (s *Service) Funcs() *db.Funcs { return s.funcs }

@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"slices"
 	"sync"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/taskerhq/tasker/client"
 	"github.com/taskerhq/tasker/internal/api"
+	"github.com/taskerhq/tasker/internal/taskreq"
 )
 
 // Backend is an in-memory api.Backend. It is safe for concurrent use.
@@ -165,7 +165,7 @@ func (b *Backend) CreateTask(_ context.Context, req client.TaskRequest) (*client
 
 // findTemplate picks the template a request names; with no version, the one
 // registered last wins (the fake does not compare versions).
-func (b *Backend) findTemplate(req client.TaskRequest) (*client.Template, *client.APIError) {
+func (b *Backend) findTemplate(req client.TaskRequest) (*client.Template, error) {
 	var found *client.Template
 	for i := range b.templates {
 		t := &b.templates[i]
@@ -181,12 +181,12 @@ func (b *Backend) findTemplate(req client.TaskRequest) (*client.Template, *clien
 	}
 	for _, t := range b.templates {
 		if t.Namespace == req.Namespace && t.Name == req.Name {
-			return nil, &client.APIError{Status: http.StatusUnprocessableEntity, Code: client.CodeInvalidField, Field: "version",
+			return nil, &taskreq.FieldError{Field: "version", Code: taskreq.CodeUnknownVersion, Kind: taskreq.NotFound,
 				Message: fmt.Sprintf("template %s/%s has no version %s", req.Namespace, req.Name, req.Version)}
 		}
 	}
-	return nil, &client.APIError{Status: http.StatusNotFound, Code: client.CodeNotFound, Field: "name",
-		Message: fmt.Sprintf("no template %s/%s", req.Namespace, req.Name)}
+	return nil, &taskreq.FieldError{Field: "name", Code: taskreq.CodeUnknownTemplate, Kind: taskreq.NotFound,
+		Message: fmt.Sprintf("no template %s/%s is registered", req.Namespace, req.Name)}
 }
 
 // GetTask implements api.Backend.

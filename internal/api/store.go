@@ -1,0 +1,242 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/taskerhq/tasker/client"
+	"github.com/taskerhq/tasker/internal/db"
+	"github.com/taskerhq/tasker/internal/messages"
+	"github.com/taskerhq/tasker/internal/orchestration"
+	"github.com/taskerhq/tasker/internal/queue"
+	"github.com/taskerhq/tasker/internal/templatestore"
+	"github.com/taskerhq/tasker/internal/tracing"
+)
+
+// TaskCreator creates tasks (orchestration's initializer).
+type TaskCreator interface {
+	CreateTask(ctx context.Context, req client.TaskRequest) (*orchestration.Created, error)
+}
+
+// Store is the Backend over PostgreSQL: the API's read model (tasks, steps,
+// histories and results shaped as the client package's types) and task
+// creation through the initializer.
+type Store struct {
+	pool    *pgxpool.Pool
+	funcs   *db.Funcs
+	creator TaskCreator
+}
+
+var _ Backend = (*Store)(nil)
+
+// NewStore returns the Backend over pool; creator creates tasks and funcs
+// reports the SQL functions the reads call (nil: unobserved).
+func NewStore(pool *pgxpool.Pool, creator TaskCreator, funcs *db.Funcs) *Store {
+	if funcs == nil {
+		funcs = db.NewFuncs(nil)
+	}
+	return &Store{pool: pool, funcs: funcs, creator: creator}
+}
+
+// CreateTask implements Backend.
+func (s *Store) CreateTask(ctx context.Context, req client.TaskRequest) (*client.Task, error) {
+	c, err := s.creator.CreateTask(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return s.GetTask(tracing.WithCorrelationID(ctx, c.CorrelationID), c.TaskUUID)
+}
+
+// Ping implements Backend.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+func taskFromRow(r *db.TaskRow) *client.Task {
+	t := &client.Task{TaskUUID: r.TaskUUID, Namespace: r.Namespace, Name: r.Name, Version: r.Version, State: r.State,
+		CorrelationID: r.CorrelationID, ParentCorrelationID: r.ParentCorrelationID, Context: r.Context,
+		Initiator: r.Initiator, SourceSystem: r.SourceSystem, Reason: r.Reason, Priority: r.Priority,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, CompletedAt: r.CompletedAt}
+	_ = json.Unmarshal(r.Tags, &t.Tags)
+	var headers map[string]string
+	if queue.DecodeHeaders(r.TraceContext, &headers) == nil {
+		t.TraceID = tracing.Noop().TraceID(headers)
+	}
+	return t
+}
+
+// GetTask implements Backend.
+func (s *Store) GetTask(ctx context.Context, id uuid.UUID) (*client.Task, error) {
+	row, err := db.GetTask(ctx, s.pool, id)
+	if err != nil {
+		return nil, err
+	}
+	t := taskFromRow(row)
+	if err := s.fillTask(ctx, t); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// fillTask adds the execution summary, leaf results, error and history.
+func (s *Store) fillTask(ctx context.Context, t *client.Task) error {
+	ec, ok, err := s.funcs.GetTaskExecutionContext(ctx, s.pool, t.TaskUUID)
+	if err != nil {
+		return err
+	}
+	if ok {
+		t.ExecutionStatus = ec.ExecutionStatus
+		t.TotalSteps, t.PendingSteps = int(ec.TotalSteps), int(ec.PendingSteps)
+		// Enqueued is told apart from in progress: a step nobody claims
+		// (no worker serves its namespace) must not look as if it ran.
+		t.EnqueuedSteps = int(ec.EnqueuedSteps)
+		t.InProgressSteps = int(ec.InProgressSteps + ec.AwaitingSteps)
+		t.CompletedSteps, t.FailedSteps, t.ReadySteps = int(ec.CompletedSteps), int(ec.FailedSteps), int(ec.ReadySteps)
+	}
+	// Leaf steps (no dependents) carry the task's result; the latest failed
+	// step carries its error.
+	outcomes, err := db.TaskStepOutcomes(ctx, s.pool, t.TaskUUID)
+	if err != nil {
+		return err
+	}
+	for _, o := range outcomes {
+		r := decodeStoredResult(o.Results)
+		if o.Leaf && o.State == "complete" && t.State == "complete" {
+			if t.Result == nil {
+				t.Result = map[string]json.RawMessage{}
+			}
+			t.Result[o.Name] = r.Result
+		}
+		if o.State == "error" && r.Error != nil {
+			t.Error = r.stepError(o.Name)
+		}
+	}
+	history, err := db.TaskTransitions(ctx, s.pool, t.TaskUUID)
+	if err != nil {
+		return err
+	}
+	t.Transitions = make([]client.Transition, len(history))
+	for i, h := range history {
+		t.Transitions[i] = client.Transition{From: h.From, To: h.To, Reason: h.Reason, At: h.At}
+	}
+	return nil
+}
+
+// ListSteps implements Backend.
+func (s *Store) ListSteps(ctx context.Context, id uuid.UUID) ([]client.Step, error) {
+	rows, err := db.ListSteps(ctx, s.pool, id)
+	if err != nil {
+		return nil, err
+	}
+	steps := make([]client.Step, len(rows))
+	idx := make(map[uuid.UUID]int, len(rows))
+	for i, r := range rows {
+		st := client.Step{StepUUID: r.StepUUID, TaskUUID: r.TaskUUID, Name: r.Name, Handler: r.Handler, State: r.State,
+			Attempts: r.Attempts, MaxAttempts: r.MaxAttempts, Retryable: r.Retryable, NextRetryAt: r.NextRetryAt,
+			LeaseExpiresAt: r.LeaseExpiresAt, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, DependsOn: r.DependsOn,
+			Transitions: []client.Transition{}}
+		if st.State == "complete" || st.State == "resolved_manually" {
+			st.CompletedAt = r.ProcessedAt
+		}
+		if st.State != "waiting_for_retry" {
+			st.NextRetryAt = nil
+		}
+		if len(r.Results) > 0 {
+			if res := decodeStoredResult(r.Results); res.Error != nil {
+				st.Error = res.stepError(st.Name)
+			} else {
+				st.Result = res.Result
+			}
+		}
+		steps[i] = st
+		idx[r.StepUUID] = i
+	}
+	history, err := db.StepTransitions(ctx, s.pool, id)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range history {
+		if i, ok := idx[h.StepUUID]; ok {
+			steps[i].Transitions = append(steps[i].Transitions, client.Transition{From: h.From, To: h.To, Reason: h.Reason, At: h.At})
+		}
+	}
+	return steps, nil
+}
+
+// ListTasksByCorrelation implements Backend.
+func (s *Store) ListTasksByCorrelation(ctx context.Context, corr uuid.UUID) ([]client.Task, error) {
+	tasks, err := s.listTasks(ctx, db.ListTasksParams{CorrelationID: &corr})
+	if err != nil {
+		return nil, fmt.Errorf("listing tasks of correlation id %s: %w", corr, err)
+	}
+	return tasks, nil
+}
+
+// ListChildTasks implements Backend.
+func (s *Store) ListChildTasks(ctx context.Context, parent uuid.UUID) ([]client.Task, error) {
+	tasks, err := s.listTasks(ctx, db.ListTasksParams{ParentCorrelationID: &parent})
+	if err != nil {
+		return nil, fmt.Errorf("listing child tasks of %s: %w", parent, err)
+	}
+	return tasks, nil
+}
+
+func (s *Store) listTasks(ctx context.Context, p db.ListTasksParams) ([]client.Task, error) {
+	rows, err := db.ListTasks(ctx, s.pool, p)
+	if err != nil {
+		return nil, err
+	}
+	tasks := make([]client.Task, len(rows))
+	for i := range rows {
+		t := taskFromRow(&rows[i])
+		if err := s.fillTask(ctx, t); err != nil {
+			return nil, err
+		}
+		tasks[i] = *t
+	}
+	return tasks, nil
+}
+
+// Templates implements Backend.
+func (s *Store) Templates(ctx context.Context) ([]client.Template, error) {
+	tpls, err := templatestore.List(ctx, s.pool)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]client.Template, 0, len(tpls))
+	for _, t := range tpls {
+		ct := client.Template{Namespace: t.Namespace, Name: t.Name, Version: t.Version, Description: t.Description}
+		for _, st := range t.Steps {
+			ct.Steps = append(ct.Steps, client.TemplateStep{Name: st.Name, Handler: st.Handler, DependsOn: st.DependsOn,
+				MaxAttempts: st.Retry.MaxAttempts, TimeoutSeconds: st.Timeout.Seconds()})
+		}
+		out = append(out, ct)
+	}
+	return out, nil
+}
+
+// storedResult is the part of a step's stored result (the worker's
+// messages.StepExecutionResult) the API shows; Result stays raw JSON.
+type storedResult struct {
+	Result   json.RawMessage       `json:"result"`
+	Error    *messages.ResultError `json:"error"`
+	Metadata struct {
+		Attempt int `json:"attempt"`
+	} `json:"metadata"`
+}
+
+// decodeStoredResult reads workflow_steps.results; empty or unreadable gives the zero value.
+func decodeStoredResult(raw []byte) storedResult {
+	var r storedResult
+	if len(raw) > 0 {
+		_ = json.Unmarshal(raw, &r)
+	}
+	return r
+}
+
+func (r storedResult) stepError(step string) *client.StepError {
+	return &client.StepError{Step: step, Message: r.Error.Message, Type: r.Error.ErrorType,
+		Code: r.Error.ErrorCode, Retryable: r.Error.Retryable, Attempt: r.Metadata.Attempt}
+}

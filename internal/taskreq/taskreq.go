@@ -1,0 +1,147 @@
+// Package taskreq validates task requests. The REST API and the task-request
+// queue both create tasks from client.TaskRequest values and must refuse the
+// same ones with the same words, so the rules live here once; its errors are
+// domain errors that only the API edge turns into HTTP answers.
+package taskreq
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/taskerhq/tasker/client"
+)
+
+// Limits of a TaskRequest: tags stay usable as an index key, priority inside
+// the range the enqueuer orders by, and the free-text fields fit their
+// columns.
+const (
+	MaxTags       = 64
+	MaxTagLength  = 128
+	MinPriority   = -100
+	MaxPriority   = 100
+	MaxTextLength = 128
+)
+
+var (
+	// identifierRE is what a namespace or template name must look like: it
+	// becomes part of queue names, so it must be a safe SQL identifier.
+	identifierRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+	// semverRE is a plain X.Y.Z version, without leading zeros as SemVer 2.0 says.
+	semverRE = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$`)
+)
+
+// Kind tells how a FieldError is answered.
+type Kind int
+
+// Kinds of FieldError.
+const (
+	// Invalid: the field's value breaks a rule (HTTP 422).
+	Invalid Kind = iota
+	// Missing: a required field is absent (HTTP 422).
+	Missing
+	// NotFound: the field names something that does not exist, such as an
+	// unregistered template (HTTP 404).
+	NotFound
+)
+
+// FieldError is a request that can never succeed, naming the field at fault.
+type FieldError struct {
+	Field string
+	// Code is one of the client.Code* values or a more specific one
+	// (unknown_template, unknown_version).
+	Code    string
+	Kind    Kind
+	Message string
+}
+
+func (e *FieldError) Error() string { return e.Message }
+
+// Codes of FieldErrors beyond the generic ones.
+const (
+	CodeUnknownTemplate = client.CodeUnknownTemplate
+	CodeUnknownVersion  = client.CodeUnknownVersion
+)
+
+// Invalidf is an Invalid FieldError of field.
+func Invalidf(field, format string, args ...any) *FieldError {
+	return &FieldError{Field: field, Code: client.CodeInvalidField, Kind: Invalid, Message: fmt.Sprintf(format, args...)}
+}
+
+// IsFieldError reports whether err is (or wraps) a FieldError.
+func IsFieldError(err error) bool {
+	var fe *FieldError
+	return errors.As(err, &fe)
+}
+
+// Validate checks everything about req that needs no database: identifiers,
+// version, context, priority, tags and the free-text fields. It returns the
+// first problem as a *FieldError.
+func Validate(req *client.TaskRequest) error {
+	for _, f := range []struct{ name, value string }{{"namespace", req.Namespace}, {"name", req.Name}} {
+		switch {
+		case f.value == "":
+			return &FieldError{Field: f.name, Code: client.CodeMissingField, Kind: Missing, Message: f.name + " is required"}
+		case !identifierRE.MatchString(f.value):
+			return Invalidf(f.name, "%s must match %s, got %q", f.name, identifierRE, f.value)
+		}
+	}
+	if req.Version != "" && !semverRE.MatchString(req.Version) {
+		return Invalidf("version", "version must be a semantic version X.Y.Z, got %q", req.Version)
+	}
+	if len(req.Context) > 0 {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(req.Context, &obj); err != nil || obj == nil {
+			return Invalidf("context", "context must be a JSON object")
+		}
+		if hasEscapedNUL(req.Context) {
+			return Invalidf("context", "context must not contain the NUL character (\\u0000)")
+		}
+	}
+	if req.Priority < MinPriority || req.Priority > MaxPriority {
+		return Invalidf("priority", "priority must be between %d and %d, got %d", MinPriority, MaxPriority, req.Priority)
+	}
+	if len(req.Tags) > MaxTags {
+		return Invalidf("tags", "at most %d tags are allowed, got %d", MaxTags, len(req.Tags))
+	}
+	for i, tag := range req.Tags {
+		if n := utf8.RuneCountInString(tag); n > MaxTagLength {
+			return Invalidf("tags", "tags[%d] is %d characters long, the limit is %d", i, n, MaxTagLength)
+		}
+		if strings.ContainsRune(tag, 0) {
+			return Invalidf("tags", "tags[%d] must not contain the NUL character", i)
+		}
+	}
+	for _, f := range []struct{ name, value string }{
+		{"initiator", req.Initiator}, {"source_system", req.SourceSystem}, {"reason", req.Reason}} {
+		if n := utf8.RuneCountInString(f.value); n > MaxTextLength {
+			return Invalidf(f.name, "%s is %d characters long, the limit is %d", f.name, n, MaxTextLength)
+		}
+		if strings.ContainsRune(f.value, 0) {
+			return Invalidf(f.name, "%s must not contain the NUL character", f.name)
+		}
+	}
+	return nil
+}
+
+// hasEscapedNUL reports whether JSON text holds a \u0000 escape, which
+// PostgreSQL's jsonb cannot store. A raw NUL byte is not valid JSON, so the
+// escape is the only way one can appear; `\\u0000` (an escaped backslash
+// followed by "u0000") is not one.
+func hasEscapedNUL(raw []byte) bool {
+	backslashes := 0
+	for i, c := range raw {
+		if c == '\\' {
+			backslashes++
+			continue
+		}
+		if c == 'u' && backslashes%2 == 1 && strings.HasPrefix(string(raw[i+1:min(i+5, len(raw))]), "0000") {
+			return true
+		}
+		backslashes = 0
+	}
+	return false
+}
