@@ -100,6 +100,9 @@ type work struct {
 // ctx is done; it returns once every goroutine it started has stopped.
 func (s *Service) Run(ctx context.Context, c *Consumers) error {
 	if err := s.Setup(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting: nothing to report
+		}
 		return err
 	}
 	jobs := make(chan work, 1024)
