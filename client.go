@@ -15,6 +15,7 @@ import (
 
 	"github.com/taskerhq/tasker/client"
 	"github.com/taskerhq/tasker/internal/api"
+	"github.com/taskerhq/tasker/internal/base"
 	"github.com/taskerhq/tasker/internal/db"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/metrics"
@@ -98,7 +99,7 @@ func NewClient(pool *pgxpool.Pool, cfg *Config) (*Client, error) {
 		return nil, fmt.Errorf("tasker: creating metrics: %w", err)
 	}
 	c.metrics = m
-	init, err := orchestration.New(pool, orchestration.Config{Logger: c.log, Tracer: c.tracer, Metrics: m})
+	init, err := orchestration.New(pool, orchestration.Config{Telemetry: base.Telemetry{Logger: c.log, Tracer: c.tracer, Metrics: m}})
 	if err != nil {
 		return nil, fmt.Errorf("tasker: %w", err)
 	}
@@ -137,7 +138,7 @@ func (c *Client) Start(ctx context.Context) error {
 	if err := c.RegisterTemplates(ctx, c.cfg.Templates...); err != nil {
 		return fmt.Errorf("tasker: starting: %w", err)
 	}
-	ecfg := engine.Config{Pool: c.pool, Logger: c.log, Tracer: c.tracer, Metrics: c.metrics}
+	ecfg := engine.Config{Pool: c.pool, Telemetry: base.Telemetry{Logger: c.log, Tracer: c.tracer, Metrics: c.metrics}}
 	if o := c.cfg.Orchestration; o != nil {
 		ecfg.Orchestration = &orchestration.Config{ResultWorkers: o.ResultWorkers, ReadinessInterval: o.ReadinessInterval,
 			FallbackInterval: o.FallbackInterval}

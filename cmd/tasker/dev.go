@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/taskerhq/tasker/client"
+	"github.com/taskerhq/tasker/internal/base"
 	"github.com/taskerhq/tasker/internal/devdb"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/examples"
@@ -139,17 +140,19 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 	if err := work.register(ctx, pool, namespaces); err != nil {
 		return err
 	}
-	init, err := orchestration.New(pool, orchestration.Config{Logger: logger, Tracer: workerTracer, Metrics: obs.metrics})
+	init, err := orchestration.New(pool, orchestration.Config{Telemetry: base.Telemetry{Logger: logger, Tracer: workerTracer, Metrics: obs.metrics}})
 	if err != nil {
 		return err
 	}
-	ecfg := engine.Config{Pool: pool, Logger: logger, Metrics: obs.metrics, Tracer: obs.tracer,
-		Orchestration: &orchestration.Config{}}
+	ecfg := engine.Config{Pool: pool,
+		Orchestration: &orchestration.Config{},
+		Telemetry:     base.Telemetry{Logger: logger, Metrics: obs.metrics, Tracer: obs.tracer}}
 	// With no templates of its own (--examples=false), dev is a database,
 	// orchestration and the API for workers in other processes.
 	if len(namespaces) > 0 {
 		ecfg.Worker = &worker.Config{Namespaces: namespaces, Dispatcher: worker.RegistryDispatcher{Registry: work.handlers},
-			Submitter: init, Tracer: workerTracer}
+			Submitter: init,
+			Telemetry: base.Telemetry{Tracer: workerTracer}}
 	}
 	e, err := engine.Start(ctx, ecfg)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/taskerhq/tasker/internal/base"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/orchestration"
 )
@@ -42,8 +43,9 @@ func newServerCmd(getenv func(string) string) *cobra.Command {
 			if err := work.register(ctx, pool, nil); err != nil {
 				return err
 			}
-			e, err := engine.Start(ctx, engine.Config{Pool: pool, Logger: logger, Metrics: obs.metrics, Tracer: obs.tracer,
-				Orchestration: &orchestration.Config{}})
+			e, err := engine.Start(ctx, engine.Config{Pool: pool,
+				Orchestration: &orchestration.Config{},
+				Telemetry:     base.Telemetry{Logger: logger, Metrics: obs.metrics, Tracer: obs.tracer}})
 			if err != nil {
 				return err
 			}

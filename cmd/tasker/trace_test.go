@@ -15,6 +15,7 @@ import (
 
 	"github.com/taskerhq/tasker/client"
 	"github.com/taskerhq/tasker/internal/api"
+	"github.com/taskerhq/tasker/internal/base"
 	"github.com/taskerhq/tasker/internal/dbtest"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/orchestration"
@@ -36,12 +37,13 @@ func TestTraceCommand(t *testing.T) {
 	tp := sdktrace.NewTracerProvider()
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	tr := tracing.New(tp, nil)
-	sub, err := orchestration.New(pool, orchestration.Config{Tracer: tr})
+	sub, err := orchestration.New(pool, orchestration.Config{Telemetry: base.Telemetry{Tracer: tr}})
 	require.NoError(t, err)
 	e, err := engine.Start(ctx, engine.Config{Pool: pool,
-		Orchestration: &orchestration.Config{Tracer: tr},
+		Orchestration: &orchestration.Config{Telemetry: base.Telemetry{Tracer: tr}},
 		Worker: &worker.Config{Namespaces: work.namespaces(), Dispatcher: worker.RegistryDispatcher{Registry: work.handlers},
-			Submitter: sub, Tracer: tr}})
+			Submitter: sub,
+			Telemetry: base.Telemetry{Tracer: tr}}})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, e.Stop()) })
 	h, err := api.NewHandler(api.Config{Backend: e.Backend()})

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/taskerhq/tasker/client"
+	"github.com/taskerhq/tasker/internal/base"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/orchestration"
 	"github.com/taskerhq/tasker/internal/worker"
@@ -62,15 +63,14 @@ handler it does not have.`,
 				return err
 			}
 			// The initializer is only used to create child tasks for handlers.
-			init, err := orchestration.New(pool, orchestration.Config{Logger: logger, Tracer: obs.tracer, Metrics: obs.metrics})
+			init, err := orchestration.New(pool, orchestration.Config{Telemetry: base.Telemetry{Logger: logger, Tracer: obs.tracer, Metrics: obs.metrics}})
 			if err != nil {
 				return err
 			}
-			e, err := engine.Start(ctx, engine.Config{Pool: pool, Logger: logger, Metrics: obs.metrics, Tracer: obs.tracer,
-				Worker: &worker.Config{
-					Namespaces: namespaces, Concurrency: concurrency, Lease: lease,
-					Dispatcher: worker.RegistryDispatcher{Registry: work.handlers}, Submitter: init,
-				}})
+			e, err := engine.Start(ctx, engine.Config{Pool: pool, Worker: &worker.Config{
+				Namespaces: namespaces, Concurrency: concurrency, Lease: lease,
+				Dispatcher: worker.RegistryDispatcher{Registry: work.handlers}, Submitter: init,
+			}, Telemetry: base.Telemetry{Logger: logger, Metrics: obs.metrics, Tracer: obs.tracer}})
 			if errors.Is(err, worker.ErrUnknownNamespace) {
 				return usageError("%v", err)
 			}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/taskerhq/tasker/client"
 	"github.com/taskerhq/tasker/handler"
+	"github.com/taskerhq/tasker/internal/base"
 	"github.com/taskerhq/tasker/internal/db"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/examples"
@@ -321,16 +322,14 @@ func runE2E(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg *handler.Re
 	if cfg.Completion == CompletionHook {
 		logger = slog.New(hookHandler{inner: cfg.Logger.Handler(), t: trk})
 	}
-	initSvc, err := orchestration.New(pool, orchestration.Config{Logger: logger})
+	initSvc, err := orchestration.New(pool, orchestration.Config{Telemetry: base.Telemetry{Logger: logger}})
 	if err != nil {
 		return nil, err
 	}
-	e, err := engine.Start(ctx, engine.Config{
-		Pool: pool, Logger: logger,
+	e, err := engine.Start(ctx, engine.Config{Pool: pool,
 		Orchestration: &orchestration.Config{},
 		Worker: &worker.Config{Namespaces: []string{tpl.Namespace}, Dispatcher: worker.RegistryDispatcher{Registry: reg},
-			Submitter: initSvc},
-	})
+			Submitter: initSvc}, Telemetry: base.Telemetry{Logger: logger}})
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/taskerhq/tasker/client"
 	"github.com/taskerhq/tasker/handler"
+	"github.com/taskerhq/tasker/internal/base"
 	"github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/examples"
@@ -284,14 +285,14 @@ func throughputRound(ctx context.Context, cfg ThroughputConfig, pool *pgxpool.Po
 		tc.Logs.Level = config.LevelInfo
 		logger = telemetry.NewLogger(tc.Logs, discard{}, p)
 	}
-	sub, err := orchestration.New(pool, orchestration.Config{Tracer: tr, Metrics: m, Logger: logger})
+	sub, err := orchestration.New(pool, orchestration.Config{Telemetry: base.Telemetry{Tracer: tr, Metrics: m, Logger: logger}})
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	e, err := engine.Start(ctx, engine.Config{Pool: pool, Logger: logger, Metrics: m, Tracer: tr,
+	e, err := engine.Start(ctx, engine.Config{Pool: pool,
 		Orchestration: &orchestration.Config{ResultWorkers: cfg.ResultWorkers},
 		Worker: &worker.Config{Namespaces: []string{ns}, Dispatcher: worker.RegistryDispatcher{Registry: reg},
-			Concurrency: cfg.WorkerConcurrency, Submitter: sub}})
+			Concurrency: cfg.WorkerConcurrency, Submitter: sub}, Telemetry: base.Telemetry{Logger: logger, Metrics: m, Tracer: tr}})
 	if err != nil {
 		return 0, 0, 0, err
 	}

@@ -7,17 +7,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/taskerhq/tasker/internal/api"
+	"github.com/taskerhq/tasker/internal/base"
 	"github.com/taskerhq/tasker/internal/metrics"
 	"github.com/taskerhq/tasker/internal/orchestration"
 	"github.com/taskerhq/tasker/internal/queue"
-	"github.com/taskerhq/tasker/internal/tracing"
 	"github.com/taskerhq/tasker/internal/worker"
 )
 
@@ -28,12 +27,10 @@ type Config struct {
 	Orchestration *orchestration.Config
 	// Worker runs a worker when non-nil.
 	Worker *worker.Config
-	Logger *slog.Logger
-	// Metrics, when set, is given to every component that has none and gets
-	// the process's gauges (pool, queues, tasks, listener, active handlers).
-	Metrics *metrics.Metrics
-	// Tracer, when set, is given to every component that has none.
-	Tracer *tracing.Tracer
+	// Telemetry is given to every component for the fields it leaves zero;
+	// its Metrics also gets the process's gauges (pool, queues, tasks,
+	// listener, active handlers, live workers).
+	base.Telemetry
 }
 
 // Engine is a running set of components.
@@ -56,9 +53,7 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Pool == nil {
 		return nil, errors.New("engine: pool is required")
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Telemetry = cfg.Telemetry.WithDefaults()
 	connCfg := cfg.Pool.Config().ConnConfig
 	e := &Engine{
 		pool: cfg.Pool,
@@ -69,15 +64,7 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 	var consumers *orchestration.Consumers
 	if cfg.Orchestration != nil {
 		oc := *cfg.Orchestration
-		if oc.Logger == nil {
-			oc.Logger = cfg.Logger
-		}
-		if oc.Metrics == nil {
-			oc.Metrics = cfg.Metrics
-		}
-		if oc.Tracer == nil {
-			oc.Tracer = cfg.Tracer
-		}
+		oc.Telemetry = oc.Telemetry.Inherit(cfg.Telemetry)
 		svc, err := orchestration.New(cfg.Pool, oc)
 		if err != nil {
 			return nil, fmt.Errorf("starting orchestration: %w", err)
@@ -92,15 +79,7 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	if cfg.Worker != nil {
 		wc := *cfg.Worker
-		if wc.Logger == nil {
-			wc.Logger = cfg.Logger
-		}
-		if wc.Metrics == nil {
-			wc.Metrics = cfg.Metrics
-		}
-		if wc.Tracer == nil {
-			wc.Tracer = cfg.Tracer
-		}
+		wc.Telemetry = wc.Telemetry.Inherit(cfg.Telemetry)
 		w, err := worker.New(cfg.Pool, wc)
 		if err != nil {
 			return nil, fmt.Errorf("starting worker: %w", err)

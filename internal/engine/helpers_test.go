@@ -16,6 +16,7 @@ import (
 	"github.com/taskerhq/tasker/client"
 	"github.com/taskerhq/tasker/handler"
 	"github.com/taskerhq/tasker/internal/api"
+	"github.com/taskerhq/tasker/internal/base"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/metrics"
@@ -96,7 +97,7 @@ type engineOpts struct {
 
 func (b *testBundle) start(t *testing.T, o engineOpts) *engine.Engine {
 	t.Helper()
-	cfg := engine.Config{Pool: b.pool, Logger: testLogger(t)}
+	cfg := engine.Config{Pool: b.pool, Telemetry: base.Telemetry{Logger: testLogger(t)}}
 	if o.logger != nil {
 		cfg.Logger = o.logger
 	}
@@ -115,7 +116,7 @@ func (b *testBundle) start(t *testing.T, o engineOpts) *engine.Engine {
 		}
 		sub := o.submitter
 		if sub == nil {
-			svc, err := orchestration.New(b.pool, orchestration.Config{Logger: testLogger(t)})
+			svc, err := orchestration.New(b.pool, orchestration.Config{Telemetry: base.Telemetry{Logger: testLogger(t)}})
 			require.NoError(t, err)
 			sub = svc
 		}

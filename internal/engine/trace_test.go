@@ -17,6 +17,7 @@ import (
 	"github.com/taskerhq/tasker/client"
 	"github.com/taskerhq/tasker/handler"
 	"github.com/taskerhq/tasker/internal/api"
+	"github.com/taskerhq/tasker/internal/base"
 	"github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/jaegertest"
@@ -44,12 +45,15 @@ func startTraced(t *testing.T, b *testBundle, tcfg config.Telemetry, suffix stri
 	require.NoError(t, err)
 	orchTr := tracing.New(orchProv.TracerProvider, orchProv.Propagator)
 	workTr := tracing.New(workProv.TracerProvider, workProv.Propagator)
-	sub, err := orchestration.New(b.pool, orchestration.Config{Tracer: workTr})
+	sub, err := orchestration.New(b.pool, orchestration.Config{Telemetry: base.Telemetry{Tracer: workTr}})
 	require.NoError(t, err)
-	e, err := engine.Start(ctx, engine.Config{Pool: b.pool, Logger: testLogger(t),
-		Orchestration: &orchestration.Config{Tracer: orchTr, ReadinessInterval: 100 * time.Millisecond},
+	e, err := engine.Start(ctx, engine.Config{Pool: b.pool,
+		Orchestration: &orchestration.Config{ReadinessInterval: 100 * time.Millisecond,
+			Telemetry: base.Telemetry{Tracer: orchTr}},
 		Worker: &worker.Config{Namespaces: allNamespaces(b), Dispatcher: worker.RegistryDispatcher{Registry: b.registry},
-			Tracer: workTr, Submitter: sub}})
+			Submitter: sub,
+			Telemetry: base.Telemetry{Tracer: workTr}},
+		Telemetry: base.Telemetry{Logger: testLogger(t)}})
 	require.NoError(t, err)
 	h, err := api.NewHandler(api.Config{Backend: e.Backend(), Logger: testLogger(t)})
 	require.NoError(t, err)
@@ -368,9 +372,10 @@ func TestUnreachableCollector(t *testing.T) {
 	prov, err := telemetry.New(ctx, cfg, "tasker-unreachable")
 	require.NoError(t, err)
 	tr := tracing.New(prov.TracerProvider, prov.Propagator)
-	e, err := engine.Start(ctx, engine.Config{Pool: b.pool, Tracer: tr,
+	e, err := engine.Start(ctx, engine.Config{Pool: b.pool,
 		Orchestration: &orchestration.Config{},
-		Worker:        &worker.Config{Namespaces: allNamespaces(b), Dispatcher: worker.RegistryDispatcher{Registry: b.registry}}})
+		Worker:        &worker.Config{Namespaces: allNamespaces(b), Dispatcher: worker.RegistryDispatcher{Registry: b.registry}},
+		Telemetry:     base.Telemetry{Tracer: tr}})
 	require.NoError(t, err)
 	for range 5 {
 		c, err := e.Orchestrator.CreateTask(ctx, newRequest(t, "diamond_workflow/diamond_pattern", map[string]any{"even_number": 2}))
@@ -411,9 +416,10 @@ func TestOTLPMetricExport(t *testing.T) {
 			require.NoError(t, err)
 			m, err := metrics.New(prov.MeterProvider)
 			require.NoError(t, err)
-			e, err := engine.Start(ctx, engine.Config{Pool: b.pool, Metrics: m,
+			e, err := engine.Start(ctx, engine.Config{Pool: b.pool,
 				Orchestration: &orchestration.Config{},
-				Worker:        &worker.Config{Namespaces: allNamespaces(b), Dispatcher: worker.RegistryDispatcher{Registry: b.registry}}})
+				Worker:        &worker.Config{Namespaces: allNamespaces(b), Dispatcher: worker.RegistryDispatcher{Registry: b.registry}},
+				Telemetry:     base.Telemetry{Metrics: m}})
 			require.NoError(t, err)
 			created, err := e.Orchestrator.CreateTask(ctx, newRequest(t, "linear_workflow/mathematical_sequence", map[string]any{"even_number": 2}))
 			require.NoError(t, err)
@@ -453,9 +459,10 @@ func TestOTLPLogsCarryTraceContext(t *testing.T) {
 	cfg.Logs.Level = config.LevelInfo
 	logger := telemetry.NewLogger(cfg.Logs, io.Discard, prov)
 	tr := tracing.New(prov.TracerProvider, prov.Propagator)
-	e, err := engine.Start(ctx, engine.Config{Pool: b.pool, Logger: logger, Tracer: tr,
+	e, err := engine.Start(ctx, engine.Config{Pool: b.pool,
 		Orchestration: &orchestration.Config{},
-		Worker:        &worker.Config{Namespaces: allNamespaces(b), Dispatcher: worker.RegistryDispatcher{Registry: b.registry}}})
+		Worker:        &worker.Config{Namespaces: allNamespaces(b), Dispatcher: worker.RegistryDispatcher{Registry: b.registry}},
+		Telemetry:     base.Telemetry{Logger: logger, Tracer: tr}})
 	require.NoError(t, err)
 	created, err := e.Orchestrator.CreateTask(ctx, newRequest(t, "single_workflow/single_step", map[string]any{"even_number": 2}))
 	require.NoError(t, err)

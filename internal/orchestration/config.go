@@ -3,14 +3,10 @@ package orchestration
 import (
 	"cmp"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
-
-	"github.com/taskerhq/tasker/internal/db"
-	"github.com/taskerhq/tasker/internal/metrics"
-	"github.com/taskerhq/tasker/internal/tracing"
+	"github.com/taskerhq/tasker/internal/base"
 )
 
 // Config configures a Service. Zero values mean the documented default.
@@ -38,13 +34,7 @@ type Config struct {
 	// FailedMessageDelay hides a message whose processing failed before it is
 	// tried again. Default 2s.
 	FailedMessageDelay time.Duration
-	Logger             *slog.Logger
-	Observer           db.Observer
-	// Tracer makes spans and carries trace context through message headers.
-	// Default: no spans, context still propagated.
-	Tracer *tracing.Tracer
-	// Metrics records orchestration metrics. Default: none.
-	Metrics *metrics.Metrics
+	base.Telemetry
 }
 
 func (c Config) withDefaults() Config {
@@ -63,15 +53,7 @@ func (c Config) withDefaults() Config {
 	if c.RetryJitter < 0 {
 		c.RetryJitter = 0
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Tracer == nil {
-		c.Tracer = tracing.Noop()
-	}
-	if c.Observer == nil {
-		c.Observer = db.Observers{c.Tracer, c.Metrics}
-	}
+	c.Telemetry = c.Telemetry.WithDefaults()
 	return c
 }
 

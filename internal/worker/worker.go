@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/taskerhq/tasker/handler"
+	"github.com/taskerhq/tasker/internal/base"
 	"github.com/taskerhq/tasker/internal/db"
 	"github.com/taskerhq/tasker/internal/metrics"
 	"github.com/taskerhq/tasker/internal/queue"
@@ -44,12 +45,7 @@ type Config struct {
 	Dispatcher Dispatcher
 	// Submitter lets handlers create child tasks. Optional.
 	Submitter handler.TaskSubmitter
-	Logger    *slog.Logger
-	Observer  db.Observer
-	// Tracer makes spans and carries trace context through message headers.
-	Tracer *tracing.Tracer
-	// Metrics records worker metrics. Default: none.
-	Metrics *metrics.Metrics
+	base.Telemetry
 }
 
 func (c Config) withDefaults() Config {
@@ -63,15 +59,7 @@ func (c Config) withDefaults() Config {
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 10 * time.Second
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Tracer == nil {
-		c.Tracer = tracing.Noop()
-	}
-	if c.Observer == nil {
-		c.Observer = db.Observers{c.Tracer, c.Metrics}
-	}
+	c.Telemetry = c.Telemetry.WithDefaults()
 	return c
 }
 
