@@ -174,6 +174,7 @@ type APIError struct {
 	Message string `json:"message"`
 }
 
+// Error is the code, the field when there is one, and the message.
 func (e *APIError) Error() string {
 	if e.Field != "" {
 		return fmt.Sprintf("%s (%s): %s", e.Code, e.Field, e.Message)

@@ -24,6 +24,7 @@ type Error struct {
 	Err       error
 }
 
+// Error returns the message of the wrapped error.
 func (e *Error) Error() string {
 	if e.Err == nil {
 		return e.Type
@@ -31,6 +32,7 @@ func (e *Error) Error() string {
 	return e.Err.Error()
 }
 
+// Unwrap returns the wrapped error, for errors.Is and errors.As.
 func (e *Error) Unwrap() error { return e.Err }
 
 // Permanent marks err as a failure that is never retried (bad input, a

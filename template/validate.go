@@ -23,6 +23,7 @@ type ValidationError struct {
 	Msg   string
 }
 
+// Error names the template, the step and the field at fault.
 func (e *ValidationError) Error() string {
 	var b strings.Builder
 	b.WriteString("template ")
