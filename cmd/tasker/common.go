@@ -70,10 +70,10 @@ func newLogger(level string) (*slog.Logger, error) {
 func checkLogLevel(level string) (string, error) {
 	lv := strings.ToLower(level)
 	switch lv {
-	case config.LevelDebug, config.LevelInfo, config.LevelWarn, config.LevelError:
+	case config.LevelTrace, config.LevelDebug, config.LevelInfo, config.LevelWarn, config.LevelError:
 		return lv, nil
 	}
-	return "", usageError("--log-level: %q is not one of debug, info, warn, error", level)
+	return "", usageError("--log-level: %q is not one of trace, debug, info, warn, error", level)
 }
 
 // workload is what a process serves: the example templates and handlers when

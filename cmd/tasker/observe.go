@@ -33,7 +33,7 @@ type observability struct {
 // logLevelFlag binds --log-level; empty means the configured level.
 func logLevelFlag(cmd *cobra.Command, def string) *string {
 	var v string
-	cmd.Flags().StringVar(&v, "log-level", def, "debug, info, warn or error (default: telemetry.logs.level, TASKER_LOG_LEVEL)")
+	cmd.Flags().StringVar(&v, "log-level", def, "trace, debug, info, warn or error (default: telemetry.logs.level, TASKER_LOG_LEVEL)")
 	return &v
 }
 
@@ -68,10 +68,13 @@ func setupObservabilityTo(ctx context.Context, service, logLevel string, logOut 
 		_ = prov.Shutdown(context.Background())
 		return nil, err
 	}
+	logger := telemetry.NewLogger(cfg.Telemetry.Logs, logOut, prov)
 	return &observability{
 		cfg: cfg, prov: prov, prom: prom, metrics: m,
-		tracer: tracing.New(prov.TracerProvider, prov.Propagator),
-		logger: telemetry.NewLogger(cfg.Telemetry.Logs, logOut, prov),
+		// At trace level (TASKER_LOG_LEVEL=trace or TASKER_LOG_LEVEL_SQL=trace)
+		// every SQL function call logs its entry and exit.
+		tracer: tracing.New(prov.TracerProvider, prov.Propagator).WithCallLog(logger),
+		logger: logger,
 	}, nil
 }
 
@@ -100,9 +103,10 @@ func routeOf(path string) string {
 	return "/" + strings.Join(parts, "/")
 }
 
-// shutdown flushes telemetry within its configured timeout.
+// shutdown flushes telemetry within telemetry.otlp.shutdown_timeout_seconds
+// (Providers.Shutdown enforces it; the context is only a backstop).
 func (o *observability) shutdown() error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(o.cfg.Telemetry.OTLP.Timeout)+time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(o.cfg.Telemetry.OTLP.ShutdownTimeout)+time.Second)
 	defer cancel()
 	return errors.Join(o.metrics.Close(), o.prov.Shutdown(ctx))
 }

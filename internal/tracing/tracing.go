@@ -8,6 +8,8 @@ package tracing
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"time"
 
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/attribute"
@@ -19,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/taskerhq/tasker/internal/db"
+	"github.com/taskerhq/tasker/internal/telemetry"
 )
 
 // ScopeName is the instrumentation scope of every Tasker span.
@@ -45,6 +48,25 @@ const BaggageCorrelationID = "correlation_id"
 type Tracer struct {
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
+	// calls logs entry and exit of every SQL function call at
+	// telemetry.LevelTrace; nil for none.
+	calls *slog.Logger
+}
+
+// ComponentSQL is the log component of the SQL call trace, so
+// TASKER_LOG_LEVEL_SQL=trace turns it on alone.
+const ComponentSQL = "sql"
+
+// WithCallLog returns a copy of t that also logs the entry and exit of every
+// SQL function call (the engine's hot path) to l at telemetry.LevelTrace,
+// under component "sql". When that level is off, which it is unless asked
+// for, the check costs one level comparison and allocates nothing.
+func (t *Tracer) WithCallLog(l *slog.Logger) *Tracer {
+	c := *t
+	if l != nil {
+		c.calls = l.With(telemetry.ComponentKey, ComponentSQL)
+	}
+	return &c
 }
 
 // New returns a Tracer over tp (nil: no-op) propagating with prop (nil: W3C
@@ -169,6 +191,31 @@ func (t *Tracer) Propagator() propagation.TextMapPropagator { return t.prop }
 // with OpenTelemetry's database conventions, and messaging conventions for
 // queue operations.
 func (t *Tracer) StartCall(ctx context.Context, call db.Call) (context.Context, func(error)) {
+	if t.calls != nil && t.calls.Enabled(ctx, telemetry.LevelTrace) {
+		return t.logCall(ctx, call)
+	}
+	return t.startCall(ctx, call)
+}
+
+// logCall is StartCall with TRACE records around the call; it allocates,
+// which is why it runs only when that level is on.
+func (t *Tracer) logCall(ctx context.Context, call db.Call) (context.Context, func(error)) {
+	start := time.Now()
+	t.calls.LogAttrs(ctx, telemetry.LevelTrace, "sql call", slog.String("operation", call.Function),
+		slog.String("queue", call.Queue), slog.String("phase", "enter"))
+	ctx, done := t.startCall(ctx, call)
+	return ctx, func(err error) {
+		done(err)
+		attrs := []slog.Attr{slog.String("operation", call.Function), slog.Float64("duration_ms", float64(time.Since(start))/float64(time.Millisecond)),
+			slog.String("queue", call.Queue), slog.String("phase", "exit")}
+		if err != nil {
+			attrs = append(attrs, slog.String("error", err.Error()))
+		}
+		t.calls.LogAttrs(ctx, telemetry.LevelTrace, "sql call", attrs...)
+	}
+}
+
+func (t *Tracer) startCall(ctx context.Context, call db.Call) (context.Context, func(error)) {
 	if suppressed(ctx) {
 		return ctx, nopDone
 	}
