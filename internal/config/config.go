@@ -26,9 +26,9 @@ type Telemetry struct {
 	// (a file or TASKER_TELEMETRY_ENABLED); an OTEL_EXPORTER_OTLP_*ENDPOINT
 	// or OTEL_*_EXPORTER other than none, which turns export on as every
 	// OpenTelemetry SDK does; the default, off.
-	Enabled        bool     `toml:"enabled"`
-	ServiceName    string   `toml:"service_name"`
-	ServiceVersion string   `toml:"service_version"`
+	Enabled        bool   `toml:"enabled"`
+	ServiceName    string `toml:"service_name"`
+	ServiceVersion string `toml:"service_version"`
 	// ResourceAttributes are added to the resource of every signal
 	// (OTEL_RESOURCE_ATTRIBUTES); service.name, service.version and
 	// service.instance.id are Tasker's own and cannot be overridden here.
@@ -230,8 +230,8 @@ func (d Duration) String() string {
 func Default() *Config {
 	return &Config{
 		Telemetry: Telemetry{
-			Enabled:        false,
-			ServiceName:    "tasker",
+			Enabled:            false,
+			ServiceName:        "tasker",
 			ServiceVersion:     "0.1.0",
 			ResourceAttributes: map[string]string{},
 			OTLP: OTLP{

@@ -69,9 +69,9 @@ type Providers struct {
 	enabled         bool
 	timeout         time.Duration
 	shutdownTimeout time.Duration
-	tp      *sdktrace.TracerProvider
-	mp      *sdkmetric.MeterProvider
-	lp      *sdklog.LoggerProvider
+	tp              *sdktrace.TracerProvider
+	mp              *sdkmetric.MeterProvider
+	lp              *sdklog.LoggerProvider
 	// transport carries the http/protobuf exports; closed at shutdown.
 	transport *http.Transport
 
