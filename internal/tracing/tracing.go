@@ -84,15 +84,63 @@ func New(tp trace.TracerProvider, prop propagation.TextMapPropagator) *Tracer {
 // Noop is a Tracer that records nothing but still propagates.
 func Noop() *Tracer { return New(nil, nil) }
 
-// Start starts a span; the correlation ID from ctx's baggage is added to it.
+// Start starts a span; the correlation ID from ctx's baggage, and the task
+// a read is about (ForTask), are added to it.
 func (t *Tracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
 	ctx, span := t.tracer.Start(ctx, name, opts...)
 	if span.IsRecording() {
 		if c := CorrelationID(ctx); c != "" {
 			span.SetAttributes(KeyCorrelationID.String(c))
 		}
+		if id, ok := ctx.Value(taskKey{}).(uuid.UUID); ok {
+			span.SetAttributes(KeyTaskUUID.String(id.String()))
+		}
 	}
 	return ctx, span
+}
+
+type taskKey struct{}
+
+// ForTask is called by a read once it knows which task it is reading: the
+// span in ctx (an API request's server span) gets the task's correlation ID
+// and UUID, and so does every span started from the returned context (the
+// SQL calls that follow), so searching traces by correlation ID finds the
+// reads of a task as well as its execution. A zero task or correlation ID is
+// left out.
+func ForTask(ctx context.Context, corr, task uuid.UUID) context.Context {
+	span := trace.SpanFromContext(ctx)
+	if span.IsRecording() {
+		span.SetAttributes(IDs(corr, task, uuid.Nil, "", "")...)
+	}
+	ctx = WithCorrelationID(ctx, corr)
+	if task != uuid.Nil {
+		ctx = context.WithValue(ctx, taskKey{}, task)
+	}
+	return ctx
+}
+
+// Poll records one poller query as a span, after the fact and only when it
+// found something (or failed). A poller runs every second or so on every
+// orchestrator; a span per empty poll would be a trace per poll, burying the
+// traces of tasks under thousands of one-span traces that say nothing. Their
+// latency is still measured (tasker_sql_function_duration_milliseconds), and
+// a poll that finds work, or fails, is traced with its real start and end.
+// Sampling applies as to any root span.
+func (t *Tracer) Poll(ctx context.Context, function string, start time.Time, found int, err error, attrs ...attribute.KeyValue) {
+	if found == 0 && err == nil {
+		return
+	}
+	end := time.Now()
+	_, span := t.tracer.Start(ctx, "sql."+function, trace.WithTimestamp(start), trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(semconv.DBSystemNamePostgreSQL, semconv.DBOperationNameKey.String(function),
+			semconv.DBStoredProcedureNameKey.String(function), semconv.DBResponseReturnedRowsKey.Int(found)),
+		trace.WithAttributes(attrs...))
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+		span.SetAttributes(semconv.ErrorTypeKey.String(errorType(err)))
+	}
+	span.End(trace.WithTimestamp(end))
 }
 
 // IDs returns the common attributes of a task or step span; zero values are skipped.

@@ -6,8 +6,14 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/db"
@@ -57,4 +63,75 @@ func BenchmarkCallLogOff(b *testing.B) {
 		_, done := tr.StartCall(ctx, call)
 		done(nil)
 	}
+}
+
+func recorder(t *testing.T) (*tracing.Tracer, *tracetest.SpanRecorder) {
+	t.Helper()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	return tracing.New(tp, nil), rec
+}
+
+func attrsOf(s sdktrace.ReadOnlySpan) map[string]string {
+	out := map[string]string{}
+	for _, kv := range s.Attributes() {
+		out[string(kv.Key)] = kv.Value.Emit()
+	}
+	return out
+}
+
+// A read that has loaded its task names it on the request's span and on
+// every SQL span after that point.
+func TestForTask(t *testing.T) {
+	tr, rec := recorder(t)
+	corr, task := uuid.New(), uuid.New()
+	ctx, server := tr.Start(context.Background(), "GET /v1/tasks/{uuid}")
+	_, before := tr.StartCall(ctx, db.Call{Function: "load"})
+	before(nil)
+	ctx = tracing.ForTask(ctx, corr, task)
+	_, after := tr.StartCall(ctx, db.Call{Function: "get_task_execution_context"})
+	after(nil)
+	server.End()
+
+	spans := map[string]map[string]string{}
+	for _, s := range rec.Ended() {
+		spans[s.Name()] = attrsOf(s)
+	}
+	for _, name := range []string{"GET /v1/tasks/{uuid}", "sql.get_task_execution_context"} {
+		require.Equal(t, corr.String(), spans[name]["correlation_id"], name)
+		require.Equal(t, task.String(), spans[name]["task_uuid"], name)
+	}
+	require.NotContains(t, spans["sql.load"], "task_uuid", "the span that loads the task cannot know it yet")
+
+	// A list by correlation ID carries the correlation ID only.
+	ctx, list := tr.Start(context.Background(), "GET /v1/tasks")
+	ctx = tracing.ForTask(ctx, corr, uuid.Nil)
+	_, call := tr.StartCall(ctx, db.Call{Function: "get_task_execution_context"})
+	call(nil)
+	list.End()
+	got := attrsOf(rec.Ended()[len(rec.Ended())-2])
+	require.Equal(t, corr.String(), got["correlation_id"])
+	require.NotContains(t, got, "task_uuid")
+}
+
+// An empty poll leaves no span; one that found work, or failed, leaves one
+// with its real start and end.
+func TestPoll(t *testing.T) {
+	tr, rec := recorder(t)
+	ctx := context.Background()
+	start := time.Now().Add(-5 * time.Millisecond)
+	tr.Poll(ctx, "get_next_ready_tasks", start, 0, nil)
+	require.Empty(t, rec.Ended(), "empty polls are dropped")
+
+	tr.Poll(ctx, "get_next_ready_tasks", start, 3, nil, attribute.Int("batch_size", 50))
+	tr.Poll(ctx, "get_next_ready_tasks", start, 0, errors.New("connection reset"))
+	spans := rec.Ended()
+	require.Len(t, spans, 2)
+	require.Equal(t, "sql.get_next_ready_tasks", spans[0].Name())
+	require.Equal(t, start, spans[0].StartTime())
+	require.True(t, spans[0].EndTime().After(start))
+	require.Equal(t, "3", attrsOf(spans[0])["db.response.returned_rows"])
+	require.Equal(t, "50", attrsOf(spans[0])["batch_size"])
+	require.Equal(t, codes.Error, spans[1].Status().Code)
 }
