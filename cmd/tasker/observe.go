@@ -63,7 +63,8 @@ func setupObservabilityTo(ctx context.Context, service, logLevel string, logOut 
 	if err != nil {
 		return nil, err
 	}
-	m, err := metrics.New(prov.MeterProvider, metrics.WithCorrelationIDLabel(cfg.Telemetry.Metrics.CorrelationIDLabel))
+	m, err := metrics.New(prov.MeterProvider, metrics.WithCorrelationIDLabel(cfg.Telemetry.Metrics.CorrelationIDLabel),
+		metrics.WithPrometheus(prom))
 	if err != nil {
 		_ = prov.Shutdown(context.Background())
 		return nil, err

@@ -1,0 +1,131 @@
+package engine_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+
+	"github.com/taskerhq/tasker/internal/metrics"
+)
+
+// A freshly started process, before any task ran, already exports every
+// metric family: counters at 0 for the label sets it knows (queues,
+// namespaces, templates, steps, SQL functions, fixed outcomes), histograms
+// with zero counts, gauges read from the database. Dashboards show 0, not
+// "No data", and rate() alerts see 0, not an absent series. The first real
+// recording replaces a zero series without duplicating it.
+func TestFreshProcessExportsEveryFamily(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	exporter, err := metrics.NewPrometheus()
+	require.NoError(t, err)
+	m, err := metrics.New(exporter.MeterProvider(), metrics.WithPrometheus(exporter))
+	require.NoError(t, err)
+	srv := httptest.NewServer(exporter.Handler())
+	t.Cleanup(srv.Close)
+	e := b.start(t, engineOpts{orchestrate: true, work: true, metrics: m})
+
+	families := scrapeFamilies(t, srv.URL)
+	for _, name := range metrics.Names() {
+		require.Contains(t, families, name, "family %s missing from a fresh process", name)
+	}
+	require.Len(t, metrics.Names(), 40)
+
+	d := defsByName()
+	series := func(name string) []*dto.Metric { return families[name].GetMetric() }
+	for _, name := range metrics.Names() {
+		if dom := d[name].Domain; dom != "orchestration" && dom != "worker" {
+			continue // the pollers' SQL calls and queue reads start at once
+		}
+		switch d[name].Kind {
+		case metrics.Counter:
+			for _, s := range series(name) {
+				require.Zero(t, s.GetCounter().GetValue(), "%s %v", name, s.GetLabel())
+			}
+		case metrics.Histogram:
+			for _, s := range series(name) {
+				require.Zero(t, s.GetHistogram().GetSampleCount(), "%s %v", name, s.GetLabel())
+			}
+		}
+	}
+	// The label sets are the ones that will be recorded.
+	require.NotNil(t, find(series("tasker_messages_failed_total"), "queue", "orchestration_step_results"))
+	require.NotNil(t, find(series("tasker_fallback_poll_messages_total"), "queue", "worker_linear_workflow_queue"))
+	require.NotNil(t, find(series("tasker_sql_function_errors_total"), "function", "claim_step", "error_type", "timeout"))
+	require.NotNil(t, find(series("tasker_steps_failures_total"), "namespace", "linear_workflow", "step_name", "linear_step_1", "error_type", "permanent_error"))
+	require.NotNil(t, find(series("tasker_tasks_requests_total"), "namespace", "linear_workflow", "template", "mathematical_sequence"))
+	require.NotNil(t, find(series("tasker_step_execution_duration_milliseconds"), "namespace", "linear_workflow", "step_name", "linear_step_1"))
+
+	// After a task, its series carry real values, once each.
+	_, task := runTask(t, e, "linear_workflow/mathematical_sequence", 6)
+	require.Equal(t, "complete", task.State)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		families = scrapeFamilies(t, srv.URL)
+		if s := find(families["tasker_tasks_completions_total"].GetMetric(), "template", "mathematical_sequence"); s != nil && s.GetCounter().GetValue() == 1 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s := find(families["tasker_step_execution_duration_milliseconds"].GetMetric(), "namespace", "linear_workflow", "step_name", "linear_step_1")
+	require.NotNil(t, s)
+	require.Equal(t, uint64(1), s.GetHistogram().GetSampleCount(), "the real series replaced the zero one")
+	wait := find(families["tasker_message_queue_wait_duration_milliseconds"].GetMetric(), "queue", "worker_linear_workflow_queue")
+	require.NotNil(t, wait)
+	require.Positive(t, wait.GetHistogram().GetSampleCount(), "queue wait recorded for the worker queue")
+	wait = find(families["tasker_message_queue_wait_duration_milliseconds"].GetMetric(), "queue", "orchestration_step_results")
+	require.NotNil(t, wait)
+	require.Positive(t, wait.GetHistogram().GetSampleCount(), "queue wait recorded for the result queue")
+}
+
+func defsByName() map[string]metrics.Def {
+	out := map[string]metrics.Def{}
+	for _, d := range metrics.Definitions() {
+		out[d.Name] = d
+	}
+	return out
+}
+
+// scrapeFamilies reads url's /metrics in the Prometheus text format; the registry
+// refuses to serve duplicate series, so a zero series shown next to its real
+// one would fail here.
+func scrapeFamilies(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(resp.Body)
+	require.NoError(t, err)
+	// Counters are exposed under their _total name, histograms under their base name.
+	return families
+}
+
+// find returns the series whose labels include every name/value pair in kv.
+func find(series []*dto.Metric, kv ...string) *dto.Metric {
+	for _, s := range series {
+		labels := map[string]string{}
+		for _, l := range s.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		ok := true
+		for i := 0; i+1 < len(kv); i += 2 {
+			if labels[kv[i]] != kv[i+1] {
+				ok = false
+			}
+		}
+		if ok {
+			return s
+		}
+	}
+	return nil
+}
