@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,8 +12,13 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/metrics"
+	"github.com/taskerhq/tasker/internal/orchestration"
+	"github.com/taskerhq/tasker/internal/tracing"
+	"github.com/taskerhq/tasker/internal/worker"
 )
 
 // A freshly started process, before any task ran, already exports every
@@ -128,4 +134,59 @@ func find(series []*dto.Metric, kv ...string) *dto.Metric {
 		}
 	}
 	return nil
+}
+
+// The queue wait of a traced message links to its trace: its bucket carries
+// an exemplar with the consuming span's trace ID (OpenMetrics).
+func TestQueueWaitHasExemplar(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	exporter, err := metrics.NewPrometheus()
+	require.NoError(t, err)
+	m, err := metrics.New(exporter.MeterProvider(), metrics.WithPrometheus(exporter))
+	require.NoError(t, err)
+	srv := httptest.NewServer(exporter.Handler())
+	t.Cleanup(srv.Close)
+	tp := sdktrace.NewTracerProvider()
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	tr := tracing.New(tp, nil)
+	ctx := context.Background()
+	e, err := engine.Start(ctx, engine.Config{Pool: b.pool, Logger: testLogger(t), Metrics: m, Tracer: tr,
+		Orchestration: &orchestration.Config{Tracer: tr},
+		Worker: &worker.Config{Namespaces: allNamespaces(b), Dispatcher: worker.RegistryDispatcher{Registry: b.registry}, Tracer: tr}})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, e.Stop()) })
+	_, task := runTask(t, e, "single_workflow/single_step", 4)
+	require.Equal(t, "complete", task.State)
+	require.Len(t, task.TraceID, 32)
+
+	var om string
+	require.Eventually(t, func() bool {
+		om = scrape(t, srv.URL, true)
+		for line := range strings.SplitSeq(om, "\n") {
+			if strings.HasPrefix(line, "tasker_message_queue_wait_duration_milliseconds_bucket{") &&
+				strings.Contains(line, `queue="worker_single_workflow_queue"`) && strings.Contains(line, `trace_id="`+task.TraceID+`"`) {
+				return true
+			}
+		}
+		return false
+	}, 20*time.Second, 50*time.Millisecond, "no queue wait exemplar naming the task's trace")
+}
+
+// recorded reports whether the text exposition has a sample of metric name
+// (a counter, or a histogram's _count) above zero: since every series is
+// declared at 0 from the start, being present no longer means recorded.
+func recorded(text, name string) bool {
+	for line := range strings.SplitSeq(text, "\n") {
+		for _, series := range []string{name, name + "_count"} {
+			rest, ok := strings.CutPrefix(line, series)
+			if !ok || (rest != "" && rest[0] != '{' && rest[0] != ' ') {
+				continue
+			}
+			if i := strings.LastIndexByte(rest, ' '); i >= 0 && strings.TrimSpace(rest[i:]) != "0" {
+				return true
+			}
+		}
+	}
+	return false
 }
