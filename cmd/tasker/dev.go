@@ -20,8 +20,6 @@ import (
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/orchestration"
-	"github.com/taskerhq/tasker/internal/telemetry"
-	"github.com/taskerhq/tasker/internal/tracing"
 	"github.com/taskerhq/tasker/internal/worker"
 	"github.com/taskerhq/tasker/template"
 )
@@ -97,16 +95,10 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 	}
 	defer func() { err = errors.Join(err, obs.shutdown()) }()
 	// The worker reports under its own service name, as it would in its own process.
-	workerProv, err := telemetry.New(ctx, obs.cfg.Telemetry, "tasker-worker", telemetry.WithLogger(obs.logger))
+	workerTracer, err := obs.workerTracer(ctx)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), time.Duration(obs.cfg.Telemetry.OTLP.Timeout)+time.Second)
-		defer cancel()
-		err = errors.Join(err, workerProv.Shutdown(sctx))
-	}()
-	workerTracer := tracing.New(workerProv.TracerProvider, workerProv.Propagator)
 	logger := obs.logger
 	url := f.db.URL
 	if url == "" {
