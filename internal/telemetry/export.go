@@ -132,7 +132,7 @@ func settle(p *pipe, rep *reporter, sig signal, n int, err error) {
 		}
 		return
 	}
-	rep.result(sig, n, err)
+	rep.result(sig, n, p.state.endpoint, err)
 }
 
 // guard runs export with a context that is also cancelled when exports are
@@ -290,7 +290,9 @@ func (r *reporter) refused(s *signalState, err error) {
 			"_ENDPOINT) or turn it off (OTEL_"+strings.ToUpper(s.name)+"_EXPORTER=none)"))
 }
 
-func (r *reporter) result(s signal, n int, err error) {
+// result accounts for one export; endpoint is where it went ("" for the
+// console), named in the warning since signals may go to different places.
+func (r *reporter) result(s signal, n int, endpoint string, err error) {
 	if err == nil {
 		return
 	}
@@ -306,7 +308,10 @@ func (r *reporter) result(s signal, n int, err error) {
 	}
 	r.warned = true
 	r.lastLog = now
-	attrs := []any{slog.String("endpoint", r.endpoint), slog.String("error", err.Error())}
+	if endpoint == "" {
+		endpoint = r.endpoint
+	}
+	attrs := []any{slog.String("endpoint", endpoint), slog.String("error", err.Error())}
 	for i := range numSignals {
 		attrs = append(attrs, slog.Int64("dropped_"+i.String(), r.since[i]))
 	}
