@@ -223,7 +223,7 @@ func printNextSteps(out io.Writer, url, databaseURL, logPath string, withExample
 	if exporting {
 		fmt.Fprintf(out, "  traces      exported over OTLP; find a task's trace with: go run ./cmd/tasker trace CORRELATION_ID\n")
 	} else {
-		fmt.Fprintf(out, "  traces      TASKER_TELEMETRY_ENABLED=true with a local Jaeger: docs/observability/tracing.md\n")
+		fmt.Fprintf(out, "  traces      OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 with a local Jaeger: docs/observability/tracing.md\n")
 	}
 	fmt.Fprintf(out, "  your own    a workflow of your own in your own program: examples/custom-worker (README: Your first workflow)\n")
 	if logPath != "" {
