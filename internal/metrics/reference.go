@@ -23,13 +23,13 @@ function, error type, claim method); task, step and correlation IDs are never la
 ` + "`telemetry.metrics.correlation_id_label = true`" + ` adds ` + "`correlation_id`" + ` to task and step metrics — one new series per
 workflow, a cardinality hazard meant for low-volume systems only.
 
-Every counter is exported from the start, at 0, for the label sets the process knows then (the queues,
-namespaces, templates and steps in the database, the SQL functions it calls, the fixed outcomes such as
-` + "`result`, `claim_method`, `final_state`" + ` and the worker's own error types), and ` + "`/metrics`" + ` shows every histogram
-with zero counts for the same label sets until it is first recorded; so dashboards show 0 rather than
-"No data", and ` + "`rate()`" + `-based alerts can tell "none happened" from "not reported". Label sets that appear
-later (a template registered after start, a handler's own error type, a SQLSTATE class) show up when first
-recorded.
+Every counter is exported from the start, at 0, for the label sets the process knows then: the queues,
+namespaces, templates and steps in the database, the SQL functions it calls, the fixed outcomes (` + "`result`" + `,
+` + "`claim_method`, `final_state`" + `) and ` + "`retryable_error`, `permanent_error`" + ` for step failures. ` + "`/metrics`" + ` shows every
+histogram with zero counts for the same label sets until it is first recorded. Dashboards therefore show 0
+rather than "No data", and ` + "`rate()`" + `-based alerts can tell "none happened" from "not reported". Label sets
+that appear later (a template registered after start, a rarer error type such as ` + "`handler_timeout`" + `, a
+SQLSTATE class) show up when first recorded.
 
 ## Histogram buckets
 

@@ -20,10 +20,14 @@ var (
 	finalStates = []string{"complete", "error"}
 	// claimMethods are the worker's claim_method values.
 	claimMethods = []string{"event", "poll"}
-	// stepErrorTypes are the error types the worker itself reports
-	// (handler.ErrorType*); handlers may add their own, which appear when
-	// first recorded.
-	stepErrorTypes = []string{"handler_panic", "handler_timeout", "handler_not_found", "lease_expired", "retryable_error", "permanent_error"}
+	// stepErrorTypes are the two classes every failed attempt falls into
+	// unless something more specific is known (handler.ErrorTypeRetryable,
+	// ErrorTypePermanent). Declaring every known type for every step would
+	// multiply the zero series by six for no gain: failure rates are summed
+	// over error_type, and one zero series per step is enough for them to
+	// read 0. The rarer types (handler_timeout, handler_panic, …) and a
+	// handler's own appear when first recorded.
+	stepErrorTypes = []string{"retryable_error", "permanent_error"}
 	// sqlErrorTypes are sqlErrorType's values other than a SQLSTATE class,
 	// which cannot be listed usefully in advance.
 	sqlErrorTypes = []string{"timeout", "canceled", "other"}
