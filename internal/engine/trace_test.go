@@ -115,6 +115,9 @@ func telemetryConfig(endpoint, protocol string) config.Telemetry {
 	c.OTLP.Endpoint = endpoint
 	c.OTLP.Protocol = protocol
 	c.OTLP.Timeout = config.Duration(5 * time.Second)
+	// The tests count every drop, so the final flush gets as long as an
+	// export on this loaded machine, not the interactive 2 s default.
+	c.OTLP.ShutdownTimeout = c.OTLP.Timeout
 	c.Metrics.Enabled = false
 	return c
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/taskerhq/tasker/internal/base"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/metrics"
 	"github.com/taskerhq/tasker/internal/orchestration"
@@ -172,9 +173,10 @@ func TestQueueWaitHasExemplar(t *testing.T) {
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	tr := tracing.New(tp, nil)
 	ctx := context.Background()
-	e, err := engine.Start(ctx, engine.Config{Pool: b.pool, Logger: testLogger(t), Metrics: m, Tracer: tr,
-		Orchestration: &orchestration.Config{Tracer: tr},
-		Worker:        &worker.Config{Namespaces: allNamespaces(b), Dispatcher: worker.RegistryDispatcher{Registry: b.registry}, Tracer: tr}})
+	e, err := engine.Start(ctx, engine.Config{Pool: b.pool,
+		Telemetry:     base.Telemetry{Logger: testLogger(t), Metrics: m, Tracer: tr},
+		Orchestration: &orchestration.Config{},
+		Worker:        &worker.Config{Namespaces: allNamespaces(b), Dispatcher: worker.RegistryDispatcher{Registry: b.registry}}})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, e.Stop()) })
 	_, task := runTask(t, e, "single_workflow/single_step", 4)
