@@ -22,9 +22,11 @@ func TestStalledNamespaceIsVisible(t *testing.T) {
 	wk := b.start(t, engineOpts{work: true, namespaces: []string{"linear_workflow"}})
 
 	var workers int
-	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM tasker.workers WHERE worker_id = $1
-		AND namespaces = ARRAY['linear_workflow']`, wk.Worker.ID()).Scan(&workers))
-	require.Equal(t, 1, workers, "a running worker records its presence")
+	require.Eventually(t, func() bool {
+		require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM tasker.workers WHERE worker_id = $1
+			AND namespaces = ARRAY['linear_workflow']`, wk.Worker.ID()).Scan(&workers))
+		return workers == 1
+	}, 10*time.Second, 20*time.Millisecond, "a running worker records its presence")
 	require.Eventually(t, func() bool {
 		live := orch.Orchestrator.LiveWorkers()
 		return live["linear_workflow"] == 1 && len(live) == len(allNamespaces(b))
