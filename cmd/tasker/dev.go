@@ -155,7 +155,11 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 			err = serr
 		}
 	}()
-	srv, err := serveHTTP(ln, e.Backend(), obs.extraRoutes(), logger, obs.wrapHTTP)
+	routes, err := obs.apiRoutes(pool)
+	if err != nil {
+		return err
+	}
+	srv, err := serveHTTP(ln, e.Backend(), routes, logger, obs.wrapHTTP)
 	if err != nil {
 		return err
 	}
