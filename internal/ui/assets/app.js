@@ -229,7 +229,11 @@ async function taskPage(id) {
       traceSection.replaceChildren(h("h2", { id: "trace-h", text: `Trace (${tr.spans.length} spans)` }),
         h("p", { class: "muted", text: "Select a span to see its attributes." }), h("div", { class: "panel" }, svg), attrs);
     } catch (err) {
-      traceSection.replaceChildren(h("h2", { id: "trace-h", text: "Trace" }), errorBox(err, "Reading the trace from Jaeger failed"));
+      const again = h("button", { type: "button", text: "Read the trace again", onclick: () => drawTrace(traceID) });
+      const missing = err instanceof APIError && err.status === 404;
+      traceSection.replaceChildren(h("h2", { id: "trace-h", text: "Trace" }),
+        missing ? h("p", { class: "muted", text: `Jaeger has no trace ${traceID} yet: spans reach it only once exported, in batches.` })
+          : errorBox(err, "Reading the trace from Jaeger failed"), again);
     }
   };
   let task;
@@ -422,10 +426,10 @@ async function templatesPage() {
     tpls.length ? h("div", { class: "cards" }, tpls.map((t) => h("section", { class: "card template", "data-template": `${t.namespace}/${t.name}@${t.version}`, "aria-labelledby": `tpl-${t.namespace}-${t.name}-${t.version}` }, [
       h("h2", { id: `tpl-${t.namespace}-${t.name}-${t.version}` }, [h("a", { href: "#/tasks" + query({ namespace: t.namespace, name: t.name }), text: `${t.namespace}/${t.name}` }), ` @${t.version}`]),
       t.description ? h("p", { class: "muted", text: t.description }) : "",
-      h("div", { class: "panel" }, dag(t.steps, { label: `Steps of ${t.namespace}/${t.name}` })),
+      h("div", { class: "body" }, [h("div", { class: "panel" }, dag(t.steps, { label: `Steps of ${t.namespace}/${t.name}` })),
       h("table", {}, [h("thead", {}, h("tr", {}, ["Step", "Handler", "Max attempts", "Timeout"].map((c) => h("th", { scope: "col", text: c })))),
         h("tbody", {}, t.steps.map((st) => h("tr", {}, [h("td", { text: st.name }), h("td", { class: "mono", text: st.handler }),
-          h("td", { class: "num", text: st.max_attempts }), h("td", { class: "num", text: st.timeout_seconds ? fmtDuration(st.timeout_seconds * 1000) : "" })])))]),
+          h("td", { class: "num", text: st.max_attempts }), h("td", { class: "num", text: st.timeout_seconds ? fmtDuration(st.timeout_seconds * 1000) : "" })])))])]),
     ]))) : h("p", { class: "muted", text: "No templates are registered." }));
 }
 
@@ -445,7 +449,7 @@ async function queuesPage() {
               const wq = depthOf.get(`worker_${n.namespace}_queue`);
               const stalled = n.live_workers === 0 && wq && wq.claimable > 0;
               return h("tr", { "data-namespace": n.namespace, "data-live": n.live_workers }, [h("td", { text: n.namespace }),
-                h("td", { class: "num" }, [String(n.live_workers), stalled ? h("span", { class: "badge st-error", text: "no worker" }) : ""]),
+                h("td", { class: "num" }, [stalled ? h("span", { class: "badge st-error", text: "no worker" }) : "", " ", String(n.live_workers)]),
                 h("td", { class: "num", text: wq ? wq.claimable : "" })]);
             }))])]),
         h("section", { "aria-labelledby": "q-h" }, [h("h2", { id: "q-h", text: "Queues" }),

@@ -2,7 +2,7 @@
 // trace's span waterfall.
 import { s, h, fmtDuration } from "./dom.js";
 
-const NODE_W = 176, NODE_H = 46, GAP_X = 64, GAP_Y = 18, PAD = 12;
+const NODE_W = 160, NODE_H = 46, GAP_X = 48, GAP_Y = 16, PAD = 12;
 
 // layers puts each step in the column of its longest path from a root, then
 // orders each column by the mean row of its parents, which keeps most edges
@@ -69,7 +69,7 @@ export function dag(steps, { label = "Workflow steps", onSelect } = {}) {
   for (const st of steps) {
     const { x, y } = pos.get(st.name);
     const state = st.state || "template";
-    const name = st.name.length > 24 ? st.name.slice(0, 23) + "…" : st.name;
+    const name = st.name.length > 22 ? st.name.slice(0, 21) + "…" : st.name;
     const deps = (st.depends_on || []).length ? `, after ${st.depends_on.join(", ")}` : "";
     const g = s("g", {
       class: `dag-node st-${state}`, "data-step": st.name, "data-state": state, "data-layer": depth.get(st.name),
@@ -256,6 +256,7 @@ export function waterfall(trace, width, onSelect) {
     const label = `${svc}: ${sp.operationName}`;
     const g = s("g", { class: "span-row", tabindex: 0, role: "button", "data-span": sp.spanID, "aria-label": `${label}, ${fmtDuration(dur)}` }, [
       s("title", { text: `${label} — ${fmtDuration(dur)}` }),
+      s("rect", { class: "hit", x: 0, y, width: labelW + plotW + 20, height: rowH }),
       s("text", { class: "label", x: 4 + Math.min(d, 12) * 10, y: y + 14, text: label.length > 48 - Math.min(d, 12) ? label.slice(0, 47 - Math.min(d, 12)) + "…" : label }),
       s("rect", { class: `bar ${isErr ? "err" : services.indexOf(svc) === 1 ? "svc1" : ""}`, x: labelW + scale(start), y: y + 3, width: Math.max(1.5, scale(dur)), height: rowH - 6 }),
       s("text", { class: "label", x: Math.min(labelW + scale(start) + Math.max(1.5, scale(dur)) + 4, labelW + plotW - 50), y: y + 14, text: fmtDuration(dur) }),
