@@ -75,18 +75,35 @@ func screenshotDir(t *testing.T) string {
 }
 
 type page struct {
-	t    *testing.T
-	ctx  context.Context
-	base string
-	shot string
+	t      *testing.T
+	ctx    context.Context
+	base   string
+	shot   string
+	opened int
 }
 
 // open loads the console at hash and waits for sel to be visible.
 func (p *page) open(hash, sel string) {
 	p.t.Helper()
-	require.NoError(p.t, chromedp.Do(p.ctx,
-		chromedp.Navigate(p.base+"/ui/"+hash),
-		chromedp.WaitVisible(chromedp.CSS(sel))), "opening %s", hash)
+	// A query of its own makes every open a fresh document, even of the
+	// page already shown (a changed fragment alone would not reload).
+	p.opened++
+	url := fmt.Sprintf("%s/ui/?open=%d%s", p.base, p.opened, hash)
+	require.NoError(p.t, chromedp.Do(p.ctx, chromedp.Navigate(url)), "opening %s", hash)
+	p.wait(sel)
+}
+
+// wait waits for sel to be visible; on failure it saves what the page shows.
+func (p *page) wait(sel string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(sel))); err != nil {
+		p.screenshot("failed-" + strings.NewReplacer("/", "_", " ", "_").Replace(p.t.Name()))
+		var text string
+		text, _ = chromedp.Run(p.ctx, chromedp.Evaluate[string](`document.getElementById("main").innerText`))
+		p.t.Fatalf("waiting for %s: %v; the page shows:\n%s", sel, err, text)
+	}
 }
 
 // poll waits until the JavaScript expression is truthy.

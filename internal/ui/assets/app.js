@@ -111,7 +111,8 @@ async function tasksPage(params) {
     e.preventDefault();
     const iso = (el) => (el.value ? new Date(el.value).toISOString() : "");
     location.hash = "#/tasks" + query({ state: stateSel.value, namespace: nsSel.value, name: nameSel.value,
-      created_after: iso(after), created_before: iso(before), correlation_id: corr.value.trim(), parent_correlation_id: f.parent_correlation_id });
+      created_after: iso(after), created_before: iso(before), correlation_id: corr.value.trim(), parent_correlation_id: f.parent_correlation_id,
+      limit: params.get("limit") });
   } }, [
     field("f-state", "State", stateSel), field("f-namespace", "Namespace", nsSel), field("f-name", "Template", nameSel),
     field("f-after", "Created after", after), field("f-before", "Created before", before),
@@ -130,7 +131,7 @@ async function tasksPage(params) {
     // take a page size; an older server rejects limit on a correlation search.
     let data;
     try {
-      data = await api("/v1/tasks" + query({ ...q, limit: PAGE_SIZE }));
+      data = await api("/v1/tasks" + query({ ...q, limit: params.get("limit") || PAGE_SIZE }));
     } catch (err) {
       if (err instanceof APIError && err.status === 400 && err.field === "limit") data = await api("/v1/tasks" + query(q));
       else throw err;
@@ -170,7 +171,7 @@ function taskTable(tasks) {
   return h("table", { class: "tasks" }, [
     h("caption", { class: "muted", text: `${tasks.length} task${tasks.length === 1 ? "" : "s"}, newest first`, style: undefined }),
     h("thead", {}, h("tr", {}, ["Created", "Task", "Template", "State", "Steps", "Correlation ID"].map((c) => h("th", { scope: "col", text: c })))),
-    h("tbody", {}, tasks.map((t) => h("tr", { "data-task": t.task_uuid, "data-state": t.state }, [
+    h("tbody", {}, tasks.map((t) => h("tr", { "data-task": t.task_uuid, "data-state": t.state, "data-created": t.created_at }, [
       h("td", { text: fmtTime(t.created_at) }),
       h("td", {}, h("a", { href: `#/tasks/${t.task_uuid}`, class: "mono", text: shortID(t.task_uuid), "aria-label": `Task ${t.task_uuid}` })),
       h("td", { text: `${t.namespace}/${t.name}@${t.version}` }),
@@ -199,7 +200,7 @@ async function taskPage(id) {
   render(view);
   let traceDrawn = "";
   let lastState = "";
-  const load = async () => {
+  let load = async () => {
     const [task, stepsBody] = await Promise.all([api(`/v1/tasks/${encodeURIComponent(id)}`), api(`/v1/tasks/${encodeURIComponent(id)}/workflow_steps`)]);
     const steps = Array.isArray(stepsBody) ? stepsBody : (stepsBody.steps || []);
     const children = await api("/v1/tasks" + query({ parent_correlation_id: task.correlation_id })).then((d) => d.tasks || []).catch(() => null);
@@ -236,29 +237,23 @@ async function taskPage(id) {
           : errorBox(err, "Reading the trace from Jaeger failed"), again);
     }
   };
-  let task;
-  try {
-    task = await load();
-  } catch (err) {
-    view.replaceChildren(errorBox(err, `Reading task ${id} failed`));
-    return;
-  }
-  if (TERMINAL.has(task.state)) return;
-  // Live: the task's event stream when the server has one, else a slow refresh.
-  let pending = null;
+  // Live while the task can change: its event stream when the server has
+  // one, else a slow refresh. An action can make a finished task live again,
+  // so every load decides afresh.
+  let pending = null, timer = null, es = null;
+  const stop = () => { es?.close(); es = null; if (timer) clearInterval(timer); timer = null; };
   const reload = () => {
     if (pending) return;
-    pending = setTimeout(() => { pending = null; load().then((t) => { if (TERMINAL.has(t.state)) stop(); }).catch(() => {}); }, 250);
+    pending = setTimeout(() => { pending = null; load().catch(() => {}); }, 250);
   };
-  let timer = null;
-  let es = null;
-  const stop = () => { es?.close(); es = null; if (timer) clearInterval(timer); timer = null; };
-  onLeave(() => { stop(); if (pending) clearTimeout(pending); });
   const fallback = () => {
     if (timer) return;
     timer = setInterval(() => { if (document.visibilityState === "visible") reload(); }, TASK_REFRESH_MS);
   };
-  if (typeof EventSource === "function") {
+  const follow = (t) => {
+    if (TERMINAL.has(t.state)) { stop(); return; }
+    if (es || timer) return;
+    if (typeof EventSource !== "function") { fallback(); return; }
     let opened = false;
     es = new EventSource(`/v1/tasks/${encodeURIComponent(id)}/events`);
     es.onopen = () => { opened = true; };
@@ -267,7 +262,15 @@ async function taskPage(id) {
     es.onerror = () => {
       if (!opened || es.readyState === EventSource.CLOSED) { es.close(); es = null; fallback(); }
     };
-  } else fallback();
+  };
+  onLeave(() => { stop(); if (pending) clearTimeout(pending); });
+  const loaded = load;
+  load = async () => { const t = await loaded(); follow(t); return t; };
+  try {
+    await load();
+  } catch (err) {
+    view.replaceChildren(errorBox(err, `Reading task ${id} failed`));
+  }
 }
 
 function spanAttrs(sp, svc) {
@@ -394,13 +397,13 @@ function actions(task, reload) {
     bar.append(h("button", { type: "button", class: "danger", id: "cancel-task", "data-action": "cancel", text: "Cancel task…", onclick: async () => {
       const reason = h("input", { id: "cancel-reason", type: "text", value: "cancelled from the console", size: 40 });
       if (!(await confirmAction("Cancel this task?", "Steps not yet run will not run; running steps are asked to stop.", h("label", { for: "cancel-reason" }, ["Reason ", reason])))) return;
-      runAction("Cancel", () => api(`/v1/tasks/${enc}/cancel`, { method: "POST", body: { reason: reason.value } }), reload);
+      runAction("Cancel", () => api(`/v1/tasks/${enc}/cancel`, { method: "POST", body: { reason: reason.value, actor: "console" } }), reload);
     } }));
   }
   if (task.state === "error") {
     bar.append(h("button", { type: "button", class: "primary", id: "retry-task", "data-action": "retry", text: "Retry failed steps…", onclick: async () => {
       if (!(await confirmAction("Retry this task?", "Its failed steps run again with fresh attempts; completed steps keep their results."))) return;
-      runAction("Retry", () => api(`/v1/tasks/${enc}/retry`, { method: "POST", body: {} }), reload);
+      runAction("Retry", () => api(`/v1/tasks/${enc}/retry`, { method: "POST", body: { reason: "retried from the console", actor: "console" } }), reload);
     } }));
   }
   bar.append(h("span", { id: "action-status", role: "status", class: "muted" }));
@@ -414,7 +417,7 @@ async function resolveStep(task, step, reload) {
     () => { try { JSON.parse(area.value); return ""; } catch (e) { return `The result is not JSON: ${e.message}`; } });
   if (!ok) return;
   runAction(`Resolve ${step.name}`, () => api(`/v1/tasks/${encodeURIComponent(task.task_uuid)}/steps/${encodeURIComponent(step.name)}/resolve`,
-    { method: "POST", body: { result: JSON.parse(area.value) } }), reload);
+    { method: "POST", body: { result: JSON.parse(area.value), reason: "resolved from the console", actor: "console" } }), reload);
 }
 
 // ---- Templates --------------------------------------------------------------

@@ -49,6 +49,8 @@ export function fmtDuration(ms) {
   return `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
+// shortID keeps a UUID's last 12 hex digits: the first ones of a UUIDv7 are
+// its creation time, the same for every task made in that millisecond.
 export function shortID(id) {
-  return id ? String(id).slice(0, 8) : "";
+  return id ? "…" + String(id).slice(-12) : "";
 }

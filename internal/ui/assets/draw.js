@@ -259,7 +259,7 @@ export function waterfall(trace, width, onSelect) {
       s("rect", { class: "hit", x: 0, y, width: labelW + plotW + 20, height: rowH }),
       s("text", { class: "label", x: 4 + Math.min(d, 12) * 10, y: y + 14, text: label.length > 48 - Math.min(d, 12) ? label.slice(0, 47 - Math.min(d, 12)) + "…" : label }),
       s("rect", { class: `bar ${isErr ? "err" : services.indexOf(svc) === 1 ? "svc1" : ""}`, x: labelW + scale(start), y: y + 3, width: Math.max(1.5, scale(dur)), height: rowH - 6 }),
-      s("text", { class: "label", x: Math.min(labelW + scale(start) + Math.max(1.5, scale(dur)) + 4, labelW + plotW - 50), y: y + 14, text: fmtDuration(dur) }),
+      durationLabel(labelW + scale(start), Math.max(1.5, scale(dur)), labelW + plotW, y + 14, fmtDuration(dur)),
     ]);
     const pick = () => onSelect && onSelect(sp, svc);
     g.addEventListener("click", pick);
@@ -267,4 +267,11 @@ export function waterfall(trace, width, onSelect) {
     svg.append(g);
   });
   return svg;
+}
+
+// durationLabel goes right of its bar, or left of it when the bar ends too
+// near the plot's right edge for the text to fit.
+function durationLabel(x, w, right, y, text) {
+  if (x + w + 60 <= right) return s("text", { class: "label", x: x + w + 4, y, text });
+  return s("text", { class: "label", x: x - 4, y, "text-anchor": "end", text });
 }
