@@ -132,6 +132,16 @@ func (p *page) screenshot(name string) {
 	p.t.Logf("screenshot %s", path)
 }
 
+// viewportShot saves what a laptop screen shows of the page (the README's picture).
+func (p *page) viewportShot(name string) {
+	p.t.Helper()
+	png, err := chromedp.Run(p.ctx, chromedp.CaptureScreenshot())
+	require.NoError(p.t, err)
+	path := filepath.Join(p.shot, name+".png")
+	require.NoError(p.t, os.WriteFile(path, png, 0o644))
+	p.t.Logf("screenshot %s", path)
+}
+
 // nodeStates maps each DAG node's step to its drawn state.
 func (p *page) nodeStates() map[string]string {
 	p.t.Helper()
@@ -214,6 +224,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	t.Run("DiamondEdgesAndKeyboard", func(t *testing.T) {
 		p.t = t
 		p.open("#/tasks/"+diamond.String(), "#dag svg")
+		p.viewportShot("console-task")
 		edges := eval[[]string](p, `[...document.querySelectorAll("#dag .dag-edge")].map(e => e.dataset.from + ">" + e.dataset.to).sort()`)
 		require.Equal(t, []string{"diamond_branch_b>diamond_end", "diamond_branch_c>diamond_end",
 			"diamond_start>diamond_branch_b", "diamond_start>diamond_branch_c"}, edges)

@@ -307,12 +307,12 @@ function taskView(task, steps, children, reload) {
   const selectStep = (name) => { const row = document.getElementById(`step-${name}`); if (row) { row.scrollIntoView({ block: "center" }); row.focus(); } };
   out.push(h("div", { class: "panel", id: "dag" }, dag(steps, { label: `Steps of task ${task.task_uuid}`, onSelect: selectStep })));
 
-  out.push(h("h2", { text: "Steps" }));
-  out.push(stepTable(task, steps, reload, now));
-
   out.push(h("h2", { text: "Timeline" }));
   out.push(ganttLegend());
   out.push(h("div", { class: "panel", id: "timeline" }, gantt(steps, new Date(task.created_at).getTime(), now, Math.max(700, main.clientWidth - 64))));
+
+  out.push(h("h2", { text: "Steps" }));
+  out.push(stepTable(task, steps, reload, now));
 
   out.push(h("h2", { text: "Child tasks" }));
   if (children === null) out.push(h("p", { class: "muted", text: "Child tasks could not be read." }));
@@ -329,7 +329,8 @@ function taskView(task, steps, children, reload) {
 function stepTable(task, steps, reload, now) {
   const dur = (a, b) => (a && b ? fmtDuration(new Date(b) - new Date(a)) : "");
   return h("table", { class: "steps" }, [
-    h("thead", {}, h("tr", {}, ["Step", "State", "Attempts", "Queued", "Ran", "Total", "Error", "Result", ""].map((c) => h("th", { scope: "col", text: c })))),
+    h("thead", {}, h("tr", {}, ["Step", "State", "Attempts", "Queued", "Ran", "Total", "Error", "Result", ""].map((c, i) =>
+      h("th", { scope: "col", class: i >= 2 && i <= 5 ? "num" : undefined, text: c, "aria-label": c || "Actions" })))),
     h("tbody", {}, steps.map((st) => {
       const at = attempts(st, now);
       const last = at[at.length - 1];

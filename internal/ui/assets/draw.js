@@ -154,11 +154,16 @@ function ticks(span, width) {
   return out;
 }
 
-function axis(g, span, scale, height) {
+// tickLabel keeps the last labels inside the plot by ending them at their tick.
+function tickLabel(x, right, text) {
+  return x + 60 > right ? s("text", { x: x - 2, y: 12, "text-anchor": "end", text }) : s("text", { x: x + 2, y: 12, text });
+}
+
+function axis(g, span, scale, height, left = LABEL_W) {
   for (const v of ticks(span, scale(span))) {
-    const x = LABEL_W + scale(v);
+    const x = left + scale(v);
     g.append(s("line", { x1: x, x2: x, y1: AXIS_H - 4, y2: height }));
-    g.append(s("text", { x: x + 2, y: 12, text: "+" + fmtDuration(v) }));
+    g.append(tickLabel(x, left + scale(span), "+" + fmtDuration(v)));
   }
 }
 
@@ -242,11 +247,7 @@ export function waterfall(trace, width, onSelect) {
   const services = [...new Set(spans.map((sp) => (trace.processes[sp.processID] || {}).serviceName))];
   const svg = s("svg", { class: "waterfall", width: labelW + plotW + 20, height, role: "group", "aria-label": `Trace with ${spans.length} spans` });
   const ax = s("g", { class: "axis" });
-  for (const v of ticks(span, plotW)) {
-    const x = labelW + scale(v);
-    ax.append(s("line", { x1: x, x2: x, y1: AXIS_H - 4, y2: height }));
-    ax.append(s("text", { x: x + 2, y: 12, text: "+" + fmtDuration(v) }));
-  }
+  axis(ax, span, scale, height, labelW);
   svg.append(ax);
   order.forEach(({ sp, d }, i) => {
     const y = AXIS_H + i * rowH;
