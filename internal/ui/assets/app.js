@@ -241,7 +241,8 @@ async function taskPage(id) {
   // one, else a slow refresh. An action can make a finished task live again,
   // so every load decides afresh.
   let pending = null, timer = null, es = null;
-  const stop = () => { es?.close(); es = null; if (timer) clearInterval(timer); timer = null; };
+  // main's data-live says how the page follows its task: events, refresh or "".
+  const stop = () => { es?.close(); es = null; if (timer) clearInterval(timer); timer = null; main.dataset.live = ""; };
   const reload = () => {
     if (pending) return;
     pending = setTimeout(() => { pending = null; load().catch(() => {}); }, 250);
@@ -249,6 +250,7 @@ async function taskPage(id) {
   const fallback = () => {
     if (timer) return;
     timer = setInterval(() => { if (document.visibilityState === "visible") reload(); }, TASK_REFRESH_MS);
+    main.dataset.live = "refresh";
   };
   const follow = (t) => {
     if (TERMINAL.has(t.state)) { stop(); return; }
@@ -256,9 +258,11 @@ async function taskPage(id) {
     if (typeof EventSource !== "function") { fallback(); return; }
     let opened = false;
     es = new EventSource(`/v1/tasks/${encodeURIComponent(id)}/events`);
-    es.onopen = () => { opened = true; };
+    es.onopen = () => { opened = true; main.dataset.live = "events"; };
     es.onmessage = reload;
-    for (const name of ["task", "step", "transition", "task_transition", "step_transition", "terminal"]) es.addEventListener(name, reload);
+    for (const name of ["task", "step"]) es.addEventListener(name, reload);
+    // The stream ends once the task is finished; EventSource would reconnect.
+    es.addEventListener("end", () => { stop(); reload(); });
     es.onerror = () => {
       if (!opened || es.readyState === EventSource.CLOSED) { es.close(); es = null; fallback(); }
     };
