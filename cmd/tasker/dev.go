@@ -216,6 +216,7 @@ func demoTemplates(tpls []*template.Template) []*template.Template {
 
 func printNextSteps(out io.Writer, url, databaseURL, logPath string, withExamples, exporting bool) {
 	fmt.Fprintf(out, "\nNext steps\n")
+	fmt.Fprintf(out, "  console     %s/ui/ (tasks with their DAGs and traces, templates, queues and workers)\n", url)
 	fmt.Fprintf(out, "  templates   curl -s %s/v1/templates\n", url)
 	if withExamples {
 		fmt.Fprintf(out, "  a task      go run ./cmd/tasker --api %s task create --template linear_workflow/mathematical_sequence --context '{\"even_number\": 6}' --wait\n", url)

@@ -321,7 +321,10 @@ function taskView(task, steps, children, reload) {
   out.push(h("h2", { text: "Child tasks" }));
   if (children === null) out.push(h("p", { class: "muted", text: "Child tasks could not be read." }));
   else if (!children.length) out.push(h("p", { class: "muted", text: "None." }));
-  else out.push(h("ul", { id: "children" }, children.map((c) => h("li", {}, [h("a", { href: `#/tasks/${c.task_uuid}`, text: `${c.namespace}/${c.name}@${c.version} ${shortID(c.task_uuid)}` }), " ", badge(c.state)]))));
+  else {
+    out.push(h("ul", { id: "children" }, children.map((c) => h("li", {}, [h("a", { href: `#/tasks/${c.task_uuid}`, text: `${c.namespace}/${c.name}@${c.version} ${shortID(c.task_uuid)}` }), " ", badge(c.state)]))));
+    out.push(h("p", {}, h("a", { href: "#/tasks" + query({ parent_correlation_id: task.correlation_id }), text: "All child tasks, in pages →" })));
+  }
 
   out.push(h("h2", { text: "Context" }));
   out.push(h("pre", { class: "preview", text: JSON.stringify(task.context ?? {}, null, 2) }));
