@@ -169,7 +169,7 @@ function pager(params, next) {
 function taskTable(tasks) {
   if (!tasks.length) return h("p", { class: "muted", text: "No tasks match." });
   return h("table", { class: "tasks" }, [
-    h("caption", { class: "muted", text: `${tasks.length} task${tasks.length === 1 ? "" : "s"}, newest first`, style: undefined }),
+    h("caption", { class: "muted", text: `${tasks.length} task${tasks.length === 1 ? "" : "s"}, newest first` }),
     h("thead", {}, h("tr", {}, ["Created", "Task", "Template", "State", "Steps", "Correlation ID"].map((c) => h("th", { scope: "col", text: c })))),
     h("tbody", {}, tasks.map((t) => h("tr", { "data-task": t.task_uuid, "data-state": t.state, "data-created": t.created_at }, [
       h("td", { text: fmtTime(t.created_at) }),
