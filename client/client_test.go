@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"syscall"
 	"testing"
 	"time"
 
@@ -183,11 +185,11 @@ func TestHealth(t *testing.T) {
 	t.Run("Unavailable", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		b.backend.FailWith("Ping", errors.New("connection refused"))
+		b.backend.FailWith("Ping", fmt.Errorf("dial tcp 10.0.0.1:5432: %w", syscall.ECONNREFUSED))
 		h, err := b.client.Health(t.Context())
 		requireAPIError(t, err, http.StatusServiceUnavailable, "service_unavailable", "")
 		require.Contains(t, err.Error(), "connection refused")
-		require.Equal(t, &client.Health{Status: "unavailable", Database: "unreachable", Error: "connection refused"}, h)
+		require.Equal(t, &client.Health{Status: "unavailable", Database: "unavailable", Error: "database: connection refused"}, h)
 	})
 }
 
