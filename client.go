@@ -208,7 +208,11 @@ func (c *Client) ListSteps(ctx context.Context, taskUUID uuid.UUID) ([]client.St
 }
 
 // APIHandler returns the REST API (/v1/tasks, /v1/templates, /health) over
-// this client's database, to mount on the program's own HTTP server.
+// this client's database, to mount on the program's own HTTP server. It is
+// only a handler: that server sets its own timeouts (ReadHeaderTimeout,
+// ReadTimeout, WriteTimeout, IdleTimeout, MaxHeaderBytes — a server without
+// them lets a client trickling a body hold a connection forever), TLS and
+// authentication, as `tasker server` does from its [api] configuration.
 func (c *Client) APIHandler() (http.Handler, error) {
 	return api.NewHandler(api.Config{Backend: c.store, Logger: c.log})
 }

@@ -280,3 +280,20 @@ func TestTransportErrors(t *testing.T) {
 		require.ErrorContains(t, err, "decoding GET /v1/templates response")
 	})
 }
+
+func TestWithTokenSendsBearer(t *testing.T) {
+	t.Parallel()
+	got := make(chan string, 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("Authorization")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"templates":[]}`))
+	}))
+	t.Cleanup(srv.Close)
+	_, err := client.New(srv.URL, client.WithToken("s3cret")).Templates(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, "Bearer s3cret", <-got)
+	_, err = client.New(srv.URL).Templates(t.Context())
+	require.NoError(t, err)
+	require.Empty(t, <-got, "no token, no header")
+}

@@ -91,7 +91,7 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 		return err
 	}
 	defer closeLog()
-	obs, err := setupObservabilityTo(ctx, "tasker-orchestration", f.logLevel, logOut)
+	obs, err := setupObservabilityTo(ctx, "tasker-orchestration", f.logLevel, "development", logOut)
 	if err != nil {
 		return err
 	}
@@ -163,7 +163,7 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 			err = serr
 		}
 	}()
-	srv, err := serveHTTP(ln, e.Backend(), obs.extraRoutes(), logger, obs.wrapHTTP)
+	srv, err := serveHTTP(ln, e.Backend(), obs.extraRoutes(), logger, obs.wrapHTTP, obs.cfg.API)
 	if err != nil {
 		return err
 	}

@@ -70,6 +70,7 @@ func (c *Config) Validate() error {
 		}
 		v.oneOf(key, t.Logs.Components[name], levels...)
 	}
+	v.api(c.API)
 	return errors.Join(v.errs...)
 }
 
