@@ -275,3 +275,53 @@ func TestStartRetriesTakenPort(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Any local account can reach 127.0.0.1: without the cluster's random
+// password a connection is refused, over TCP and over the socket, and
+// pg_hba.conf trusts nobody.
+func TestConnectionsNeedThePassword(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	c, err := Start(ctx, Options{Log: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Stop(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		t.Fatalf("with the password: %v", err)
+	}
+	if err := conn.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(c.Port())
+	for name, dsn := range map[string]string{
+		"tcp without password":    "postgres://postgres@127.0.0.1:" + port + "/postgres?sslmode=disable",
+		"tcp with wrong password": "postgres://postgres:guess@127.0.0.1:" + port + "/postgres?sslmode=disable",
+		"socket without password": "host=" + c.dir + " port=" + port + " user=postgres dbname=postgres",
+	} {
+		conn, err := pgx.Connect(ctx, dsn)
+		if err == nil {
+			_ = conn.Close(ctx)
+			t.Errorf("%s: connected", name)
+			continue
+		}
+		if !strings.Contains(err.Error(), "password") && !strings.Contains(err.Error(), "28P01") {
+			t.Errorf("%s: refused for another reason than authentication: %v", name, err)
+		}
+	}
+	hba, err := os.ReadFile(filepath.Join(c.DataDir(), "pg_hba.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(hba), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && !strings.HasPrefix(f[0], "#") && slices.Contains(f, "trust") {
+			t.Errorf("pg_hba.conf trusts: %q", line)
+		}
+	}
+}
