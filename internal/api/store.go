@@ -43,12 +43,13 @@ func NewStore(pool *pgxpool.Pool, creator TaskCreator, funcs *db.Funcs) *Store {
 }
 
 // CreateTask implements Backend.
-func (s *Store) CreateTask(ctx context.Context, req client.TaskRequest) (*client.Task, error) {
+func (s *Store) CreateTask(ctx context.Context, req client.TaskRequest) (*client.Task, bool, error) {
 	c, err := s.creator.CreateTask(ctx, req)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return s.GetTask(tracing.WithCorrelationID(ctx, c.CorrelationID), c.TaskUUID)
+	t, err := s.GetTask(tracing.WithCorrelationID(ctx, c.CorrelationID), c.TaskUUID)
+	return t, c.Existing, err
 }
 
 // Ping implements Backend.
