@@ -26,6 +26,14 @@ type TaskRequest struct {
 	Reason              string     `json:"reason,omitempty"`
 	Tags                []string   `json:"tags,omitempty"`
 	Priority            int        `json:"priority,omitempty"`
+	// IdempotencyKey names this request so that sending it again cannot
+	// create a second task: a repeat with the same key for the same namespace
+	// and template name returns the task the first one created (HTTP 200
+	// instead of 201) while that task exists, and a repeat asking for
+	// something else is refused (409, code idempotency_conflict). The
+	// correlation ID is not part of what is compared. Client.CreateTask sets
+	// a UUIDv7 key when this is empty so that its retries are safe.
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
 }
 
 // NewTaskRequest builds a request with a fresh UUIDv7 correlation ID.
@@ -226,6 +234,7 @@ const (
 	CodeUnknownTemplate          = "unknown_template"
 	CodeUnknownVersion           = "unknown_version"
 	CodeMethodNotAllowed         = "method_not_allowed"
+	CodeIdempotencyConflict      = "idempotency_conflict"
 	CodeInternal                 = "internal"
 	// CodeUnavailable (503, with Retry-After) means the server cannot reach
 	// its database: the same request may succeed when retried later.

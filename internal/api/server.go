@@ -323,12 +323,16 @@ func jsonKind(raw json.RawMessage) string {
 }
 
 // FieldAPIError is how a request that can never succeed is answered: 404 when
-// it names something that does not exist, else 422. The in-process API
+// it names something that does not exist, 409 when it clashes with what
+// exists, else 422. The in-process API
 // (package tasker) returns the same value.
 func FieldAPIError(fe *taskreq.FieldError) *client.APIError {
 	status := http.StatusUnprocessableEntity
-	if fe.Kind == taskreq.NotFound {
+	switch fe.Kind {
+	case taskreq.NotFound:
 		status = http.StatusNotFound
+	case taskreq.Conflict:
+		status = http.StatusConflict
 	}
 	return &client.APIError{Status: status, Code: fe.Code, Field: fe.Field, Message: fe.Message}
 }

@@ -45,19 +45,20 @@ func NewStore(pool *pgxpool.Pool, creator TaskCreator, funcs *db.Funcs) *Store {
 }
 
 // CreateTask implements Backend. The answer is read inside the creating
-// transaction: once it commits nothing is left that could fail, so a
+// transaction (for an idempotent repeat, the transaction that found the
+// key's task): once it commits nothing is left that could fail, so a
 // committed task is never reported as an error.
-func (s *Store) CreateTask(ctx context.Context, req client.TaskRequest) (*client.Task, error) {
+func (s *Store) CreateTask(ctx context.Context, req client.TaskRequest) (*client.Task, bool, error) {
 	var task *client.Task
-	_, err := s.creator.CreateTaskAndRead(ctx, req, func(ctx context.Context, tx pgx.Tx, c *orchestration.Created) error {
+	c, err := s.creator.CreateTaskAndRead(ctx, req, func(ctx context.Context, tx pgx.Tx, c *orchestration.Created) error {
 		var err error
 		task, err = s.getTask(tracing.WithCorrelationID(ctx, c.CorrelationID), tx, c.TaskUUID)
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return task, nil
+	return task, c.Existing, nil
 }
 
 // Ping implements Backend.

@@ -40,7 +40,7 @@ func TestCreateTaskAnswersFromTheCreatingTransaction(t *testing.T) {
 	require.NoError(t, err)
 	store := api.NewStore(storePool, cutAfterCommit{inner: svc, cut: storePool.Close}, nil)
 
-	task, err := store.CreateTask(ctx, newRequest(t, "linear_workflow/mathematical_sequence", map[string]any{"even_number": 6}))
+	task, _, err := store.CreateTask(ctx, newRequest(t, "linear_workflow/mathematical_sequence", map[string]any{"even_number": 6}))
 	require.NoError(t, err, "a committed task must not be reported as a failure")
 
 	// Nothing runs the task, so a read now sees what the creation left.
