@@ -26,7 +26,7 @@ write JSON.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: groupRunE,
 	}
-	cmd.AddCommand(newBenchE2ECmd(getenv), newBenchThroughputCmd(getenv))
+	cmd.AddCommand(newBenchE2ECmd(getenv), newBenchThroughputCmd(getenv), newBenchSoakCmd(getenv))
 	return cmd
 }
 

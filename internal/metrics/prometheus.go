@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
@@ -21,6 +22,10 @@ type Prometheus struct {
 // NewPrometheus returns an exporter to add to a MeterProvider as a reader.
 func NewPrometheus() (*Prometheus, error) {
 	reg := prometheus.NewRegistry()
+	// The Go runtime's and the process's own series (go_goroutines,
+	// process_resident_memory_bytes, process_open_fds, …) sit next to
+	// Tasker's: leaks show there first, and `tasker bench soak` reads them.
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
 	if err != nil {
 		return nil, fmt.Errorf("creating prometheus exporter: %w", err)
