@@ -48,7 +48,11 @@ func startHTTP(addr string, backend api.Backend, extra map[string]http.Handler, 
 // program's: the public runtime's APIHandler is only a handler, and a
 // program mounting it sets its own server's.
 func serveHTTP(ln net.Listener, backend api.Backend, extra map[string]http.Handler, logger *slog.Logger, wrap func(http.Handler) http.Handler, cfg config.API) (*httpServer, error) {
-	auth, err := api.NewAuth(cfg.Auth, ln.Addr().String())
+	auth, err := api.NewAuth(api.AuthConfig(cfg.Auth), ln.Addr().String())
+	if errors.Is(err, api.ErrNoToken) {
+		return nil, usageError("api.auth: %v: %s is not a loopback address, so set %s (or api.auth.token_sha256), "+
+			"or %s=off (api.auth.mode) on a network nobody else reaches", err, ln.Addr(), config.EnvAPITokens, config.EnvAPIAuth)
+	}
 	if err != nil {
 		return nil, usageError("%v", err)
 	}

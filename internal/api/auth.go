@@ -5,13 +5,13 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"strings"
 
 	"github.com/taskerhq/tasker/client"
-	"github.com/taskerhq/tasker/internal/config"
 )
 
 // Codes of authentication failures (client.APIError.Code).
@@ -21,6 +21,35 @@ const (
 )
 
 const authRealm = "tasker"
+
+// Auth modes (AuthConfig.Mode); the same words as the api.auth.mode key.
+const (
+	// AuthAuto requires a token when the server listens on a non-loopback
+	// address; on loopback a request without one is let through (a token
+	// that is presented is still checked).
+	AuthAuto = "auto"
+	// AuthRequired requires a token on every protected route.
+	AuthRequired = "required"
+	// AuthOff checks nothing.
+	AuthOff = "off"
+)
+
+// AuthConfig configures NewAuth. It has the fields of the [api.auth]
+// configuration section, so a loaded section converts to it directly.
+type AuthConfig struct {
+	Mode string
+	// TokenSHA256 and ReadTokenSHA256 are hex SHA-256 digests of the
+	// full-access and the read-only (GET, HEAD) tokens.
+	TokenSHA256     []string
+	ReadTokenSHA256 []string
+	// Metrics and Health protect /metrics and /health* too.
+	Metrics bool
+	Health  bool
+}
+
+// ErrNoToken is NewAuth's error for a server that must require a token but
+// has none configured.
+var ErrNoToken = errors.New("the API needs a token but none is configured")
 
 // Auth checks bearer tokens (RFC 6750) in front of a handler:
 //
@@ -44,8 +73,8 @@ type Auth struct {
 // when cfg.Mode is off. Mode auto requires a token unless addr is loopback;
 // a server that would require a token but has none configured is refused,
 // naming what to set.
-func NewAuth(cfg config.Auth, addr string) (*Auth, error) {
-	if cfg.Mode == config.AuthOff {
+func NewAuth(cfg AuthConfig, addr string) (*Auth, error) {
+	if cfg.Mode == AuthOff {
 		return nil, nil
 	}
 	a := &Auth{open: map[string]bool{}}
@@ -61,10 +90,16 @@ func NewAuth(cfg config.Auth, addr string) (*Auth, error) {
 			*l.out = append(*l.out, [sha256.Size]byte(b))
 		}
 	}
-	a.required = cfg.Mode == config.AuthRequired || !loopback(addr)
+	switch cfg.Mode {
+	case AuthRequired:
+		a.required = true
+	case AuthAuto, "":
+		a.required = !loopback(addr)
+	default:
+		return nil, fmt.Errorf("api.auth: mode %q is not one of %s, %s, %s", cfg.Mode, AuthAuto, AuthRequired, AuthOff)
+	}
 	if a.required && len(a.full)+len(a.read) == 0 {
-		return nil, fmt.Errorf("api.auth: %s is not a loopback address, so the API needs a token: set %s (or api.auth.token_sha256), "+
-			"or api.auth.mode = \"off\" (%s=off) on a network nobody else reaches", addr, config.EnvAPITokens, config.EnvAPIAuth)
+		return nil, fmt.Errorf("listening on %s: %w", addr, ErrNoToken)
 	}
 	if !cfg.Health {
 		a.open["/health"] = true

@@ -17,7 +17,7 @@ type API struct {
 	MaxHeaderBytes int `toml:"max_header_bytes"`
 }
 
-// Auth modes.
+// Auth modes (the same words as internal/api's).
 const (
 	// AuthAuto requires a token when the server listens on a non-loopback
 	// address and accepts requests without one on loopback (tokens that are
