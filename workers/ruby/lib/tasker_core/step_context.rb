@@ -1,0 +1,48 @@
+# frozen_string_literal: true
+
+module TaskerCore
+  # StepContext is everything a handler knows about the step it runs, as the
+  # Go worker claimed it.
+  class StepContext
+    attr_reader :handle, :handler_name, :task_uuid, :step_uuid, :step_name, :namespace,
+                :task_name, :task_version, :correlation_id, :parent_correlation_id,
+                :task_context, :inputs, :dependency_results, :attempt, :max_attempts,
+                :traceparent, :tracestate
+
+    def initialize(data)
+      @handle = Integer(data.fetch("handle"))
+      @handler_name = data.fetch("handler")
+      @task_uuid = data.fetch("task_uuid")
+      @step_uuid = data.fetch("step_uuid")
+      @step_name = data.fetch("step_name")
+      @namespace = data.fetch("namespace")
+      @task_name = data["task_name"]
+      @task_version = data["task_version"]
+      @correlation_id = data.fetch("correlation_id")
+      @parent_correlation_id = data["parent_correlation_id"]
+      @task_context = data["context"] || {}
+      @inputs = data["inputs"] || {}
+      @dependency_results = data["dependency_results"] || {}
+      @attempt = data.fetch("attempt")
+      @max_attempts = data.fetch("max_attempts")
+      @traceparent = data["traceparent"].to_s
+      @tracestate = data["tracestate"].to_s
+      @deadline_ms = data["deadline_unix_ms"]
+    end
+
+    # The task input's value at key (a String key of the task's JSON context).
+    def input(key) = task_context.fetch(key.to_s)
+
+    # The result of the named ancestor step.
+    def dependency_result(step) = dependency_results.fetch(step.to_s)
+
+    def retry? = attempt > 1
+    def last_attempt? = attempt >= max_attempts
+
+    # When the worker gives up on this attempt (a Time), or nil.
+    def deadline = @deadline_ms && Time.at(@deadline_ms / 1000.0)
+
+    # The W3C trace ID of the task's trace.
+    def trace_id = traceparent.split("-")[1]
+  end
+end
