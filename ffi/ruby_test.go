@@ -388,7 +388,7 @@ func testRubyWorker(t *testing.T, env rubyEnv) {
 
 	// Spans: the Ruby worker flushed at exit; flush ours.
 	require.NoError(t, prov.ForceFlush(ctx))
-	tr := waitForOp(t, jg, traced.TraceID, "ruby.inner_work")
+	tr := waitForOps(t, jg, traced.TraceID, "ruby.inner_work", "task_finalizer.finalize_task")
 	byID := map[string]*jaegertest.Span{}
 	for i := range tr.Spans {
 		byID[tr.Spans[i].SpanID] = &tr.Spans[i]
@@ -409,25 +409,38 @@ func testRubyWorker(t *testing.T, env rubyEnv) {
 	require.Equal(t, "info", inner.Tags["level"])
 	require.NotNil(t, tr.Span("task_finalizer.finalize_task"), "orchestration spans are in the same trace")
 
-	failedTrace := waitForOp(t, jg, raised.TraceID, "handler_execution")
+	failedTrace := waitForOps(t, jg, raised.TraceID, "handler_execution")
 	for _, s := range failedTrace.Spans {
 		if s.OperationName == "handler_execution" {
-			require.Equal(t, "error", s.Tags["otel.status_code"])
+			require.Equal(t, "ERROR", s.Tags["otel.status_code"])
 			require.Equal(t, "RubyIntegration::GatewayTimeout", s.Tags["error.type"])
 		}
 	}
 
-	// The nested task's one trace holds the Go parent's handler and the Ruby child's.
-	nested := waitForOp(t, jg, parent.TraceID, "handler_execution")
-	services := map[string]bool{}
+	// The nested task's one trace holds the Go parent's handler and the Ruby
+	// child's four handler executions, each under its worker.invoke_handler.
+	var nested *jaegertest.Trace
+	require.Eventually(t, func() bool {
+		tr, err := jg.Trace(ctx, parent.TraceID)
+		if err != nil {
+			return false
+		}
+		execs, goHandler := 0, false
+		for _, s := range tr.Spans {
+			execs += btoi(s.OperationName == "handler_execution" && s.ServiceName == "tasker-ruby-rt")
+			goHandler = goHandler || (s.OperationName == "worker.invoke_handler" && s.ServiceName == "tasker-go-rt" &&
+				s.Tags["handler"] == "nested.spawn_child")
+		}
+		nested = tr
+		return execs == 4 && goHandler
+	}, 30*time.Second, 50*time.Millisecond, "the nested trace lacks the Go parent's or the Ruby child's handler spans")
+	nestedByID := byIDIn(nested)
 	for _, s := range nested.Spans {
-		services[s.ServiceName] = true
 		if s.OperationName == "handler_execution" {
 			require.Equal(t, child.CorrelationID.String(), s.Tags["correlation_id"])
-			require.Equal(t, "worker.invoke_handler", byIDIn(nested)[s.ParentSpanID()].OperationName)
+			require.Equal(t, "worker.invoke_handler", nestedByID[s.ParentSpanID()].OperationName)
 		}
 	}
-	require.True(t, services["tasker-ruby-rt"] && services["tasker-go-rt"], "services in the nested trace: %v", services)
 
 	// Logs: the Ruby record reached the collector with the step's IDs and the task's trace.
 	require.Eventually(t, func() bool {
@@ -462,6 +475,13 @@ func testRubyWorker(t *testing.T, env rubyEnv) {
 	require.True(t, found, "no ruby handler log record on stderr")
 }
 
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func byIDIn(tr *jaegertest.Trace) map[string]*jaegertest.Span {
 	m := map[string]*jaegertest.Span{}
 	for i := range tr.Spans {
@@ -470,8 +490,8 @@ func byIDIn(tr *jaegertest.Trace) map[string]*jaegertest.Span {
 	return m
 }
 
-// waitForOp polls Jaeger until the trace has a span named op.
-func waitForOp(t *testing.T, jg *jaegertest.Jaeger, traceID, op string) *jaegertest.Trace {
+// waitForOps polls Jaeger until the trace has a span of each name in ops.
+func waitForOps(t *testing.T, jg *jaegertest.Jaeger, traceID string, ops ...string) *jaegertest.Trace {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -479,11 +499,17 @@ func waitForOp(t *testing.T, jg *jaegertest.Jaeger, traceID, op string) *jaegert
 		if err != nil && !errors.Is(err, jaegertest.ErrNotFound) {
 			require.NoError(t, err)
 		}
-		if tr != nil && tr.Span(op) != nil {
+		missing := ""
+		for _, op := range ops {
+			if tr == nil || tr.Span(op) == nil {
+				missing = op
+			}
+		}
+		if missing == "" {
 			return tr
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("trace %s has no span %s after 30s", traceID, op)
+			t.Fatalf("trace %s has no span %s after 30s", traceID, missing)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

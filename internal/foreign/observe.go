@@ -83,7 +83,13 @@ func logValue(v any) any {
 			return f
 		}
 		return x.String()
-	case map[string]any, []any:
+	case []any:
+		if ss, ok := allStrings(x); ok {
+			return ss
+		}
+		b, _ := json.Marshal(x)
+		return string(b)
+	case map[string]any:
 		b, _ := json.Marshal(x)
 		return string(b)
 	}
