@@ -28,6 +28,7 @@ import (
 	"github.com/taskerhq/tasker/internal/jaegertest"
 	"github.com/taskerhq/tasker/internal/orchestration"
 	"github.com/taskerhq/tasker/internal/queue"
+	"github.com/taskerhq/tasker/internal/rubyproc"
 	"github.com/taskerhq/tasker/internal/telemetry"
 	"github.com/taskerhq/tasker/internal/templatestore"
 	"github.com/taskerhq/tasker/internal/tracing"
@@ -128,7 +129,7 @@ func startRubyWorker(t *testing.T, env rubyEnv, dbURL string, extraEnv []string,
 			t.Logf("ruby worker %d output:\n%s", cmd.Process.Pid, w.stderr.String())
 		}
 	})
-	w.waitFor(t, `"msg":"ruby worker running"`)
+	w.waitFor(t, rubyproc.ReadyLine)
 	return w
 }
 

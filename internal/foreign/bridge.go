@@ -37,6 +37,11 @@ type Options struct {
 	ServiceName string `json:"service_name"`
 	// LogLevel overrides telemetry.logs.level when non-empty.
 	LogLevel string `json:"log_level"`
+	// Env, when non-nil, is the environment the configuration is read from
+	// instead of the process's. A shared library's Go runtime sees the
+	// environment the process started with, not what the host language set
+	// since (Ruby's ENV[]=), so the host passes its current one.
+	Env map[string]string `json:"env"`
 }
 
 // ParseOptions decodes and validates Options (empty input: defaults).
@@ -91,7 +96,18 @@ const (
 // Open loads the configuration and builds the process's telemetry, as every
 // Tasker process does.
 func Open(ctx context.Context, o Options) (*Bridge, error) {
-	cfg, _, err := config.Load(config.LoadOptions{})
+	lo := config.LoadOptions{}
+	if o.Env != nil {
+		lo.Getenv = func(k string) string { return o.Env[k] }
+		lo.Environ = func() []string {
+			out := make([]string, 0, len(o.Env))
+			for k, v := range o.Env {
+				out = append(out, k+"="+v)
+			}
+			return out
+		}
+	}
+	cfg, _, err := config.Load(lo)
 	if err != nil {
 		return nil, fmt.Errorf("loading configuration: %w", err)
 	}

@@ -15,6 +15,12 @@ module TaskerCore
       opts = {}
       opts[:service_name] = service_name if service_name
       opts[:log_level] = log_level.to_s if log_level
+      # The Go runtime sees the environment the process started with; pass
+      # the configuration variables as Ruby sees them now.
+      opts[:env] = ENV.to_h.select { |k, _| k.start_with?("TASKER_", "OTEL_") }
+      # The Go runtime sees the environment the process started with; pass
+      # the configuration variables as Ruby sees them now.
+      opts[:env] = ENV.to_h.select { |k, _| k.start_with?("TASKER_", "OTEL_") }
       out = FFI::MemoryPointer.new(:uint64)
       Native.check(Native.tasker_bridge_open(JSON.generate(opts), out))
       @handle = out.read_uint64

@@ -29,10 +29,10 @@ module TaskerCore
     # handlers maps handler names to Base subclasses or callables; default:
     # every handler registered with Base.handles. database_url defaults to
     # $DATABASE_URL. templates are directories of template YAML files the
-    # core registers first.
+    # core registers first. on_ready is called once the worker serves.
     def initialize(namespaces:, handlers: StepHandler.registry, concurrency: 4,
                    database_url: ENV.fetch("DATABASE_URL", nil), templates: [], lease_ms: nil,
-                   poll_interval_ms: nil, shutdown_grace: 30, bridge: nil, signals: %w[TERM INT])
+                   poll_interval_ms: nil, shutdown_grace: 30, bridge: nil, signals: %w[TERM INT], on_ready: nil)
       @namespaces = Array(namespaces).map(&:to_s)
       @handlers = handlers.transform_keys(&:to_s)
       @concurrency = Integer(concurrency)
@@ -48,6 +48,7 @@ module TaskerCore
       @shutdown_grace = shutdown_grace
       @bridge = bridge
       @signals = signals
+      @on_ready = on_ready
       @stop_r, @stop_w = IO.pipe
     end
 
@@ -60,6 +61,7 @@ module TaskerCore
       threads = Array.new(@concurrency) { |i| Thread.new { serve(bridge, i) } }
       Tracing.info("ruby worker running", namespaces: @namespaces, handlers: @handlers.keys,
                                           concurrency: @concurrency, pid: Process.pid)
+      @on_ready&.call
       @stop_r.read(1)
       Tracing.info("ruby worker stopping; steps in flight finish first")
       # The threads keep taking and finishing the steps already claimed until
