@@ -42,6 +42,7 @@ func (d *Dispatcher) Has(name string) bool { return d.handlers[name] }
 
 // pending is a step handed to (or waiting for) the foreign runtime.
 type pending struct {
+	handle  uint64
 	payload []byte
 	result  chan Result // buffered: Complete never blocks
 }
@@ -49,7 +50,8 @@ type pending struct {
 // Dispatch implements worker.Dispatcher.
 func (d *Dispatcher) Dispatch(ctx context.Context, sc *handler.StepContext, name string) (any, error) {
 	p := &pending{result: make(chan Result, 1)}
-	h := d.refs.addStep(ctx, sc, p)
+	h := d.refs.addStep(ctx, sc, name, p)
+	p.handle = h
 	defer d.refs.dropStep(h)
 	payload, err := stepPayload(ctx, h, sc, name)
 	if err != nil {
@@ -113,13 +115,24 @@ func orEmpty(raw json.RawMessage) json.RawMessage {
 	return raw
 }
 
-// next hands out the next step, waiting up to timeout.
+// next hands out the next step, waiting up to timeout, and starts its
+// handler_execution span: the runtime's handler runs from now until it
+// completes the step.
 func (d *Dispatcher) next(timeout time.Duration) ([]byte, bool, error) {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case p := <-d.queue:
-		return p.payload, true, nil
+		sh, ok := d.refs.startExecution(p.handle)
+		if !ok {
+			// The worker gave up on the step while it was being handed out;
+			// the runtime's answer would be refused anyway.
+			return nil, false, nil
+		}
+		// The payload was encoded at Dispatch; the span handle is known
+		// only now, so it is spliced in as the object's first member.
+		out := fmt.Appendf(make([]byte, 0, len(p.payload)+32), `{"span":%d,`, sh)
+		return append(out, p.payload[1:]...), true, nil
 	case <-d.done:
 		return nil, false, ErrStopped
 	case <-t.C:

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskerhq/tasker/handler"
@@ -31,19 +32,55 @@ type ref struct {
 	step uint64
 	// On steps only:
 	sc      *handler.StepContext
+	name    string // handler name
 	pending *pending
 	spans   map[uint64]struct{}
+	exec    uint64 // the handler_execution span, once handed out
 }
 
 func newRefs(tr *tracing.Tracer) *refs { return &refs{tr: tr, m: map[uint64]*ref{}} }
 
-func (r *refs) addStep(ctx context.Context, sc *handler.StepContext, p *pending) uint64 {
+func (r *refs) addStep(ctx context.Context, sc *handler.StepContext, name string, p *pending) uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.last++
 	h := r.last
-	r.m[h] = &ref{ctx: ctx, step: h, sc: sc, pending: p, spans: map[uint64]struct{}{}}
+	r.m[h] = &ref{ctx: ctx, step: h, sc: sc, name: name, pending: p, spans: map[uint64]struct{}{}}
 	return h
+}
+
+// startExecution starts the handler_execution span of step h as the
+// runtime takes it; ok is false when the step is no longer in flight.
+func (r *refs) startExecution(h uint64) (uint64, bool) {
+	sh, err := r.startSpan(h, "handler_execution", []attribute.KeyValue{
+		tracing.KeyHandler.String(r.handlerOf(h)), tracing.KeyAttempt.Int(r.attemptOf(h))})
+	if err != nil {
+		return 0, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st := r.m[h]; st != nil {
+		st.exec = sh
+	}
+	return sh, true
+}
+
+func (r *refs) handlerOf(h uint64) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st := r.m[h]; st != nil {
+		return st.name
+	}
+	return ""
+}
+
+func (r *refs) attemptOf(h uint64) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st := r.m[h]; st != nil {
+		return st.sc.Attempt
+	}
+	return 0
 }
 
 // dropStep forgets a step and ends the spans the runtime left open under it.
@@ -67,13 +104,31 @@ func (r *refs) dropStep(h uint64) {
 	}
 }
 
-// complete delivers r to the step's waiting Dispatch.
+// complete ends the step's handler_execution span with the outcome and
+// delivers res to the step's waiting Dispatch.
 func (r *refs) complete(h uint64, res Result) error {
 	r.mu.Lock()
 	st := r.m[h]
+	var exec trace.Span
+	if st != nil && st.pending != nil && len(st.pending.result) == 0 {
+		if x := r.m[st.exec]; x != nil {
+			exec = x.span
+			delete(r.m, st.exec)
+			delete(st.spans, st.exec)
+		}
+	}
 	r.mu.Unlock()
 	if st == nil || st.pending == nil {
 		return fmt.Errorf("step handle %d is not in flight (its timeout elapsed, the worker stopped, or it was already answered)", h)
+	}
+	if exec != nil {
+		if e := res.Error; e != nil {
+			tracing.Fail(exec, e.Type, e.Message)
+			exec.AddEvent("exception", trace.WithAttributes(semconv.ExceptionTypeKey.String(e.Type),
+				semconv.ExceptionMessageKey.String(e.Message)))
+			exec.SetAttributes(attribute.Bool("retryable", e.Retryable))
+		}
+		exec.End()
 	}
 	select {
 	case st.pending.result <- res:

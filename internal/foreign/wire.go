@@ -103,6 +103,11 @@ func ParseWorkerConfig(data []byte) (WorkerConfig, error) {
 // span, which the runtime's own spans (if it has an OpenTelemetry SDK of its
 // own) may use as their parent.
 type Step struct {
+	// Span is the handle of the step's handler_execution span (a child of
+	// worker.invoke_handler), which ends when the step is completed: the
+	// runtime's own spans and records go under it. The dispatcher adds it
+	// as the step is handed out (so it is empty when encoded before).
+	Span uint64 `json:"span,omitempty"`
 	// Handle names the step in Complete, Log and StartSpan.
 	Handle              uint64                     `json:"handle"`
 	Handler             string                     `json:"handler"`

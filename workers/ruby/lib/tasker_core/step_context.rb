@@ -4,13 +4,15 @@ module TaskerCore
   # StepContext is everything a handler knows about the step it runs, as the
   # Go worker claimed it.
   class StepContext
-    attr_reader :handle, :handler_name, :task_uuid, :step_uuid, :step_name, :namespace,
+    attr_reader :handle, :span_handle, :handler_name, :task_uuid, :step_uuid, :step_name, :namespace,
                 :task_name, :task_version, :correlation_id, :parent_correlation_id,
                 :task_context, :inputs, :dependency_results, :attempt, :max_attempts,
                 :traceparent, :tracestate
 
     def initialize(data)
       @handle = Integer(data.fetch("handle"))
+      # The handler_execution span the core started for this step (0: none).
+      @span_handle = Integer(data.fetch("span", 0))
       @handler_name = data.fetch("handler")
       @task_uuid = data.fetch("task_uuid")
       @step_uuid = data.fetch("step_uuid")

@@ -70,10 +70,13 @@ module TaskerCore
     end
 
     # Runs the block with step as the current thread's step (the worker does
-    # this around each handler).
+    # this around each handler): records and spans go under the step's
+    # handler_execution span.
     def with_step(step)
       previous = Thread.current[SCOPE_KEY]
-      Thread.current[SCOPE_KEY] = Scope.new(step, [step.handle])
+      handles = [step.handle]
+      handles << step.span_handle if step.span_handle.positive?
+      Thread.current[SCOPE_KEY] = Scope.new(step, handles)
       yield
     ensure
       Thread.current[SCOPE_KEY] = previous

@@ -109,12 +109,10 @@ module TaskerCore
       stop
     end
 
+    # The core runs each step's handler_execution span (from handing the
+    # step out to its completion) and ends it with the outcome returned here.
     def outcome(step)
-      handler = @handlers[step.handler_name]
-      value = Tracing.span(:info, "handler_execution", handler: step.handler_name, attempt: step.attempt) do
-        invoke(handler, step)
-      end
-      encode_success(value)
+      encode_success(invoke(@handlers[step.handler_name], step))
     rescue PermanentError => e
       failure(e, retryable: false)
     rescue StandardError, ScriptError => e
