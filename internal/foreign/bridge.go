@@ -126,7 +126,7 @@ func Open(ctx context.Context, o Options) (*Bridge, error) {
 	logger := telemetry.NewLogger(cfg.Telemetry.Logs, os.Stderr, prov)
 	b := &Bridge{
 		cfg: cfg, prov: prov, metrics: m, logger: logger,
-		rlog:    logger.With(telemetry.ComponentKey, Component),
+		rlog:   logger.With(telemetry.ComponentKey, Component),
 		tracer: tracing.New(prov.TracerProvider, prov.Propagator),
 	}
 	b.refs = newRefs(b.tracer)
