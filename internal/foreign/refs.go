@@ -36,6 +36,8 @@ type ref struct {
 	pending *pending
 	spans   map[uint64]struct{}
 	exec    uint64 // the handler_execution span, once handed out
+	// answered is set by the first complete.
+	answered bool
 }
 
 func newRefs(tr *tracing.Tracer) *refs { return &refs{tr: tr, m: map[uint64]*ref{}} }
@@ -105,22 +107,26 @@ func (r *refs) dropStep(h uint64) {
 }
 
 // complete ends the step's handler_execution span with the outcome and
-// delivers res to the step's waiting Dispatch.
+// delivers res to the step's waiting Dispatch. A step is answered once.
 func (r *refs) complete(h uint64, res Result) error {
 	r.mu.Lock()
 	st := r.m[h]
-	var exec trace.Span
-	if st != nil && st.pending != nil && len(st.pending.result) == 0 {
-		if x := r.m[st.exec]; x != nil {
-			exec = x.span
-			delete(r.m, st.exec)
-			delete(st.spans, st.exec)
-		}
-	}
-	r.mu.Unlock()
 	if st == nil || st.pending == nil {
+		r.mu.Unlock()
 		return fmt.Errorf("step handle %d is not in flight (its timeout elapsed, the worker stopped, or it was already answered)", h)
 	}
+	if st.answered {
+		r.mu.Unlock()
+		return fmt.Errorf("step handle %d was already answered", h)
+	}
+	st.answered = true
+	var exec trace.Span
+	if x := r.m[st.exec]; x != nil && st.exec != 0 {
+		exec = x.span
+		delete(r.m, st.exec)
+		delete(st.spans, st.exec)
+	}
+	r.mu.Unlock()
 	if exec != nil {
 		if e := res.Error; e != nil {
 			tracing.Fail(exec, e.Type, e.Message)
@@ -130,12 +136,8 @@ func (r *refs) complete(h uint64, res Result) error {
 		}
 		exec.End()
 	}
-	select {
-	case st.pending.result <- res:
-		return nil
-	default:
-		return fmt.Errorf("step handle %d was already answered", h)
-	}
+	st.pending.result <- res // buffered, and answered once: never blocks
+	return nil
 }
 
 // lookup returns the context of handle h (0: none, a background context)
