@@ -32,10 +32,11 @@ class WorkerTest < Minitest::Test
 
   def test_unencodable_result_fails_permanently
     w = worker("unit.nan" => ->(_) { Float::NAN })
-    r = w.execute(step_data("handler" => "unit.nan"))
-    refute r[:success]
-    assert_equal "TaskerCore::ResultEncodingError", r[:error][:type]
-    refute r[:error][:retryable]
+    r = JSON.parse(w.send(:encode, w.execute(step_data("handler" => "unit.nan"))))
+    refute r["success"]
+    assert_equal "TaskerCore::ResultEncodingError", r["error"]["type"]
+    refute r["error"]["retryable"]
+    assert_equal({ "success" => true, "value" => [1] }, JSON.parse(w.send(:encode, { success: true, value: [1] })))
   end
 
   def test_example_square_handlers

@@ -42,7 +42,7 @@ module TaskerCore
     # Waits up to timeout seconds for a step: returns its Hash, :timeout or
     # :stopped.
     def next_step(timeout)
-      out = FFI::MemoryPointer.new(:pointer)
+      out = (Thread.current[:tasker_core_next_out] ||= FFI::MemoryPointer.new(:pointer))
       rc = Native.tasker_next_step(@handle, (timeout * 1000).to_i, out)
       case rc
       when 1 then JSON.parse(Native.take_string(out.read_pointer))
@@ -52,8 +52,10 @@ module TaskerCore
       end
     end
 
+    # Answers a step with result (a Hash, or its JSON).
     def complete(step_handle, result)
-      Native.check(Native.tasker_step_complete(@handle, step_handle, JSON.generate(result)))
+      json = result.is_a?(String) ? result : JSON.generate(result)
+      Native.check(Native.tasker_step_complete(@handle, step_handle, json))
     end
 
     def log(handle, level, message, fields)

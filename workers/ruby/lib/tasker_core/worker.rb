@@ -95,7 +95,7 @@ module TaskerCore
         break if data == :stopped
         next if data == :timeout
 
-        result = execute(data)
+        result = encode(execute(data))
         begin
           bridge.complete(data["handle"], result)
         rescue NativeError => e
@@ -112,7 +112,7 @@ module TaskerCore
     # The core runs each step's handler_execution span (from handing the
     # step out to its completion) and ends it with the outcome returned here.
     def outcome(step)
-      encode_success(invoke(@handlers[step.handler_name], step))
+      { success: true, value: invoke(@handlers[step.handler_name], step) }
     rescue PermanentError => e
       failure(e, retryable: false)
     rescue StandardError, ScriptError => e
@@ -127,14 +127,14 @@ module TaskerCore
       end
     end
 
-    def encode_success(value)
-      # Encoding here, not in the core, turns an unencodable result into an
-      # error the handler's author can read.
-      JSON.generate(value)
-      { success: true, value: value }
+    # encode returns the JSON of an execute result. Encoding here, not in the
+    # core, turns an unencodable result into an error the handler's author
+    # can read.
+    def encode(result)
+      JSON.generate(result)
     rescue JSON::GeneratorError, Encoding::UndefinedConversionError => e
-      { success: false, error: { type: "TaskerCore::ResultEncodingError", retryable: false,
-                                 message: "the handler's result cannot be encoded as JSON: #{e.message}" } }
+      JSON.generate({ success: false, error: { type: "TaskerCore::ResultEncodingError", retryable: false,
+                                               message: "the handler's result cannot be encoded as JSON: #{e.message}" } })
     end
 
     def failure(error, retryable:)
