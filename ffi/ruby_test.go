@@ -21,6 +21,7 @@ import (
 
 	"github.com/taskerhq/tasker/client"
 	"github.com/taskerhq/tasker/handler"
+	"github.com/taskerhq/tasker/internal/base"
 	"github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/dbtest"
 	"github.com/taskerhq/tasker/internal/engine"
@@ -249,10 +250,10 @@ func startStack(t *testing.T, tr *tracing.Tracer, goNamespaces ...string) *stack
 	}
 	reg := handler.NewRegistry()
 	require.NoError(t, examples.Register(reg))
-	cfg := engine.Config{Pool: pool, Tracer: tr,
+	cfg := engine.Config{Pool: pool, Telemetry: base.Telemetry{Tracer: tr},
 		Orchestration: &orchestration.Config{ReadinessInterval: 100 * time.Millisecond, FallbackInterval: 200 * time.Millisecond}}
 	if len(goNamespaces) > 0 {
-		sub, err := orchestration.New(pool, orchestration.Config{Tracer: tr})
+		sub, err := orchestration.New(pool, orchestration.Config{Telemetry: base.Telemetry{Tracer: tr}})
 		require.NoError(t, err)
 		cfg.Worker = &worker.Config{Namespaces: goNamespaces, Dispatcher: worker.RegistryDispatcher{Registry: reg},
 			Submitter: sub, PollInterval: 100 * time.Millisecond}
@@ -277,7 +278,7 @@ func (s *stack) create(t *testing.T, ref string, taskCtx any) uuid.UUID {
 // wait polls the task until it is terminal.
 func (s *stack) wait(t *testing.T, id uuid.UUID) (*client.Task, []client.Step) {
 	t.Helper()
-	be := s.e.Orchestrator.Backend()
+	be := s.e.Backend()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		task, err := be.GetTask(context.Background(), id)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/taskerhq/tasker/client"
 	"github.com/taskerhq/tasker/handler"
+	"github.com/taskerhq/tasker/internal/base"
 	"github.com/taskerhq/tasker/internal/db"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/orchestration"
@@ -178,7 +179,7 @@ func HandlerOverhead(ctx context.Context, cfg HandlerOverheadConfig) (*HandlerOv
 	if err := reg.RegisterFunc(noopHandler, func(context.Context, *handler.StepContext) (any, error) { return nil, nil }); err != nil {
 		return nil, err
 	}
-	e, err := engine.Start(ctx, engine.Config{Pool: pool, Logger: cfg.Logger,
+	e, err := engine.Start(ctx, engine.Config{Pool: pool, Telemetry: base.Telemetry{Logger: cfg.Logger},
 		Orchestration: &orchestration.Config{},
 		Worker:        &worker.Config{Namespaces: []string{goNoopNS}, Dispatcher: worker.RegistryDispatcher{Registry: reg}}})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/taskerhq/tasker/internal/base"
 	"github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/db"
 	"github.com/taskerhq/tasker/internal/engine"
@@ -172,11 +173,11 @@ func (b *Bridge) Start(ctx context.Context, wc WorkerConfig) (err error) {
 		return fmt.Errorf("registering templates: %w", err)
 	}
 	// The service is only the Submitter through which handlers create child tasks.
-	sub, err := orchestration.New(pool, orchestration.Config{Logger: b.logger, Tracer: b.tracer, Metrics: b.metrics})
+	sub, err := orchestration.New(pool, orchestration.Config{Telemetry: b.telemetry()})
 	if err != nil {
 		return fmt.Errorf("starting worker: %w", err)
 	}
-	e, err := engine.Start(ctx, engine.Config{Pool: pool, Logger: b.logger, Metrics: b.metrics, Tracer: b.tracer,
+	e, err := engine.Start(ctx, engine.Config{Pool: pool, Telemetry: b.telemetry(),
 		Worker: &worker.Config{
 			Namespaces: wc.Namespaces, Concurrency: wc.Concurrency, Lease: ms(wc.LeaseMS),
 			PollInterval: ms(wc.PollIntervalMS), ShutdownGrace: graceOf(wc.ShutdownGraceMS),
@@ -190,6 +191,10 @@ func (b *Bridge) Start(ctx context.Context, wc WorkerConfig) (err error) {
 	b.logger.Info("foreign worker running", "component", Component, "worker_id", e.Worker.ID(),
 		"namespaces", wc.Namespaces, "handlers", wc.Handlers, "concurrency", wc.Concurrency)
 	return nil
+}
+
+func (b *Bridge) telemetry() base.Telemetry {
+	return base.Telemetry{Logger: b.logger, Tracer: b.tracer, Metrics: b.metrics}
 }
 
 // graceOf maps a configured grace (0 = none) onto worker.Config's

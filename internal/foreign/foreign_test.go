@@ -101,7 +101,7 @@ func (h *harness) next(t *testing.T) foreign.Step {
 
 func (h *harness) wait(t *testing.T, id uuid.UUID) (*client.Task, []client.Step) {
 	t.Helper()
-	be := h.orch.Orchestrator.Backend()
+	be := h.orch.Backend()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		task, err := be.GetTask(context.Background(), id)
