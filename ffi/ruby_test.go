@@ -66,22 +66,14 @@ func TestRuby(t *testing.T) {
 
 func setupRuby(t *testing.T) rubyEnv {
 	t.Helper()
-	ruby, err := exec.LookPath("ruby")
-	require.NoError(t, err, "ruby is not installed (scripts/test-setup.sh installs ruby, ruby-ffi and ruby-dev)")
-	out, err := exec.Command(ruby, "-rffi", "-e", `abort "Ruby #{RUBY_VERSION} < 3.1" if Gem::Version.new(RUBY_VERSION) < Gem::Version.new("3.1")`).CombinedOutput()
-	require.NoError(t, err, "ruby with the ffi gem ≥ 3.1 is required (scripts/test-setup.sh): %s", out)
+	ctx := context.Background()
+	ruby, err := rubyproc.CheckRuby(ctx)
+	require.NoError(t, err, "scripts/test-setup.sh installs ruby, ruby-ffi and ruby-dev")
 	wd, err := os.Getwd()
 	require.NoError(t, err)
 	root := filepath.Dir(wd)
 	lib := filepath.Join(t.TempDir(), "libtasker.so")
-	gobin := filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-	if _, err := os.Stat(gobin); err != nil {
-		gobin = "go"
-	}
-	build := exec.Command(gobin, "build", "-buildmode=c-shared", "-o", lib, "./ffi")
-	build.Dir = root
-	out, err = build.CombinedOutput()
-	require.NoError(t, err, "building libtasker.so: %s", out)
+	require.NoError(t, rubyproc.BuildLibrary(ctx, root, lib))
 	return rubyEnv{root: root, lib: lib, ruby: ruby}
 }
 
@@ -547,6 +539,21 @@ func testRubyWorkerKilled(t *testing.T, env rubyEnv) {
 	first := startRubyWorker(t, env, st.url, []string{"TASKER_TEST_MARKER=" + marker}, args...)
 	id := st.create(t, "ruby_kill/hold", nil)
 	waitForFile(t, marker, first)
+	// While Ruby works the Go worker keeps renewing the lease: the step stays
+	// on attempt 1 across several lease renewals.
+	leases := map[time.Time]bool{}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(leases) < 3 {
+		require.True(t, time.Now().Before(deadline), "the lease was not renewed while the Ruby handler ran: %v", leases)
+		steps, err := st.e.Backend().ListSteps(context.Background(), id)
+		require.NoError(t, err)
+		require.Equal(t, 1, steps[0].Attempts)
+		require.Equal(t, "in_progress", steps[0].State)
+		if l := steps[0].LeaseExpiresAt; l != nil {
+			leases[*l] = true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	require.NoError(t, first.cmd.Process.Signal(syscall.SIGKILL))
 	require.Error(t, first.wait(t))
 

@@ -54,35 +54,22 @@ func (r *refs) addStep(ctx context.Context, sc *handler.StepContext, name string
 // startExecution starts the handler_execution span of step h as the
 // runtime takes it; ok is false when the step is no longer in flight.
 func (r *refs) startExecution(h uint64) (uint64, bool) {
+	r.mu.Lock()
+	st := r.m[h]
+	r.mu.Unlock()
+	if st == nil {
+		return 0, false
+	}
+	// name and sc never change after addStep.
 	sh, err := r.startSpan(h, "handler_execution", []attribute.KeyValue{
-		tracing.KeyHandler.String(r.handlerOf(h)), tracing.KeyAttempt.Int(r.attemptOf(h))})
+		tracing.KeyHandler.String(st.name), tracing.KeyAttempt.Int(st.sc.Attempt)})
 	if err != nil {
 		return 0, false
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if st := r.m[h]; st != nil {
-		st.exec = sh
-	}
+	st.exec = sh
 	return sh, true
-}
-
-func (r *refs) handlerOf(h uint64) string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if st := r.m[h]; st != nil {
-		return st.name
-	}
-	return ""
-}
-
-func (r *refs) attemptOf(h uint64) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if st := r.m[h]; st != nil {
-		return st.sc.Attempt
-	}
-	return 0
 }
 
 // dropStep forgets a step and ends the spans the runtime left open under it.
