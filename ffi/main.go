@@ -239,6 +239,38 @@ func tasker_step_complete(h, step C.uint64_t, resultJSON *C.char) *C.char {
 	}())
 }
 
+// tasker_step_submit_child creates a nested task from inside the step or
+// span handle: request_json is {"namespace": "...", "name": "...",
+// "version": "...", "context": {...}} (plus optional initiator, reason,
+// tags, priority). The child's parent correlation ID is the step's
+// correlation ID and it joins the step's trace. *out receives the child's
+// task UUID, freed with tasker_free.
+//
+//export tasker_step_submit_child
+func tasker_step_submit_child(h, handle C.uint64_t, requestJSON *C.char, out **C.char) *C.char {
+	return cerr(func() (err error) {
+		defer guard("submitting child task", &err)
+		if out == nil {
+			return errors.New("child task: out: NULL pointer")
+		}
+		*out = nil
+		b, err := bridgeOf(h)
+		if err != nil {
+			return err
+		}
+		s, err := str(requestJSON, "child task")
+		if err != nil {
+			return err
+		}
+		id, err := b.SubmitChild(uint64(handle), []byte(s))
+		if err != nil {
+			return err
+		}
+		*out = C.CString(id.String())
+		return nil
+	}())
+}
+
 // tasker_log writes a record through Tasker's logger at level (debug, info,
 // warn, error) for the step or span handle (0: none), with fields_json (a
 // JSON object, or NULL).

@@ -194,6 +194,14 @@ steps:
     retry: {max_attempts: 3, backoff: {base: 10ms, cap: 20ms}}
 ---
 namespace: ruby_test
+name: parent
+version: 1.0.0
+steps:
+  - name: spawn_child
+    handler: nested.spawn_child
+    inputs: {child: single_workflow/single_step@1.0.0}
+---
+namespace: ruby_test
 name: hold
 version: 1.0.0
 steps:
@@ -308,8 +316,9 @@ func testRubyWorker(t *testing.T, env rubyEnv) {
 		defer cancel()
 		require.NoError(t, prov.Shutdown(sctx))
 	})
-	// The Go worker runs the nested example, whose child task runs in Ruby.
-	st := startStack(t, tracing.New(prov.TracerProvider, prov.Propagator), "nested_workflow")
+	// The Go worker runs the nested example, whose child task runs in Ruby,
+	// and the single-step example, which a Ruby handler's child task runs.
+	st := startStack(t, tracing.New(prov.TracerProvider, prov.Propagator), "nested_workflow", "single_workflow")
 
 	dir := t.TempDir()
 	marker, release := filepath.Join(dir, "marker"), filepath.Join(dir, "release")
@@ -368,6 +377,19 @@ func testRubyWorker(t *testing.T, env rubyEnv) {
 	child, _ := st.wait(t, spawned.Child)
 	require.Equal(t, "complete", child.State)
 	require.Equal(t, parent.TraceID, child.TraceID, "the Ruby child task is in its Go parent's trace")
+
+	// A Ruby handler's child task runs in Go, in the Ruby parent's trace.
+	rparent, _ := st.run(t, "ruby_test/parent", map[string]any{"even_number": 8})
+	require.Equal(t, "complete", rparent.State)
+	var rspawned struct {
+		Child uuid.UUID `json:"child_task_uuid"`
+	}
+	require.NoError(t, json.Unmarshal(rparent.Result["spawn_child"], &rspawned))
+	gochild, _ := st.wait(t, rspawned.Child)
+	require.Equal(t, "complete", gochild.State)
+	require.JSONEq(t, `"64"`, string(gochild.Result["only_step"]))
+	require.Equal(t, rparent.CorrelationID, *gochild.ParentCorrelationID)
+	require.Equal(t, rparent.TraceID, gochild.TraceID, "the Go child task is in its Ruby parent's trace")
 
 	// SIGTERM with a step in flight: the step finishes on this worker.
 	held := st.create(t, "ruby_test/hold", nil)
@@ -435,6 +457,22 @@ func testRubyWorker(t *testing.T, env rubyEnv) {
 			require.Equal(t, "worker.invoke_handler", nestedByID[s.ParentSpanID()].OperationName)
 		}
 	}
+
+	// The Ruby parent's trace holds its handler_execution and the Go child's handler.
+	require.Eventually(t, func() bool {
+		tr, err := jg.Trace(ctx, rparent.TraceID)
+		if err != nil {
+			return false
+		}
+		rubyExec, goHandler := false, false
+		for _, s := range tr.Spans {
+			rubyExec = rubyExec || (s.OperationName == "handler_execution" && s.ServiceName == "tasker-ruby-rt" &&
+				s.Tags["handler"] == "nested.spawn_child")
+			goHandler = goHandler || (s.OperationName == "worker.invoke_handler" && s.ServiceName == "tasker-go-rt" &&
+				s.Tags["handler"] == "single.square")
+		}
+		return rubyExec && goHandler
+	}, 30*time.Second, 50*time.Millisecond, "the Ruby parent's trace lacks its handler or the Go child's")
 
 	// Logs: the Ruby record reached the collector with the step's IDs and the task's trace.
 	require.Eventually(t, func() bool {

@@ -1,12 +1,15 @@
 package foreign
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
 	"strings"
 
+	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
@@ -189,4 +192,59 @@ func sortedKeys(m map[string]any) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// ChildTask is what the foreign runtime asks for when its handler starts a
+// nested task (JSON).
+type ChildTask struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Version empty means the newest registered one.
+	Version string `json:"version"`
+	// Context is the child's input, a JSON object (default {}).
+	Context   json.RawMessage `json:"context"`
+	Initiator string          `json:"initiator"`
+	Reason    string          `json:"reason"`
+	Tags      []string        `json:"tags"`
+	Priority  int             `json:"priority"`
+}
+
+// SubmitChild creates a task whose parent correlation ID is the step's
+// correlation ID, from inside the step or span handle (its span is the
+// parent of the creation, so the child joins the task's trace). It returns
+// the child's task UUID.
+func (b *Bridge) SubmitChild(handle uint64, requestJSON []byte) (uuid.UUID, error) {
+	var c ChildTask
+	if err := decodeStrict(requestJSON, &c); err != nil {
+		return uuid.Nil, fmt.Errorf("child task: %w", err)
+	}
+	switch {
+	case c.Namespace == "":
+		return uuid.Nil, errors.New("child task: namespace: required")
+	case c.Name == "":
+		return uuid.Nil, errors.New("child task: name: required")
+	}
+	if len(bytes.TrimSpace(c.Context)) == 0 {
+		c.Context = json.RawMessage(`{}`)
+	}
+	if !bytes.HasPrefix(bytes.TrimSpace(c.Context), []byte("{")) {
+		return uuid.Nil, errors.New("child task: context: must be a JSON object")
+	}
+	ctx, st, err := b.refs.lookup(handle)
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("child task: %w", err)
+	}
+	if st == nil {
+		return uuid.Nil, errors.New("child task: only a step can start a child task (handle 0 names none)")
+	}
+	req, err := st.sc.ChildTask(c.Namespace, c.Name, c.Version, nil)
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("child task: %w", err)
+	}
+	req.Context, req.Initiator, req.Reason, req.Tags, req.Priority = c.Context, c.Initiator, c.Reason, c.Tags, c.Priority
+	id, err := st.sc.SubmitChildTask(ctx, req)
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("submitting child task %s/%s: %w", c.Namespace, c.Name, err)
+	}
+	return id, nil
 }

@@ -70,6 +70,23 @@ module TaskerExamples
     end
   end
 
+  # Starts a task of the template named by inputs.child
+  # ("namespace/name@version") with the parent's even_number and returns the
+  # child's UUID. The child may run in any runtime; it joins this trace.
+  class SpawnChild < TaskerCore::StepHandler::Base
+    handles "nested.spawn_child"
+
+    def call(context)
+      ref = inputs.fetch("child") { raise TaskerCore::PermanentError, "step #{step_name.inspect}: step inputs has no key \"child\"" }
+      m = %r{\A([a-z][a-z0-9_]*)/([a-z][a-z0-9_]*)(?:@(\d+\.\d+\.\d+))?\z}.match(ref)
+      raise TaskerCore::PermanentError, "step #{step_name.inspect}: inputs.child: #{ref.inspect} is not namespace/name@version" unless m
+
+      n = task_context["even_number"]
+      id = context.submit_child_task(namespace: m[1], name: m[2], version: m[3], context: { "even_number" => n })
+      { "child_task_uuid" => id }
+    end
+  end
+
   # Fails with a retryable error on the first inputs.fail_count attempts,
   # then succeeds.
   class FailNTimes < TaskerCore::StepHandler::Base

@@ -46,6 +46,17 @@ class NativeTest < Minitest::Test
     assert_raises(ArgumentError) { TaskerCore::Tracing.event(:loud, "m") }
   end
 
+  def test_child_tasks_need_a_step_and_a_valid_request
+    err = assert_raises(TaskerCore::NativeError) { bridge.submit_child(0, { namespace: "a", name: "b" }) }
+    assert_match(/only a step can start a child task/, err.message)
+    err = assert_raises(TaskerCore::NativeError) { bridge.submit_child(0, { name: "b" }) }
+    assert_match(/namespace: required/, err.message)
+    err = assert_raises(TaskerCore::NativeError) { bridge.submit_child(0, { namespace: "a", name: "b", context: [1] }) }
+    assert_match(/context: must be a JSON object/, err.message)
+    err = assert_raises(TaskerCore::NativeError) { bridge.submit_child(0, { namespace: "a", name: "b", colour: 1 }) }
+    assert_match(/unknown field "colour"/, err.message)
+  end
+
   def test_next_step_without_a_worker_reports_stopped
     assert_equal :stopped, bridge.next_step(0.01)
   end

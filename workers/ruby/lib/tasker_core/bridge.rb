@@ -58,6 +58,14 @@ module TaskerCore
       Native.check(Native.tasker_step_complete(@handle, step_handle, json))
     end
 
+    # Creates a child task from inside the step or span handle; returns its
+    # task UUID.
+    def submit_child(handle, request)
+      out = FFI::MemoryPointer.new(:pointer)
+      Native.check(Native.tasker_step_submit_child(@handle, handle, JSON.generate(request), out))
+      Native.take_string(out.read_pointer)
+    end
+
     def log(handle, level, message, fields)
       Native.check(Native.tasker_log(@handle, handle, level.to_s, message.to_s, fields_json(fields)))
     end

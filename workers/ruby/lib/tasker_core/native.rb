@@ -30,6 +30,7 @@ module TaskerCore
     attach_function :tasker_worker_stop, %i[uint64 int64], :pointer, blocking: true
     attach_function :tasker_next_step, %i[uint64 int64 pointer], :int, blocking: true
     attach_function :tasker_step_complete, %i[uint64 uint64 string], :pointer
+    attach_function :tasker_step_submit_child, %i[uint64 uint64 string pointer], :pointer, blocking: true
     attach_function :tasker_log, %i[uint64 uint64 string string string], :pointer
     attach_function :tasker_span_start, %i[uint64 uint64 string string pointer], :pointer
     attach_function :tasker_span_end, %i[uint64 uint64 string], :pointer

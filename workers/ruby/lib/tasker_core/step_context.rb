@@ -46,5 +46,22 @@ module TaskerCore
 
     # The W3C trace ID of the task's trace.
     def trace_id = traceparent.split("-")[1]
+
+    # Creates a nested task whose parent correlation ID is this task's and
+    # returns its task UUID. It joins this task's trace, under the innermost
+    # open span. A retry after a submission whose answer was lost starts a
+    # second child.
+    def submit_child_task(namespace:, name:, version: nil, context: {}, **options)
+      request = { namespace: namespace, name: name, context: context, **options }
+      request[:version] = version if version
+      TaskerCore.bridge.submit_child(child_parent_handle, request)
+    end
+
+    private
+
+    # The innermost span of the thread running this step, else the step.
+    def child_parent_handle
+      Tracing.current_step.equal?(self) ? Tracing.current_handle : handle
+    end
   end
 end
