@@ -165,8 +165,11 @@ func Start(ctx context.Context, c Config) (*Worker, error) {
 		out = io.Discard
 	}
 	// The copier owns the pipe's read end and stops when the worker exits
-	// (its writer is closed then).
+	// (its writer is closed then); exited closes after it, so everything the
+	// worker printed has been passed on by then.
+	copied := make(chan struct{})
 	go func() {
+		defer close(copied)
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
@@ -181,6 +184,7 @@ func Start(ctx context.Context, c Config) (*Worker, error) {
 	go func() {
 		w.err = cmd.Wait()
 		_ = pw.Close()
+		<-copied
 		close(w.exited)
 	}()
 	select {
