@@ -7,9 +7,10 @@
 // success or an error message the caller frees with tasker_free; none panics
 // across the boundary. Bridges, steps and spans are named by uint64 handles.
 //
-// Functions that wait (tasker_worker_start, tasker_worker_stop,
-// tasker_next_step, tasker_flush, tasker_bridge_close) must be called without
-// holding the caller's interpreter lock (ruby-ffi: blocking: true).
+// Functions that wait (tasker_bridge_open, tasker_worker_start,
+// tasker_worker_stop, tasker_next_step, tasker_step_submit_child,
+// tasker_flush, tasker_bridge_close) must be called without holding the
+// caller's interpreter lock (ruby-ffi: blocking: true).
 //
 // A process must not fork after loading the library: the child would have
 // the Go runtime's memory but none of its threads.
