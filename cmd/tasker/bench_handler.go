@@ -26,7 +26,7 @@ func newBenchHandlerOverheadCmd(getenv func(string) string) *cobra.Command {
 		Long: `tasker bench handler-overhead runs the same one-step task, whose handler does
 nothing, through a Go handler (a worker in this process) and a Ruby handler (a
 tasker-ruby-worker process on libtasker.so, which it builds from ffi/ unless --ffi-lib
-names one), one task in flight, Go and Ruby alternating. It needs a checkout of the
+names one), --in-flight tasks at once (default 1), Go and Ruby alternating. It needs a checkout of the
 repository, Ruby ≥ 3.1 and the ffi gem.
 
 It reports, per runtime, the worker's time per step as the worker records it in the
@@ -43,6 +43,12 @@ Goal: the Ruby handler adds at most 100 µs per step at p50.`,
 			}
 			if cfg.Warmup < 0 {
 				return usageError("--warmup must be ≥ 0, got %d", cfg.Warmup)
+			}
+			if cfg.InFlight < 1 {
+				return usageError("--in-flight must be ≥ 1, got %d", cfg.InFlight)
+			}
+			if cfg.RubyConcurrency < 0 {
+				return usageError("--ruby-concurrency must be ≥ 1, got %d", cfg.RubyConcurrency)
 			}
 			logger, err := newLogger(logLevel)
 			if err != nil {
@@ -114,7 +120,8 @@ Goal: the Ruby handler adds at most 100 µs per step at p50.`,
 	fl := cmd.Flags()
 	fl.IntVar(&cfg.Runs, "runs", 500, "measured tasks per handler")
 	fl.IntVar(&cfg.Warmup, "warmup", 50, "tasks per handler run first and not counted")
-	fl.IntVar(&cfg.RubyConcurrency, "ruby-concurrency", 2, "threads of the Ruby worker")
+	fl.IntVar(&cfg.InFlight, "in-flight", 1, "tasks at once (1: a closed loop where every step starts on an idle machine)")
+	fl.IntVar(&cfg.RubyConcurrency, "ruby-concurrency", 0, "threads of the Ruby worker (default --in-flight + 1)")
 	fl.StringVar(&cfg.Library, "ffi-lib", "", "libtasker.so to use (default: build it from ffi/)")
 	fl.StringVar(&jsonPath, "json", "", "also write the results as JSON to this file")
 	fl.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
@@ -127,7 +134,7 @@ func printHandlerOverhead(w io.Writer, r *bench.HandlerOverheadResult) {
 	fmt.Fprintf(w, "machine   %d CPUs, %s/%s, %s, load average %.2f at start\n", m.CPUs, m.GOOS, m.GOARCH, m.GoVersion, m.LoadAvg1)
 	fmt.Fprintf(w, "postgres  %s  fsync=%s synchronous_commit=%s\n", pg.Version, pg.Fsync, pg.SynchronousCommit)
 	fmt.Fprintf(w, "commit    %s\n", r.Commit)
-	fmt.Fprintf(w, "handler overhead: one no-op step per task, one task in flight, Go and Ruby alternating, %d warmup each\n\n", r.Warmup)
+	fmt.Fprintf(w, "handler overhead: one no-op step per task, %d in flight, Go and Ruby alternating, %d warmup each\n\n", r.InFlight, r.Warmup)
 	fmt.Fprintf(w, "%-8s %5s %6s   %-34s   %s\n", "handler", "runs", "errors", "worker time per step (ms)", "create → complete (ms)")
 	fmt.Fprintf(w, "%-8s %5s %6s   %8s %8s %8s %8s   %8s %8s %8s\n", "", "", "", "p50", "p95", "p99", "max", "p50", "p95", "p99")
 	for _, s := range []bench.HandlerStats{r.Go, r.Ruby} {

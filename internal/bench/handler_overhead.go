@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -40,7 +41,11 @@ type HandlerOverheadConfig struct {
 	RepoRoot string
 	// Library is libtasker.so (required).
 	Library string
-	// RubyConcurrency is the Ruby worker's thread count. Default 2.
+	// InFlight is how many tasks run at once (each of that many loops
+	// alternates Go and Ruby tasks). Default 1: a closed loop, every step
+	// starting on an idle machine; more keeps the workers busy.
+	InFlight int
+	// RubyConcurrency is the Ruby worker's thread count. Default: InFlight + 1.
 	RubyConcurrency int
 	// TaskTimeout bounds one task. Default 30s.
 	TaskTimeout time.Duration
@@ -60,8 +65,11 @@ func (c HandlerOverheadConfig) withDefaults() HandlerOverheadConfig {
 	if c.Warmup == 0 {
 		c.Warmup = 50
 	}
+	if c.InFlight == 0 {
+		c.InFlight = 1
+	}
 	if c.RubyConcurrency == 0 {
-		c.RubyConcurrency = 2
+		c.RubyConcurrency = c.InFlight + 1
 	}
 	if c.TaskTimeout == 0 {
 		c.TaskTimeout = 30 * time.Second
@@ -85,6 +93,8 @@ func (c HandlerOverheadConfig) validate() error {
 		return fmt.Errorf("bench: runs must be ≥ 1, got %d", c.Runs)
 	case c.Warmup < 0:
 		return fmt.Errorf("bench: warmup must be ≥ 0, got %d", c.Warmup)
+	case c.InFlight < 1:
+		return fmt.Errorf("bench: in-flight must be ≥ 1, got %d", c.InFlight)
 	case c.RubyConcurrency < 1:
 		return fmt.Errorf("bench: ruby concurrency must be ≥ 1, got %d", c.RubyConcurrency)
 	}
@@ -115,6 +125,7 @@ type HandlerOverheadResult struct {
 	DeltaP50Us float64  `json:"ruby_delta_p50_us"`
 	DeltaP99Us float64  `json:"ruby_delta_p99_us"`
 	Warmup     int      `json:"warmup"`
+	InFlight   int      `json:"in_flight"`
 	Postgres   Postgres `json:"postgres"`
 	Machine    Machine  `json:"machine"`
 	Commit     string   `json:"commit"`
@@ -151,8 +162,8 @@ func noopTemplate(ns string) *template.Template {
 
 // HandlerOverhead runs the same one-step no-op task through a Go handler (a
 // worker in this process) and a Ruby handler (a tasker-ruby-worker process
-// on libtasker.so), one task in flight, alternating Go and Ruby so that both
-// see the same machine load, and reports each one's worker time per step
+// on libtasker.so), InFlight tasks at once, alternating Go and Ruby so that
+// both see the same machine load, and reports each one's worker time per step
 // and the Ruby delta.
 func HandlerOverhead(ctx context.Context, cfg HandlerOverheadConfig) (*HandlerOverheadResult, error) {
 	cfg = cfg.withDefaults()
@@ -171,7 +182,7 @@ func HandlerOverhead(ctx context.Context, cfg HandlerOverheadConfig) (*HandlerOv
 	if err := templatestore.RegisterAll(ctx, pool, queue.NewClient(nil), tpls); err != nil {
 		return nil, err
 	}
-	res := &HandlerOverheadResult{Benchmark: "handler_overhead", Warmup: cfg.Warmup, Machine: ThisMachine(), Commit: Commit()}
+	res := &HandlerOverheadResult{Benchmark: "handler_overhead", Warmup: cfg.Warmup, InFlight: cfg.InFlight, Machine: ThisMachine(), Commit: Commit()}
 	if res.Postgres, err = ReadPostgres(ctx, pool); err != nil {
 		return nil, err
 	}
@@ -207,21 +218,37 @@ func HandlerOverhead(ctx context.Context, cfg HandlerOverheadConfig) (*HandlerOv
 			}
 		}
 	}
-	cfg.Progress("measuring: %d tasks per handler, Go and Ruby alternating", cfg.Runs)
-	ids := map[string][]uuid.UUID{}
-	errs := map[string]int{}
-	for range cfg.Runs {
-		for _, ns := range []string{goNoopNS, rubyNoopNS} {
-			id, err := runNoop(ctx, e, pool, ns, cfg.TaskTimeout)
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil, ctx.Err()
-				}
-				errs[ns]++
-				continue
-			}
-			ids[ns] = append(ids[ns], id)
+	cfg.Progress("measuring: %d tasks per handler, Go and Ruby alternating, %d in flight", cfg.Runs, cfg.InFlight)
+	var (
+		mu   sync.Mutex
+		ids  = map[string][]uuid.UUID{}
+		errs = map[string]int{}
+		wg   sync.WaitGroup
+	)
+	for loop := range cfg.InFlight {
+		// Loop i runs its share of the runs; together they run cfg.Runs.
+		n := cfg.Runs / cfg.InFlight
+		if loop < cfg.Runs%cfg.InFlight {
+			n++
 		}
+		wg.Go(func() {
+			for range n {
+				for _, ns := range []string{goNoopNS, rubyNoopNS} {
+					id, err := runNoop(ctx, e, pool, ns, cfg.TaskTimeout)
+					mu.Lock()
+					if err != nil {
+						errs[ns]++
+					} else {
+						ids[ns] = append(ids[ns], id)
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
 	}
 	if res.Go, err = handlerStats(ctx, pool, "go", ids[goNoopNS], errs[goNoopNS]); err != nil {
 		return nil, err
