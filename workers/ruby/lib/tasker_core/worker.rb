@@ -45,6 +45,7 @@ module TaskerCore
                   concurrency: @concurrency, templates: Array(templates) }
       @config[:lease_ms] = Integer(lease_ms) if lease_ms
       @config[:poll_interval_ms] = Integer(poll_interval_ms) if poll_interval_ms
+      @config[:shutdown_grace_ms] = (shutdown_grace * 1000).to_i
       @shutdown_grace = shutdown_grace
       @bridge = bridge
       @signals = signals
