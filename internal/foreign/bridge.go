@@ -180,7 +180,7 @@ func (b *Bridge) Start(ctx context.Context, wc WorkerConfig) (err error) {
 	e, err := engine.Start(ctx, engine.Config{Pool: pool, Telemetry: b.telemetry(),
 		Worker: &worker.Config{
 			Namespaces: wc.Namespaces, Concurrency: wc.Concurrency, Lease: ms(wc.LeaseMS),
-			PollInterval: ms(wc.PollIntervalMS), ShutdownGrace: graceOf(wc.ShutdownGraceMS),
+			PollInterval: ms(wc.PollIntervalMS), ShutdownGrace: ms(wc.ShutdownGraceMS),
 			Dispatcher: disp, Submitter: sub,
 		}})
 	if err != nil {
@@ -195,15 +195,6 @@ func (b *Bridge) Start(ctx context.Context, wc WorkerConfig) (err error) {
 
 func (b *Bridge) telemetry() base.Telemetry {
 	return base.Telemetry{Logger: b.logger, Tracer: b.tracer, Metrics: b.metrics}
-}
-
-// graceOf maps a configured grace (0 = none) onto worker.Config's
-// convention (negative = none).
-func graceOf(n int) time.Duration {
-	if n == 0 {
-		return -1
-	}
-	return ms(n)
 }
 
 // Stop stops claiming steps, waits up to timeout for the steps in flight

@@ -29,8 +29,8 @@ type WorkerConfig struct {
 	LeaseMS int `json:"lease_ms"`
 	// PollIntervalMS is the fallback poll period. Default 1000.
 	PollIntervalMS int `json:"poll_interval_ms"`
-	// ShutdownGraceMS is how long in-flight steps may finish at Stop.
-	// Default 30000.
+	// ShutdownGraceMS is how long in-flight steps may finish at Stop (Stop's
+	// own timeout may cut it shorter). Default (and 0) 30000.
 	ShutdownGraceMS int `json:"shutdown_grace_ms"`
 	// Templates are directories of template YAML files to register first,
 	// each checked against Handlers.
