@@ -189,7 +189,10 @@ func tasker_next_step(h C.uint64_t, timeoutMS C.int64_t, out **C.char) (rc C.int
 	*out = nil
 	var err error
 	defer func() {
-		guard("taking the next step", &err)
+		// recover must be called by the deferred function itself.
+		if p := recover(); p != nil {
+			err = fmt.Errorf("taking the next step: internal error: %v", p)
+		}
 		if err != nil {
 			*out, rc = C.CString(err.Error()), -2
 		}
