@@ -5,7 +5,7 @@ SHELL := /bin/bash
 
 GO ?= go
 
-.PHONY: test build dev fmt vet lint
+.PHONY: test build dev fmt vet lint ffi
 
 # test prepares the machine (installs missing system packages when root),
 # then vets and runs every test with the race detector.
@@ -19,6 +19,10 @@ build:
 
 dev:
 	$(GO) run ./cmd/tasker dev
+
+# ffi builds the C ABI the Ruby worker loads (workers/ruby, docs/ruby.md).
+ffi:
+	$(GO) build -buildmode=c-shared -o workers/ruby/lib/tasker_core/libtasker.so ./ffi
 
 fmt:
 	gofmt -w .
