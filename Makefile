@@ -5,7 +5,7 @@ SHELL := /bin/bash
 
 GO ?= go
 
-.PHONY: test build dev fmt vet lint fuzz
+.PHONY: test build dev fmt vet lint ffi fuzz
 
 # FUZZ_TARGETS are package:FuzzName pairs; `go test` runs their checked-in
 # seeds (testdata/fuzz) every time, `make fuzz` mutates them for FUZZTIME each.
@@ -37,6 +37,10 @@ build:
 
 dev:
 	$(GO) run ./cmd/tasker dev
+
+# ffi builds the C ABI the Ruby worker loads (workers/ruby, docs/ruby.md).
+ffi:
+	$(GO) build -buildmode=c-shared -o workers/ruby/lib/tasker_core/libtasker.so ./ffi
 
 fmt:
 	gofmt -w .

@@ -400,12 +400,14 @@ $$;
 -- +goose StatementEnd
 
 -- Claim by message id (the NOTIFY path): hide the message for the lease, then claim its step.
+-- queue_wait_ms is how long the message waited between its enqueue and this
+-- read, on the database's clock (tasker_message_queue_wait_duration_milliseconds).
 -- The claim commits without waiting for its WAL flush: a claim lost in a
 -- crash leaves the step enqueued and its message visible again.
 -- +goose StatementBegin
 CREATE FUNCTION tasker.claim_step(p_queue text, p_msg_id bigint, p_lease_ms integer, p_worker_id text)
 RETURNS TABLE (
-    msg_id bigint, read_ct integer, headers jsonb,
+    msg_id bigint, read_ct integer, headers jsonb, queue_wait_ms double precision,
     outcome text, task_uuid uuid, step_uuid uuid, step_name text, handler text, attempt integer, max_attempts integer,
     timeout_ms integer, inputs jsonb, task_context jsonb, correlation_id uuid, parent_correlation_id uuid,
     namespace text, task_name text, task_version text, dependency_results jsonb, prior_traceparent text)
@@ -414,6 +416,7 @@ DECLARE
     v_read integer;
     v_headers jsonb;
     v_message jsonb;
+    v_enqueued timestamptz;
 BEGIN
     -- A claim need not wait for its WAL flush: if the server loses it in a
     -- crash, the step is still enqueued and its message visible again, so
@@ -424,11 +427,12 @@ BEGIN
     UPDATE tasker.queue_messages q
     SET vt = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0), read_ct = q.read_ct + 1
     WHERE q.msg_id = p_msg_id AND q.queue_name = p_queue AND q.vt <= clock_timestamp()
-    RETURNING q.read_ct, q.headers, q.message INTO v_read, v_headers, v_message;
+    RETURNING q.read_ct, q.headers, q.message, q.enqueued_at INTO v_read, v_headers, v_message, v_enqueued;
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    RETURN QUERY SELECT p_msg_id, v_read, v_headers, c.*
+    RETURN QUERY SELECT p_msg_id, v_read, v_headers,
+            extract(epoch FROM clock_timestamp() - v_enqueued)::double precision * 1000, c.*
         FROM tasker.claim_step_message(p_queue, p_msg_id, v_message, p_lease_ms, p_worker_id) c;
 END;
 $$;
@@ -438,7 +442,7 @@ $$;
 -- +goose StatementBegin
 CREATE FUNCTION tasker.claim_steps(p_queue text, p_qty integer, p_lease_ms integer, p_worker_id text, p_min_age_ms integer DEFAULT 0)
 RETURNS TABLE (
-    msg_id bigint, read_ct integer, headers jsonb,
+    msg_id bigint, read_ct integer, headers jsonb, queue_wait_ms double precision,
     outcome text, task_uuid uuid, step_uuid uuid, step_name text, handler text, attempt integer, max_attempts integer,
     timeout_ms integer, inputs jsonb, task_context jsonb, correlation_id uuid, parent_correlation_id uuid,
     namespace text, task_name text, task_version text, dependency_results jsonb, prior_traceparent text)
@@ -447,7 +451,8 @@ DECLARE
     m record;
 BEGIN
     FOR m IN SELECT * FROM tasker.queue_read(p_queue, p_lease_ms, p_qty, p_min_age_ms) LOOP
-        RETURN QUERY SELECT m.msg_id, m.read_ct, m.headers, c.*
+        RETURN QUERY SELECT m.msg_id, m.read_ct, m.headers,
+                extract(epoch FROM clock_timestamp() - m.enqueued_at)::double precision * 1000, c.*
             FROM tasker.claim_step_message(p_queue, m.msg_id, m.message, p_lease_ms, p_worker_id) c;
     END LOOP;
 END;

@@ -27,6 +27,7 @@ write JSON.`,
 		RunE: groupRunE,
 	}
 	cmd.AddCommand(newBenchE2ECmd(getenv), newBenchThroughputCmd(getenv), newBenchSoakCmd(getenv))
+	cmd.AddCommand(newBenchHandlerOverheadCmd(getenv))
 	return cmd
 }
 

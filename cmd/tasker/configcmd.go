@@ -24,7 +24,11 @@ func newConfigCmd(g *globalFlags) *cobra.Command {
 config/tasker/environments/$TASKER_ENV/*.toml (default production; tasker dev: development), overlaid by
 TASKER_* environment variables; the standard OTEL_* variables win over all of them.
 Without a config/tasker directory in the working directory, the files built into
-the binary are used.`,
+the binary are used.
+
+Export turns on with OTEL_EXPORTER_OTLP_ENDPOINT (or a per-signal endpoint, or an
+OTEL_*_EXPORTER other than none) unless telemetry.enabled = false is set explicitly
+or OTEL_SDK_DISABLED=true; the FROM column names what decided.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			asJSON, err := g.jsonOutput()

@@ -88,6 +88,7 @@ func (s *Store) getTask(ctx context.Context, q db.Querier, id uuid.UUID) (*clien
 		return nil, err
 	}
 	t := taskFromRow(row)
+	ctx = tracing.ForTask(ctx, t.CorrelationID, t.TaskUUID)
 	if err := s.fillTask(ctx, q, t); err != nil {
 		return nil, err
 	}
@@ -140,10 +141,11 @@ func (s *Store) fillTask(ctx context.Context, q db.Querier, t *client.Task) erro
 
 // ListSteps implements Backend.
 func (s *Store) ListSteps(ctx context.Context, id uuid.UUID) ([]client.Step, error) {
-	rows, err := db.ListSteps(ctx, s.pool, id)
+	corr, rows, err := db.ListSteps(ctx, s.pool, id)
 	if err != nil {
 		return nil, err
 	}
+	ctx = tracing.ForTask(ctx, corr, id)
 	steps := make([]client.Step, len(rows))
 	idx := make(map[uuid.UUID]int, len(rows))
 	for i, r := range rows {
@@ -181,6 +183,7 @@ func (s *Store) ListSteps(ctx context.Context, id uuid.UUID) ([]client.Step, err
 
 // ListTasksByCorrelation implements Backend.
 func (s *Store) ListTasksByCorrelation(ctx context.Context, corr uuid.UUID) ([]client.Task, error) {
+	ctx = tracing.ForTask(ctx, corr, uuid.Nil)
 	tasks, err := s.listTasks(ctx, db.ListTasksParams{CorrelationID: &corr})
 	if err != nil {
 		return nil, fmt.Errorf("listing tasks of correlation id %s: %w", corr, err)

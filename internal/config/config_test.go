@@ -72,6 +72,11 @@ func TestBaseFileEqualsDefault(t *testing.T) {
 	assert.Equal(t, Default().Telemetry, cfg.Telemetry)
 	assert.Equal(t, Default().API, cfg.API)
 	for key, s := range sources {
+		if key == "telemetry.enabled" {
+			// Left unset on purpose, so an OTLP endpoint variable can turn export on.
+			assert.Equal(t, FromDefault, s.From, key)
+			continue
+		}
 		file := "telemetry.toml"
 		if strings.HasPrefix(key, "api.") {
 			file = "api.toml"
@@ -85,7 +90,7 @@ func TestNoFilesGivesDefaultsWithDefaultProvenance(t *testing.T) {
 	cfg, sources, err := load(t, dir, "", nil)
 	require.NoError(t, err)
 	assert.Equal(t, Default().Telemetry, cfg.Telemetry)
-	require.Len(t, sources, 30)
+	require.Len(t, sources, 41)
 	for key, s := range sources {
 		assert.Equal(t, FromDefault, s.From, key)
 	}
@@ -188,6 +193,77 @@ components = { worker = "error" }
 	assert.Equal(t, "0.5", src["telemetry.sampling.ratio"].Value)
 }
 
+// An OTLP endpoint or exporter variable turns export on, as with any
+// OpenTelemetry SDK, unless something said "off" explicitly.
+func TestOTELVariablesTurnExportOn(t *testing.T) {
+	noFiles := writeTree(t, map[string]string{"base/.keep": "", "environments/development/.keep": ""})
+	offInFile := writeTree(t, map[string]string{"base/.keep": "", "environments/development/telemetry.toml": "[telemetry]\nenabled = false\n"})
+	cases := []struct {
+		name    string
+		dir     string
+		vars    map[string]string
+		enabled bool
+		from    string
+	}{
+		{"nothing set", noFiles, nil, false, FromDefault},
+		{"endpoint", noFiles, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4317"}, true, "env OTEL_EXPORTER_OTLP_ENDPOINT"},
+		{"traces endpoint", noFiles, map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://jaeger:4318/v1/traces"}, true, "env OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"},
+		{"console exporter", noFiles, map[string]string{"OTEL_TRACES_EXPORTER": "console"}, true, "env OTEL_TRACES_EXPORTER"},
+		{"exporter none", noFiles, map[string]string{"OTEL_METRICS_EXPORTER": "none"}, false, FromDefault},
+		{"OTEL_SDK_DISABLED wins", noFiles, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4317", "OTEL_SDK_DISABLED": "true"}, false, "env OTEL_SDK_DISABLED"},
+		{"explicit env off wins", noFiles, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4317", "TASKER_TELEMETRY_ENABLED": "false"}, false, "env TASKER_TELEMETRY_ENABLED"},
+		{"explicit file off wins", offInFile, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4317"}, false,
+			filepath.Join(offInFile, "environments", "development", "telemetry.toml")},
+		{"checked-in development", repoConfig, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://localhost:4317"}, true, "env OTEL_EXPORTER_OTLP_ENDPOINT"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, src, err := load(t, c.dir, "development", c.vars)
+			require.NoError(t, err)
+			assert.Equal(t, c.enabled, cfg.Telemetry.Enabled)
+			assert.Equal(t, c.from, src["telemetry.enabled"].From)
+		})
+	}
+	// The test environment stays off whatever the shell exports.
+	cfg, _, err := load(t, repoConfig, "test", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://localhost:4317"})
+	require.NoError(t, err)
+	assert.False(t, cfg.Telemetry.Enabled)
+}
+
+func TestPerSignalVariables(t *testing.T) {
+	dir := writeTree(t, map[string]string{"base/.keep": "", "environments/production/.keep": ""})
+	cfg, src, err := load(t, dir, "", map[string]string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT":         "http://collector:4317",
+		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT":  "http://jaeger:4318/v1/traces",
+		"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL":  "HTTP/PROTOBUF",
+		"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "grpc",
+		"OTEL_METRICS_EXPORTER":               "None",
+		"OTEL_LOGS_EXPORTER":                  "console",
+		"OTEL_RESOURCE_ATTRIBUTES":            "deployment.environment.name=staging, team=pay%20ments,service.version=9.9.9",
+	})
+	require.NoError(t, err)
+	tel := cfg.Telemetry
+	assert.Equal(t, SignalTarget{Endpoint: "http://jaeger:4318/v1/traces", Protocol: ProtocolHTTPProtobuf, Exact: true}, tel.OTLP.Target("traces"))
+	assert.Equal(t, SignalTarget{Endpoint: "http://collector:4317", Protocol: ProtocolGRPC}, tel.OTLP.Target("metrics"))
+	assert.Equal(t, SignalTarget{Endpoint: "http://collector:4317", Protocol: ProtocolGRPC}, tel.OTLP.Target("logs"))
+	assert.Equal(t, "env OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", src["telemetry.otlp.traces_endpoint"].From)
+	assert.Equal(t, ExporterOTLP, tel.Traces.Exporter)
+	assert.Equal(t, ExporterNone, tel.Metrics.Exporter)
+	assert.Equal(t, ExporterConsole, tel.Logs.Exporter)
+	assert.Equal(t, "env OTEL_LOGS_EXPORTER", src["telemetry.logs.exporter"].From)
+	assert.Equal(t, map[string]string{"deployment.environment.name": "staging", "team": "pay ments"}, tel.ResourceAttributes)
+	assert.Equal(t, "env OTEL_RESOURCE_ATTRIBUTES", src["telemetry.resource_attributes.team"].From)
+	assert.Equal(t, "9.9.9", tel.ServiceVersion)
+
+	// service.name in OTEL_RESOURCE_ATTRIBUTES names the service, unless OTEL_SERVICE_NAME does.
+	cfg, _, err = load(t, dir, "", map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "service.name=billing"})
+	require.NoError(t, err)
+	assert.Equal(t, "billing", cfg.Telemetry.ServiceNameFor("tasker-worker"))
+	cfg, _, err = load(t, dir, "", map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "service.name=billing", "OTEL_SERVICE_NAME": "payments"})
+	require.NoError(t, err)
+	assert.Equal(t, "payments", cfg.Telemetry.ServiceNameFor("tasker-worker"))
+}
+
 func TestEnvEmptyValuesAreUnset(t *testing.T) {
 	dir := writeTree(t, map[string]string{"base/.keep": "", "environments/production/.keep": ""})
 	cfg, src, err := load(t, dir, "", map[string]string{"OTEL_SERVICE_NAME": "", "TASKER_LOG_LEVEL": "  "})
@@ -265,11 +341,11 @@ func TestBadFileValues(t *testing.T) {
 		{"interval", "[telemetry.metrics]\nexport_interval_seconds = 0.5",
 			`telemetry.metrics.export_interval_seconds: 0.5 is less than 1 second`},
 		{"level", "[telemetry.logs]\nlevel = \"verbose\"",
-			`telemetry.logs.level: "verbose" is not one of debug, info, warn, error`},
+			`telemetry.logs.level: "verbose" is not one of trace, debug, info, warn, error`},
 		{"format", "[telemetry.logs]\nformat = \"xml\"",
 			`telemetry.logs.format: "xml" is not one of text, json`},
 		{"component level", "[telemetry.logs]\ncomponents = { worker = \"loud\" }",
-			`telemetry.logs.components.worker: "loud" is not one of debug, info, warn, error`},
+			`telemetry.logs.components.worker: "loud" is not one of trace, debug, info, warn, error`},
 		{"component name", "[telemetry.logs]\ncomponents = { Worker = \"debug\" }",
 			`telemetry.logs.components.Worker: component name "Worker" is not lower-case`},
 		{"service name", "[telemetry]\nservice_name = \"\"",
@@ -278,6 +354,16 @@ func TestBadFileValues(t *testing.T) {
 			`:2: telemetry.otlp.batch_size_limit: incompatible types: TOML value has type string; destination has type integer`},
 		{"duration type", "[telemetry.otlp]\ntimeout_seconds = \"10s\"",
 			`telemetry.otlp.timeout_seconds: "10s" is not a number of seconds`},
+		{"shutdown timeout", "[telemetry.otlp]\nshutdown_timeout_seconds = 0",
+			`telemetry.otlp.shutdown_timeout_seconds: 0 must be greater than 0`},
+		{"signal endpoint", "[telemetry.otlp]\nmetrics_endpoint = \"collector:4318\"",
+			`telemetry.otlp.metrics_endpoint: "collector:4318" is not an http:// or https:// URL`},
+		{"signal protocol", "[telemetry.otlp]\nlogs_protocol = \"udp\"",
+			`telemetry.otlp.logs_protocol: "udp" is not one of grpc, http/protobuf`},
+		{"exporter", "[telemetry.traces]\nexporter = \"zipkin\"",
+			`telemetry.traces.exporter: "zipkin" is not one of otlp, console, none`},
+		{"resource service.name", "[telemetry]\nresource_attributes = { \"service.name\" = \"x\" }",
+			`telemetry.resource_attributes.service.name: is set by telemetry.service_name`},
 		{"syntax", "[telemetry\nenabled = true", ``},
 	}
 	for _, c := range cases {
@@ -309,9 +395,9 @@ func TestBadEnvValues(t *testing.T) {
 		want        string
 	}{
 		{"TASKER_TELEMETRY_ENABLED", "yes", `env TASKER_TELEMETRY_ENABLED: "yes" is not one of true, false`},
-		{"TASKER_LOG_LEVEL", "trace", `env TASKER_LOG_LEVEL: telemetry.logs.level: "trace" is not one of debug, info, warn, error`},
+		{"TASKER_LOG_LEVEL", "verbose", `env TASKER_LOG_LEVEL: telemetry.logs.level: "verbose" is not one of trace, debug, info, warn, error`},
 		{"TASKER_LOG_FORMAT", "xml", `env TASKER_LOG_FORMAT: telemetry.logs.format: "xml" is not one of text, json`},
-		{"TASKER_LOG_LEVEL_WORKER", "loud", `env TASKER_LOG_LEVEL_WORKER: telemetry.logs.components.worker: "loud" is not one of debug, info, warn, error`},
+		{"TASKER_LOG_LEVEL_WORKER", "loud", `env TASKER_LOG_LEVEL_WORKER: telemetry.logs.components.worker: "loud" is not one of trace, debug, info, warn, error`},
 		{"OTEL_SDK_DISABLED", "maybe", `env OTEL_SDK_DISABLED: "maybe" is not one of true, false`},
 		{"OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317", `env OTEL_EXPORTER_OTLP_ENDPOINT: telemetry.otlp.endpoint: "collector:4317" is not an http:// or https:// URL`},
 		{"OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", `env OTEL_EXPORTER_OTLP_PROTOCOL: telemetry.otlp.protocol: "http/json" is not one of grpc, http/protobuf`},
@@ -323,6 +409,12 @@ func TestBadEnvValues(t *testing.T) {
 		{"OTEL_METRIC_EXPORT_INTERVAL", "500", `env OTEL_METRIC_EXPORT_INTERVAL: telemetry.metrics.export_interval_seconds: 0.5 is less than 1 second`},
 		{"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "lots", `env OTEL_BSP_MAX_EXPORT_BATCH_SIZE: "lots" is not a whole number`},
 		{"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0", `env OTEL_BSP_MAX_EXPORT_BATCH_SIZE: telemetry.otlp.batch_size_limit: 0 is not in 1..65536`},
+		{"OTEL_TRACES_EXPORTER", "otlp,console", `env OTEL_TRACES_EXPORTER: "otlp,console" is not one of otlp, console, none (one exporter per signal)`},
+		{"OTEL_METRICS_EXPORTER", "prometheus", `env OTEL_METRICS_EXPORTER: "prometheus" is not one of otlp, console, none`},
+		{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "jaeger:4317", `env OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: telemetry.otlp.traces_endpoint: "jaeger:4317" is not an http:// or https:// URL`},
+		{"OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/json", `env OTEL_EXPORTER_OTLP_LOGS_PROTOCOL: telemetry.otlp.logs_protocol: "http/json" is not one of grpc, http/protobuf`},
+		{"OTEL_RESOURCE_ATTRIBUTES", "team", `env OTEL_RESOURCE_ATTRIBUTES: "team" is not key=value`},
+		{"OTEL_RESOURCE_ATTRIBUTES", "team=a%zz", `env OTEL_RESOURCE_ATTRIBUTES: "team=a%zz" has a value that is not percent-encoded correctly`},
 		{"OTEL_SERVICE_NAME", "", ``}, // empty is unset: no error
 		{"TASKER_ENV", "../base", `env TASKER_ENV: "../base" is not an environment name`},
 		{"TASKER_ENV", "staging", `env TASKER_ENV: environment "staging" has no directory`},
@@ -349,7 +441,8 @@ func TestUnknownKeys(t *testing.T) {
 	_, _, err := load(t, dir, "", nil)
 	require.Error(t, err)
 	assert.Equal(t, filepath.Join(dir, "base", "telemetry.toml")+
-		": unknown key telemetry.otlp.endpiont ([telemetry.otlp] allows endpoint, protocol, timeout_seconds, batch_size_limit)",
+		": unknown key telemetry.otlp.endpiont ([telemetry.otlp] allows endpoint, protocol, timeout_seconds, shutdown_timeout_seconds, batch_size_limit, "+
+		"traces_endpoint, traces_protocol, metrics_endpoint, metrics_protocol, logs_endpoint, logs_protocol)",
 		err.Error())
 
 	// An unknown section is reported once, not once per key inside it.

@@ -190,7 +190,10 @@ func loadLayer(cfg *Config, files configFiles, rel, envFrom string) error {
 			return err
 		}
 		for _, k := range md.Keys() {
-			key := k.String()
+			// Joined unquoted, as sourceList names map entries: a map key
+			// with a dot ("deployment.environment.name") is quoted by
+			// Key.String and would never match.
+			key := strings.Join(k, ".")
 			// Tables ("Hash") are only containers and may be opened by
 			// several files; their provenance matters only for an empty
 			// map, whose own key is all there is to report.

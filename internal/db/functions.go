@@ -317,9 +317,12 @@ const (
 
 // ClaimedStep is what a worker gets when it takes a step message.
 type ClaimedStep struct {
-	MsgID               int64
-	ReadCount           int
-	Headers             json.RawMessage
+	MsgID     int64
+	ReadCount int
+	Headers   json.RawMessage
+	// QueueWait is how long the message waited in its queue before this
+	// read, measured on the database's clock.
+	QueueWait           time.Duration
 	Outcome             string
 	TaskUUID            uuid.UUID
 	StepUUID            uuid.UUID
@@ -340,7 +343,7 @@ type ClaimedStep struct {
 	PriorTraceparent string
 }
 
-const claimColumns = `msg_id, read_ct, headers, outcome, task_uuid, step_uuid, step_name, handler, attempt, max_attempts,
+const claimColumns = `msg_id, read_ct, headers, queue_wait_ms, outcome, task_uuid, step_uuid, step_name, handler, attempt, max_attempts,
 	timeout_ms, inputs, task_context, correlation_id, parent_correlation_id, namespace, task_name, task_version, dependency_results, prior_traceparent`
 
 func scanClaim(r pgx.CollectableRow) (ClaimedStep, error) {
@@ -348,11 +351,13 @@ func scanClaim(r pgx.CollectableRow) (ClaimedStep, error) {
 	var taskUUID, corr *uuid.UUID
 	var name, handler, ns, tname, tver, prior *string
 	var attempt, maxAttempts, timeoutMs *int32
-	err := r.Scan(&c.MsgID, &c.ReadCount, &c.Headers, &c.Outcome, &taskUUID, &c.StepUUID, &name, &handler, &attempt, &maxAttempts,
+	var waitedMs float64
+	err := r.Scan(&c.MsgID, &c.ReadCount, &c.Headers, &waitedMs, &c.Outcome, &taskUUID, &c.StepUUID, &name, &handler, &attempt, &maxAttempts,
 		&timeoutMs, &c.Inputs, &c.TaskContext, &corr, &c.ParentCorrelationID, &ns, &tname, &tver, &c.DependencyResults, &prior)
 	if err != nil {
 		return c, err
 	}
+	c.QueueWait = time.Duration(waitedMs * float64(time.Millisecond))
 	if taskUUID != nil {
 		c.TaskUUID = *taskUUID
 	}

@@ -92,6 +92,9 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 		}
 		e.Worker = w
 	}
+	if err := cfg.Metrics.DeclareKnown(ctx, cfg.Pool); err != nil {
+		return nil, err
+	}
 	if err := e.observe(cfg); err != nil {
 		return nil, err
 	}

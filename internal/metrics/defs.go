@@ -110,6 +110,8 @@ var defs = []Def{
 		"send calls", "Latency of a send (insert + NOTIFY) call."},
 	{"tasker_message_read_duration_milliseconds", "tasker.message.read.duration", Histogram, "ms", []string{"queue"}, "messaging",
 		"claim and read calls", "Latency of a read or claim call."},
+	{"tasker_message_queue_wait_duration_milliseconds", "tasker.message.queue_wait.duration", Histogram, "ms", []string{"queue"}, "messaging",
+		"worker claims, orchestration result consumer", "Time a message waited in its queue, from enqueue to the read that took it (on the database clock); a rising tail means consumers are short."},
 	{"tasker_queue_claimable_messages", "tasker.queue.claimable_messages", Gauge, "", []string{"queue"}, "messaging",
 		"read from the queue at collection", "Messages a consumer could take right now (visible)."},
 	{"tasker_queue_oldest_claimable_age_seconds", "tasker.queue.oldest_claimable_age", Gauge, "s", []string{"queue"}, "messaging",

@@ -260,8 +260,9 @@ func (s *Service) ProcessTaskRequestMessage(ctx context.Context, msgID int64) er
 	var msg messages.TaskRequestMessage
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var body, headers []byte
-		err := tx.QueryRow(ctx, `SELECT message, headers FROM tasker.queue_messages
-			WHERE msg_id = $1 AND queue_name = $2 FOR UPDATE SKIP LOCKED`, msgID, queue.TaskRequests).Scan(&body, &headers)
+		var waitedSec float64
+		err := tx.QueryRow(ctx, `SELECT message, headers, extract(epoch FROM clock_timestamp() - enqueued_at)::float8 FROM tasker.queue_messages
+			WHERE msg_id = $1 AND queue_name = $2 FOR UPDATE SKIP LOCKED`, msgID, queue.TaskRequests).Scan(&body, &headers, &waitedSec)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
@@ -277,6 +278,7 @@ func (s *Service) ProcessTaskRequestMessage(ctx context.Context, msgID int64) er
 		}
 		_ = queue.DecodeHeaders(headers, &msg.Headers)
 		ctx = s.tr.Extract(ctx, msg.Headers)
+		s.m.QueueWait(ctx, queue.TaskRequests, time.Duration(waitedSec*float64(time.Second)))
 		req := msg.TaskRequest
 		if req.CorrelationID == nil && msg.CorrelationID != uuid.Nil {
 			c := msg.CorrelationID

@@ -49,6 +49,7 @@ func (o *observer) claimed(q string, cl claimed, method string, claimDur time.Du
 		cl.span.AddLink(link)
 	}
 	o.m.StepClaimed(cl.ctx, c.Namespace, method, q, claimDur)
+	o.m.QueueWait(cl.ctx, q, c.QueueWait)
 	if method == ClaimPoll {
 		o.m.FallbackPollHits(cl.ctx, q, 1)
 	}
