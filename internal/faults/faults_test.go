@@ -73,8 +73,6 @@ type proc struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
-	// restarts counts starts after the first (the test's own kills).
-	restarts int
 }
 
 func (p *proc) start(t *testing.T) {
@@ -97,9 +95,6 @@ func (p *proc) start(t *testing.T) {
 		_ = logf.Close()
 		close(exited)
 	}()
-	if p.cmd != nil {
-		p.restarts++
-	}
 	p.cmd, p.exited = cmd, exited
 }
 
