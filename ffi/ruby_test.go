@@ -84,7 +84,8 @@ func testRubyUnit(t *testing.T, env rubyEnv) {
 	args := append([]string{"-Ilib", "-Itest", "-e", "ARGV.each { |f| require File.expand_path(f) }"}, tests...)
 	cmd := exec.Command(env.ruby, args...)
 	cmd.Dir = filepath.Join(env.root, "workers/ruby")
-	cmd.Env = append(os.Environ(), "TASKER_FFI_LIB="+env.lib, "TASKER_TELEMETRY_ENABLED=false")
+	// The development profile: the unit tests read the text log format.
+	cmd.Env = append(os.Environ(), "TASKER_FFI_LIB="+env.lib, "TASKER_TELEMETRY_ENABLED=false", "TASKER_ENV=development")
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "ruby unit tests:\n%s", out)
 	require.Contains(t, string(out), " 0 failures, 0 errors", "%s", out)

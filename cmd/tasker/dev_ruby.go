@@ -70,7 +70,7 @@ func (r *devRuby) start(ctx context.Context, out, logOut io.Writer, url, logLeve
 		args = append(args, "--log-level", logLevel)
 	}
 	w, err := rubyproc.Start(ctx, rubyproc.Config{Root: root, Library: lib, DatabaseURL: url, Namespaces: r.namespaces,
-		Requires: []string{rubyproc.ExamplesRel}, Args: args, Output: logOut})
+		Requires: []string{rubyproc.ExamplesRel}, Args: args, Output: logOut, Env: devProfileEnv()})
 	if err != nil {
 		cleanup()
 		return nil, nil, err
@@ -90,4 +90,13 @@ func (r *devRuby) start(ctx context.Context, out, logOut io.Writer, url, logLeve
 		return w.Stop(sctx)
 	}
 	return goNS, stop, nil
+}
+
+// devProfileEnv hands tasker dev's development profile to the processes it
+// starts, which would otherwise default to production.
+func devProfileEnv() []string {
+	if os.Getenv("TASKER_ENV") != "" {
+		return nil
+	}
+	return []string{"TASKER_ENV=development"}
 }

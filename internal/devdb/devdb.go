@@ -226,6 +226,9 @@ func (c *Cluster) initdb(ctx context.Context, durable bool) error {
 	if runtime.GOOS != "linux" {
 		locale = "C"
 	}
+	if c.password == "" {
+		return errors.New("initdb: the cluster has no password")
+	}
 	// The password reaches initdb through a file only the server's user can
 	// read, never the command line (visible to every local user).
 	pwfile := filepath.Join(c.dir, "pwfile")

@@ -240,7 +240,11 @@ func TestStartRetriesTakenPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Cluster{binDir: binDir, dir: dir, owner: owner, logf: t.Logf}
+	password, err := randomPassword()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{binDir: binDir, dir: dir, password: password, owner: owner, logf: t.Logf}
 	t.Cleanup(func() {
 		if err := c.Stop(context.Background()); err != nil {
 			t.Error(err)
