@@ -381,14 +381,15 @@ func scenario(t *testing.T, name string, fault func(t *testing.T, s *stack), env
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	var keys, reruns, queued int
+	var keys, reruns, reclaims, queued int
 	var firstDone, backlogDone *time.Time
 	if err := s.pool.QueryRow(ctx, `SELECT count(DISTINCT idempotency_key),
 			(SELECT coalesce(sum(attempts - 1), 0) FROM tasker.workflow_steps WHERE attempts > 1),
+			(SELECT count(*) FROM tasker.workflow_step_transitions WHERE reason = 'lease_expired_reclaim'),
 			(SELECT count(*) FROM tasker.queue_messages),
 			(SELECT min(completed_at) FROM tasker.tasks WHERE completed_at > $1),
 			(SELECT max(completed_at) FROM tasker.tasks WHERE created_at <= $1)
-		FROM tasker.tasks`, lifted).Scan(&keys, &reruns, &queued, &firstDone, &backlogDone); err != nil {
+		FROM tasker.tasks`, lifted).Scan(&keys, &reruns, &reclaims, &queued, &firstDone, &backlogDone); err != nil {
 		t.Fatal(err)
 	}
 	r := result{scenario: name, submitted: submitted, tasks: tasks, completed: completed, dupes: tasks - keys,
@@ -410,6 +411,11 @@ func scenario(t *testing.T, name string, fault func(t *testing.T, s *stack), env
 		if err := s.pool.QueryRow(ctx, `SELECT idempotency_key FROM tasker.tasks WHERE task_uuid = $1`, id).Scan(&got); err != nil || got != key {
 			t.Errorf("answered task %s of key %s: stored key %q (%v)", id, key, got, err)
 		}
+	}
+	// The example handlers never fail, so a step runs again only when its
+	// lease was lost and another claim took it over.
+	if reruns != reclaims {
+		t.Errorf("%d handler re-runs but %d lease-expired reclaims: a handler ran again without losing its lease", reruns, reclaims)
 	}
 	if completed != tasks {
 		t.Errorf("%d of %d tasks complete two minutes after the load ended", completed, tasks)
