@@ -181,8 +181,8 @@ type genTemplate struct {
 type GenerateResult struct {
 	Benchmark string `json:"benchmark"`
 	// Added is how many tasks this run added (from index Start).
-	Added int `json:"added"`
-	Start int `json:"start"`
+	Added int   `json:"added"`
+	Start int   `json:"start"`
 	Seed  int64 `json:"seed"`
 	// StateMix and Shapes are the configuration used.
 	StateMix     string   `json:"state_mix"`
@@ -195,12 +195,12 @@ type GenerateResult struct {
 	LoadS       float64 `json:"load_s"`
 	TasksPerSec float64 `json:"tasks_per_s"`
 	// AnalyzeS is the time of the VACUUM ANALYZE after loading.
-	AnalyzeS float64     `json:"analyze_s"`
-	Stats    DatasetStats `json:"stats"`
-	Postgres Postgres     `json:"postgres"`
-	Machine  Machine      `json:"machine"`
-	Commit   string       `json:"commit"`
-	StartedAt time.Time   `json:"started_at"`
+	AnalyzeS  float64      `json:"analyze_s"`
+	Stats     DatasetStats `json:"stats"`
+	Postgres  Postgres     `json:"postgres"`
+	Machine   Machine      `json:"machine"`
+	Commit    string       `json:"commit"`
+	StartedAt time.Time    `json:"started_at"`
 }
 
 // DatasetStats are counts and sizes of everything in the database (the
@@ -428,6 +428,9 @@ func (b *rowBuilder) load(ctx context.Context, pool *pgxpool.Pool, skipFKChecks 
 	})
 }
 
+// uuidEpoch is the time in the first generated task's IDs.
+var uuidEpoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // randUUID draws a UUIDv7 for time at from r, so IDs are reproducible and
 // ordered by time like the engine's.
 func randUUID(r *rand.Rand, at time.Time) uuid.UUID {
@@ -599,11 +602,15 @@ func (b *rowBuilder) task(i int, tpls map[genKey]*genTemplate) {
 		created = b.now.Add(-10*time.Minute + time.Duration(r.Int64N(int64(9*time.Minute))))
 	}
 	sim := &taskSim{b: b, r: r, tpl: tpl, clock: created, state: state.TaskPending}
-	sim.id = randUUID(r, created)
-	sim.corr = randUUID(r, created)
+	// IDs carry a time that depends on the index alone (not on when the
+	// data was generated), so a seed always gives the same IDs, ordered by
+	// index as the engine's UUIDv7s are by creation.
+	idTime := uuidEpoch.Add(time.Duration(i) * time.Millisecond)
+	sim.id = randUUID(r, idTime)
+	sim.corr = randUUID(r, idTime)
 	sim.steps = make([]genStep, n)
 	for j := range sim.steps {
-		sim.steps[j] = genStep{id: randUUID(r, created), state: state.StepPending, clock: created}
+		sim.steps[j] = genStep{id: randUUID(r, idTime), state: state.StepPending, clock: created}
 	}
 	priority := 0
 	if r.IntN(10) == 0 {
@@ -679,11 +686,11 @@ func (b *rowBuilder) task(i int, tpls map[genKey]*genTemplate) {
 			results = st.results
 		}
 		b.steps = append(b.steps, []any{st.id, sim.id, tpl.namedSteps[j], tpl.stepNames[j], GenHandler, string(st.state), true,
-			int32(genMaxAttempts), int32(st.attempts), int32(genBackoffBase/time.Millisecond), int32(genBackoffCap/time.Millisecond), int32(template.DefaultTimeout/time.Millisecond),
+			int32(genMaxAttempts), int32(st.attempts), int32(genBackoffBase / time.Millisecond), int32(genBackoffCap / time.Millisecond), int32(template.DefaultTimeout / time.Millisecond),
 			st.state == state.StepInProgress, processed, st.procAt, st.lastAtt, st.lastFail, st.backoff, st.nextRet, st.lease,
 			st.worker, results, created, st.clock})
 		for _, p := range tpl.parents[j] {
-			b.edges = append(b.edges, []any{randUUID(r, created), sim.steps[p].id, st.id, "provides", created})
+			b.edges = append(b.edges, []any{randUUID(r, idTime), sim.steps[p].id, st.id, "provides", created})
 		}
 	}
 }
