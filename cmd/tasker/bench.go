@@ -28,7 +28,7 @@ write JSON.`,
 	}
 	cmd.AddCommand(newBenchE2ECmd(getenv), newBenchThroughputCmd(getenv))
 	cmd.AddCommand(newBenchHandlerOverheadCmd(getenv))
-	cmd.AddCommand(newBenchGenerateCmd(getenv))
+	cmd.AddCommand(newBenchGenerateCmd(getenv), newBenchSQLCmd(getenv))
 	return cmd
 }
 
