@@ -21,6 +21,8 @@ const (
 	singleSquare   = "single.square"
 	failNTimesName = "retry.fail_n_times"
 	spawnChildName = "nested.spawn_child"
+	// fanOutSquare serves the fan-out example (examples/templates/fan_out.yaml).
+	fanOutSquare = "fan_out.square"
 )
 
 // Handlers returns every example handler under the name the example
@@ -32,7 +34,7 @@ func Handlers() map[string]handler.Handler {
 	}
 	// One implementation serves every squaring workflow; the per-workflow
 	// names keep metrics and logs telling the workflows apart.
-	for _, name := range []string{linearSquare, diamondSquare, treeSquare, mixedDAGSquare, singleSquare} {
+	for _, name := range []string{linearSquare, diamondSquare, treeSquare, mixedDAGSquare, singleSquare, fanOutSquare} {
 		hs[name] = handler.Func(square)
 	}
 	return hs
