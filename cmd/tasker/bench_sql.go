@@ -152,7 +152,11 @@ func printSQL(w io.Writer, r *bench.SQLResult) {
 	for _, s := range r.Scales {
 		fmt.Fprintf(tw, "%d p50\tp95\tp99\t", s)
 	}
-	fmt.Fprintf(tw, "growth\t\n")
+	fmt.Fprintf(tw, "growth\t")
+	if len(r.Scales) > 2 {
+		fmt.Fprintf(tw, "from %d\t", r.Scales[1])
+	}
+	fmt.Fprintf(tw, "\n")
 	for _, f := range r.Functions {
 		kind := "global"
 		if f.PerTask {
@@ -170,7 +174,11 @@ func printSQL(w io.Writer, r *bench.SQLResult) {
 				fmt.Fprintf(tw, "-\t-\t-\t")
 			}
 		}
-		fmt.Fprintf(tw, "%.2f×\t\n", f.Growth)
+		fmt.Fprintf(tw, "%.2f×\t", f.Growth)
+		if len(r.Scales) > 2 {
+			fmt.Fprintf(tw, "%.2f×\t", f.GrowthFromSecond)
+		}
+		fmt.Fprintf(tw, "\n")
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w, "\n(ms)")

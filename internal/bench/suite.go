@@ -225,11 +225,19 @@ func (r *SuiteResult) Markdown() string {
 		for _, sc := range s.Scales {
 			fmt.Fprintf(&b, " %s tasks |", thousands(sc))
 		}
-		b.WriteString(" growth |\n|---|---|")
+		b.WriteString(" growth |")
+		if len(s.Scales) > 2 {
+			fmt.Fprintf(&b, " growth from %s |", thousands(s.Scales[1]))
+		}
+		b.WriteString("\n|---|---|")
 		for range s.Scales {
 			b.WriteString("---|")
 		}
-		b.WriteString("---|\n")
+		b.WriteString("---|")
+		if len(s.Scales) > 2 {
+			b.WriteString("---|")
+		}
+		b.WriteString("\n")
 		for _, f := range s.Functions {
 			kind := "global"
 			if f.PerTask {
@@ -247,7 +255,11 @@ func (r *SuiteResult) Markdown() string {
 					b.WriteString(" – |")
 				}
 			}
-			fmt.Fprintf(&b, " %.2f× |\n", f.Growth)
+			fmt.Fprintf(&b, " %.2f× |", f.Growth)
+			if len(s.Scales) > 2 {
+				fmt.Fprintf(&b, " %.2f× |", f.GrowthFromSecond)
+			}
+			b.WriteString("\n")
 		}
 		fmt.Fprintf(&b, "\n![p50 vs dataset size](%s)\n![p99 vs dataset size](%s)\n\n", ChartSQLP50, ChartSQLP99)
 		b.WriteString("### Goals\n\n| function | goal | measured | |\n|---|---|---|---|\n")
