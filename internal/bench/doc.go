@@ -1,8 +1,8 @@
 // Package bench holds Tasker's benchmarks (goals in docs/benchmarks.md): the
-// programs behind `tasker bench`, not Go tests. Each one measures a path of the real engine against
-// a real PostgreSQL, reports p50/p95/p99 from HdrHistogram (1 µs .. 60 s, 3
-// significant digits), and records the machine, the PostgreSQL settings and
-// the commit.
+// programs behind `tasker bench`, not Go tests. Each one measures a path of
+// the real engine against a real PostgreSQL, reports p50/p95/p99 from
+// HdrHistogram (1 µs .. 60 s, 3 significant digits), and records the
+// machine, the PostgreSQL settings and the commit.
 //
 // Generate builds a synthetic dataset (generated templates of four shapes,
 // tasks in a mix of states with the steps, history and queue messages each

@@ -178,7 +178,7 @@ func TestGenerate(t *testing.T) {
 
 	// A running engine finishes every task that is not final yet.
 	reg := handler.NewRegistry()
-	RegisterGenerated(reg)
+	require.NoError(t, RegisterGenerated(reg))
 	var namespaces []string
 	for k := range res.Namespaces {
 		namespaces = append(namespaces, GenNamespace(k))
