@@ -320,6 +320,12 @@ func growDataset(ctx context.Context, pool *pgxpool.Pool, gen GenerateConfig, ha
 	if err := generate(ctx, pool, gen, &GenerateResult{}); err != nil {
 		return ScaleDataset{}, err
 	}
+	// Loading wrote hundreds of MB of WAL: without a checkpoint now, the one
+	// it triggers would write the dirty pages back while the next phase
+	// measures. Needs superuser or pg_checkpoint; without, measure anyway.
+	if _, err := pool.Exec(ctx, "CHECKPOINT"); err != nil {
+		gen.Logger.Warn("could not checkpoint after loading; a checkpoint may run during the measurements", "error", err)
+	}
 	st, err := ReadDatasetStats(ctx, pool)
 	if err != nil {
 		return ScaleDataset{}, err
