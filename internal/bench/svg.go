@@ -97,7 +97,7 @@ func (c chart) SVG() []byte {
 	for _, l := range c.HLines {
 		Y := py(l.Y)
 		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#d62728" stroke-dasharray="6 3"/>`, plotL, Y, plotL+pw, Y)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end" fill="#d62728">%s</text>`+"\n", plotL+pw-4, Y-4, html.EscapeString(l.Label))
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" fill="#d62728">%s</text>`+"\n", plotL+4, Y-4, html.EscapeString(l.Label))
 	}
 	for i, s := range c.Series {
 		color := palette[i%len(palette)]
