@@ -13,7 +13,7 @@ func newBenchReportCmd(getenv func(string) string) *cobra.Command {
 	var db dbFlags
 	var gen genFlags
 	var cfg bench.SuiteConfig
-	var scales, outDir, from, logLevel string
+	var scales, outDir, from, jsonPath, logLevel string
 	cmd := &cobra.Command{
 		Use:   "report --out DIR [--from results.json] [--scales …]",
 		Short: "Run the benchmark suite (sql, explain, critical paths) and write a Markdown report with SVG charts",
@@ -97,6 +97,9 @@ minutes. The report is written whether or not the goals are met.`,
 			for _, f := range files {
 				fmt.Fprintf(errOut, "wrote %s\n", f)
 			}
+			if jsonPath != "" {
+				return writeJSONFile(jsonPath, res, errOut)
+			}
 			return nil
 		},
 	}
@@ -109,6 +112,7 @@ minutes. The report is written whether or not the goals are met.`,
 	fl.IntVar(&cfg.SQL.Samples, "samples", 500, "timed calls per SQL function and scale")
 	fl.IntVar(&cfg.Paths.Samples, "path-samples", 200, "samples per critical path")
 	fl.DurationVar(&cfg.SQL.ContentionDuration, "contention-duration", 5*time.Second, "how long each contention mode runs")
+	fl.StringVar(&jsonPath, "json", "", "also write the results as JSON to this file (as results.json in --out)")
 	fl.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
 	return cmd
 }

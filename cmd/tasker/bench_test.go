@@ -86,13 +86,14 @@ func TestBenchCommands(t *testing.T) {
 
 	out := filepath.Join(dir, "report")
 	res = runBench(t, "report", "--database-url", dbtest.NewDatabase(t), "--out", out, "--scales", "60,120", "--samples", "3",
-		"--path-samples", "3", "--contention-duration", "100ms")
+		"--path-samples", "3", "--contention-duration", "100ms", "--json", filepath.Join(dir, "suite.json"))
 	require.Equal(t, exitOK, res.code, res.stderr)
 	for _, f := range []string{"report.md", "results.json", "sql-p50.svg", "sql-p99.svg", "critical-paths-cdf.svg"} {
 		require.FileExists(t, filepath.Join(out, f))
 	}
 	suite := readJSON(t, filepath.Join(out, "results.json"))
 	requireKeys(t, suite, "benchmark", "sql", "explain", "critical_paths")
+	requireKeys(t, readJSON(t, filepath.Join(dir, "suite.json")), "benchmark", "sql", "explain", "critical_paths")
 
 	again := filepath.Join(dir, "again")
 	res = runBench(t, "report", "--from", filepath.Join(out, "results.json"), "--out", again)

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/taskerhq/tasker/internal/db"
 	"github.com/taskerhq/tasker/internal/messages"
 	"github.com/taskerhq/tasker/internal/queue"
 	"github.com/taskerhq/tasker/internal/state"
@@ -111,9 +112,15 @@ func (c GenerateConfig) withDefaults() GenerateConfig {
 }
 
 func (c GenerateConfig) validate() error {
-	switch {
-	case c.DatabaseURL == "":
+	if c.DatabaseURL == "" {
 		return errors.New("generate: a database URL is required")
+	}
+	return c.validateData()
+}
+
+// validateData checks everything but the database URL.
+func (c GenerateConfig) validateData() error {
+	switch {
 	case c.Tasks < 1:
 		return fmt.Errorf("generate: tasks must be ≥ 1, got %d", c.Tasks)
 	case c.Start < 0:
@@ -813,10 +820,7 @@ func linearExtension(parents [][]int, r *rand.Rand) []int {
 
 // ReadDatasetStats counts tasks and steps by state and shape and reads the
 // tables' sizes.
-func ReadDatasetStats(ctx context.Context, q interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}) (DatasetStats, error) {
+func ReadDatasetStats(ctx context.Context, q db.Querier) (DatasetStats, error) {
 	st := DatasetStats{TasksByState: map[string]int64{}, TasksByShape: map[string]int64{}, StepsByState: map[string]int64{}}
 	collect := func(sql string, into func(k string, n int64)) error {
 		rows, err := q.Query(ctx, sql)

@@ -309,12 +309,12 @@ func judge(f SQLFunction) (float64, []Goal) {
 // growDataset adds tasks have..scale-1 to the dataset.
 func growDataset(ctx context.Context, pool *pgxpool.Pool, gen GenerateConfig, have, scale int, progress func(ProgressReport)) (ScaleDataset, error) {
 	t0 := time.Now()
-	gen.DatabaseURL, gen.Start, gen.Tasks = "-", have, scale-have
+	gen.Start, gen.Tasks = have, scale-have
 	gen.Progress = func(p ProgressReport) {
 		progress(ProgressReport{Phase: fmt.Sprintf("generate %d tasks: %s", scale, p.Phase), Done: p.Done, Total: p.Total})
 	}
 	gen = gen.withDefaults()
-	if err := gen.validate(); err != nil {
+	if err := gen.validateData(); err != nil {
 		return ScaleDataset{}, err
 	}
 	if err := generate(ctx, pool, gen, &GenerateResult{}); err != nil {
