@@ -19,6 +19,7 @@ import (
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/orchestration"
 	"github.com/taskerhq/tasker/internal/queue"
+	"github.com/taskerhq/tasker/internal/templatestore"
 	"github.com/taskerhq/tasker/internal/worker"
 )
 
@@ -151,6 +152,9 @@ func CriticalPaths(ctx context.Context, cfg CriticalPathConfig) (*CriticalPathRe
 		return nil, err
 	}
 	defer pool.Close()
+	if err := registerFanOut(ctx, pool); err != nil {
+		return nil, err
+	}
 	res := &CriticalPathResult{Benchmark: "critical_paths", Samples: cfg.Samples, Postgres: pg, Machine: ThisMachine(),
 		Commit: Commit(), StartedAt: started.UTC()}
 
@@ -259,7 +263,7 @@ func measureAPICreate(ctx context.Context, cfg CriticalPathConfig, e *engine.Eng
 // claims each task's root, submits its result, and times until the nine
 // steps the orchestrator then enqueues have all been announced.
 func measureDiscoverPublish(ctx context.Context, cfg CriticalPathConfig, pool *pgxpool.Pool) (*hist, error) {
-	const ns, name = "fan_out_workflow", "fan_out_10"
+	const ns, name = fanOutNamespace, fanOutName
 	wq, _ := queue.WorkerQueue(ns)
 	conn, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
 	if err != nil {
@@ -332,6 +336,14 @@ func measureDiscoverPublish(ctx context.Context, cfg CriticalPathConfig, pool *p
 		cfg.Progress(ProgressReport{Phase: "critical path: discovery → publish", Done: i + 1, Total: cfg.Warmup + cfg.Samples})
 	}
 	return out, nil
+}
+
+func registerFanOut(ctx context.Context, pool *pgxpool.Pool) error {
+	tpl := fanOutTemplate()
+	if err := tpl.Validate(nil); err != nil {
+		return fmt.Errorf("fan-out template: %w", err)
+	}
+	return templatestore.Register(ctx, pool, queue.NewClient(nil), tpl)
 }
 
 // waitFinal waits until every task in ids is in a final state.

@@ -241,3 +241,22 @@ func buildTemplate(ns, shape string, n int) *template.Template {
 	}
 	return t
 }
+
+// The 10-step fan-out of the discovery → publish critical path: one root and
+// nine steps that all become ready when it completes.
+const (
+	fanOutNamespace = "bench_fan_out"
+	fanOutName      = "fan_out_10"
+)
+
+func fanOutTemplate() *template.Template {
+	t := &template.Template{Namespace: fanOutNamespace, Name: fanOutName, Version: "1.0.0",
+		Description: "One root step fanning out to nine parallel steps (tasker bench critical-paths)."}
+	t.Steps = append(t.Steps, template.Step{Name: "fan_out_root", Handler: GenHandler,
+		Retry: template.Retry{MaxAttempts: 1}, Timeout: template.DefaultTimeout})
+	for i := 1; i <= 9; i++ {
+		t.Steps = append(t.Steps, template.Step{Name: fmt.Sprintf("fan_out_branch_%d", i), Handler: GenHandler,
+			DependsOn: []string{"fan_out_root"}, Retry: template.Retry{MaxAttempts: 1}, Timeout: template.DefaultTimeout})
+	}
+	return t
+}

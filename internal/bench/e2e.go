@@ -34,7 +34,6 @@ var ShortNames = map[string]string{
 	"tree":      "tree_workflow/hierarchical_tree",
 	"mixed_dag": "mixed_dag_workflow/complex_dag",
 	"single":    "single_workflow/single_step",
-	"fan_out":   "fan_out_workflow/fan_out_10",
 }
 
 // AllTemplates are the DAG templates `--template all` runs, in order.

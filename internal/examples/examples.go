@@ -21,8 +21,6 @@ const (
 	singleSquare   = "single.square"
 	failNTimesName = "retry.fail_n_times"
 	spawnChildName = "nested.spawn_child"
-	// fanOutSquare serves the fan-out example (examples/templates/fan_out.yaml).
-	fanOutSquare = "fan_out.square"
 )
 
 // Handlers returns every example handler under the name the example
@@ -34,7 +32,7 @@ func Handlers() map[string]handler.Handler {
 	}
 	// One implementation serves every squaring workflow; the per-workflow
 	// names keep metrics and logs telling the workflows apart.
-	for _, name := range []string{linearSquare, diamondSquare, treeSquare, mixedDAGSquare, singleSquare, fanOutSquare} {
+	for _, name := range []string{linearSquare, diamondSquare, treeSquare, mixedDAGSquare, singleSquare} {
 		hs[name] = handler.Func(square)
 	}
 	return hs

@@ -410,7 +410,7 @@ func TestTemplatesMatchHandlers(t *testing.T) {
 	reg := registry()
 	tpls, err := examples.Templates()
 	require.NoError(t, err)
-	require.Len(t, tpls, 9)
+	require.Len(t, tpls, 8)
 
 	used := map[string]bool{}
 	for _, tpl := range tpls {
