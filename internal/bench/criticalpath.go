@@ -15,6 +15,7 @@ import (
 
 	"github.com/taskerhq/tasker/client"
 	"github.com/taskerhq/tasker/internal/api"
+	"github.com/taskerhq/tasker/internal/base"
 	"github.com/taskerhq/tasker/internal/db"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/orchestration"
@@ -160,11 +161,11 @@ func CriticalPaths(ctx context.Context, cfg CriticalPathConfig) (*CriticalPathRe
 
 	// The engine works every namespace but the fan-out's: that path plays
 	// the worker itself.
-	submitter, err := orchestration.New(pool, orchestration.Config{Logger: cfg.Logger})
+	submitter, err := orchestration.New(pool, orchestration.Config{Telemetry: base.Telemetry{Logger: cfg.Logger}})
 	if err != nil {
 		return nil, err
 	}
-	e, err := engine.Start(ctx, engine.Config{Pool: pool, Logger: cfg.Logger, Orchestration: &orchestration.Config{},
+	e, err := engine.Start(ctx, engine.Config{Pool: pool, Telemetry: base.Telemetry{Logger: cfg.Logger}, Orchestration: &orchestration.Config{},
 		Worker: &worker.Config{Namespaces: []string{"single_workflow"}, Dispatcher: worker.RegistryDispatcher{Registry: reg},
 			Submitter: submitter}})
 	if err != nil {
@@ -228,7 +229,7 @@ func CriticalPaths(ctx context.Context, cfg CriticalPathConfig) (*CriticalPathRe
 }
 
 func measureAPICreate(ctx context.Context, cfg CriticalPathConfig, e *engine.Engine) (*hist, []uuid.UUID, error) {
-	h, err := api.NewHandler(api.Config{Backend: e.Orchestrator.Backend(), Logger: cfg.Logger})
+	h, err := api.NewHandler(api.Config{Backend: e.Backend(), Logger: cfg.Logger})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -273,7 +274,7 @@ func measureDiscoverPublish(ctx context.Context, cfg CriticalPathConfig, pool *p
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{wq}.Sanitize()); err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", wq, err)
 	}
-	orch, err := orchestration.New(pool, orchestration.Config{Logger: cfg.Logger})
+	orch, err := orchestration.New(pool, orchestration.Config{Telemetry: base.Telemetry{Logger: cfg.Logger}})
 	if err != nil {
 		return nil, err
 	}
