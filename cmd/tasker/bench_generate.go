@@ -89,7 +89,8 @@ step waiting for orchestration). It then runs VACUUM ANALYZE and prints tasks pe
 state and shape, steps per state, and rows and sizes per table.
 
 The same --seed and sizes build the same dataset (timestamps are relative to
-the time of generation).
+the time of generation). A generated dataset already in --database-url is grown
+to --tasks tasks.
 
 Without --database-url the data goes into an ephemeral PostgreSQL that is
 deleted when the command ends: useful to time the generator and see the
@@ -118,7 +119,7 @@ statistics; the other bench commands generate their own data.`,
 					err = serr
 				}
 			}()
-			cfg.DatabaseURL, cfg.Tasks, cfg.Logger = url, tasks, logger
+			cfg.DatabaseURL, cfg.Tasks, cfg.Grow, cfg.Logger = url, tasks, true, logger
 			cfg.Progress = newProgressBar(errOut).Report
 			res, err := bench.Generate(ctx, cfg)
 			if err != nil {
@@ -143,8 +144,8 @@ statistics; the other bench commands generate their own data.`,
 }
 
 func printGenerate(w io.Writer, r *bench.GenerateResult) {
-	fmt.Fprintf(w, "generated %d tasks (seed %d, %d templates, state mix %s) in %.1f s (%.0f tasks/s), VACUUM ANALYZE %.1f s\n\n",
-		r.Added, r.Seed, r.Templates, r.StateMix, r.LoadS, r.TasksPerSec, r.AnalyzeS)
+	fmt.Fprintf(w, "generated %d tasks (from index %d; seed %d, %d templates, state mix %s) in %.1f s (%.0f tasks/s), VACUUM ANALYZE %.1f s\n\n",
+		r.Added, r.Start, r.Seed, r.Templates, r.StateMix, r.LoadS, r.TasksPerSec, r.AnalyzeS)
 	printDatasetStats(w, r.Stats)
 }
 

@@ -29,7 +29,10 @@ of its own, then writes into --out:
 
 With --from it reads a results.json written before and only rewrites the report
 and charts. The run at the default scales (up to 50,000 tasks) takes a few
-minutes. The report is written whether or not the goals are met.`,
+minutes. The report is written whether or not the goals are met. With
+--database-url, give it an empty database: the sql benchmark builds its dataset
+there, and the critical paths create (and drop) a database next to it, which
+needs CREATEDB.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			ctx := cmd.Context()

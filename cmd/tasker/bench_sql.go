@@ -63,7 +63,8 @@ scale ÷ p50 at the smallest; a per-task function should stay near 1), and the g
 autocommit) for --contention-duration, all on one task and each on its own:
 throughput and conflict rate.
 
-Exit status 1 when a goal is not met.`,
+Exit status 1 when a goal is not met. With --database-url, give it an empty
+database: it builds the dataset itself.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			ctx := cmd.Context()

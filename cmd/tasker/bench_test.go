@@ -62,7 +62,14 @@ func TestBenchCommands(t *testing.T) {
 	requireKeys(t, gen["stats"], "tasks", "steps", "tasks_by_state", "tasks_by_shape", "steps_by_state", "tables")
 	require.EqualValues(t, 80, gen["stats"].(map[string]any)["tasks"])
 
-	res = runBench(t, "sql", "--database-url", url, "--scales", "100,150", "--samples", "3", "--warmup", "1",
+	// Again, larger: the dataset grows instead of colliding with itself.
+	res = runBench(t, "generate", "--database-url", url, "--tasks", "100", "--seed", "3", "--json", filepath.Join(dir, "gen.json"))
+	require.Equal(t, exitOK, res.code, res.stderr)
+	gen = readJSON(t, filepath.Join(dir, "gen.json"))
+	require.EqualValues(t, 20, gen["added"])
+	require.EqualValues(t, 100, gen["stats"].(map[string]any)["tasks"])
+
+	res = runBench(t, "sql", "--database-url", dbtest.NewDatabase(t), "--scales", "100,150", "--samples", "3", "--warmup", "1",
 		"--contention-workers", "2", "--contention-duration", "200ms", "--json", filepath.Join(dir, "sql.json"))
 	require.Contains(t, []int{exitOK, exitFailed}, res.code, res.stderr)
 	require.Contains(t, res.stdout, "get_step_readiness_status[linear]")

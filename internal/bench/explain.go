@@ -180,12 +180,12 @@ func Explain(ctx context.Context, cfg ExplainConfig) (*ExplainResult, error) {
 	res := &ExplainResult{Benchmark: "explain", Tasks: cfg.Tasks, SeqScanMinRows: cfg.SeqScanMinRows,
 		MisestimateFactor: cfg.MisestimateFactor, MisestimateMinRows: cfg.MisestimateMinRows,
 		Postgres: pg, Machine: ThisMachine(), Commit: Commit(), StartedAt: started.UTC()}
-	var have int64
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM tasker.tasks`).Scan(&have); err != nil {
-		return nil, fmt.Errorf("counting tasks: %w", err)
+	have, err := countGenerated(ctx, pool)
+	if err != nil {
+		return nil, err
 	}
-	if int(have) < cfg.Tasks {
-		if _, err := growDataset(ctx, pool, cfg.Dataset, int(have), cfg.Tasks, cfg.Progress); err != nil {
+	if have < cfg.Tasks {
+		if _, err := growDataset(ctx, pool, cfg.Dataset, have, cfg.Tasks, cfg.Progress); err != nil {
 			return nil, err
 		}
 	}

@@ -32,6 +32,10 @@ type GenerateConfig struct {
 	// Start is the index of the first task to add: a dataset of N tasks grown
 	// to M by Start=N, Tasks=M-N is the same as one generated with Tasks=M.
 	Start int
+	// Grow makes Tasks the size to grow the generated dataset already in the
+	// database to (Start is then the number of generated tasks found), so
+	// running Generate again adds to it instead of colliding with it.
+	Grow bool
 	// Shapes of the generated templates. Default all (AllShapes).
 	Shapes []string
 	// AvgSteps is the mean step count of a template; StepVariance the most a
@@ -245,12 +249,21 @@ func Generate(ctx context.Context, cfg GenerateConfig) (*GenerateResult, error) 
 		return nil, err
 	}
 	defer pool.Close()
-	res := &GenerateResult{Benchmark: "generate", Added: cfg.Tasks, Start: cfg.Start, Seed: cfg.Seed,
+	if cfg.Grow {
+		have, err := countGenerated(ctx, pool)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Start, cfg.Tasks = have, cfg.Tasks-have
+	}
+	res := &GenerateResult{Benchmark: "generate", Added: max(cfg.Tasks, 0), Start: cfg.Start, Seed: cfg.Seed,
 		StateMix: FormatStateMix(cfg.StateMix), Shapes: cfg.Shapes, AvgSteps: cfg.AvgSteps,
 		StepVariance: cfg.StepVariance, Namespaces: cfg.Namespaces,
 		Postgres: pg, Machine: ThisMachine(), Commit: Commit(), StartedAt: started.UTC()}
-	if err := generate(ctx, pool, cfg, res); err != nil {
-		return nil, err
+	if cfg.Tasks > 0 {
+		if err := generate(ctx, pool, cfg, res); err != nil {
+			return nil, err
+		}
 	}
 	res.Stats, err = ReadDatasetStats(ctx, pool)
 	if err != nil {
@@ -323,6 +336,19 @@ func generate(ctx context.Context, pool *pgxpool.Pool, cfg GenerateConfig, res *
 	cfg.Progress(ProgressReport{Phase: "analyze", Done: 1, Total: 1})
 	res.AnalyzeS = round3(time.Since(t1).Seconds())
 	return nil
+}
+
+// countGenerated counts the generated tasks in the database.
+func countGenerated(ctx context.Context, q db.Querier) (int, error) {
+	var n int
+	err := q.QueryRow(ctx, `SELECT count(*) FROM tasker.tasks t
+		JOIN tasker.named_tasks nt USING (named_task_uuid)
+		JOIN tasker.task_namespaces ns USING (task_namespace_uuid)
+		WHERE ns.name LIKE 'bench\_gen\_%'`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("counting generated tasks: %w", err)
+	}
+	return n, nil
 }
 
 func isSuperuser(ctx context.Context, pool *pgxpool.Pool) (bool, error) {

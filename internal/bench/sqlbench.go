@@ -200,6 +200,11 @@ func SQL(ctx context.Context, cfg SQLConfig) (*SQLResult, error) {
 		return nil, err
 	}
 	defer pool.Close()
+	if n, err := countGenerated(ctx, pool); err != nil {
+		return nil, err
+	} else if n > 0 {
+		return nil, fmt.Errorf("sql benchmark: the database already holds %d generated tasks; it grows its own dataset from none, so give it an empty database", n)
+	}
 	res := &SQLResult{Benchmark: "sql", Scales: cfg.Scales, Samples: cfg.Samples, Postgres: pg,
 		Machine: ThisMachine(), Commit: Commit(), StartedAt: started.UTC()}
 	rt, err := roundTrip(ctx, cfg.DatabaseURL, 200)
