@@ -547,6 +547,26 @@ $$;
 -- Moves a task from p_from_state through every state of p_states, writing one
 -- history row per hop (reason i for hop i) but updating the row once.
 -- +goose StatementBegin
+-- submit_step_results is submit_step_result for a worker's batch of results:
+-- one statement and one commit (one WAL flush) for every result that
+-- finished while the previous batch was being written. Each element keeps the
+-- single-result semantics (lease fencing by attempt; NULL msg_id when the
+-- step is no longer this attempt's). Wake-ups are left to the caller, one
+-- per batch.
+CREATE FUNCTION tasker.submit_step_results(
+    p_step_uuids uuid[], p_attempts integer[], p_success boolean[], p_results jsonb[], p_worker_id text,
+    p_queues text[], p_msg_ids bigint[], p_result_queue text, p_headers jsonb[])
+RETURNS TABLE (step_uuid uuid, msg_id bigint) LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(p_step_uuids, 1), 0) LOOP
+        step_uuid := p_step_uuids[i];
+        msg_id := tasker.submit_step_result(p_step_uuids[i], p_attempts[i], p_success[i], p_results[i], p_worker_id,
+                                            p_queues[i], p_msg_ids[i], p_result_queue, p_headers[i], false);
+        RETURN NEXT;
+    END LOOP;
+END;
+$$;
+
 CREATE FUNCTION tasker.transition_task_state_path(
     p_task_uuid uuid, p_from_state text, p_states text[], p_processor_uuid uuid, p_reasons text[])
 RETURNS boolean LANGUAGE plpgsql AS $$
