@@ -28,6 +28,7 @@ write JSON.`,
 	}
 	cmd.AddCommand(newBenchE2ECmd(getenv), newBenchThroughputCmd(getenv), newBenchSoakCmd(getenv))
 	cmd.AddCommand(newBenchHandlerOverheadCmd(getenv))
+	cmd.AddCommand(newBenchGenerateCmd(getenv), newBenchSQLCmd(getenv), newBenchExplainCmd(getenv), newBenchPathsCmd(getenv), newBenchReportCmd(getenv))
 	return cmd
 }
 
