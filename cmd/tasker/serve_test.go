@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/taskerhq/tasker/internal/api/apitest"
 	"github.com/taskerhq/tasker/internal/config"
@@ -156,4 +157,49 @@ func x509Pool(t *testing.T, pem []byte) *x509.CertPool {
 	pool := x509.NewCertPool()
 	require.True(t, pool.AppendCertsFromPEM(pem))
 	return pool
+}
+
+// A long-lived answer (long poll, event stream) outlives the server's write
+// timeout only by extending its own deadline, which must reach the
+// connection through every wrapper: the API's recorder, the token check
+// and otelhttp.
+func TestLongAnswersExtendTheWriteDeadline(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default().API
+	cfg.Timeouts.Write = config.Duration(300 * time.Millisecond)
+	hold := func(extend bool) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if extend {
+				if err := http.NewResponseController(w).SetWriteDeadline(time.Now().Add(time.Minute)); err != nil {
+					t.Errorf("extending the write deadline: %v", err) // not FailNow: this is the server's goroutine
+				}
+			}
+			// Past the server's write timeout, as a long poll would be.
+			<-time.After(time.Second)
+			_, _ = io.WriteString(w, "done")
+		}
+	}
+	backend := apitest.NewBackend()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	wrap := func(h http.Handler) http.Handler { return otelhttp.NewHandler(h, "test") }
+	srv, err := serveHTTP(ln, backend, map[string]http.Handler{"GET /extended": hold(true), "GET /plain": hold(false)},
+		slog.New(slog.DiscardHandler), wrap, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, srv.Shutdown()) })
+
+	resp, err := http.Get(srv.URL() + "/extended")
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, "done", string(body))
+
+	// Without extending, the server's timeout ends it.
+	resp, err = http.Get(srv.URL() + "/plain")
+	if err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	require.Error(t, err)
 }
