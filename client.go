@@ -50,6 +50,9 @@ type CreatedTask struct {
 	CorrelationID uuid.UUID
 	// State is the task's state when its creating transaction ended.
 	State string
+	// Existing reports an idempotent repeat: the request's IdempotencyKey
+	// had created this task before, and nothing was written now.
+	Existing bool
 }
 
 // Client is Tasker embedded in a program: task creation and reads always,
@@ -181,7 +184,8 @@ func (c *Client) CreateTask(ctx context.Context, req client.TaskRequest) (*Creat
 	if err != nil {
 		return nil, publicError(err)
 	}
-	return &CreatedTask{TaskUUID: created.TaskUUID, CorrelationID: created.CorrelationID, State: string(created.State)}, nil
+	return &CreatedTask{TaskUUID: created.TaskUUID, CorrelationID: created.CorrelationID, State: string(created.State),
+		Existing: created.Existing}, nil
 }
 
 // CreateTaskTx is CreateTask inside the caller's transaction: the task exists
@@ -193,7 +197,8 @@ func (c *Client) CreateTaskTx(ctx context.Context, tx pgx.Tx, req client.TaskReq
 	if err != nil {
 		return nil, publicError(err)
 	}
-	return &CreatedTask{TaskUUID: created.TaskUUID, CorrelationID: created.CorrelationID, State: string(created.State)}, nil
+	return &CreatedTask{TaskUUID: created.TaskUUID, CorrelationID: created.CorrelationID, State: string(created.State),
+		Existing: created.Existing}, nil
 }
 
 // GetTask returns a task with its step counts, result and error, as the REST
@@ -208,7 +213,11 @@ func (c *Client) ListSteps(ctx context.Context, taskUUID uuid.UUID) ([]client.St
 }
 
 // APIHandler returns the REST API (/v1/tasks, /v1/templates, /health) over
-// this client's database, to mount on the program's own HTTP server.
+// this client's database, to mount on the program's own HTTP server. It is
+// only a handler: that server sets its own timeouts (ReadHeaderTimeout,
+// ReadTimeout, WriteTimeout, IdleTimeout, MaxHeaderBytes — a server without
+// them lets a client trickling a body hold a connection forever), TLS and
+// authentication, as `tasker server` does from its [api] configuration.
 func (c *Client) APIHandler() (http.Handler, error) {
 	return api.NewHandler(api.Config{Backend: c.store, Logger: c.log})
 }

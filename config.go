@@ -119,13 +119,5 @@ func (c *Config) namespaces() []string {
 	if len(c.Worker.Namespaces) > 0 {
 		return c.Worker.Namespaces
 	}
-	seen := map[string]bool{}
-	var out []string
-	for _, t := range c.Templates {
-		if !seen[t.Namespace] {
-			seen[t.Namespace] = true
-			out = append(out, t.Namespace)
-		}
-	}
-	return out
+	return template.Namespaces(c.Templates)
 }

@@ -25,12 +25,20 @@ const (
 	defaultPoll = 500 * time.Millisecond
 	// maxErrorBody bounds how much of a non-JSON error answer is kept for the message.
 	maxErrorBody = 4 << 10
+	// defaultCreateRetries is how often CreateTask sends a request again
+	// after a transport error or a 5xx answer.
+	defaultCreateRetries = 3
+	// retryBackoff is the pause before the first retry; it doubles each time.
+	retryBackoff    = 100 * time.Millisecond
+	maxRetryBackoff = 2 * time.Second
 )
 
 // Client calls one Tasker server. It is safe for concurrent use.
 type Client struct {
-	baseURL string
-	http    *http.Client
+	baseURL       string
+	http          *http.Client
+	token         string
+	createRetries int
 }
 
 // Option configures a Client.
@@ -42,11 +50,29 @@ func WithHTTPClient(h *http.Client) Option {
 	return func(c *Client) { c.http = h }
 }
 
+// TokenEnv is the environment variable the CLI (and callers who choose to)
+// read the API token from.
+const TokenEnv = "TASKER_API_TOKEN"
+
+// WithToken sends token as a bearer token (Authorization: Bearer token) on
+// every request; empty sends none.
+func WithToken(token string) Option {
+	return func(c *Client) { c.token = token }
+}
+
+// WithCreateRetries sets how many times CreateTask sends its request again
+// after a transport error or a 5xx answer (default 3; 0 turns retries off).
+// Retries are safe because every request carries an idempotency key.
+func WithCreateRetries(n int) Option {
+	return func(c *Client) { c.createRetries = max(n, 0) }
+}
+
 // New returns a client of the server at baseURL (e.g. "http://127.0.0.1:8080").
 func New(baseURL string, opts ...Option) *Client {
 	c := &Client{
-		baseURL: strings.TrimRight(baseURL, "/"),
-		http:    &http.Client{Timeout: defaultTimeout},
+		baseURL:       strings.TrimRight(baseURL, "/"),
+		http:          &http.Client{Timeout: defaultTimeout},
+		createRetries: defaultCreateRetries,
 	}
 	for _, opt := range opts {
 		opt(c)
@@ -57,13 +83,54 @@ func New(baseURL string, opts ...Option) *Client {
 // CreateTask submits req and returns the created task. The server makes a
 // correlation ID when req carries none; NewTaskRequest sets one up front so
 // the caller knows it before the call returns.
+//
+// A request without an IdempotencyKey gets a fresh UUIDv7 one, so that the
+// request can be sent again after a transport error or a 5xx answer (see
+// WithCreateRetries) without risking a second task: a lost answer to a
+// request that did create the task is answered by the retry with that task.
 func (c *Client) CreateTask(ctx context.Context, req TaskRequest) (*Task, error) {
-	var task Task
-	if err := c.do(ctx, http.MethodPost, "/v1/tasks", req, &task); err != nil {
-		return nil, err
+	if req.IdempotencyKey == "" {
+		key, err := uuid.NewV7()
+		if err != nil {
+			return nil, fmt.Errorf("generating idempotency key: %w", err)
+		}
+		req.IdempotencyKey = key.String()
 	}
-	return &task, nil
+	pause := retryBackoff
+	for attempt := 0; ; attempt++ {
+		var task Task
+		err := c.do(ctx, http.MethodPost, "/v1/tasks", req, &task)
+		if err == nil {
+			return &task, nil
+		}
+		if attempt >= c.createRetries || !retryable(err) || ctx.Err() != nil {
+			return nil, err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		pause = min(2*pause, maxRetryBackoff)
+	}
 }
+
+// retryable reports whether a failed request may have failed for reasons
+// that a second try can get past: the server erred (5xx) or the connection
+// did (no answer, or a cut-off one). 4xx answers are final.
+func retryable(err error) bool {
+	var apiErr *APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Status >= 500
+	}
+	var urlErr *url.Error
+	return errors.As(err, &urlErr) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errReadingBody)
+}
+
+// errReadingBody marks an answer whose body was cut off.
+var errReadingBody = errors.New("reading response body")
 
 // GetTask returns the task with the given UUID.
 func (c *Client) GetTask(ctx context.Context, taskUUID uuid.UUID) (*Task, error) {
@@ -174,6 +241,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("building %s %s request: %w", method, path, err)
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -184,7 +254,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return fmt.Errorf("reading %s %s response: %w", method, path, err)
+		return fmt.Errorf("reading %s %s response: %w: %w", method, path, errReadingBody, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return decodeAPIError(resp, raw, out)

@@ -1,12 +1,17 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -183,11 +188,11 @@ func TestHealth(t *testing.T) {
 	t.Run("Unavailable", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		b.backend.FailWith("Ping", errors.New("connection refused"))
+		b.backend.FailWith("Ping", fmt.Errorf("dial tcp 10.0.0.1:5432: %w", syscall.ECONNREFUSED))
 		h, err := b.client.Health(t.Context())
 		requireAPIError(t, err, http.StatusServiceUnavailable, "service_unavailable", "")
 		require.Contains(t, err.Error(), "connection refused")
-		require.Equal(t, &client.Health{Status: "unavailable", Database: "unreachable", Error: "connection refused"}, h)
+		require.Equal(t, &client.Health{Status: "unavailable", Database: "unavailable", Error: "database: connection refused"}, h)
 	})
 }
 
@@ -276,5 +281,110 @@ func TestTransportErrors(t *testing.T) {
 		t.Cleanup(srv.Close)
 		_, err := client.New(srv.URL).Templates(t.Context())
 		require.ErrorContains(t, err, "decoding GET /v1/templates response")
+	})
+}
+
+func TestWithTokenSendsBearer(t *testing.T) {
+	t.Parallel()
+	got := make(chan string, 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("Authorization")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"templates":[]}`))
+	}))
+	t.Cleanup(srv.Close)
+	_, err := client.New(srv.URL, client.WithToken("s3cret")).Templates(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, "Bearer s3cret", <-got)
+	_, err = client.New(srv.URL).Templates(t.Context())
+	require.NoError(t, err)
+	require.Empty(t, <-got, "no token, no header")
+}
+
+func TestCreateTaskRetries(t *testing.T) {
+	t.Parallel()
+
+	// flaky passes requests to the API, but loses the answers to the first
+	// few: the task is created, the client never hears of it.
+	flaky := func(t *testing.T, lose int, status int) (*apitest.Backend, *httptest.Server, *[]string) {
+		backend := apitest.NewBackend(apitest.Template("billing", "invoice", "1.0.0", "fetch"))
+		api := apitest.Server(t, backend)
+		var keys []string
+		var mu sync.Mutex
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			var req client.TaskRequest
+			_ = json.Unmarshal(body, &req)
+			mu.Lock()
+			keys = append(keys, req.IdempotencyKey)
+			n := len(keys)
+			mu.Unlock()
+			resp, err := http.Post(api.URL+r.URL.Path, "application/json", bytes.NewReader(body))
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+			defer resp.Body.Close()
+			out, _ := io.ReadAll(resp.Body)
+			switch {
+			case n > lose:
+				w.WriteHeader(resp.StatusCode)
+				_, _ = w.Write(out)
+			case status != 0:
+				http.Error(w, "overloaded", status)
+			default:
+				conn, _, err := http.NewResponseController(w).Hijack()
+				if err == nil {
+					_ = conn.Close() // the answer is lost on the way
+				}
+			}
+		}))
+		t.Cleanup(srv.Close)
+		return backend, srv, &keys
+	}
+
+	t.Run("LostAnswersCreateOneTask", func(t *testing.T) {
+		t.Parallel()
+		backend, srv, keys := flaky(t, 2, 0)
+		req, err := client.NewTaskRequest("billing", "invoice", "", nil)
+		require.NoError(t, err)
+		task, err := client.New(srv.URL).CreateTask(t.Context(), req)
+		require.NoError(t, err)
+		require.Len(t, *keys, 3)
+		require.NotEmpty(t, (*keys)[0], "a key is set when the caller gives none")
+		require.Equal(t, (*keys)[0], (*keys)[1])
+		require.Equal(t, (*keys)[0], (*keys)[2])
+		key, err := uuid.Parse((*keys)[0])
+		require.NoError(t, err)
+		require.Equal(t, uuid.Version(7), key.Version())
+		tasks, err := backend.ListTasksByCorrelation(t.Context(), *req.CorrelationID)
+		require.NoError(t, err)
+		require.Len(t, tasks, 1)
+		require.Equal(t, tasks[0].TaskUUID, task.TaskUUID)
+	})
+
+	t.Run("5xxIsRetriedWithTheCallersKey", func(t *testing.T) {
+		t.Parallel()
+		_, srv, keys := flaky(t, 1, http.StatusServiceUnavailable)
+		req := client.TaskRequest{Namespace: "billing", Name: "invoice", IdempotencyKey: "mine"}
+		_, err := client.New(srv.URL).CreateTask(t.Context(), req)
+		require.NoError(t, err)
+		require.Equal(t, []string{"mine", "mine"}, *keys)
+	})
+
+	t.Run("GivesUpAfterTheRetries", func(t *testing.T) {
+		t.Parallel()
+		_, srv, keys := flaky(t, 100, http.StatusServiceUnavailable)
+		_, err := client.New(srv.URL, client.WithCreateRetries(1)).CreateTask(t.Context(), client.TaskRequest{Namespace: "billing", Name: "invoice"})
+		requireAPIError(t, err, http.StatusServiceUnavailable, "service_unavailable", "")
+		require.Len(t, *keys, 2)
+	})
+
+	t.Run("4xxIsFinal", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		_, err := b.client.CreateTask(t.Context(), client.TaskRequest{Namespace: "billing", Name: "refund"})
+		requireAPIError(t, err, http.StatusNotFound, client.CodeUnknownTemplate, "name")
+		require.Len(t, b.backend.CreateRequests(), 1)
 	})
 }

@@ -26,6 +26,14 @@ type TaskRequest struct {
 	Reason              string     `json:"reason,omitempty"`
 	Tags                []string   `json:"tags,omitempty"`
 	Priority            int        `json:"priority,omitempty"`
+	// IdempotencyKey names this request so that sending it again cannot
+	// create a second task: a repeat with the same key for the same namespace
+	// and template name returns the task the first one created (HTTP 200
+	// instead of 201) while that task exists, and a repeat asking for
+	// something else is refused (409, code idempotency_conflict). The
+	// correlation ID is not part of what is compared. Client.CreateTask sets
+	// a UUIDv7 key when this is empty so that its retries are safe.
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
 }
 
 // NewTaskRequest builds a request with a fresh UUIDv7 correlation ID.
@@ -187,11 +195,14 @@ type ErrorBody struct {
 	Error *APIError `json:"error"`
 }
 
-// Health is the body of GET /health.
+// Health is the body of GET /health, /health/ready and /health/live.
 type Health struct {
-	Status   string `json:"status"`
-	Database string `json:"database"`
-	Error    string `json:"error,omitempty"`
+	Status string `json:"status"`
+	// Database is "ok" or "unavailable"; /health/live leaves it out.
+	Database string `json:"database,omitempty"`
+	// Error names the dependency that is down and why, never its address
+	// or credentials.
+	Error string `json:"error,omitempty"`
 }
 
 // TaskList is the body of GET /v1/tasks?correlation_id=…: an envelope rather
@@ -223,5 +234,9 @@ const (
 	CodeUnknownTemplate          = "unknown_template"
 	CodeUnknownVersion           = "unknown_version"
 	CodeMethodNotAllowed         = "method_not_allowed"
+	CodeIdempotencyConflict      = "idempotency_conflict"
 	CodeInternal                 = "internal"
+	// CodeUnavailable (503, with Retry-After) means the server cannot reach
+	// its database: the same request may succeed when retried later.
+	CodeUnavailable = "unavailable"
 )

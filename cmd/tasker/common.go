@@ -125,17 +125,7 @@ func (w *workload) register(ctx context.Context, pool *pgxpool.Pool, serve []str
 	return err
 }
 
-func (w *workload) namespaces() []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, t := range w.templates {
-		if !seen[t.Namespace] {
-			seen[t.Namespace] = true
-			out = append(out, t.Namespace)
-		}
-	}
-	return out
-}
+func (w *workload) namespaces() []string { return template.Namespaces(w.templates) }
 
 func isCanceled(err error) bool { return errors.Is(err, context.Canceled) }
 

@@ -21,7 +21,7 @@ func newConfigCmd(g *globalFlags) *cobra.Command {
 		Use:   "show",
 		Short: "Print every configuration key, its effective value and where it came from",
 		Long: `Configuration is read from config/tasker/base/*.toml, overlaid by
-config/tasker/environments/$TASKER_ENV/*.toml (default development), overlaid by
+config/tasker/environments/$TASKER_ENV/*.toml (default production; tasker dev: development), overlaid by
 TASKER_* environment variables; the standard OTEL_* variables win over all of them.
 Without a config/tasker directory in the working directory, the files built into
 the binary are used.
@@ -51,7 +51,7 @@ or OTEL_SDK_DISABLED=true; the FROM column names what decided.`,
 		},
 	}
 	show.Flags().StringVar(&dir, "dir", "", "configuration directory (default ./config/tasker, else the built-in files)")
-	show.Flags().StringVar(&env, "env", "", "environment (default $TASKER_ENV, else development)")
+	show.Flags().StringVar(&env, "env", "", "environment (default $TASKER_ENV, else production)")
 	cmd.AddCommand(show)
 	return cmd
 }

@@ -21,6 +21,10 @@ import (
 func TestServerServesConsole(t *testing.T) {
 	// The configuration reads the process environment (so no t.Parallel).
 	t.Setenv("TASKER_UI_TRACE_URL_TEMPLATE", "http://jaeger:16686/trace/{trace_id}")
+	// With a token required, the console's files are served without one
+	// (a browser cannot send it when opening a page) and its reads need it.
+	t.Setenv("TASKER_API_AUTH", "required")
+	t.Setenv("TASKER_API_TOKENS", "console-secret")
 	dbURL := dbtest.NewDatabase(t)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -69,6 +73,15 @@ func TestServerServesConsole(t *testing.T) {
 
 	resp, err = http.Get(base + "/v1/queues")
 	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+
+	req, err := http.NewRequest(http.MethodGet, base+"/v1/queues", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer console-secret")
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
 	var queues ui.QueueList
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&queues))
 	resp.Body.Close()

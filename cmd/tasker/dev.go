@@ -35,6 +35,7 @@ type devFlags struct {
 	number    int
 	timeout   time.Duration
 	getenv    func(string) string
+	ruby      devRuby
 }
 
 func newDevCmd(getenv func(string) string) *cobra.Command {
@@ -64,6 +65,7 @@ Logs go to a file whose path is printed at the end, unless --log-level is given
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error; logs then go to stderr instead of a file")
 	cmd.Flags().IntVar(&f.number, "even-number", 6, "context.even_number of the demo tasks (even, 2..100)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 60*time.Second, "how long the demo waits for each task")
+	f.ruby.bind(cmd)
 	return cmd
 }
 
@@ -89,7 +91,7 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 		return err
 	}
 	defer closeLog()
-	obs, err := setupObservabilityTo(ctx, "tasker-orchestration", f.logLevel, logOut)
+	obs, err := setupObservabilityTo(ctx, "tasker-orchestration", f.logLevel, "development", logOut)
 	if err != nil {
 		return err
 	}
@@ -132,6 +134,11 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 	if err := work.register(ctx, pool, namespaces); err != nil {
 		return err
 	}
+	namespaces, stopRuby, err := f.ruby.start(ctx, out, logOut, url, f.logLevel, namespaces)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, stopRuby()) }()
 	init, err := orchestration.New(pool, orchestration.Config{Telemetry: base.Telemetry{Logger: logger, Tracer: workerTracer, Metrics: obs.metrics}})
 	if err != nil {
 		return err
@@ -159,7 +166,7 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 	if err != nil {
 		return err
 	}
-	srv, err := serveHTTP(ln, e.Backend(), routes, logger, obs.wrapHTTP)
+	srv, err := serveHTTP(ln, e.Backend(), routes, logger, obs.wrapHTTP, obs.cfg.API)
 	if err != nil {
 		return err
 	}

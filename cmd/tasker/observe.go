@@ -43,12 +43,16 @@ func logLevelFlag(cmd *cobra.Command, def string) *string {
 // setupObservability loads the configuration and builds the telemetry of a
 // process named service ("tasker-orchestration", "tasker-worker").
 func setupObservability(ctx context.Context, service, logLevel string) (*observability, error) {
-	return setupObservabilityTo(ctx, service, logLevel, os.Stderr)
+	return setupObservabilityTo(ctx, service, logLevel, "", os.Stderr)
 }
 
-// setupObservabilityTo is setupObservability with logs written to logOut.
-func setupObservabilityTo(ctx context.Context, service, logLevel string, logOut io.Writer) (*observability, error) {
-	cfg, _, err := config.Load(config.LoadOptions{})
+// setupObservabilityTo is setupObservability with logs written to logOut and
+// env as the environment when TASKER_ENV is unset (empty: config.DefaultEnv).
+func setupObservabilityTo(ctx context.Context, service, logLevel, env string, logOut io.Writer) (*observability, error) {
+	if os.Getenv("TASKER_ENV") != "" {
+		env = ""
+	}
+	cfg, _, err := config.Load(config.LoadOptions{Env: env})
 	if err != nil {
 		return nil, usageError("configuration: %v", err)
 	}
@@ -94,7 +98,9 @@ func (o *observability) wrapHTTP(h http.Handler) http.Handler {
 		otelhttp.WithTracerProvider(o.prov.TracerProvider),
 		otelhttp.WithPropagators(o.prov.Propagator),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + routeOf(r.URL.Path) }),
-		otelhttp.WithFilter(func(r *http.Request) bool { return r.URL.Path != "/metrics" && r.URL.Path != "/health" }),
+		otelhttp.WithFilter(func(r *http.Request) bool {
+			return r.URL.Path != "/metrics" && !strings.HasPrefix(r.URL.Path, "/health")
+		}),
 	)
 }
 

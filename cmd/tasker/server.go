@@ -53,7 +53,7 @@ func newServerCmd(getenv func(string) string) *cobra.Command {
 			if err != nil {
 				return errors.Join(err, e.Stop())
 			}
-			srv, err := startHTTP(listen, e.Backend(), routes, logger, obs.wrapHTTP)
+			srv, err := startHTTP(listen, e.Backend(), routes, logger, obs.wrapHTTP, obs.cfg.API)
 			if err != nil {
 				return errors.Join(err, e.Stop())
 			}

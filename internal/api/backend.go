@@ -14,9 +14,11 @@ import (
 // of the handlers.
 type Backend interface {
 	// CreateTask validates and creates the task. A request that can never
-	// succeed (unknown template or version, a rule of taskreq) comes back as
-	// *taskreq.FieldError.
-	CreateTask(ctx context.Context, req client.TaskRequest) (*client.Task, error)
+	// succeed (unknown template or version, a rule of taskreq, an idempotency
+	// key used for another request) comes back as *taskreq.FieldError.
+	// existing reports an idempotent repeat answered with the task its key
+	// created before.
+	CreateTask(ctx context.Context, req client.TaskRequest) (task *client.Task, existing bool, err error)
 	GetTask(ctx context.Context, taskUUID uuid.UUID) (*client.Task, error)    // ErrNotFound when missing
 	ListSteps(ctx context.Context, taskUUID uuid.UUID) ([]client.Step, error) // ErrNotFound when the task is missing
 	ListTasksByCorrelation(ctx context.Context, correlationID uuid.UUID) ([]client.Task, error)

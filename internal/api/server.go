@@ -12,12 +12,14 @@ import (
 	"net/http"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/taskerhq/tasker/client"
+	"github.com/taskerhq/tasker/internal/db"
 	"github.com/taskerhq/tasker/internal/taskreq"
 )
 
@@ -71,7 +73,9 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	s.mux.HandleFunc("GET /v1/tasks/{uuid}", s.getTask)
 	s.mux.HandleFunc("GET /v1/tasks/{uuid}/workflow_steps", s.listSteps)
 	s.mux.HandleFunc("GET /v1/templates", s.listTemplates)
-	s.mux.HandleFunc("GET /health", s.health)
+	for pattern, h := range (Health{Ping: cfg.Backend.Ping, Logger: s.logger}).Routes() {
+		s.mux.Handle(pattern, h)
+	}
 	// Sorted so that a bad configuration always reports the same pattern.
 	for _, pattern := range slices.Sorted(maps.Keys(cfg.Extra)) {
 		if err := mount(s.mux, pattern, cfg.Extra[pattern]); err != nil {
@@ -216,6 +220,17 @@ func (s *server) writeBackendError(w http.ResponseWriter, r *http.Request, op, w
 			e.Status = http.StatusUnprocessableEntity
 		}
 		s.writeError(w, r, &e)
+	case db.Unavailable(err):
+		s.logger.LogAttrs(r.Context(), slog.LevelWarn, "api backend call failed: database unavailable",
+			correlationAttr(w), slog.String("operation", op), slog.String("path", r.URL.Path), slog.Any("error", err))
+		// 503 tells clients and load balancers the request may be retried;
+		// the reason is fixed text so no address or user leaks.
+		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
+		s.writeError(w, r, &client.APIError{
+			Status:  http.StatusServiceUnavailable,
+			Code:    client.CodeUnavailable,
+			Message: "database unavailable (" + db.UnavailableReason(err) + ") while " + op + "; retry later",
+		})
 	case errors.Is(err, ErrNotFound):
 		s.writeError(w, r, &client.APIError{
 			Status:  http.StatusNotFound,
@@ -308,12 +323,16 @@ func jsonKind(raw json.RawMessage) string {
 }
 
 // FieldAPIError is how a request that can never succeed is answered: 404 when
-// it names something that does not exist, else 422. The in-process API
+// it names something that does not exist, 409 when it clashes with what
+// exists, else 422. The in-process API
 // (package tasker) returns the same value.
 func FieldAPIError(fe *taskreq.FieldError) *client.APIError {
 	status := http.StatusUnprocessableEntity
-	if fe.Kind == taskreq.NotFound {
+	switch fe.Kind {
+	case taskreq.NotFound:
 		status = http.StatusNotFound
+	case taskreq.Conflict:
+		status = http.StatusConflict
 	}
 	return &client.APIError{Status: status, Code: fe.Code, Field: fe.Field, Message: fe.Message}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/taskerhq/tasker/client"
@@ -17,9 +18,10 @@ import (
 	"github.com/taskerhq/tasker/internal/tracing"
 )
 
-// TaskCreator creates tasks (orchestration's initializer).
+// TaskCreator creates tasks (orchestration's initializer), running read in
+// the creating transaction before it commits.
 type TaskCreator interface {
-	CreateTask(ctx context.Context, req client.TaskRequest) (*orchestration.Created, error)
+	CreateTaskAndRead(ctx context.Context, req client.TaskRequest, read orchestration.ReadInTx) (*orchestration.Created, error)
 }
 
 // Store is the Backend over PostgreSQL: the API's read model (tasks, steps,
@@ -42,13 +44,21 @@ func NewStore(pool *pgxpool.Pool, creator TaskCreator, funcs *db.Funcs) *Store {
 	return &Store{pool: pool, funcs: funcs, creator: creator}
 }
 
-// CreateTask implements Backend.
-func (s *Store) CreateTask(ctx context.Context, req client.TaskRequest) (*client.Task, error) {
-	c, err := s.creator.CreateTask(ctx, req)
+// CreateTask implements Backend. The answer is read inside the creating
+// transaction (for an idempotent repeat, the transaction that found the
+// key's task): once it commits nothing is left that could fail, so a
+// committed task is never reported as an error.
+func (s *Store) CreateTask(ctx context.Context, req client.TaskRequest) (*client.Task, bool, error) {
+	var task *client.Task
+	c, err := s.creator.CreateTaskAndRead(ctx, req, func(ctx context.Context, tx pgx.Tx, c *orchestration.Created) error {
+		var err error
+		task, err = s.getTask(tracing.WithCorrelationID(ctx, c.CorrelationID), tx, c.TaskUUID)
+		return err
+	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return s.GetTask(tracing.WithCorrelationID(ctx, c.CorrelationID), c.TaskUUID)
+	return task, c.Existing, nil
 }
 
 // Ping implements Backend.
@@ -69,21 +79,25 @@ func taskFromRow(r *db.TaskRow) *client.Task {
 
 // GetTask implements Backend.
 func (s *Store) GetTask(ctx context.Context, id uuid.UUID) (*client.Task, error) {
-	row, err := db.GetTask(ctx, s.pool, id)
+	return s.getTask(ctx, s.pool, id)
+}
+
+func (s *Store) getTask(ctx context.Context, q db.Querier, id uuid.UUID) (*client.Task, error) {
+	row, err := db.GetTask(ctx, q, id)
 	if err != nil {
 		return nil, err
 	}
 	t := taskFromRow(row)
 	ctx = tracing.ForTask(ctx, t.CorrelationID, t.TaskUUID)
-	if err := s.fillTask(ctx, t); err != nil {
+	if err := s.fillTask(ctx, q, t); err != nil {
 		return nil, err
 	}
 	return t, nil
 }
 
 // fillTask adds the execution summary, leaf results, error and history.
-func (s *Store) fillTask(ctx context.Context, t *client.Task) error {
-	ec, ok, err := s.funcs.GetTaskExecutionContext(ctx, s.pool, t.TaskUUID)
+func (s *Store) fillTask(ctx context.Context, q db.Querier, t *client.Task) error {
+	ec, ok, err := s.funcs.GetTaskExecutionContext(ctx, q, t.TaskUUID)
 	if err != nil {
 		return err
 	}
@@ -98,7 +112,7 @@ func (s *Store) fillTask(ctx context.Context, t *client.Task) error {
 	}
 	// Leaf steps (no dependents) carry the task's result; the latest failed
 	// step carries its error.
-	outcomes, err := db.TaskStepOutcomes(ctx, s.pool, t.TaskUUID)
+	outcomes, err := db.TaskStepOutcomes(ctx, q, t.TaskUUID)
 	if err != nil {
 		return err
 	}
@@ -114,7 +128,7 @@ func (s *Store) fillTask(ctx context.Context, t *client.Task) error {
 			t.Error = r.stepError(o.Name)
 		}
 	}
-	history, err := db.TaskTransitions(ctx, s.pool, t.TaskUUID)
+	history, err := db.TaskTransitions(ctx, q, t.TaskUUID)
 	if err != nil {
 		return err
 	}
@@ -194,7 +208,7 @@ func (s *Store) listTasks(ctx context.Context, p db.ListTasksParams) ([]client.T
 	tasks := make([]client.Task, len(rows))
 	for i := range rows {
 		t := taskFromRow(&rows[i])
-		if err := s.fillTask(ctx, t); err != nil {
+		if err := s.fillTask(ctx, s.pool, t); err != nil {
 			return nil, err
 		}
 		tasks[i] = *t

@@ -1,12 +1,10 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
 	"mime"
 	"net/http"
@@ -29,7 +27,7 @@ func isTaskRequestField(key string) bool {
 	case "namespace", "name", "version", "context",
 		"correlation_id", "parent_correlation_id",
 		"initiator", "source_system", "reason",
-		"tags", "priority":
+		"tags", "priority", "idempotency_key":
 		return true
 	}
 	return false
@@ -45,14 +43,19 @@ func (s *server) createTask(w http.ResponseWriter, r *http.Request) {
 		// The request's server span (otelhttp) is the task's trace root: name the workflow on it.
 		trace.SpanFromContext(r.Context()).SetAttributes(attribute.String("correlation_id", req.CorrelationID.String()))
 	}
-	task, err := s.backend.CreateTask(r.Context(), req)
+	task, existing, err := s.backend.CreateTask(r.Context(), req)
 	if err != nil {
 		s.writeBackendError(w, r, "creating task", "template", "name", err)
 		return
 	}
 	w.Header().Set(client.CorrelationIDHeader, task.CorrelationID.String())
 	w.Header().Set("Location", "/v1/tasks/"+task.TaskUUID.String())
-	s.writeJSON(w, r, http.StatusCreated, task)
+	status := http.StatusCreated
+	if existing {
+		// An idempotent repeat: the same answer, but nothing was created.
+		status = http.StatusOK
+	}
+	s.writeJSON(w, r, status, task)
 }
 
 // decodeTaskRequest reads and validates the body of POST /v1/tasks and
@@ -130,7 +133,8 @@ func (s *server) decodeTaskRequest(w http.ResponseWriter, r *http.Request) (clie
 	for _, f := range []struct {
 		name string
 		dst  *string
-	}{{"initiator", &req.Initiator}, {"source_system", &req.SourceSystem}, {"reason", &req.Reason}} {
+	}{{"initiator", &req.Initiator}, {"source_system", &req.SourceSystem}, {"reason", &req.Reason},
+		{"idempotency_key", &req.IdempotencyKey}} {
 		if _, e = decodeField(fields, f.name, "a string", f.dst); e != nil {
 			return req, e
 		}
@@ -340,17 +344,6 @@ func (s *server) listTemplates(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeJSON(w, r, http.StatusOK, client.TemplateList{Templates: nonNil(templates)})
-}
-
-func (s *server) health(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), healthPingTimeout)
-	defer cancel()
-	if err := s.backend.Ping(ctx); err != nil {
-		s.logger.LogAttrs(r.Context(), slog.LevelWarn, "health check: database unreachable", slog.Any("error", err))
-		s.writeJSON(w, r, http.StatusServiceUnavailable, client.Health{Status: "unavailable", Database: "unreachable", Error: err.Error()})
-		return
-	}
-	s.writeJSON(w, r, http.StatusOK, client.Health{Status: "ok", Database: "ok"})
 }
 
 func pathTaskUUID(r *http.Request) (uuid.UUID, *client.APIError) {

@@ -11,6 +11,7 @@ import (
 // others.
 type Config struct {
 	Telemetry Telemetry `toml:"telemetry"`
+	API       API       `toml:"api"`
 
 	// sources maps a dotted key to where its value came from ("default" when
 	// absent), so Validate can name the file or variable behind a bad value.
@@ -268,6 +269,7 @@ func Default() *Config {
 			},
 			Logs: Logs{Level: LevelInfo, Format: FormatText, Exporter: ExporterOTLP, Components: map[string]string{}},
 		},
+		API: defaultAPI(),
 	}
 }
 

@@ -59,30 +59,38 @@ func TestDefaultIsValid(t *testing.T) {
 func TestBaseFileEqualsDefault(t *testing.T) {
 	base, err := os.ReadFile(filepath.Join(repoConfig, "base", "telemetry.toml"))
 	require.NoError(t, err)
+	apiBase, err := os.ReadFile(filepath.Join(repoConfig, "base", "api.toml"))
+	require.NoError(t, err)
 	dir := writeTree(t, map[string]string{
 		"base/telemetry.toml":         string(base),
+		"base/api.toml":               string(apiBase),
 		"environments/empty/.keep":    "",
 		"environments/empty/notes.md": "not toml, ignored",
 	})
 	cfg, sources, err := load(t, dir, "empty", nil)
 	require.NoError(t, err)
 	assert.Equal(t, Default().Telemetry, cfg.Telemetry)
+	assert.Equal(t, Default().API, cfg.API)
 	for key, s := range sources {
 		if key == "telemetry.enabled" {
 			// Left unset on purpose, so an OTLP endpoint variable can turn export on.
 			assert.Equal(t, FromDefault, s.From, key)
 			continue
 		}
-		assert.Equal(t, filepath.Join(dir, "base", "telemetry.toml"), s.From, key)
+		file := "telemetry.toml"
+		if strings.HasPrefix(key, "api.") {
+			file = "api.toml"
+		}
+		assert.Equal(t, filepath.Join(dir, "base", file), s.From, key)
 	}
 }
 
 func TestNoFilesGivesDefaultsWithDefaultProvenance(t *testing.T) {
-	dir := writeTree(t, map[string]string{"base/.keep": "", "environments/development/.keep": ""})
+	dir := writeTree(t, map[string]string{"base/.keep": "", "environments/production/.keep": ""})
 	cfg, sources, err := load(t, dir, "", nil)
 	require.NoError(t, err)
 	assert.Equal(t, Default().Telemetry, cfg.Telemetry)
-	require.Len(t, sources, 31)
+	require.Len(t, sources, 43)
 	for key, s := range sources {
 		assert.Equal(t, FromDefault, s.From, key)
 	}
@@ -223,7 +231,7 @@ func TestOTELVariablesTurnExportOn(t *testing.T) {
 }
 
 func TestPerSignalVariables(t *testing.T) {
-	dir := writeTree(t, map[string]string{"base/.keep": "", "environments/development/.keep": ""})
+	dir := writeTree(t, map[string]string{"base/.keep": "", "environments/production/.keep": ""})
 	cfg, src, err := load(t, dir, "", map[string]string{
 		"OTEL_EXPORTER_OTLP_ENDPOINT":         "http://collector:4317",
 		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT":  "http://jaeger:4318/v1/traces",
@@ -257,7 +265,7 @@ func TestPerSignalVariables(t *testing.T) {
 }
 
 func TestEnvEmptyValuesAreUnset(t *testing.T) {
-	dir := writeTree(t, map[string]string{"base/.keep": "", "environments/development/.keep": ""})
+	dir := writeTree(t, map[string]string{"base/.keep": "", "environments/production/.keep": ""})
 	cfg, src, err := load(t, dir, "", map[string]string{"OTEL_SERVICE_NAME": "", "TASKER_LOG_LEVEL": "  "})
 	require.NoError(t, err)
 	assert.Equal(t, "tasker", cfg.Telemetry.ServiceName)
@@ -266,8 +274,8 @@ func TestEnvEmptyValuesAreUnset(t *testing.T) {
 
 func TestOTELTracesSampler(t *testing.T) {
 	dir := writeTree(t, map[string]string{
-		"base/telemetry.toml":            "[telemetry.sampling]\nratio = 0.3\n",
-		"environments/development/.keep": "",
+		"base/telemetry.toml":           "[telemetry.sampling]\nratio = 0.3\n",
+		"environments/production/.keep": "",
 	})
 	cases := []struct {
 		sampler, arg string
@@ -414,7 +422,7 @@ func TestBadEnvValues(t *testing.T) {
 		{"TASKER_ENV", "../base", `env TASKER_ENV: "../base" is not an environment name`},
 		{"TASKER_ENV", "staging", `env TASKER_ENV: environment "staging" has no directory`},
 	}
-	dir := writeTree(t, map[string]string{"base/.keep": "", "environments/development/.keep": ""})
+	dir := writeTree(t, map[string]string{"base/.keep": "", "environments/production/.keep": ""})
 	for _, c := range cases {
 		t.Run(c.name+"="+c.value, func(t *testing.T) {
 			_, _, err := load(t, dir, "", map[string]string{c.name: c.value})
@@ -430,8 +438,8 @@ func TestBadEnvValues(t *testing.T) {
 
 func TestUnknownKeys(t *testing.T) {
 	dir := writeTree(t, map[string]string{
-		"base/telemetry.toml":            "[telemetry.otlp]\nendpiont = \"http://x:4317\"\n",
-		"environments/development/.keep": "",
+		"base/telemetry.toml":           "[telemetry.otlp]\nendpiont = \"http://x:4317\"\n",
+		"environments/production/.keep": "",
 	})
 	_, _, err := load(t, dir, "", nil)
 	require.Error(t, err)
@@ -442,19 +450,19 @@ func TestUnknownKeys(t *testing.T) {
 
 	// An unknown section is reported once, not once per key inside it.
 	dir = writeTree(t, map[string]string{
-		"base/db.toml":                   "[database]\nurl = \"x\"\npool = 4\n",
-		"environments/development/.keep": "",
+		"base/db.toml":                  "[database]\nurl = \"x\"\npool = 4\n",
+		"environments/production/.keep": "",
 	})
 	_, _, err = load(t, dir, "", nil)
 	require.Error(t, err)
-	assert.Equal(t, filepath.Join(dir, "base", "db.toml")+": unknown key database (top level allows telemetry)", err.Error())
+	assert.Equal(t, filepath.Join(dir, "base", "db.toml")+": unknown key database (top level allows telemetry, api)", err.Error())
 }
 
 func TestKeySetTwiceInOneLayer(t *testing.T) {
 	dir := writeTree(t, map[string]string{
-		"base/a.toml":                    "[telemetry]\nservice_name = \"a\"\n",
-		"base/b.toml":                    "[telemetry]\nservice_name = \"b\"\n",
-		"environments/development/.keep": "",
+		"base/a.toml":                   "[telemetry]\nservice_name = \"a\"\n",
+		"base/b.toml":                   "[telemetry]\nservice_name = \"b\"\n",
+		"environments/production/.keep": "",
 	})
 	_, _, err := load(t, dir, "", nil)
 	require.Error(t, err)
@@ -510,13 +518,13 @@ func TestEmbeddedFallback(t *testing.T) {
 func TestMissingDir(t *testing.T) {
 	_, _, err := Load(LoadOptions{Dir: filepath.Join(t.TempDir(), "nope"), Getenv: func(string) string { return "" }})
 	require.ErrorContains(t, err, "config directory")
-	dir := writeTree(t, map[string]string{"environments/development/.keep": ""})
+	dir := writeTree(t, map[string]string{"environments/production/.keep": ""})
 	_, _, err = load(t, dir, "", nil)
 	require.ErrorContains(t, err, "has no base/ directory")
 }
 
 func TestServiceNameFor(t *testing.T) {
-	dir := writeTree(t, map[string]string{"base/.keep": "", "environments/development/.keep": ""})
+	dir := writeTree(t, map[string]string{"base/.keep": "", "environments/production/.keep": ""})
 	cfg, _, err := load(t, dir, "", nil)
 	require.NoError(t, err)
 	assert.Equal(t, "tasker-worker", cfg.Telemetry.ServiceNameFor("tasker-worker"))
@@ -544,4 +552,46 @@ func TestSourcesAreSortedAndComplete(t *testing.T) {
 	}
 	assert.IsIncreasing(t, keys)
 	assert.Contains(t, strings.Join(keys, " "), "telemetry.metrics.correlation_id_label")
+}
+
+func TestAPITokensFromEnvAreHashed(t *testing.T) {
+	dir := writeTree(t, map[string]string{"base/.keep": "", "environments/production/.keep": ""})
+	cfg, sources, err := load(t, dir, "", map[string]string{EnvAPITokens: "new-token, old-token", EnvAPIReadTokens: "reader"})
+	require.NoError(t, err)
+	require.Equal(t, []string{TokenDigest("new-token"), TokenDigest("old-token")}, cfg.API.Auth.TokenSHA256)
+	require.Equal(t, []string{TokenDigest("reader")}, cfg.API.Auth.ReadTokenSHA256)
+	require.Equal(t, "env "+EnvAPITokens, sources["api.auth.token_sha256"].From)
+	for _, s := range sources {
+		require.NotContains(t, s.Value, "new-token", "a token must never be kept or shown in plain text")
+	}
+}
+
+func TestAPIConfigValidation(t *testing.T) {
+	c := Default()
+	c.API.Auth.TokenSHA256 = []string{"my-secret-token"}
+	c.API.TLS.CertFile = "cert.pem"
+	c.API.Timeouts.Read = 0
+	err := c.Validate()
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "my-secret-token")
+	require.ErrorContains(t, err, "api.auth.token_sha256: entry 1 is not a hex SHA-256 digest")
+	require.ErrorContains(t, err, "api.tls.cert_file")
+	require.ErrorContains(t, err, "api.timeouts.read_seconds")
+
+	c = Default()
+	c.API.Auth.Mode = AuthRequired
+	require.ErrorContains(t, c.Validate(), `api.auth.mode: "required" needs at least one token`)
+}
+
+// A server or worker started without TASKER_ENV runs the production profile:
+// info-level logs, not development's debug.
+func TestDefaultEnvironmentIsProduction(t *testing.T) {
+	cfg, sources, err := Load(LoadOptions{Dir: repoConfig, Getenv: func(string) string { return "" }})
+	require.NoError(t, err)
+	require.Equal(t, LevelInfo, cfg.Telemetry.Logs.Level)
+	for _, s := range sources {
+		if s.Key == "telemetry.logs.level" {
+			require.Contains(t, s.From, filepath.Join("environments", "production"))
+		}
+	}
 }

@@ -25,6 +25,15 @@ const (
 	// component's level: TASKER_LOG_LEVEL_WORKER=debug.
 	EnvLogLevelComponentPrefix = "TASKER_LOG_LEVEL_"
 
+	// EnvAPITokens and EnvAPIReadTokens hold comma-separated tokens (full
+	// access, read-only); they are hashed as they are read and add to the
+	// digests of the files. EnvAPIAuth sets api.auth.mode.
+	EnvAPITokens     = "TASKER_API_TOKENS"
+	EnvAPIReadTokens = "TASKER_API_READ_TOKENS"
+	EnvAPIAuth       = "TASKER_API_AUTH"
+	EnvAPITLSCert    = "TASKER_API_TLS_CERT_FILE"
+	EnvAPITLSKey     = "TASKER_API_TLS_KEY_FILE"
+
 	EnvOTELSDKDisabled       = "OTEL_SDK_DISABLED"
 	EnvOTELServiceName       = "OTEL_SERVICE_NAME"
 	EnvOTELEndpoint          = "OTEL_EXPORTER_OTLP_ENDPOINT"
@@ -162,6 +171,18 @@ func applyEnv(cfg *Config, getenv func(string) string, environ func() []string) 
 			a.set("telemetry.logs.components."+c, name)
 		}
 	}
+
+	if v, ok := a.get(EnvAPITokens); ok {
+		cfg.API.Auth.TokenSHA256 = append(cfg.API.Auth.TokenSHA256, parseTokens(v)...)
+		a.set("api.auth.token_sha256", EnvAPITokens)
+	}
+	if v, ok := a.get(EnvAPIReadTokens); ok {
+		cfg.API.Auth.ReadTokenSHA256 = append(cfg.API.Auth.ReadTokenSHA256, parseTokens(v)...)
+		a.set("api.auth.read_token_sha256", EnvAPIReadTokens)
+	}
+	a.str(EnvAPIAuth, "api.auth.mode", &cfg.API.Auth.Mode, lower)
+	a.str(EnvAPITLSCert, "api.tls.cert_file", &cfg.API.TLS.CertFile, strings.TrimSpace)
+	a.str(EnvAPITLSKey, "api.tls.key_file", &cfg.API.TLS.KeyFile, strings.TrimSpace)
 
 	sdkDisabled := false
 	if v, ok := a.get(EnvOTELSDKDisabled); ok {

@@ -115,6 +115,7 @@ func (c *Config) Validate() error {
 			v.bad("telemetry.ui.jaeger_query_url", "%q %v", u, err)
 		}
 	}
+	v.api(c.API)
 	return errors.Join(v.errs...)
 }
 

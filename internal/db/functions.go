@@ -469,6 +469,51 @@ func (f *Funcs) SubmitStepResult(ctx context.Context, q Querier, s StepResultSub
 	return *id, true, nil
 }
 
+// SubmittedResult is one element's outcome of SubmitStepResults.
+type SubmittedResult struct {
+	StepUUID uuid.UUID
+	// MsgID is the result message sent; zero when the step was no longer
+	// this attempt's (its lease was lost) and nothing was written.
+	MsgID int64
+}
+
+// SubmitStepResults stores a batch of results of one worker in one
+// statement (submit_step_results); every element's ResultQueue must be the
+// same and no NOTIFY is sent (the caller sends one per batch).
+func (f *Funcs) SubmitStepResults(ctx context.Context, q Querier, workerID, resultQueue string, subs []StepResultSubmission) (out []SubmittedResult, err error) {
+	ctx, sc := f.in.Begin(ctx, Call{Function: "submit_step_results", Queue: resultQueue, Messaging: "send"})
+	defer func() { sc.End(err) }()
+	n := len(subs)
+	steps, attempts, success := make([]uuid.UUID, n), make([]int32, n), make([]bool, n)
+	results, headers := make([][]byte, n), make([][]byte, n)
+	queues, msgIDs := make([]string, n), make([]int64, n)
+	for i, s := range subs {
+		steps[i], attempts[i], success[i], results[i] = s.StepUUID, int32(s.Attempt), s.Success, s.Results
+		queues[i], msgIDs[i] = s.Queue, s.MsgID
+		if headers[i], err = json.Marshal(orEmptyS(s.Headers)); err != nil {
+			return nil, fmt.Errorf("submit_step_results: encoding headers: %w", err)
+		}
+	}
+	rows, err := q.Query(ctx, "SELECT step_uuid, msg_id FROM tasker.submit_step_results($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+		steps, attempts, success, results, workerID, queues, msgIDs, resultQueue, headers)
+	if err != nil {
+		return nil, fmt.Errorf("submit_step_results: %w", err)
+	}
+	out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (SubmittedResult, error) {
+		var sr SubmittedResult
+		var id *int64
+		err := r.Scan(&sr.StepUUID, &id)
+		if id != nil {
+			sr.MsgID = *id
+		}
+		return sr, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("submit_step_results: %w", err)
+	}
+	return out, nil
+}
+
 func orEmpty(m map[string]any) map[string]any {
 	if m == nil {
 		return map[string]any{}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
@@ -24,6 +25,10 @@ type Prometheus struct {
 // Pass it to New with WithPrometheus so its histograms show from the start.
 func NewPrometheus() (*Prometheus, error) {
 	reg := prometheus.NewRegistry()
+	// The Go runtime's and the process's own series (go_goroutines,
+	// process_resident_memory_bytes, process_open_fds, …) sit next to
+	// Tasker's: leaks show there first, and `tasker bench soak` reads them.
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	zeros := &zeroProducer{start: time.Now()}
 	exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithProducer(zeros))
 	if err != nil {

@@ -27,13 +27,29 @@ type Created struct {
 	TaskUUID      uuid.UUID
 	CorrelationID uuid.UUID
 	State         state.Task
+	// Existing reports an idempotent repeat: the request's key had created
+	// this task before, and nothing was written now.
+	Existing bool
 }
 
 // CreateTask is TaskInitializer.create_and_enqueue_task_from_request: one
 // transaction creates the task, its steps, edges and history, and enqueues the
 // root steps. Request problems come back as *taskreq.FieldError and write nothing.
 func (s *Service) CreateTask(ctx context.Context, req client.TaskRequest) (*Created, error) {
-	return s.createTask(ctx, nil, req)
+	return s.createTask(ctx, nil, req, nil)
+}
+
+// ReadInTx reads what a caller needs about a task it just created, inside the
+// creating transaction.
+type ReadInTx func(ctx context.Context, tx pgx.Tx, c *Created) error
+
+// CreateTaskAndRead is CreateTask with read run in the creating transaction
+// after the task is written and before the commit. A caller that answers from
+// what read saw never has to read again after the commit, where a failure
+// (a connection cut, a restart) would report a committed task as failed and
+// make its client retry into a duplicate. An error from read rolls back.
+func (s *Service) CreateTaskAndRead(ctx context.Context, req client.TaskRequest, read ReadInTx) (*Created, error) {
+	return s.createTask(ctx, nil, req, read)
 }
 
 // CreateTaskTx is CreateTask inside the caller's transaction: the task exists
@@ -45,10 +61,10 @@ func (s *Service) CreateTaskTx(ctx context.Context, tx pgx.Tx, req client.TaskRe
 	if tx == nil {
 		return nil, errors.New("creating task: nil transaction")
 	}
-	return s.createTask(ctx, tx, req)
+	return s.createTask(ctx, tx, req, nil)
 }
 
-func (s *Service) createTask(ctx context.Context, callerTx pgx.Tx, req client.TaskRequest) (_ *Created, err error) {
+func (s *Service) createTask(ctx context.Context, callerTx pgx.Tx, req client.TaskRequest, read ReadInTx) (_ *Created, err error) {
 	start := time.Now()
 	if req.CorrelationID == nil || *req.CorrelationID == uuid.Nil {
 		id := uuid.Must(uuid.NewV7())
@@ -69,7 +85,13 @@ func (s *Service) createTask(ctx context.Context, callerTx pgx.Tx, req client.Ta
 	create := func(tx pgx.Tx) error {
 		var err error
 		out, err = s.createTaskTx(ctx, tx, req, reg, ev)
-		return err
+		if err != nil || read == nil {
+			return err
+		}
+		if err := read(ctx, tx, out); err != nil {
+			return fmt.Errorf("reading task %s back: %w", out.TaskUUID, err)
+		}
+		return nil
 	}
 	if callerTx != nil {
 		err = pgx.BeginFunc(ctx, callerTx, create)
@@ -80,6 +102,12 @@ func (s *Service) createTask(ctx context.Context, callerTx pgx.Tx, req client.Ta
 		return nil, fmt.Errorf("creating task: %w", err)
 	}
 	span.SetAttributes(tracing.KeyTaskUUID.String(out.TaskUUID.String()))
+	if out.Existing {
+		span.SetAttributes(attribute.Bool("idempotent_repeat", true))
+		s.log.DebugContext(ctx, "idempotent repeat of a task request", "correlation_id", out.CorrelationID,
+			"task_uuid", out.TaskUUID, "namespace", req.Namespace, "idempotency_key", req.IdempotencyKey)
+		return out, nil
+	}
 	s.m.TaskRequested(ctx, corr, req.Namespace, req.Name, time.Since(start))
 	s.log.InfoContext(ctx, "task initialized", "correlation_id", out.CorrelationID, "task_uuid", out.TaskUUID,
 		"namespace", req.Namespace, "operation", "create_and_enqueue_task_from_request", "event", "task.initialized",
@@ -176,12 +204,20 @@ func (s *Service) createTaskTx(ctx context.Context, tx pgx.Tx, req client.TaskRe
 		trace.WithAttributes(tracing.IDs(corr, taskUUID, uuid.Nil, tpl.Namespace, "")...),
 		trace.WithAttributes(attribute.Int("steps", n), attribute.String("template", tpl.Key())))
 	traceCtx, _ := json.Marshal(s.tr.Inject(ctx))
+	taskArgs := []any{taskUUID, reg.NamedTaskUUID, []byte(taskCtx), nullIfEmpty(req.Initiator), nullIfEmpty(req.SourceSystem),
+		nullIfEmpty(req.Reason), tagsJSON, req.Priority, corr, req.ParentCorrelationID, traceCtx}
 	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO tasker.tasks (task_uuid, named_task_uuid, state, context, initiator, source_system, reason, tags,
-			priority, correlation_id, parent_correlation_id, trace_context)
-		VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		taskUUID, reg.NamedTaskUUID, []byte(taskCtx), nullIfEmpty(req.Initiator), nullIfEmpty(req.SourceSystem),
-		nullIfEmpty(req.Reason), tagsJSON, req.Priority, corr, req.ParentCorrelationID, traceCtx)
+	if req.IdempotencyKey == "" {
+		b.Queue(insertTaskSQL, taskArgs...)
+	} else {
+		// The task row goes first and alone: whether the key is new decides
+		// whether anything else is written.
+		existing, err := s.insertIdempotentTask(vctx, tx, req, taskArgs)
+		if err != nil || existing != nil {
+			tracing.End(vspan, err)
+			return existing, err
+		}
+	}
 	b.Queue(`INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, reason, processor_uuid, correlation_id)
 		VALUES ($1, NULL, 'pending', 'created', $2, $3)`, taskUUID, s.cfg.ProcessorUUID, corr)
 	b.Queue(`INSERT INTO tasker.workflow_steps (workflow_step_uuid, task_uuid, named_step_uuid, name, handler, retryable,
@@ -271,7 +307,18 @@ func (s *Service) ProcessTaskRequestMessage(ctx context.Context, msgID int64) er
 		cstart := time.Now()
 		created, err = s.createTaskTx(pctx, tx, req, reg, ev)
 		tracing.End(span, err)
-		if err == nil {
+		if errors.As(err, &fe) {
+			// A key reused for another request: as unanswerable as an unknown template.
+			s.m.MessageFailed(ctx, queue.TaskRequests)
+			s.log.WarnContext(ctx, "rejecting task request", "correlation_id", msg.CorrelationID, "msg_id", msgID,
+				"request_id", msg.RequestID, "field", fe.Field, "error", fe.Message)
+			created = nil
+			_, aerr := s.queues.Archive(ctx, tx, queue.TaskRequests, msgID)
+			return aerr
+		}
+		if err == nil && created.Existing {
+			created = nil // a redelivered or repeated request: nothing new to report
+		} else if err == nil {
 			ev.add(func() { s.m.TaskRequested(pctx, created.CorrelationID, req.Namespace, req.Name, time.Since(cstart)) })
 		}
 		if err != nil {
@@ -290,6 +337,51 @@ func (s *Service) ProcessTaskRequestMessage(ctx context.Context, msgID int64) er
 		ev.flush()
 	}
 	return nil
+}
+
+const insertTaskSQL = `INSERT INTO tasker.tasks (task_uuid, named_task_uuid, state, context, initiator, source_system, reason, tags,
+		priority, correlation_id, parent_correlation_id, trace_context)
+	VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11)`
+
+// insertIdempotentTask inserts the task row of a request that carries an
+// idempotency key. When the key is taken (in its namespace/name scope) it
+// returns the task that holds it, or a Conflict FieldError when that task was
+// asked for with a different request; nil, nil means the row was inserted.
+// ON CONFLICT waits for a concurrent inserter of the same key to commit or
+// roll back, so of any number of simultaneous repeats exactly one inserts.
+func (s *Service) insertIdempotentTask(ctx context.Context, tx pgx.Tx, req client.TaskRequest, taskArgs []any) (*Created, error) {
+	scope := req.Namespace + "/" + req.Name
+	fp := taskreq.Fingerprint(&req)
+	args := append(taskArgs, req.IdempotencyKey, scope, fp)
+	var inserted uuid.UUID
+	err := tx.QueryRow(ctx, `INSERT INTO tasker.tasks (task_uuid, named_task_uuid, state, context, initiator, source_system,
+			reason, tags, priority, correlation_id, parent_correlation_id, trace_context,
+			idempotency_key, idempotency_scope, idempotency_fingerprint)
+		VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+		ON CONFLICT (idempotency_scope, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+		RETURNING task_uuid`, args...).Scan(&inserted)
+	if err == nil {
+		return nil, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("inserting task: %w", err)
+	}
+	var c Created
+	var st, storedFP string
+	err = tx.QueryRow(ctx, `SELECT task_uuid, correlation_id, state, idempotency_fingerprint FROM tasker.tasks
+		WHERE idempotency_scope = $1 AND idempotency_key = $2`, scope, req.IdempotencyKey).
+		Scan(&c.TaskUUID, &c.CorrelationID, &st, &storedFP)
+	if err != nil {
+		// Deleted between the two statements (pruned): rare enough that the
+		// caller's retry is the answer.
+		return nil, fmt.Errorf("reading task of idempotency key %q: %w", req.IdempotencyKey, err)
+	}
+	if storedFP != fp {
+		return nil, &taskreq.FieldError{Field: "idempotency_key", Code: taskreq.CodeIdempotencyConflict, Kind: taskreq.Conflict,
+			Message: fmt.Sprintf("idempotency_key %q was used for a different request (task %s)", req.IdempotencyKey, c.TaskUUID)}
+	}
+	c.State, c.Existing = state.Task(st), true
+	return &c, nil
 }
 
 func nullIfEmpty(s string) any {

@@ -5,12 +5,16 @@
 package taskreq
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/google/uuid"
 
 	"github.com/taskerhq/tasker/client"
 )
@@ -24,6 +28,9 @@ const (
 	MinPriority   = -100
 	MaxPriority   = 100
 	MaxTextLength = 128
+	// MaxIdempotencyKeyLength leaves room for a UUID, a hash or a business
+	// key such as "order-12345-charge".
+	MaxIdempotencyKeyLength = 255
 )
 
 var (
@@ -46,6 +53,9 @@ const (
 	// NotFound: the field names something that does not exist, such as an
 	// unregistered template (HTTP 404).
 	NotFound
+	// Conflict: the request clashes with what exists, such as an idempotency
+	// key already used for a different request (HTTP 409).
+	Conflict
 )
 
 // FieldError is a request that can never succeed, naming the field at fault.
@@ -64,6 +74,8 @@ func (e *FieldError) Error() string { return e.Message }
 const (
 	CodeUnknownTemplate = client.CodeUnknownTemplate
 	CodeUnknownVersion  = client.CodeUnknownVersion
+	// CodeIdempotencyConflict: the key was used before for another request.
+	CodeIdempotencyConflict = client.CodeIdempotencyConflict
 )
 
 // Invalidf is an Invalid FieldError of field.
@@ -124,7 +136,47 @@ func Validate(req *client.TaskRequest) error {
 			return Invalidf(f.name, "%s must not contain the NUL character", f.name)
 		}
 	}
+	if n := utf8.RuneCountInString(req.IdempotencyKey); n > MaxIdempotencyKeyLength {
+		return Invalidf("idempotency_key", "idempotency_key is %d characters long, the limit is %d", n, MaxIdempotencyKeyLength)
+	}
+	if strings.ContainsRune(req.IdempotencyKey, 0) {
+		return Invalidf("idempotency_key", "idempotency_key must not contain the NUL character")
+	}
 	return nil
+}
+
+// Fingerprint is what an idempotent request asked for, as a hash: two
+// requests with one key are the same request when their fingerprints are
+// equal. The correlation ID is left out (a client retrying may trace each
+// attempt anew), and the context is compared as JSON, not as text, so key
+// order and spacing do not matter.
+func Fingerprint(req *client.TaskRequest) string {
+	var taskCtx any
+	if len(req.Context) > 0 {
+		dec := json.NewDecoder(strings.NewReader(string(req.Context)))
+		dec.UseNumber()
+		if dec.Decode(&taskCtx) != nil {
+			taskCtx = string(req.Context)
+		}
+	}
+	if taskCtx == nil {
+		taskCtx = map[string]any{}
+	}
+	tags := req.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	b, _ := json.Marshal(struct {
+		Namespace, Name, Version        string
+		Context                         any
+		Parent                          *string
+		Initiator, SourceSystem, Reason string
+		Tags                            []string
+		Priority                        int
+	}{req.Namespace, req.Name, req.Version, taskCtx, uuidString(req.ParentCorrelationID),
+		req.Initiator, req.SourceSystem, req.Reason, tags, req.Priority})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // hasEscapedNUL reports whether JSON text holds a \u0000 escape, which
@@ -144,4 +196,12 @@ func hasEscapedNUL(raw []byte) bool {
 		backslashes = 0
 	}
 	return false
+}
+
+func uuidString(id *uuid.UUID) *string {
+	if id == nil {
+		return nil
+	}
+	s := id.String()
+	return &s
 }

@@ -143,6 +143,41 @@ func (t *Tracer) Poll(ctx context.Context, function string, start time.Time, fou
 	span.End(trace.WithTimestamp(end))
 }
 
+// BatchMember records, after the fact, the part one item had in a batched
+// SQL call: a span named for the single-item call under the item's own
+// context, with the batch's start and end and its size. Each step keeps its
+// own SQL span in its own trace, as before batching, instead of one batch
+// span that would belong to one trace only.
+func (t *Tracer) BatchMember(ctx context.Context, call db.Call, start, end time.Time, size int, err error) {
+	if suppressed(ctx) || !trace.SpanFromContext(ctx).IsRecording() {
+		return
+	}
+	attrs := []attribute.KeyValue{
+		semconv.DBSystemNamePostgreSQL,
+		semconv.DBOperationNameKey.String(call.Function),
+		semconv.DBStoredProcedureNameKey.String(call.Function),
+		semconv.DBOperationBatchSizeKey.Int(size),
+	}
+	kind := trace.SpanKindClient
+	if call.Queue != "" && call.Messaging != "" {
+		attrs = append(attrs, semconv.MessagingSystemKey.String("tasker_pgmq"),
+			semconv.MessagingDestinationNameKey.String(call.Queue),
+			semconv.MessagingOperationTypeKey.String(call.Messaging),
+			semconv.MessagingOperationNameKey.String(call.Function))
+		if call.Messaging == "send" {
+			kind = trace.SpanKindProducer
+		}
+	}
+	_, span := t.Start(ctx, "sql."+call.Function, trace.WithTimestamp(start), trace.WithSpanKind(kind),
+		trace.WithAttributes(attrs...))
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+		span.SetAttributes(semconv.ErrorTypeKey.String(errorType(err)))
+	}
+	span.End(trace.WithTimestamp(end))
+}
+
 // IDs returns the common attributes of a task or step span; zero values are skipped.
 func IDs(corr, task, step uuid.UUID, namespace, stepName string) []attribute.KeyValue {
 	kv := make([]attribute.KeyValue, 0, 5)

@@ -178,7 +178,7 @@ func stepStates(steps []client.Step) map[string]string {
 }
 
 func TestConsoleInBrowser(t *testing.T) {
-	s := startStack(t)
+	s := startStack(t, "")
 	diamond := s.create(t, "diamond_workflow/diamond_pattern")
 	retried := s.create(t, "retry_workflow/retry_mechanics")
 	failed := s.create(t, "retry_workflow/retry_exhaustion")
@@ -322,4 +322,21 @@ func TestConsoleInBrowser(t *testing.T) {
 		p.poll(`document.querySelector("#task-results table, #task-results .error-box") !== null`)
 		p.screenshot("tasks")
 	})
+}
+
+// A server that requires a token serves the console, which asks for the
+// token once and sends it with every read.
+func TestConsoleAsksForToken(t *testing.T) {
+	s := startStack(t, "console-secret")
+	diamond := s.create(t, "diamond_workflow/diamond_pattern")
+	s.terminal(t, diamond)
+	p := &page{t: t, ctx: browser(t), base: s.url, shot: screenshotDir(t)}
+	p.open("#/queues", "#token")
+	p.screenshot("token")
+	require.NoError(t, chromedp.Do(p.ctx, chromedp.SendKeys(chromedp.CSS("#token"), "console-secret"),
+		chromedp.Click(chromedp.CSS(`form.filters button[type="submit"]`))))
+	p.wait("#queues")
+	// The token lasts for the tab: the next page reads with it too.
+	p.open("#/tasks/"+diamond.String(), "#timeline svg")
+	require.Len(t, p.bars(), 4)
 }

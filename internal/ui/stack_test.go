@@ -44,7 +44,9 @@ type stack struct {
 	flush     func()
 }
 
-func startStack(t *testing.T) *stack {
+// startStack starts the stack; with a token, the API requires it as a server
+// listening beyond loopback would, and the console's files stay open.
+func startStack(t *testing.T, token string) *stack {
 	t.Helper()
 	ctx := context.Background()
 	pool := dbtest.NewPool(t)
@@ -87,6 +89,12 @@ func startStack(t *testing.T) *stack {
 	require.NoError(t, err)
 	h, err := api.NewHandler(api.Config{Backend: e.Backend(), Extra: routes})
 	require.NoError(t, err)
+	if token != "" {
+		auth, err := api.NewAuth(api.AuthConfig{Mode: api.AuthRequired, TokenSHA256: []string{config.TokenDigest(token)}}, "127.0.0.1:0")
+		require.NoError(t, err)
+		auth.Open(ui.PublicPrefix)
+		h = auth.Wrap(h)
+	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		srv.Close()

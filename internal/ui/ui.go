@@ -85,9 +85,17 @@ func (c Config) validate() error {
 	return nil
 }
 
+// PublicPrefix is where the console's files are. They hold no data (the
+// console reads everything through the API, with the user's token), so a
+// server requiring a token serves them without one: a browser cannot send a
+// bearer token when it opens a page.
+const PublicPrefix = "/ui"
+
 // Routes returns the console's handlers keyed by http.ServeMux pattern, to
 // mount next to the REST API (api.Config.Extra), or an error naming what is
-// wrong with cfg.
+// wrong with cfg. Everything under PublicPrefix is files and the console's
+// configuration; the reads (queues, workers, traces) are under /v1/ with the
+// rest of the API.
 func Routes(cfg Config) (map[string]http.Handler, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -99,12 +107,12 @@ func Routes(cfg Config) (map[string]http.Handler, error) {
 	}
 	files := http.StripPrefix("/ui/", http.FileServerFS(static))
 	return map[string]http.Handler{
-		"GET /ui":                          http.RedirectHandler("/ui/", http.StatusMovedPermanently),
-		"GET /ui/":                         securityHeaders(files),
-		"GET /ui/config.json":              http.HandlerFunc(h.config),
-		"GET /ui/jaeger/traces/{trace_id}": http.HandlerFunc(h.jaegerTrace),
-		"GET /v1/queues":                   http.HandlerFunc(h.queues),
-		"GET /v1/workers":                  http.HandlerFunc(h.workers),
+		"GET /ui":                   http.RedirectHandler("/ui/", http.StatusMovedPermanently),
+		"GET /ui/":                  securityHeaders(files),
+		"GET /ui/config.json":       http.HandlerFunc(h.config),
+		"GET /v1/traces/{trace_id}": http.HandlerFunc(h.jaegerTrace),
+		"GET /v1/queues":            http.HandlerFunc(h.queues),
+		"GET /v1/workers":           http.HandlerFunc(h.workers),
 	}, nil
 }
 
@@ -129,7 +137,7 @@ type handlers struct {
 // ConsoleConfig is the body of GET /ui/config.json.
 type ConsoleConfig struct {
 	TraceURLTemplate string `json:"trace_url_template,omitempty"`
-	// Jaeger is true when /ui/jaeger/traces/{trace_id} proxies a Jaeger query service.
+	// Jaeger is true when GET /v1/traces/{trace_id} proxies a Jaeger query service.
 	Jaeger bool `json:"jaeger"`
 }
 

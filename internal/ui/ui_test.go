@@ -148,7 +148,7 @@ func TestQueuesAndWorkers(t *testing.T) {
 
 func TestJaegerProxyErrors(t *testing.T) {
 	pool := dbtest.NewPool(t)
-	status, _, body := get(t, serve(t, ui.Config{DB: pool})+"/ui/jaeger/traces/0af7651916cd43dd8448eb211c80319c")
+	status, _, body := get(t, serve(t, ui.Config{DB: pool})+"/v1/traces/0af7651916cd43dd8448eb211c80319c")
 	require.Equal(t, http.StatusNotFound, status)
 	require.Contains(t, apiError(t, body).Message, "telemetry.ui.jaeger_query_url")
 
@@ -158,10 +158,10 @@ func TestJaegerProxyErrors(t *testing.T) {
 	closed := "http://" + ln.Addr().String()
 	require.NoError(t, ln.Close())
 	base := serve(t, ui.Config{DB: pool, JaegerQueryURL: closed})
-	status, _, body = get(t, base+"/ui/jaeger/traces/not-a-trace")
+	status, _, body = get(t, base+"/v1/traces/not-a-trace")
 	require.Equal(t, http.StatusBadRequest, status)
 	require.Equal(t, "trace_id", apiError(t, body).Field)
-	status, _, body = get(t, base+"/ui/jaeger/traces/0af7651916cd43dd8448eb211c80319c")
+	status, _, body = get(t, base+"/v1/traces/0af7651916cd43dd8448eb211c80319c")
 	require.Equal(t, http.StatusBadGateway, status)
 	require.True(t, strings.HasPrefix(apiError(t, body).Message, "querying Jaeger at "+closed), string(body))
 }

@@ -120,6 +120,15 @@ func (o *observer) dependencyDecodeFailed(ctx context.Context, c db.ClaimedStep,
 	o.log.ErrorContext(ctx, "decoding dependency results", append(stepAttrs(c), "error", err)...)
 }
 
+// resultsFlushed records each step's part in a batched result write as a
+// span of its own trace.
+func (o *observer) resultsFlushed(batch []*pendingResult, start, end time.Time, err error) {
+	call := db.Call{Function: "submit_step_result", Queue: queue.StepResults, Messaging: "send"}
+	for _, p := range batch {
+		o.tr.BatchMember(p.ctx, call, start, end, len(batch), err)
+	}
+}
+
 func (o *observer) resultDiscarded(ctx context.Context, step uuid.UUID, attempt int) {
 	o.log.WarnContext(ctx, "step result discarded: the lease was lost to another worker", "step_uuid", step, "attempt", attempt)
 }

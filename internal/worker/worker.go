@@ -110,6 +110,10 @@ type Worker struct {
 	abandon     chan struct{}
 	abandonOnce sync.Once
 
+	// results feeds submitLoop; submitterDone closes when it has stopped.
+	results       chan *pendingResult
+	submitterDone chan struct{}
+
 	mu     sync.Mutex
 	active map[uuid.UUID]activeStep
 }
@@ -139,6 +143,10 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 		slots:   make(chan struct{}, cfg.Concurrency),
 		active:  map[uuid.UUID]activeStep{},
 		abandon: make(chan struct{}),
+		// Room for every running handler's result: a full channel would
+		// only mean the submitter is behind, never a lost result.
+		results:       make(chan *pendingResult, cfg.Concurrency),
+		submitterDone: make(chan struct{}),
 	}
 	w.obs = &observer{log: w.log, tr: w.tr, m: w.m}
 	for _, ns := range cfg.Namespaces {
@@ -190,7 +198,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	// Handlers run under execCtx so shutdown can give them a grace period.
 	execCtx, cancelExec := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelExec()
-	var loops, execs sync.WaitGroup
+	var loops, execs, submitter sync.WaitGroup
+	// Results are written even while shutting down, so the submitter runs
+	// until every handler has returned and its result is committed.
+	stopSubmitter := make(chan struct{})
+	submitter.Go(func() { w.submitLoop(context.WithoutCancel(ctx), stopSubmitter) })
 	for _, sub := range w.subs {
 		loops.Go(func() { w.eventLoop(ctx, execCtx, sub, &execs) })
 	}
@@ -215,6 +227,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	cancelExec()
 	<-finished
+	close(stopSubmitter)
+	submitter.Wait()
 	return nil
 }
 

@@ -31,6 +31,13 @@ type Backend struct {
 	creates   []client.TaskRequest
 	errs      map[string]error
 	onGet     func(*client.Task)
+	// keys maps namespace/name/idempotency key to the task it created.
+	keys map[string]keyedTask
+}
+
+type keyedTask struct {
+	id          uuid.UUID
+	fingerprint string
 }
 
 var _ api.Backend = (*Backend)(nil)
@@ -42,6 +49,7 @@ func NewBackend(templates ...client.Template) *Backend {
 		tasks:     map[uuid.UUID]*client.Task{},
 		steps:     map[uuid.UUID][]client.Step{},
 		errs:      map[string]error{},
+		keys:      map[string]keyedTask{},
 	}
 }
 
@@ -115,20 +123,32 @@ func (b *Backend) PutTask(t client.Task, steps ...client.Step) {
 // CreateTask implements api.Backend: it resolves the template as the engine
 // does (unknown → 404 on name, unknown version → 422 on version) and stores
 // a pending task with one pending step per template step.
-func (b *Backend) CreateTask(_ context.Context, req client.TaskRequest) (*client.Task, error) {
+func (b *Backend) CreateTask(_ context.Context, req client.TaskRequest) (*client.Task, bool, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.creates = append(b.creates, req)
 	if err := b.errs["CreateTask"]; err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	tmpl, apiErr := b.findTemplate(req)
 	if apiErr != nil {
-		return nil, apiErr
+		return nil, false, apiErr
+	}
+	key := req.Namespace + "/" + req.Name + "/" + req.IdempotencyKey
+	if k, ok := b.keys[key]; ok && req.IdempotencyKey != "" {
+		if k.fingerprint != taskreq.Fingerprint(&req) {
+			return nil, false, &taskreq.FieldError{Field: "idempotency_key", Code: taskreq.CodeIdempotencyConflict,
+				Kind: taskreq.Conflict, Message: fmt.Sprintf("idempotency_key %q was used for a different request", req.IdempotencyKey)}
+		}
+		out := *b.tasks[k.id]
+		return &out, true, nil
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
-		return nil, fmt.Errorf("generating task uuid: %w", err)
+		return nil, false, fmt.Errorf("generating task uuid: %w", err)
+	}
+	if req.IdempotencyKey != "" {
+		b.keys[key] = keyedTask{id: id, fingerprint: taskreq.Fingerprint(&req)}
 	}
 	now := time.Now().UTC()
 	task := &client.Task{
@@ -147,7 +167,7 @@ func (b *Backend) CreateTask(_ context.Context, req client.TaskRequest) (*client
 	for _, ts := range tmpl.Steps {
 		stepID, err := uuid.NewV7()
 		if err != nil {
-			return nil, fmt.Errorf("generating step uuid: %w", err)
+			return nil, false, fmt.Errorf("generating step uuid: %w", err)
 		}
 		steps = append(steps, client.Step{
 			StepUUID: stepID, TaskUUID: id, Name: ts.Name, Handler: ts.Handler, State: "pending",
@@ -160,7 +180,7 @@ func (b *Backend) CreateTask(_ context.Context, req client.TaskRequest) (*client
 	b.order = append(b.order, id)
 	b.steps[id] = steps
 	out := *task
-	return &out, nil
+	return &out, false, nil
 }
 
 // findTemplate picks the template a request names; with no version, the one

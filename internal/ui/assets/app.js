@@ -222,7 +222,7 @@ async function taskPage(id) {
     traceSection = h("section", { id: "trace", "aria-labelledby": "trace-h" }, [h("h2", { id: "trace-h", text: "Trace" }), h("p", { class: "muted", text: "Loading the trace…" })]);
     document.getElementById("trace")?.replaceWith(traceSection);
     try {
-      const body = await api(`/ui/jaeger/traces/${encodeURIComponent(traceID)}`);
+      const body = await api(`/v1/traces/${encodeURIComponent(traceID)}`);
       const tr = (body.data || [])[0];
       if (!tr || !(tr.spans || []).length) throw new Error("Jaeger has no spans of this trace (yet)");
       const attrs = h("div", { class: "attrs", id: "span-attrs", "aria-live": "polite" });
