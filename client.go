@@ -148,7 +148,7 @@ func (c *Client) Start(ctx context.Context) error {
 	}
 	if w := c.cfg.Worker; w != nil {
 		ecfg.Worker = &worker.Config{Namespaces: c.cfg.namespaces(), ID: w.ID, Concurrency: w.Concurrency, Lease: w.Lease,
-			PollInterval: w.PollInterval, ShutdownGrace: w.ShutdownGrace,
+			PollInterval: w.PollInterval, ShutdownGrace: w.ShutdownGrace, OverdueHandlerWarning: w.OverdueHandlerWarning,
 			Dispatcher: worker.RegistryDispatcher{Registry: c.cfg.Handlers}, Submitter: c.init}
 	}
 	if ecfg.Orchestration == nil && ecfg.Worker == nil {

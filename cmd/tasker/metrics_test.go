@@ -42,7 +42,7 @@ func TestServerExportsEveryFamilyAtStart(t *testing.T) {
 		require.Equal(t, exitOK, <-done, "stderr:\n%s", errOut.String())
 	})
 
-	workerOnly := map[string]bool{"tasker_steps_active_executions": true}
+	workerOnly := map[string]bool{"tasker_steps_active_executions": true, "tasker_handlers_overdue": true}
 	var missing []string
 	deadline := time.Now().Add(30 * time.Second)
 	for {

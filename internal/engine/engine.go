@@ -147,7 +147,7 @@ func (e *Engine) observe(cfg Config) error {
 		errs = append(errs, m.ObserveTasks(cfg.Pool), m.ObserveLiveWorkers(e.Orchestrator.LiveWorkers))
 	}
 	if e.Worker != nil {
-		errs = append(errs, m.ObserveActiveExecutions(e.Worker.ActiveByNamespace))
+		errs = append(errs, m.ObserveActiveExecutions(e.Worker.ActiveByNamespace), m.ObserveOverdueHandlers(e.Worker.OverdueByNamespace))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("registering gauges: %w", err)

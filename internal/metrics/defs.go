@@ -78,6 +78,8 @@ var defs = []Def{
 		"worker submit", "Time to store a result and send it to orchestration."},
 	{"tasker_steps_active_executions", "tasker.steps.active_executions", Gauge, "", []string{"namespace"}, "worker",
 		"worker process, read at collection", "Handlers running in this worker now."},
+	{"tasker_handlers_overdue", "tasker.handlers.overdue", Gauge, "", []string{"namespace"}, "worker",
+		"worker process, read at collection", "Handlers still running after their step's timeout cancelled them; each keeps its slot until it returns."},
 	{"tasker_workers_live", "tasker.workers.live", Gauge, "", []string{"namespace"}, "worker",
 		"orchestration process, from tasker.workers (refreshed every 5s)", "Workers whose presence heartbeat is fresh, per registered namespace; 0 means its steps wait for a worker."},
 	{"tasker_queue_depth", "tasker.queue.depth", Gauge, "", []string{"queue"}, "worker",

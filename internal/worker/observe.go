@@ -129,6 +129,11 @@ func (o *observer) resultsFlushed(batch []*pendingResult, start, end time.Time, 
 	}
 }
 
+func (o *observer) handlerOverdue(ctx context.Context, c db.ClaimedStep, after time.Duration) {
+	o.log.WarnContext(ctx, "handler still running after its step timed out; its slot stays taken until it returns",
+		append(stepAttrs(c), "handler", c.Handler, "overdue_ms", after.Milliseconds(), "timeout_ms", c.Timeout.Milliseconds())...)
+}
+
 func (o *observer) resultDiscarded(ctx context.Context, step uuid.UUID, attempt int) {
 	o.log.WarnContext(ctx, "step result discarded: the lease was lost to another worker", "step_uuid", step, "attempt", attempt)
 }

@@ -42,7 +42,7 @@ func (w *Worker) submit(ctx context.Context, sub db.StepResultSubmission) error 
 // flush is in flight the next results queue up and go together in the next
 // one (one statement, one commit, one wake-up for all of them). It returns
 // when stop is closed and every queued result is written.
-func (w *Worker) submitLoop(ctx context.Context, stop <-chan struct{}) {
+func (w *Worker) submitLoop(ctx context.Context, stopping, stop <-chan struct{}) {
 	defer close(w.submitterDone)
 	batch := make([]*pendingResult, 0, maxResultBatch)
 	for {
@@ -54,7 +54,7 @@ func (w *Worker) submitLoop(ctx context.Context, stop <-chan struct{}) {
 			for {
 				select {
 				case p := <-w.results:
-					w.flush(ctx, []*pendingResult{p})
+					w.flush(ctx, stopping, []*pendingResult{p})
 				default:
 					return
 				}
@@ -69,13 +69,13 @@ func (w *Worker) submitLoop(ctx context.Context, stop <-chan struct{}) {
 				break fill
 			}
 		}
-		w.flush(ctx, batch)
+		w.flush(ctx, stopping, batch)
 	}
 }
 
 // flush writes one batch, retrying a failed write with backoff, and wakes
 // orchestration once for the whole batch.
-func (w *Worker) flush(ctx context.Context, batch []*pendingResult) {
+func (w *Worker) flush(ctx context.Context, stopping <-chan struct{}, batch []*pendingResult) {
 	subs := make([]db.StepResultSubmission, len(batch))
 	for i, p := range batch {
 		subs[i] = p.sub
@@ -83,19 +83,32 @@ func (w *Worker) flush(ctx context.Context, batch []*pendingResult) {
 	var out []db.SubmittedResult
 	var err error
 	start := time.Now()
-	for attempt := range 5 {
+	// A result that cannot be stored for want of the database is retried
+	// for as long as the step may still be this worker's: the heartbeat
+	// keeps its lease while the database answers, and a lost lease shows as
+	// a discarded result once it does. Only a stopping worker gives up, once
+	// the lease has surely expired (another worker then runs the step
+	// again). Any other error is retried a few times.
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
 		// The batch statement has no trace of its own: each step records
 		// its part below, in its own trace.
 		out, err = w.funcs.SubmitStepResults(tracing.Suppress(ctx), w.pool, w.cfg.ID, queue.StepResults, subs)
-		if err == nil {
+		if err == nil || !submitAgain(err, attempt, stopping, time.Since(start), w.cfg.Lease) || !sleepCtx(ctx, backoff) {
 			break
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Duration(50<<attempt) * time.Millisecond):
-			continue
+		backoff = min(2*backoff, 5*time.Second)
+		if backoff == 5*time.Second {
+			w.log.WarnContext(ctx, "storing step results failed; retrying while their leases last", "results", len(batch), "error", err)
 		}
-		break
+	}
+	if err != nil && len(batch) > 1 && !db.Unavailable(err) {
+		// One result the database refuses must not fail the others
+		// written with it: write them one by one.
+		for _, p := range batch {
+			w.flush(ctx, stopping, []*pendingResult{p})
+		}
+		return
 	}
 	end := time.Now()
 	w.obs.resultsFlushed(batch, start, end, err)
@@ -128,5 +141,32 @@ func (w *Worker) flush(ctx context.Context, batch []*pendingResult) {
 	}
 	for _, p := range batch {
 		p.done <- nil
+	}
+}
+
+// submitAgain decides whether a failed result write is tried again: while
+// the database is unreachable, until the worker is stopping and the lease
+// has expired; for any other error, up to five tries.
+func submitAgain(err error, attempt int, stopping <-chan struct{}, elapsed, lease time.Duration) bool {
+	if !db.Unavailable(err) {
+		return attempt < 5
+	}
+	select {
+	case <-stopping:
+		return elapsed <= lease
+	default:
+		return true
+	}
+}
+
+// sleepCtx waits d, or less when ctx ends first (then it reports false).
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
