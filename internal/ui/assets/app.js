@@ -58,6 +58,7 @@ function tokenForm() {
   return h("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); setToken(input.value.trim()); route(); } }, [
     h("label", { for: "token" }, ["This server needs an API token", input]),
     h("button", { class: "primary", type: "submit", text: "Use token" }),
+    h("p", { class: "muted", text: "The token stays in this browser tab only and is sent with each request to this server." }),
   ]);
 }
 
