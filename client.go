@@ -212,6 +212,17 @@ func (c *Client) ListSteps(ctx context.Context, taskUUID uuid.UUID) ([]client.St
 	return c.store.ListSteps(ctx, taskUUID)
 }
 
+// ListTasks returns one page of the tasks f selects, newest first, as GET
+// /v1/tasks does; pass the list's NextCursor as f.Cursor for the next page.
+// A bad filter fails with a *client.APIError naming the field.
+func (c *Client) ListTasks(ctx context.Context, f client.TaskFilter) (*client.TaskList, error) {
+	list, err := c.store.ListTasks(ctx, f)
+	if err != nil {
+		return nil, publicError(err)
+	}
+	return list, nil
+}
+
 // APIHandler returns the REST API (/v1/tasks, /v1/templates, /health) over
 // this client's database, to mount on the program's own HTTP server.
 func (c *Client) APIHandler() (http.Handler, error) {

@@ -139,24 +139,46 @@ func (c *Client) ListSteps(ctx context.Context, taskUUID uuid.UUID) ([]Step, err
 	return steps, nil
 }
 
-// ListTasksByCorrelation returns the tasks carrying a correlation ID.
-func (c *Client) ListTasksByCorrelation(ctx context.Context, correlationID uuid.UUID) ([]Task, error) {
+// ListTasks returns one page of the tasks f selects, newest first; pass the
+// list's NextCursor as f.Cursor for the next page.
+func (c *Client) ListTasks(ctx context.Context, f TaskFilter) (*TaskList, error) {
 	var list TaskList
-	path := "/v1/tasks?" + url.Values{"correlation_id": {correlationID.String()}}.Encode()
+	path := "/v1/tasks"
+	if q := f.Query().Encode(); q != "" {
+		path += "?" + q
+	}
 	if err := c.do(ctx, http.MethodGet, path, nil, &list); err != nil {
 		return nil, err
 	}
-	return list.Tasks, nil
+	return &list, nil
 }
 
-// ListChildTasks returns the tasks whose parent correlation ID is parentCorrelationID.
-func (c *Client) ListChildTasks(ctx context.Context, parentCorrelationID uuid.UUID) ([]Task, error) {
-	var list TaskList
-	path := "/v1/tasks?" + url.Values{"parent_correlation_id": {parentCorrelationID.String()}}.Encode()
-	if err := c.do(ctx, http.MethodGet, path, nil, &list); err != nil {
-		return nil, err
+// listAll reads every page of f.
+func (c *Client) listAll(ctx context.Context, f TaskFilter) ([]Task, error) {
+	f.Limit = MaxTaskListLimit
+	var out []Task
+	for {
+		list, err := c.ListTasks(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, list.Tasks...)
+		if list.NextCursor == "" {
+			return out, nil
+		}
+		f.Cursor = list.NextCursor
 	}
-	return list.Tasks, nil
+}
+
+// ListTasksByCorrelation returns the tasks carrying a correlation ID, newest first.
+func (c *Client) ListTasksByCorrelation(ctx context.Context, correlationID uuid.UUID) ([]Task, error) {
+	return c.listAll(ctx, TaskFilter{CorrelationID: &correlationID})
+}
+
+// ListChildTasks returns the tasks whose parent correlation ID is
+// parentCorrelationID, newest first.
+func (c *Client) ListChildTasks(ctx context.Context, parentCorrelationID uuid.UUID) ([]Task, error) {
+	return c.listAll(ctx, TaskFilter{ParentCorrelationID: &parentCorrelationID})
 }
 
 // Templates returns the registered task templates.

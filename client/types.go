@@ -3,6 +3,9 @@ package client
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -202,10 +205,68 @@ type Health struct {
 	Error    string `json:"error,omitempty"`
 }
 
-// TaskList is the body of GET /v1/tasks?correlation_id=…: an envelope rather
-// than a bare array so paging fields can be added without breaking clients.
+// TaskList is the body of GET /v1/tasks: one page of tasks, newest first.
 type TaskList struct {
 	Tasks []Task `json:"tasks"`
+	// NextCursor, when not empty, is the Cursor of the next (older) page.
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// Page sizes of GET /v1/tasks.
+const (
+	DefaultTaskListLimit = 50
+	MaxTaskListLimit     = 500
+)
+
+// TaskFilter selects tasks to list (GET /v1/tasks). Every field set narrows
+// the selection; the zero value lists every task, newest first.
+type TaskFilter struct {
+	// States keeps tasks in any of these states.
+	States    []string
+	Namespace string
+	// Name is a template name.
+	Name string
+	// CreatedAfter and CreatedBefore bound the creation time, exclusive.
+	CreatedAfter        *time.Time
+	CreatedBefore       *time.Time
+	CorrelationID       *uuid.UUID
+	ParentCorrelationID *uuid.UUID
+	// Limit is the page size: 0 means DefaultTaskListLimit, at most MaxTaskListLimit.
+	Limit int
+	// Cursor is a TaskList.NextCursor, to read the page after it.
+	Cursor string
+}
+
+// Query is the filter as GET /v1/tasks query parameters.
+func (f TaskFilter) Query() url.Values {
+	v := url.Values{}
+	if len(f.States) > 0 {
+		v.Set("state", strings.Join(f.States, ","))
+	}
+	set := func(k, val string) {
+		if val != "" {
+			v.Set(k, val)
+		}
+	}
+	set("namespace", f.Namespace)
+	set("name", f.Name)
+	if f.CreatedAfter != nil {
+		v.Set("created_after", f.CreatedAfter.Format(time.RFC3339Nano))
+	}
+	if f.CreatedBefore != nil {
+		v.Set("created_before", f.CreatedBefore.Format(time.RFC3339Nano))
+	}
+	if f.CorrelationID != nil {
+		v.Set("correlation_id", f.CorrelationID.String())
+	}
+	if f.ParentCorrelationID != nil {
+		v.Set("parent_correlation_id", f.ParentCorrelationID.String())
+	}
+	if f.Limit != 0 {
+		v.Set("limit", strconv.Itoa(f.Limit))
+	}
+	set("cursor", f.Cursor)
+	return v
 }
 
 // TemplateList is the body of GET /v1/templates.

@@ -375,17 +375,73 @@ func TestTaskList(t *testing.T) {
 		created := b.createTask(t)
 		res := b.run(t, "task", "list", "--correlation-id", created.CorrelationID.String(), "-o", "json")
 		require.Equal(t, exitOK, res.code, res.stderr)
-		var tasks []client.Task
-		require.NoError(t, json.Unmarshal([]byte(res.stdout), &tasks))
-		require.Len(t, tasks, 1)
+		var list client.TaskList
+		require.NoError(t, json.Unmarshal([]byte(res.stdout), &list))
+		require.Len(t, list.Tasks, 1)
+		require.Empty(t, list.NextCursor)
 	})
 
-	t.Run("MissingCorrelationID", func(t *testing.T) {
+	t.Run("PagesNewestFirst", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		res := b.run(t, "task", "list")
-		require.Equal(t, exitUsage, res.code)
-		require.Contains(t, res.stderr, "--correlation-id is required")
+		var created []uuid.UUID
+		for range 3 {
+			created = append(created, b.createTask(t).TaskUUID)
+		}
+		res := b.run(t, "task", "list", "--limit", "2")
+		require.Equal(t, exitOK, res.code, res.stderr)
+		lines := strings.Split(strings.TrimRight(res.stdout, "\n"), "\n")
+		require.Len(t, lines, 3)
+		require.True(t, strings.HasPrefix(lines[1], created[2].String()), "newest first: %s", res.stdout)
+		require.True(t, strings.HasPrefix(lines[2], created[1].String()))
+		require.Regexp(t, `^more tasks: --cursor \S+\n$`, res.stderr)
+		cursor := strings.TrimSpace(strings.TrimPrefix(res.stderr, "more tasks: --cursor "))
+
+		res = b.run(t, "task", "list", "--limit", "2", "--cursor", cursor, "-o", "json")
+		require.Equal(t, exitOK, res.code, res.stderr)
+		var list client.TaskList
+		require.NoError(t, json.Unmarshal([]byte(res.stdout), &list))
+		require.Len(t, list.Tasks, 1)
+		require.Equal(t, created[0], list.Tasks[0].TaskUUID)
+		require.Empty(t, list.NextCursor)
+
+		res = b.run(t, "task", "list", "--limit", "1", "--all", "-o", "json")
+		require.Equal(t, exitOK, res.code, res.stderr)
+		require.NoError(t, json.Unmarshal([]byte(res.stdout), &list))
+		require.Len(t, list.Tasks, 3)
+	})
+
+	t.Run("Filters", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.createTask(t)
+		res := b.run(t, "task", "list", "--state", "error,cancelled", "--namespace", "billing", "-o", "json")
+		require.Equal(t, exitOK, res.code, res.stderr)
+		require.JSONEq(t, `{"tasks":[]}`, res.stdout)
+		res = b.run(t, "task", "list", "--state", "pending", "--name", "invoice", "--created-after", "2020-01-01T00:00:00Z", "-o", "json")
+		require.Equal(t, exitOK, res.code, res.stderr)
+		var list client.TaskList
+		require.NoError(t, json.Unmarshal([]byte(res.stdout), &list))
+		require.Len(t, list.Tasks, 1)
+	})
+
+	t.Run("BadFlags", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		for _, c := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"--limit", "0"}, "--limit must be between 1 and 500"},
+			{[]string{"--created-after", "yesterday"}, "--created-after must be an RFC 3339 time"},
+			{[]string{"--parent-correlation-id", "x"}, "--parent-correlation-id must be a UUID"},
+			{[]string{"--state", "bogus"}, "invalid_field (state)"},
+			{[]string{"--cursor", "bogus"}, "invalid_field (cursor)"},
+		} {
+			res := b.run(t, append([]string{"task", "list"}, c.args...)...)
+			require.Equal(t, exitUsage, res.code, "%v: %s", c.args, res.stderr)
+			require.Contains(t, res.stderr, c.want)
+		}
 	})
 
 	t.Run("BadCorrelationID", func(t *testing.T) {

@@ -21,9 +21,9 @@ type Backend interface {
 	CreateTask(ctx context.Context, req client.TaskRequest) (task *client.Task, existing bool, err error)
 	GetTask(ctx context.Context, taskUUID uuid.UUID) (*client.Task, error)    // ErrNotFound when missing
 	ListSteps(ctx context.Context, taskUUID uuid.UUID) ([]client.Step, error) // ErrNotFound when the task is missing
-	ListTasksByCorrelation(ctx context.Context, correlationID uuid.UUID) ([]client.Task, error)
-	// ListChildTasks returns the tasks whose parent_correlation_id is parentCorrelationID.
-	ListChildTasks(ctx context.Context, parentCorrelationID uuid.UUID) ([]client.Task, error)
+	// ListTasks returns one page of the tasks f selects, newest first. A bad
+	// filter or cursor comes back as *taskreq.FieldError.
+	ListTasks(ctx context.Context, f client.TaskFilter) (*client.TaskList, error)
 	Templates(ctx context.Context) ([]client.Template, error)
 	Ping(ctx context.Context) error
 }

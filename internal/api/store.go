@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/taskerhq/tasker/internal/messages"
 	"github.com/taskerhq/tasker/internal/orchestration"
 	"github.com/taskerhq/tasker/internal/queue"
+	"github.com/taskerhq/tasker/internal/taskreq"
 	"github.com/taskerhq/tasker/internal/templatestore"
 	"github.com/taskerhq/tasker/internal/tracing"
 )
@@ -75,14 +77,15 @@ func (s *Store) GetTask(ctx context.Context, id uuid.UUID) (*client.Task, error)
 		return nil, err
 	}
 	t := taskFromRow(row)
-	if err := s.fillTask(ctx, t); err != nil {
+	if err := s.fillTask(ctx, t, true); err != nil {
 		return nil, err
 	}
 	return t, nil
 }
 
-// fillTask adds the execution summary, leaf results, error and history.
-func (s *Store) fillTask(ctx context.Context, t *client.Task) error {
+// fillTask adds the execution summary, leaf results, error and, with
+// history, the task's transitions.
+func (s *Store) fillTask(ctx context.Context, t *client.Task, history bool) error {
 	ec, ok, err := s.funcs.GetTaskExecutionContext(ctx, s.pool, t.TaskUUID)
 	if err != nil {
 		return err
@@ -114,12 +117,15 @@ func (s *Store) fillTask(ctx context.Context, t *client.Task) error {
 			t.Error = r.stepError(o.Name)
 		}
 	}
-	history, err := db.TaskTransitions(ctx, s.pool, t.TaskUUID)
+	if !history {
+		return nil
+	}
+	transitions, err := db.TaskTransitions(ctx, s.pool, t.TaskUUID)
 	if err != nil {
 		return err
 	}
-	t.Transitions = make([]client.Transition, len(history))
-	for i, h := range history {
+	t.Transitions = make([]client.Transition, len(transitions))
+	for i, h := range transitions {
 		t.Transitions[i] = client.Transition{From: h.From, To: h.To, Reason: h.Reason, At: h.At}
 	}
 	return nil
@@ -166,38 +172,49 @@ func (s *Store) ListSteps(ctx context.Context, id uuid.UUID) ([]client.Step, err
 	return steps, nil
 }
 
-// ListTasksByCorrelation implements Backend.
-func (s *Store) ListTasksByCorrelation(ctx context.Context, corr uuid.UUID) ([]client.Task, error) {
-	tasks, err := s.listTasks(ctx, db.ListTasksParams{CorrelationID: &corr})
-	if err != nil {
-		return nil, fmt.Errorf("listing tasks of correlation id %s: %w", corr, err)
+// ListTasks implements Backend. Listed tasks carry everything GetTask shows
+// but their history, which would make a page of them heavy.
+func (s *Store) ListTasks(ctx context.Context, f client.TaskFilter) (*client.TaskList, error) {
+	if err := taskreq.ValidateFilter(&f); err != nil {
+		return nil, err
 	}
-	return tasks, nil
-}
-
-// ListChildTasks implements Backend.
-func (s *Store) ListChildTasks(ctx context.Context, parent uuid.UUID) ([]client.Task, error) {
-	tasks, err := s.listTasks(ctx, db.ListTasksParams{ParentCorrelationID: &parent})
-	if err != nil {
-		return nil, fmt.Errorf("listing child tasks of %s: %w", parent, err)
+	p := db.ListTasksParams{States: f.States, Namespace: f.Namespace, Name: f.Name, CreatedAfter: f.CreatedAfter,
+		CreatedBefore: f.CreatedBefore, CorrelationID: f.CorrelationID, ParentCorrelationID: f.ParentCorrelationID,
+		Limit: cmp.Or(f.Limit, client.DefaultTaskListLimit) + 1}
+	if f.Cursor != "" {
+		after, err := DecodeCursor(f.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		p.After = after
 	}
-	return tasks, nil
-}
-
-func (s *Store) listTasks(ctx context.Context, p db.ListTasksParams) ([]client.Task, error) {
 	rows, err := db.ListTasks(ctx, s.pool, p)
 	if err != nil {
 		return nil, err
 	}
-	tasks := make([]client.Task, len(rows))
+	list := &client.TaskList{Tasks: make([]client.Task, 0, len(rows))}
+	if len(rows) == p.Limit {
+		rows = rows[:len(rows)-1]
+		last := rows[len(rows)-1]
+		list.NextCursor = EncodeCursor(db.TaskKey{CreatedAt: last.CreatedAt, TaskUUID: last.TaskUUID})
+	}
 	for i := range rows {
 		t := taskFromRow(&rows[i])
-		if err := s.fillTask(ctx, t); err != nil {
+		if err := s.fillTask(ctx, t, false); err != nil {
 			return nil, err
 		}
-		tasks[i] = *t
+		list.Tasks = append(list.Tasks, *t)
 	}
-	return tasks, nil
+	return list, nil
+}
+
+// ListTasksByCorrelation returns every task carrying a correlation ID, newest first.
+func (s *Store) ListTasksByCorrelation(ctx context.Context, corr uuid.UUID) ([]client.Task, error) {
+	list, err := s.ListTasks(ctx, client.TaskFilter{CorrelationID: &corr, Limit: client.MaxTaskListLimit})
+	if err != nil {
+		return nil, fmt.Errorf("listing tasks of correlation id %s: %w", corr, err)
+	}
+	return list.Tasks, nil
 }
 
 // Templates implements Backend.

@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/taskerhq/tasker/client"
+	"github.com/taskerhq/tasker/internal/state"
 )
 
 // Limits of a TaskRequest: tags stay usable as an index key, priority inside
@@ -204,4 +205,35 @@ func uuidString(id *uuid.UUID) *string {
 	}
 	s := id.String()
 	return &s
+}
+
+// ValidateFilter checks a task listing's filter: known states, well-formed
+// names and a page size within bounds (0 stands for the default). It returns
+// the first problem as a *FieldError naming the query parameter.
+func ValidateFilter(f *client.TaskFilter) error {
+	for _, st := range f.States {
+		if !state.Task(st).Valid() {
+			return Invalidf("state", "state must be one of %s, got %q", taskStateList(), st)
+		}
+	}
+	for _, p := range []struct{ name, value string }{{"namespace", f.Namespace}, {"name", f.Name}} {
+		if p.value != "" && !identifierRE.MatchString(p.value) {
+			return Invalidf(p.name, "%s must match %s, got %q", p.name, identifierRE, p.value)
+		}
+	}
+	if f.Limit < 0 || f.Limit > client.MaxTaskListLimit {
+		return Invalidf("limit", "limit must be between 1 and %d, got %d", client.MaxTaskListLimit, f.Limit)
+	}
+	if f.CreatedAfter != nil && f.CreatedBefore != nil && !f.CreatedAfter.Before(*f.CreatedBefore) {
+		return Invalidf("created_before", "created_before must be later than created_after")
+	}
+	return nil
+}
+
+func taskStateList() string {
+	names := make([]string, len(state.TaskStates))
+	for i, s := range state.TaskStates {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
 }
