@@ -613,7 +613,6 @@ func TestListTasksByCorrelation(t *testing.T) {
 		require.JSONEq(t, `{"tasks":[]}`, rec.Body.String())
 	})
 
-
 	t.Run("InvalidCorrelationID", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
