@@ -223,6 +223,27 @@ func (c *Client) ListTasks(ctx context.Context, f client.TaskFilter) (*client.Ta
 	return list, nil
 }
 
+// CancelTask cancels a task that has not finished, as POST
+// /v1/tasks/{uuid}/cancel does, and returns it.
+func (c *Client) CancelTask(ctx context.Context, taskUUID uuid.UUID, req client.CancelRequest) (*client.Task, error) {
+	t, err := c.store.CancelTask(ctx, taskUUID, req)
+	return t, publicError(err)
+}
+
+// RetryTask runs a task in error again from its failed steps, as POST
+// /v1/tasks/{uuid}/retry does, and returns it.
+func (c *Client) RetryTask(ctx context.Context, taskUUID uuid.UUID, req client.RetryRequest) (*client.Task, error) {
+	t, err := c.store.RetryTask(ctx, taskUUID, req)
+	return t, publicError(err)
+}
+
+// ResolveStep marks a failed step resolved manually with a result, as POST
+// /v1/tasks/{uuid}/steps/{step}/resolve does, and returns the task.
+func (c *Client) ResolveStep(ctx context.Context, taskUUID uuid.UUID, step string, req client.ResolveRequest) (*client.Task, error) {
+	t, err := c.store.ResolveStep(ctx, taskUUID, step, req)
+	return t, publicError(err)
+}
+
 // APIHandler returns the REST API (/v1/tasks, /v1/templates, /health) over
 // this client's database, to mount on the program's own HTTP server.
 func (c *Client) APIHandler() (http.Handler, error) {
@@ -232,6 +253,9 @@ func (c *Client) APIHandler() (http.Handler, error) {
 // publicError gives a request that can never succeed the type the REST client
 // reports it with, so a program handles both the same way.
 func publicError(err error) error {
+	if err == nil {
+		return nil
+	}
 	var fe *taskreq.FieldError
 	if errors.As(err, &fe) {
 		return api.FieldAPIError(fe)

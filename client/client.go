@@ -181,6 +181,35 @@ func (c *Client) ListChildTasks(ctx context.Context, parentCorrelationID uuid.UU
 	return c.listAll(ctx, TaskFilter{ParentCorrelationID: &parentCorrelationID})
 }
 
+// CancelTask cancels a task that has not finished and returns it: steps not
+// yet run never run, running ones are asked to stop, and late results are
+// ignored. Cancelling a cancelled task changes nothing; cancelling a finished
+// one is an *APIError with status 409 and code state_conflict.
+func (c *Client) CancelTask(ctx context.Context, taskUUID uuid.UUID, req CancelRequest) (*Task, error) {
+	return c.operate(ctx, "/v1/tasks/"+taskUUID.String()+"/cancel", req)
+}
+
+// RetryTask runs a task in error again from its failed steps (completed steps
+// keep their results) and returns it.
+func (c *Client) RetryTask(ctx context.Context, taskUUID uuid.UUID, req RetryRequest) (*Task, error) {
+	return c.operate(ctx, "/v1/tasks/"+taskUUID.String()+"/retry", req)
+}
+
+// ResolveStep marks a failed step of a task (by name or UUID) resolved
+// manually with req.Result as its result, so the steps after it run, and
+// returns the task.
+func (c *Client) ResolveStep(ctx context.Context, taskUUID uuid.UUID, step string, req ResolveRequest) (*Task, error) {
+	return c.operate(ctx, "/v1/tasks/"+taskUUID.String()+"/steps/"+url.PathEscape(step)+"/resolve", req)
+}
+
+func (c *Client) operate(ctx context.Context, path string, req any) (*Task, error) {
+	var task Task
+	if err := c.do(ctx, http.MethodPost, path, req, &task); err != nil {
+		return nil, err
+	}
+	return &task, nil
+}
+
 // Templates returns the registered task templates.
 func (c *Client) Templates(ctx context.Context) ([]Template, error) {
 	var list TemplateList

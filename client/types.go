@@ -72,6 +72,32 @@ func (r TaskRequest) WithParentCorrelationID(id uuid.UUID) TaskRequest {
 	return r
 }
 
+// CancelRequest is the body of POST /v1/tasks/{uuid}/cancel.
+type CancelRequest struct {
+	// Reason is recorded in the task's history (at most 128 characters).
+	Reason string `json:"reason,omitempty"`
+	// Actor names who cancels (recorded in the history); "api" when empty.
+	Actor string `json:"actor,omitempty"`
+	// Children cancels the tasks whose parent correlation ID is this task's,
+	// recursively.
+	Children bool `json:"children,omitempty"`
+}
+
+// RetryRequest is the body of POST /v1/tasks/{uuid}/retry.
+type RetryRequest struct {
+	Reason string `json:"reason,omitempty"`
+	Actor  string `json:"actor,omitempty"`
+}
+
+// ResolveRequest is the body of POST /v1/tasks/{uuid}/steps/{step}/resolve.
+type ResolveRequest struct {
+	// Result is the step's result from now on, as if its handler had
+	// returned it: the steps depending on it read it. Required.
+	Result json.RawMessage `json:"result"`
+	Reason string          `json:"reason,omitempty"`
+	Actor  string          `json:"actor,omitempty"`
+}
+
 // Transition is one state change in a task's or step's history.
 type Transition struct {
 	From   string          `json:"from_state,omitempty"`
@@ -293,5 +319,8 @@ const (
 	CodeUnknownVersion           = "unknown_version"
 	CodeMethodNotAllowed         = "method_not_allowed"
 	CodeIdempotencyConflict      = "idempotency_conflict"
-	CodeInternal                 = "internal"
+	// CodeStateConflict: the task's or step's state does not allow the
+	// operation (cancelling a completed task, retrying a running one).
+	CodeStateConflict = "state_conflict"
+	CodeInternal      = "internal"
 )

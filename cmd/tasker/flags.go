@@ -109,6 +109,9 @@ func apiCallError(err error) error {
 		switch {
 		case apiErr.Status == http.StatusBadGateway || apiErr.Status == http.StatusServiceUnavailable || apiErr.Status == http.StatusGatewayTimeout:
 			return &exitError{code: exitUnreachable, err: err}
+		case apiErr.Status == http.StatusConflict:
+			// The request was well formed; the task's state refused it.
+			return &exitError{code: exitFailed, err: err}
 		case apiErr.Status >= 400 && apiErr.Status < 500:
 			return &exitError{code: exitUsage, err: err}
 		}

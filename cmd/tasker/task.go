@@ -23,12 +23,13 @@ const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 func newTaskCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "task",
-		Short: "Create and inspect tasks",
+		Short: "Create, find, inspect, cancel, retry and resolve tasks",
 		Args:  cobra.ArbitraryArgs,
 		RunE:  groupRunE,
 	}
 	usageFlagErrors(cmd)
-	cmd.AddCommand(newTaskCreateCmd(g), newTaskGetCmd(g), newTaskStepsCmd(g), newTaskListCmd(g))
+	cmd.AddCommand(newTaskCreateCmd(g), newTaskGetCmd(g), newTaskStepsCmd(g), newTaskListCmd(g),
+		newTaskCancelCmd(g), newTaskRetryCmd(g), newTaskResolveCmd(g))
 	return cmd
 }
 

@@ -24,6 +24,13 @@ type Backend interface {
 	// ListTasks returns one page of the tasks f selects, newest first. A bad
 	// filter or cursor comes back as *taskreq.FieldError.
 	ListTasks(ctx context.Context, f client.TaskFilter) (*client.TaskList, error)
+	// CancelTask cancels a task that has not finished (again: no change) and
+	// returns it; RetryTask runs a task in error again from its failed steps;
+	// ResolveStep marks a failed step (by name or UUID) resolved with a result.
+	// A state that forbids the action is a *taskreq.FieldError of kind Conflict.
+	CancelTask(ctx context.Context, taskUUID uuid.UUID, req client.CancelRequest) (*client.Task, error)
+	RetryTask(ctx context.Context, taskUUID uuid.UUID, req client.RetryRequest) (*client.Task, error)
+	ResolveStep(ctx context.Context, taskUUID uuid.UUID, step string, req client.ResolveRequest) (*client.Task, error)
 	Templates(ctx context.Context) ([]client.Template, error)
 	Ping(ctx context.Context) error
 }

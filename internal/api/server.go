@@ -72,6 +72,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	s.mux.HandleFunc("GET /v1/tasks/{uuid}/workflow_steps", s.listSteps)
 	s.mux.HandleFunc("GET /v1/templates", s.listTemplates)
 	s.mux.HandleFunc("GET /health", s.health)
+	s.routeOperations()
 	// Sorted so that a bad configuration always reports the same pattern.
 	for _, pattern := range slices.Sorted(maps.Keys(cfg.Extra)) {
 		if err := mount(s.mux, pattern, cfg.Extra[pattern]); err != nil {

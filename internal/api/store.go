@@ -24,6 +24,13 @@ type TaskCreator interface {
 	CreateTask(ctx context.Context, req client.TaskRequest) (*orchestration.Created, error)
 }
 
+// TaskOperator carries out operator actions on tasks (orchestration).
+type TaskOperator interface {
+	CancelTask(ctx context.Context, taskUUID uuid.UUID, op orchestration.Operation, children bool) (bool, error)
+	RetryTask(ctx context.Context, taskUUID uuid.UUID, op orchestration.Operation) error
+	ResolveStep(ctx context.Context, taskUUID uuid.UUID, step string, result json.RawMessage, op orchestration.Operation) error
+}
+
 // Store is the Backend over PostgreSQL: the API's read model (tasks, steps,
 // histories and results shaped as the client package's types) and task
 // creation through the initializer.
@@ -31,17 +38,22 @@ type Store struct {
 	pool    *pgxpool.Pool
 	funcs   *db.Funcs
 	creator TaskCreator
+	ops     TaskOperator
 }
 
 var _ Backend = (*Store)(nil)
 
-// NewStore returns the Backend over pool; creator creates tasks and funcs
+// NewStore returns the Backend over pool; creator creates tasks (and, when
+// it is also a TaskOperator, cancels, retries and resolves them) and funcs
 // reports the SQL functions the reads call (nil: unobserved).
 func NewStore(pool *pgxpool.Pool, creator TaskCreator, funcs *db.Funcs) *Store {
 	if funcs == nil {
 		funcs = db.NewFuncs(nil)
 	}
-	return &Store{pool: pool, funcs: funcs, creator: creator}
+	s := &Store{pool: pool, funcs: funcs, creator: creator}
+	// The orchestrator that creates tasks also operates on them.
+	s.ops, _ = creator.(TaskOperator)
+	return s
 }
 
 // CreateTask implements Backend.
@@ -126,7 +138,7 @@ func (s *Store) fillTask(ctx context.Context, t *client.Task, history bool) erro
 	}
 	t.Transitions = make([]client.Transition, len(transitions))
 	for i, h := range transitions {
-		t.Transitions[i] = client.Transition{From: h.From, To: h.To, Reason: h.Reason, At: h.At}
+		t.Transitions[i] = client.Transition{From: h.From, To: h.To, Reason: h.Reason, At: h.At, Meta: h.Meta}
 	}
 	return nil
 }
@@ -166,7 +178,7 @@ func (s *Store) ListSteps(ctx context.Context, id uuid.UUID) ([]client.Step, err
 	}
 	for _, h := range history {
 		if i, ok := idx[h.StepUUID]; ok {
-			steps[i].Transitions = append(steps[i].Transitions, client.Transition{From: h.From, To: h.To, Reason: h.Reason, At: h.At})
+			steps[i].Transitions = append(steps[i].Transitions, client.Transition{From: h.From, To: h.To, Reason: h.Reason, At: h.At, Meta: h.Meta})
 		}
 	}
 	return steps, nil

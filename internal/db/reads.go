@@ -235,18 +235,22 @@ type Transition struct {
 	To       string
 	Reason   string
 	At       time.Time
+	// Meta is the history row's metadata when it says more than the reason
+	// (an operator action's actor and message); nil otherwise.
+	Meta []byte
 }
 
 // TaskTransitions returns a task's own state history, oldest first.
 func TaskTransitions(ctx context.Context, q Querier, taskUUID uuid.UUID) ([]Transition, error) {
-	rows, err := q.Query(ctx, `SELECT coalesce(from_state, ''), to_state, coalesce(reason, ''), created_at
+	rows, err := q.Query(ctx, `SELECT coalesce(from_state, ''), to_state, coalesce(reason, ''), created_at,
+			CASE WHEN metadata - 'reason' = '{}' THEN NULL ELSE metadata END
 		FROM tasker.task_transitions WHERE task_uuid = $1 ORDER BY task_transition_id`, taskUUID)
 	if err != nil {
 		return nil, fmt.Errorf("reading history of task %s: %w", taskUUID, err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Transition, error) {
 		var x Transition
-		err := r.Scan(&x.From, &x.To, &x.Reason, &x.At)
+		err := r.Scan(&x.From, &x.To, &x.Reason, &x.At, &x.Meta)
 		return x, err
 	})
 	if err != nil {
@@ -258,14 +262,15 @@ func TaskTransitions(ctx context.Context, q Querier, taskUUID uuid.UUID) ([]Tran
 // StepTransitions returns the state history of every step of a task,
 // oldest first.
 func StepTransitions(ctx context.Context, q Querier, taskUUID uuid.UUID) ([]Transition, error) {
-	rows, err := q.Query(ctx, `SELECT workflow_step_uuid, coalesce(from_state, ''), to_state, coalesce(reason, ''), created_at
+	rows, err := q.Query(ctx, `SELECT workflow_step_uuid, coalesce(from_state, ''), to_state, coalesce(reason, ''), created_at,
+			CASE WHEN metadata ? 'actor' THEN metadata END
 		FROM tasker.workflow_step_transitions WHERE task_uuid = $1 ORDER BY workflow_step_transition_id`, taskUUID)
 	if err != nil {
 		return nil, fmt.Errorf("reading step history of task %s: %w", taskUUID, err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Transition, error) {
 		var x Transition
-		err := r.Scan(&x.StepUUID, &x.From, &x.To, &x.Reason, &x.At)
+		err := r.Scan(&x.StepUUID, &x.From, &x.To, &x.Reason, &x.At, &x.Meta)
 		return x, err
 	})
 	if err != nil {
@@ -320,6 +325,20 @@ func ListSteps(ctx context.Context, q Querier, taskUUID uuid.UUID) ([]StepRow, e
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reading steps of task %s: %w", taskUUID, err)
+	}
+	return out, nil
+}
+
+// CancelledSteps returns those of ids whose step is cancelled.
+func CancelledSteps(ctx context.Context, q Querier, ids []uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.Query(ctx, `SELECT workflow_step_uuid FROM tasker.workflow_steps
+		WHERE workflow_step_uuid = ANY($1) AND state = 'cancelled'`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("reading cancelled steps: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, fmt.Errorf("reading cancelled steps: %w", err)
 	}
 	return out, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskerhq/tasker/internal/metrics"
+	"github.com/taskerhq/tasker/internal/orchestration"
 	"github.com/taskerhq/tasker/internal/promtest"
 	"github.com/taskerhq/tasker/internal/queue"
 )
@@ -134,6 +135,10 @@ func TestDashboardsAndAlertsAgainstPrometheus(t *testing.T) {
 		task := waitTerminal(t, e.Backend(), r.id, 30*time.Second)
 		require.Equal(t, r.state, task.State, "%s %s", r.ref, r.id)
 	}
+	// An operator retries the failed task; it fails again.
+	failed := runs[len(runs)-1].id
+	require.NoError(t, e.Orchestrator.RetryTask(ctx, failed, orchestration.Operation{Reason: "dashboard test"}))
+	require.Equal(t, "error", waitTerminal(t, e.Backend(), failed, 30*time.Second).State)
 	// The rare paths, so their counters have data too: a malformed result
 	// message and a redelivered one sent without NOTIFY (a lost
 	// notification), both found by the fallback poller, and a failing SQL

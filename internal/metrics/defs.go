@@ -43,6 +43,8 @@ var defs = []Def{
 		"TaskFinalizer", "Tasks that reached complete."},
 	{"tasker_tasks_failures_total", "tasker.tasks.failures", Counter, "", []string{"namespace", "template"}, "orchestration",
 		"TaskFinalizer", "Tasks that reached error (a step failed permanently)."},
+	{"tasker_task_operations_total", "tasker.task.operations", Counter, "", []string{"namespace", "template", "operation"}, "orchestration",
+		"operator actions (API, CLI, Go)", "Operator actions applied to tasks; operation is cancel, retry or resolve."},
 	{"tasker_steps_enqueued_total", "tasker.steps.enqueued", Counter, "", []string{"namespace", "step_name"}, "orchestration",
 		"StepEnqueuer (enqueue_steps)", "Steps sent to a worker queue, retries included."},
 	{"tasker_step_results_processed_total", "tasker.step_results.processed", Counter, "", []string{"namespace", "result"}, "orchestration",

@@ -37,6 +37,7 @@ type Metrics struct {
 	corrLabel bool
 
 	tasksRequests, tasksCompletions, tasksFailures, stepsEnqueued, resultsProcessed metric.Int64Counter
+	taskOperations                                                                  metric.Int64Counter
 	taskInit, taskFinal, resultProcessing, stepTransition                           metric.Float64Histogram
 
 	stepsExecutions, stepsSuccesses, stepsFailures, stepsClaimed, resultsSubmitted metric.Int64Counter
@@ -81,6 +82,7 @@ func New(mp metric.MeterProvider, opts ...Option) (*Metrics, error) {
 	m.tasksRequests = counter("tasker_tasks_requests_total")
 	m.tasksCompletions = counter("tasker_tasks_completions_total")
 	m.tasksFailures = counter("tasker_tasks_failures_total")
+	m.taskOperations = counter("tasker_task_operations_total")
 	m.stepsEnqueued = counter("tasker_steps_enqueued_total")
 	m.resultsProcessed = counter("tasker_step_results_processed_total")
 	m.taskInit = hist("tasker_task_initialization_duration_milliseconds")
@@ -186,6 +188,14 @@ func (m *Metrics) TaskRequested(ctx context.Context, corr uuid.UUID, ns, templat
 	o := m.opt("namespace", ns, "template", template, "", "\x00req")
 	m.add(ctx, m.tasksRequests, 1, corr, o)
 	m.record(ctx, m.taskInit, d, corr, o)
+}
+
+// TaskOperation records an operator action (cancel, retry, resolve) on a task.
+func (m *Metrics) TaskOperation(ctx context.Context, corr uuid.UUID, ns, template, operation string) {
+	if m == nil {
+		return
+	}
+	m.add(ctx, m.taskOperations, 1, corr, m.opt("namespace", ns, "template", template, "operation", operation))
 }
 
 // TaskFinalized records a task reaching complete or error.

@@ -237,3 +237,15 @@ func taskStateList() string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// CheckText checks a free-text field (a reason, an actor): at most
+// MaxTextLength characters and no NUL, which PostgreSQL text cannot hold.
+func CheckText(field, value string) error {
+	if n := utf8.RuneCountInString(value); n > MaxTextLength {
+		return Invalidf(field, "%s is %d characters long, the limit is %d", field, n, MaxTextLength)
+	}
+	if strings.ContainsRune(value, 0) {
+		return Invalidf(field, "%s must not contain the NUL character", field)
+	}
+	return nil
+}

@@ -52,7 +52,10 @@ func (w *Worker) prepareClaim(q string, cl claimed, method string, claimDur time
 	w.track(c)
 	return func(execCtx context.Context) {
 		defer w.untrack(c.StepUUID)
-		err := w.execute(w.obs.stepContext(execCtx, cl), q, c)
+		stepCtx, cancel := context.WithCancelCause(execCtx)
+		defer cancel(nil)
+		w.setCancel(c.StepUUID, cancel)
+		err := w.execute(w.obs.stepContext(stepCtx, cl), q, c)
 		w.obs.stepDone(cl, err)
 	}
 }
@@ -72,6 +75,13 @@ func (w *Worker) execute(ctx context.Context, q string, c db.ClaimedStep) error 
 		var aborted bool
 		out, aborted = w.invoke(hctx, sc, c.Handler, c.Timeout)
 		done(out, aborted, time.Since(hstart))
+		if aborted && errors.Is(context.Cause(ctx), ErrTaskCancelled) {
+			// The step is cancelled: there is no one to report to, and its
+			// message is archived by whichever claim finds it next.
+			w.log.InfoContext(ctx, "step handler stopped: its task was cancelled", "correlation_id", c.CorrelationID,
+				"task_uuid", c.TaskUUID, "step_uuid", c.StepUUID, "step_name", c.StepName, "event", "step.cancelled")
+			return ErrTaskCancelled
+		}
 		if aborted {
 			// Shutdown took the handler away: leave the step to lease expiry so
 			// another worker retries it, as if this process had crashed.
