@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -159,6 +160,8 @@ func (c *Client) Start(ctx context.Context) error {
 		return fmt.Errorf("tasker: starting: %w", err)
 	}
 	c.engine = e
+	// Waiters learn of finished tasks from the engine's listener.
+	c.store.WithSignals(e.TaskSignals())
 	return nil
 }
 
@@ -205,6 +208,36 @@ func (c *Client) CreateTaskTx(ctx context.Context, tx pgx.Tx, req client.TaskReq
 // API shows it; ErrNotFound when it does not exist.
 func (c *Client) GetTask(ctx context.Context, taskUUID uuid.UUID) (*client.Task, error) {
 	return c.store.GetTask(ctx, taskUUID)
+}
+
+// WaitTask waits until the task is terminal and returns it. Once Start has
+// run, it is woken by the orchestrators' task-terminal notifications;
+// otherwise (or should one be lost) it looks again every second. When ctx
+// ends first it returns the last state seen with an error wrapping ctx.Err().
+func (c *Client) WaitTask(ctx context.Context, taskUUID uuid.UUID) (*client.Task, error) {
+	signal, stop := c.store.WatchTask(taskUUID)
+	defer stop()
+	recheck := time.NewTicker(time.Second)
+	defer recheck.Stop()
+	var last *client.Task
+	for {
+		t, err := c.store.GetTask(ctx, taskUUID)
+		switch {
+		case err == nil:
+			last = t
+			if t.Terminal() {
+				return t, nil
+			}
+		case ctx.Err() == nil:
+			return last, fmt.Errorf("waiting for task %s: %w", taskUUID, err)
+		}
+		select {
+		case <-ctx.Done():
+			return last, fmt.Errorf("waiting for task %s: %w", taskUUID, ctx.Err())
+		case <-signal:
+		case <-recheck.C:
+		}
+	}
 }
 
 // ListSteps returns a task's steps with their state histories.

@@ -232,8 +232,59 @@ func (c *Client) Health(ctx context.Context) (*Health, error) {
 	return &h, err
 }
 
+// longPollWait is how long one GET ?wait= of WaitTask asks the server to
+// hold, below defaultTimeout so the client's own timeout does not cut it.
+const longPollWait = 25 * time.Second
+
+// WaitTask waits until the task is terminal and returns it, without
+// polling: each request asks the server to answer once the task finishes
+// (GET /v1/tasks/{uuid}?wait=), and is repeated until it does or ctx ends.
+// When ctx ends first it returns the last task seen (nil if none) with an
+// error wrapping ctx.Err(). A server at its limit of waiting requests (503
+// too_many_waiters) is asked again after a second.
+func (c *Client) WaitTask(ctx context.Context, taskUUID uuid.UUID) (*Task, error) {
+	var last *Task
+	for first := true; ; first = false {
+		// The first read does not wait, so the state is known however soon
+		// ctx ends.
+		path := "/v1/tasks/" + taskUUID.String()
+		if !first {
+			wait := longPollWait
+			if dl, ok := ctx.Deadline(); ok {
+				// Leave the answer time to arrive before ctx ends.
+				wait = min(wait, max(time.Until(dl)*3/4, 0))
+			}
+			path += "?" + url.Values{"wait": {wait.String()}}.Encode()
+		}
+		var task Task
+		err := c.do(ctx, http.MethodGet, path, nil, &task)
+		var apiErr *APIError
+		switch {
+		case err == nil:
+			last = &task
+			if task.Terminal() {
+				return &task, nil
+			}
+		case ctx.Err() != nil:
+		case errors.As(err, &apiErr) && apiErr.Code == CodeTooManyWaiters:
+			t := time.NewTimer(time.Second)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+			case <-t.C:
+			}
+		default:
+			return last, fmt.Errorf("waiting for task %s: %w", taskUUID, err)
+		}
+		if ctx.Err() != nil {
+			return last, fmt.Errorf("waiting for task %s: %w", taskUUID, ctx.Err())
+		}
+	}
+}
+
 // WaitForTask polls GetTask every poll (500 ms when poll ≤ 0) until the task is
-// terminal or ctx is done. When ctx ends first it returns the last task seen
+// terminal or ctx is done. WaitTask waits the same way without polling, on
+// servers that offer ?wait=. When ctx ends first it returns the last task seen
 // (nil if none) with an error wrapping ctx.Err(), so a caller can still report
 // how far the task got. Any other error ends the wait at once.
 func (c *Client) WaitForTask(ctx context.Context, taskUUID uuid.UUID, poll time.Duration) (*Task, error) {

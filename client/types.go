@@ -107,6 +107,16 @@ type Transition struct {
 	Meta   json.RawMessage `json:"metadata,omitempty"`
 }
 
+// TaskEvent is one event of GET /v1/tasks/{uuid}/events: a state change of
+// the task (Kind "task") or of one of its steps (Kind "step").
+type TaskEvent struct {
+	Kind     string     `json:"kind"`
+	TaskUUID uuid.UUID  `json:"task_uuid"`
+	StepUUID *uuid.UUID `json:"step_uuid,omitempty"`
+	StepName string     `json:"step_name,omitempty"`
+	Transition
+}
+
 // StepError is the error of a step's latest failed attempt.
 type StepError struct {
 	Step      string `json:"step_name,omitempty"`
@@ -322,5 +332,8 @@ const (
 	// CodeStateConflict: the task's or step's state does not allow the
 	// operation (cancelling a completed task, retrying a running one).
 	CodeStateConflict = "state_conflict"
-	CodeInternal      = "internal"
+	// CodeTooManyWaiters: the server holds as many waiting requests as it
+	// allows; the answer's Retry-After says when to try again.
+	CodeTooManyWaiters = "too_many_waiters"
+	CodeInternal       = "internal"
 )

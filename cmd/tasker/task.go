@@ -40,7 +40,6 @@ type taskCreateFlags struct {
 	parentCorrelationID string
 	wait                bool
 	timeout             time.Duration
-	poll                time.Duration
 }
 
 func newTaskCreateCmd(g *globalFlags) *cobra.Command {
@@ -49,8 +48,8 @@ func newTaskCreateCmd(g *globalFlags) *cobra.Command {
 		Use:   "create --template NS/NAME[@VERSION] [--context JSON]",
 		Short: "Create a task from a registered template",
 		Long: `Create a task from a registered template and print its UUID, correlation ID and state.
-With --wait, poll until the task is finished, print its final state, result and error,
-and exit 1 unless it completed.`,
+With --wait, wait until the task is finished (the server answers when it is: no polling),
+print its final state, result and error, and exit 1 unless it completed.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SilenceUsage = true // past flag parsing, usage text would bury the error
@@ -64,7 +63,6 @@ and exit 1 unless it completed.`,
 	fl.StringVar(&f.parentCorrelationID, "parent-correlation-id", "", "correlation ID (UUID) of the parent workflow")
 	fl.BoolVar(&f.wait, "wait", false, "wait until the task is finished; exit 1 unless it completed")
 	fl.DurationVar(&f.timeout, "timeout", 60*time.Second, "how long --wait waits")
-	fl.DurationVar(&f.poll, "poll-interval", 250*time.Millisecond, "how often --wait asks for the task's state")
 	return cmd
 }
 
@@ -128,7 +126,7 @@ func runTaskCreate(ctx context.Context, out io.Writer, g *globalFlags, f taskCre
 
 	waitCtx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	final, err := c.WaitForTask(waitCtx, task.TaskUUID, f.poll)
+	final, err := c.WaitTask(waitCtx, task.TaskUUID)
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 		if final == nil {
 			final = task

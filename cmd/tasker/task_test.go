@@ -206,7 +206,7 @@ func TestTaskCreateWait(t *testing.T) {
 			task.CompletedSteps = 2
 			task.Result = map[string]json.RawMessage{"charge": json.RawMessage(`{"charged":42}`)}
 		})
-		res := b.run(t, "task", "create", "--template", "billing/invoice", "--wait", "--poll-interval", "1ms")
+		res := b.run(t, "task", "create", "--template", "billing/invoice", "--wait")
 		require.Equal(t, exitOK, res.code, res.stderr)
 		require.Regexp(t, `(?m)^state\s+complete$`, res.stdout)
 		require.Regexp(t, `(?m)^result\s+\{"charge":\{"charged":42\}\}$`, res.stdout)
@@ -220,7 +220,7 @@ func TestTaskCreateWait(t *testing.T) {
 			task.State = "error"
 			task.Error = &client.StepError{Step: "charge", Message: "card declined", Type: "permanent_error", Code: "declined", Attempt: 1}
 		})
-		res := b.run(t, "task", "create", "--template", "billing/invoice", "--wait", "--poll-interval", "1ms")
+		res := b.run(t, "task", "create", "--template", "billing/invoice", "--wait")
 		require.Equal(t, exitFailed, res.code)
 		require.Regexp(t, `(?m)^state\s+error$`, res.stdout)
 		require.Regexp(t, `(?m)^error\s+step charge: card declined \(permanent_error, code declined, attempt 1\)$`, res.stdout)
@@ -231,7 +231,7 @@ func TestTaskCreateWait(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		finishAfter(b, 1, func(task *client.Task) { task.State = "cancelled" })
-		res := b.run(t, "task", "create", "--template", "billing/invoice", "--wait", "--poll-interval", "1ms", "-o", "json")
+		res := b.run(t, "task", "create", "--template", "billing/invoice", "--wait", "-o", "json")
 		require.Equal(t, exitFailed, res.code)
 		var task client.Task
 		require.NoError(t, json.Unmarshal([]byte(res.stdout), &task))
@@ -242,7 +242,7 @@ func TestTaskCreateWait(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		finishAfter(b, -1, nil) // never finishes
-		res := b.run(t, "task", "create", "--template", "billing/invoice", "--wait", "--poll-interval", "5ms", "--timeout", "50ms")
+		res := b.run(t, "task", "create", "--template", "billing/invoice", "--wait", "--timeout", "50ms")
 		require.Equal(t, exitFailed, res.code)
 		require.Regexp(t, `(?m)^state\s+in_progress$`, res.stdout)
 		require.Contains(t, res.stderr, "did not finish within 50ms (state in_progress)")

@@ -31,6 +31,14 @@ type Backend interface {
 	CancelTask(ctx context.Context, taskUUID uuid.UUID, req client.CancelRequest) (*client.Task, error)
 	RetryTask(ctx context.Context, taskUUID uuid.UUID, req client.RetryRequest) (*client.Task, error)
 	ResolveStep(ctx context.Context, taskUUID uuid.UUID, step string, req client.ResolveRequest) (*client.Task, error)
+	// WatchTask returns a channel that receives a value when the task may
+	// have reached a terminal state, and the function that stops watching.
+	// A nil channel means the backend cannot tell: the caller re-checks.
+	WatchTask(taskUUID uuid.UUID) (<-chan struct{}, func())
+	// TaskHistory returns the task's and its steps' transitions recorded
+	// after cursor, oldest first, and the cursor after them; ErrNotFound
+	// when the task is missing.
+	TaskHistory(ctx context.Context, taskUUID uuid.UUID, after HistoryCursor) ([]client.TaskEvent, HistoryCursor, error)
 	Templates(ctx context.Context) ([]client.Template, error)
 	Ping(ctx context.Context) error
 }
@@ -39,3 +47,9 @@ type Backend interface {
 // for does not exist; the API answers 404 for it. It is the data layer's
 // sentinel, so the Store passes its reads' errors through unchanged.
 var ErrNotFound = db.ErrNotFound
+
+// HistoryCursor is how far a reader of a task's history got: the last task
+// and step transition ids seen. It is the id of a server-sent event.
+type HistoryCursor struct {
+	Task, Step int64
+}

@@ -18,6 +18,7 @@ func (s *server) routeOperations() {
 	s.mux.HandleFunc("POST /v1/tasks/{uuid}/cancel", s.cancelTask)
 	s.mux.HandleFunc("POST /v1/tasks/{uuid}/retry", s.retryTask)
 	s.mux.HandleFunc("POST /v1/tasks/{uuid}/steps/{step}/resolve", s.resolveStep)
+	s.mux.HandleFunc("GET /v1/tasks/{uuid}/events", s.taskEvents)
 }
 
 func (s *server) cancelTask(w http.ResponseWriter, r *http.Request) {

@@ -38,6 +38,10 @@ type Config struct {
 	// MaxBodyBytes bounds request bodies; a larger body is answered 413.
 	// Zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// MaxWaiters bounds the requests waiting for tasks at once (long-polls
+	// with ?wait= and event streams); more are answered 503 with
+	// Retry-After. Zero means DefaultMaxWaiters.
+	MaxWaiters int
 	// Extra mounts more handlers on the same server, keyed by http.ServeMux
 	// pattern (e.g. "GET /metrics"). They share the request log and the panic
 	// recovery; their answers are passed through untouched.
@@ -49,6 +53,7 @@ type server struct {
 	logger  *slog.Logger
 	maxBody int64
 	mux     *http.ServeMux
+	waiters chan struct{}
 }
 
 // NewHandler returns the API as one http.Handler, or an error naming what is
@@ -56,6 +61,9 @@ type server struct {
 func NewHandler(cfg Config) (http.Handler, error) {
 	if cfg.Backend == nil {
 		return nil, errors.New("api config: Backend is required")
+	}
+	if cfg.MaxWaiters < 0 {
+		return nil, fmt.Errorf("api config: MaxWaiters must not be negative, got %d", cfg.MaxWaiters)
 	}
 	if cfg.MaxBodyBytes < 0 {
 		return nil, fmt.Errorf("api config: MaxBodyBytes must not be negative, got %d", cfg.MaxBodyBytes)
@@ -65,6 +73,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		logger:  cmp.Or(cfg.Logger, slog.Default()),
 		maxBody: cmp.Or(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
 		mux:     http.NewServeMux(),
+		waiters: make(chan struct{}, cmp.Or(cfg.MaxWaiters, DefaultMaxWaiters)),
 	}
 	s.mux.HandleFunc("POST /v1/tasks", s.createTask)
 	s.mux.HandleFunc("GET /v1/tasks", s.listTasks)

@@ -39,6 +39,7 @@ type Store struct {
 	funcs   *db.Funcs
 	creator TaskCreator
 	ops     TaskOperator
+	signals *TaskSignals
 }
 
 var _ Backend = (*Store)(nil)

@@ -281,6 +281,10 @@ func (s *server) getTask(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, e)
 		return
 	}
+	if r.URL.Query().Has("wait") {
+		s.waitTask(w, r, id)
+		return
+	}
 	task, err := s.backend.GetTask(r.Context(), id)
 	if err != nil {
 		s.writeBackendError(w, r, "getting task", "task "+id.String(), "task_uuid", err)

@@ -342,3 +342,48 @@ func CancelledSteps(ctx context.Context, q Querier, ids []uuid.UUID) ([]uuid.UUI
 	}
 	return out, nil
 }
+
+// HistoryEvent is one row of a task's or one of its steps' state history,
+// with the row's id so a reader can ask for what came after it.
+type HistoryEvent struct {
+	// ID is the history row's id, in its own table's sequence.
+	ID int64
+	// Step is true for a step transition.
+	Step     bool
+	StepUUID uuid.UUID
+	StepName string
+	Transition
+}
+
+// TaskHistoryAfter returns the task's transitions with id > afterTask and its
+// steps' with id > afterStep, each table's in order (tasks first).
+func TaskHistoryAfter(ctx context.Context, q Querier, taskUUID uuid.UUID, afterTask, afterStep int64) ([]HistoryEvent, error) {
+	rows, err := q.Query(ctx, `SELECT * FROM (
+			SELECT false AS step, task_transition_id AS id, NULL::uuid AS step_uuid, '' AS step_name,
+				coalesce(from_state, '') AS from_state, to_state, coalesce(reason, '') AS reason, created_at,
+				CASE WHEN metadata - 'reason' = '{}' THEN NULL ELSE metadata END AS meta
+			FROM tasker.task_transitions WHERE task_uuid = $1 AND task_transition_id > $2
+			UNION ALL
+			SELECT true, st.workflow_step_transition_id, st.workflow_step_uuid, s.name, coalesce(st.from_state, ''),
+				st.to_state, coalesce(st.reason, ''), st.created_at, CASE WHEN st.metadata ? 'actor' THEN st.metadata END
+			FROM tasker.workflow_step_transitions st
+			JOIN tasker.workflow_steps s ON s.workflow_step_uuid = st.workflow_step_uuid
+			WHERE st.task_uuid = $1 AND st.workflow_step_transition_id > $3) h
+		ORDER BY created_at, step, id`, taskUUID, afterTask, afterStep)
+	if err != nil {
+		return nil, fmt.Errorf("reading history of task %s: %w", taskUUID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (HistoryEvent, error) {
+		var e HistoryEvent
+		var step *uuid.UUID
+		err := r.Scan(&e.Step, &e.ID, &step, &e.StepName, &e.From, &e.To, &e.Reason, &e.At, &e.Meta)
+		if step != nil {
+			e.StepUUID = *step
+		}
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading history of task %s: %w", taskUUID, err)
+	}
+	return out, nil
+}

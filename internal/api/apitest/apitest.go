@@ -35,7 +35,8 @@ type Backend struct {
 	errs      map[string]error
 	onGet     func(*client.Task)
 	// keys maps namespace/name/idempotency key to the task it created.
-	keys map[string]keyedTask
+	keys    map[string]keyedTask
+	signals *api.TaskSignals
 }
 
 type keyedTask struct {
@@ -53,6 +54,7 @@ func NewBackend(templates ...client.Template) *Backend {
 		steps:     map[uuid.UUID][]client.Step{},
 		errs:      map[string]error{},
 		keys:      map[string]keyedTask{},
+		signals:   api.NewTaskSignals(),
 	}
 }
 
@@ -121,6 +123,7 @@ func (b *Backend) PutTask(t client.Task, steps ...client.Step) {
 	}
 	b.tasks[t.TaskUUID] = &t
 	b.steps[t.TaskUUID] = steps
+	b.signals.Notify(t.TaskUUID.String())
 }
 
 // CreateTask implements api.Backend: it resolves the template as the engine
@@ -224,7 +227,11 @@ func (b *Backend) GetTask(_ context.Context, taskUUID uuid.UUID) (*client.Task, 
 		return nil, fmt.Errorf("task %s: %w", taskUUID, api.ErrNotFound)
 	}
 	if b.onGet != nil {
+		before := t.State
 		b.onGet(t)
+		if t.State != before {
+			b.signals.Notify(t.TaskUUID.String())
+		}
 	}
 	out := *t
 	return &out, nil

@@ -30,6 +30,7 @@ func (b *Backend) operate(method string, id uuid.UUID, fn func(t *client.Task, s
 	if err := fn(t, b.steps[id]); err != nil {
 		return nil, err
 	}
+	b.signals.Notify(id.String())
 	out := *t
 	return &out, nil
 }
