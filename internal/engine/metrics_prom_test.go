@@ -150,6 +150,10 @@ func TestDashboardsAndAlertsAgainstPrometheus(t *testing.T) {
 	require.NoError(t, err)
 	_, err = queue.NewClient(m).Send(ctx, b.pool, "never_created_queue", map[string]int{"x": 1}, nil, 0)
 	require.Error(t, err)
+	// Retention: everything finished so far is pruned.
+	pruned, err := e.Orchestrator.Prune(ctx, time.Now())
+	require.NoError(t, err)
+	require.Positive(t, pruned.Tasks)
 
 	// Wait for the last of it to be scraped, so the checks below do not
 	// merely race the scraper.

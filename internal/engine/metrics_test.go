@@ -85,6 +85,11 @@ func TestEveryMetricIsRecorded(t *testing.T) {
 	_, err = queue.NewClient(m).Send(ctx, b.pool, "never_created_queue", map[string]int{"x": 1}, nil, 0)
 	require.Error(t, err)
 
+	// Retention: everything finished so far is pruned.
+	pruned, err := e.Orchestrator.Prune(ctx, time.Now())
+	require.NoError(t, err)
+	require.Positive(t, pruned.Tasks)
+
 	var text string
 	require.Eventually(t, func() bool {
 		text = scrape(t, srv.URL, false)

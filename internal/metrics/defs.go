@@ -45,6 +45,8 @@ var defs = []Def{
 		"TaskFinalizer", "Tasks that reached error (a step failed permanently)."},
 	{"tasker_task_operations_total", "tasker.task.operations", Counter, "", []string{"namespace", "template", "operation"}, "orchestration",
 		"operator actions (API, CLI, Go)", "Operator actions applied to tasks; operation is cancel, retry or resolve."},
+	{"tasker_pruned_rows_total", "tasker.pruned.rows", Counter, "", []string{"table"}, "orchestration",
+		"retention pruner", "Rows deleted because they outlived the retention; table is tasks (with their steps and history) or queue_archive."},
 	{"tasker_steps_enqueued_total", "tasker.steps.enqueued", Counter, "", []string{"namespace", "step_name"}, "orchestration",
 		"StepEnqueuer (enqueue_steps)", "Steps sent to a worker queue, retries included."},
 	{"tasker_step_results_processed_total", "tasker.step_results.processed", Counter, "", []string{"namespace", "result"}, "orchestration",

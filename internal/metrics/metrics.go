@@ -37,7 +37,7 @@ type Metrics struct {
 	corrLabel bool
 
 	tasksRequests, tasksCompletions, tasksFailures, stepsEnqueued, resultsProcessed metric.Int64Counter
-	taskOperations                                                                  metric.Int64Counter
+	taskOperations, pruned                                                          metric.Int64Counter
 	taskInit, taskFinal, resultProcessing, stepTransition                           metric.Float64Histogram
 
 	stepsExecutions, stepsSuccesses, stepsFailures, stepsClaimed, resultsSubmitted metric.Int64Counter
@@ -83,6 +83,7 @@ func New(mp metric.MeterProvider, opts ...Option) (*Metrics, error) {
 	m.tasksCompletions = counter("tasker_tasks_completions_total")
 	m.tasksFailures = counter("tasker_tasks_failures_total")
 	m.taskOperations = counter("tasker_task_operations_total")
+	m.pruned = counter("tasker_pruned_rows_total")
 	m.stepsEnqueued = counter("tasker_steps_enqueued_total")
 	m.resultsProcessed = counter("tasker_step_results_processed_total")
 	m.taskInit = hist("tasker_task_initialization_duration_milliseconds")
@@ -196,6 +197,14 @@ func (m *Metrics) TaskOperation(ctx context.Context, corr uuid.UUID, ns, templat
 		return
 	}
 	m.add(ctx, m.taskOperations, 1, corr, m.opt("namespace", ns, "template", template, "operation", operation))
+}
+
+// Pruned records n rows of table deleted by the retention pruner.
+func (m *Metrics) Pruned(ctx context.Context, table string, n int64) {
+	if m == nil || n == 0 {
+		return
+	}
+	m.add(ctx, m.pruned, n, uuid.Nil, m.opt("table", table, "", "", "", "\x00prune"))
 }
 
 // TaskFinalized records a task reaching complete or error.

@@ -48,7 +48,7 @@ func TestDefinitions(t *testing.T) {
 			require.Equal(t, "ms", d.Unit, d.Name)
 		}
 	}
-	require.Equal(t, map[string]int{"orchestration": 12, "worker": 11, "database": 7, "messaging": 11}, perDomain)
+	require.Equal(t, map[string]int{"orchestration": 13, "worker": 11, "database": 7, "messaging": 11}, perDomain)
 }
 
 func TestNilMetricsRecordNothing(t *testing.T) {
