@@ -210,6 +210,30 @@ func (c *Client) operate(ctx context.Context, path string, req any) (*Task, erro
 	return &task, nil
 }
 
+// CreateSchedule creates a cron schedule that creates req.Task each time
+// req.Cron comes due.
+func (c *Client) CreateSchedule(ctx context.Context, req ScheduleRequest) (*Schedule, error) {
+	var sc Schedule
+	if err := c.do(ctx, http.MethodPost, "/v1/schedules", req, &sc); err != nil {
+		return nil, err
+	}
+	return &sc, nil
+}
+
+// ListSchedules returns every schedule, by name.
+func (c *Client) ListSchedules(ctx context.Context) ([]Schedule, error) {
+	var list ScheduleList
+	if err := c.do(ctx, http.MethodGet, "/v1/schedules", nil, &list); err != nil {
+		return nil, err
+	}
+	return list.Schedules, nil
+}
+
+// DeleteSchedule deletes the schedule named name.
+func (c *Client) DeleteSchedule(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/schedules/"+url.PathEscape(name), nil, nil)
+}
+
 // Templates returns the registered task templates.
 func (c *Client) Templates(ctx context.Context) ([]Template, error) {
 	var list TemplateList
@@ -346,6 +370,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return decodeAPIError(resp, raw, out)
+	}
+	if out == nil {
+		return nil // 204 No Content, or an answer the caller does not read
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
 		return fmt.Errorf("decoding %s %s response: %w", method, path, err)

@@ -37,6 +37,12 @@ type TaskRequest struct {
 	// correlation ID is not part of what is compared. Client.CreateTask sets
 	// a UUIDv7 key when this is empty so that its retries are safe.
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// RunAt delays the task's first steps until this time; the task exists
+	// (waiting_for_dependencies) from the start. At most a year ahead.
+	RunAt *time.Time `json:"run_at,omitempty"`
+	// Delay is RunAt as a duration from now, such as "90s" or "2h".
+	// Give one of RunAt and Delay.
+	Delay string `json:"delay,omitempty"`
 }
 
 // NewTaskRequest builds a request with a fresh UUIDv7 correlation ID.
@@ -70,6 +76,36 @@ func (r TaskRequest) WithCorrelationID(id uuid.UUID) TaskRequest {
 func (r TaskRequest) WithParentCorrelationID(id uuid.UUID) TaskRequest {
 	r.ParentCorrelationID = &id
 	return r
+}
+
+// ScheduleRequest is the body of POST /v1/schedules: create Task on every
+// time Cron (standard 5 fields: minute hour day-of-month month day-of-week)
+// comes due in TimeZone.
+type ScheduleRequest struct {
+	// Name identifies the schedule (at most 128 characters: letters, digits, _ - .).
+	Name string `json:"name"`
+	Cron string `json:"cron"`
+	// TimeZone is an IANA zone such as "Europe/Paris"; empty means UTC.
+	TimeZone string      `json:"time_zone,omitempty"`
+	Task     TaskRequest `json:"task"`
+}
+
+// Schedule is a cron schedule (GET /v1/schedules).
+type Schedule struct {
+	ScheduleUUID uuid.UUID   `json:"schedule_uuid"`
+	Name         string      `json:"name"`
+	Cron         string      `json:"cron"`
+	TimeZone     string      `json:"time_zone"`
+	Task         TaskRequest `json:"task"`
+	NextRunAt    time.Time   `json:"next_run_at"`
+	LastRunAt    *time.Time  `json:"last_run_at,omitempty"`
+	LastTaskUUID *uuid.UUID  `json:"last_task_uuid,omitempty"`
+	CreatedAt    time.Time   `json:"created_at"`
+}
+
+// ScheduleList is the body of GET /v1/schedules.
+type ScheduleList struct {
+	Schedules []Schedule `json:"schedules"`
 }
 
 // CancelRequest is the body of POST /v1/tasks/{uuid}/cancel.
@@ -335,5 +371,7 @@ const (
 	// CodeTooManyWaiters: the server holds as many waiting requests as it
 	// allows; the answer's Retry-After says when to try again.
 	CodeTooManyWaiters = "too_many_waiters"
-	CodeInternal       = "internal"
+	// CodeAlreadyExists: a schedule of that name exists.
+	CodeAlreadyExists = "already_exists"
+	CodeInternal      = "internal"
 )

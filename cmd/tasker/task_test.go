@@ -42,7 +42,7 @@ func runCLI(t *testing.T, env map[string]string, args ...string) result {
 	root := &cobra.Command{Use: "tasker"}
 	var g globalFlags
 	g.bind(root, func(k string) string { return env[k] })
-	root.AddCommand(newTaskCmd(&g), newTemplateCmd(&g, func(k string) string { return env[k] }))
+	root.AddCommand(newTaskCmd(&g), newTemplateCmd(&g, func(k string) string { return env[k] }), newScheduleCmd(&g))
 	var stdout, stderr bytes.Buffer
 	root.SetOut(&stdout)
 	root.SetErr(&stderr)
@@ -279,7 +279,7 @@ func TestTaskGet(t *testing.T) {
 		b := setup(t)
 		id := uuid.New()
 		res := b.run(t, "task", "get", id.String())
-		require.Equal(t, exitUsage, res.code)
+		require.Equal(t, exitFailed, res.code)
 		require.Equal(t, "error: not_found (task_uuid): task "+id.String()+" not found\n", res.stderr)
 	})
 
@@ -348,7 +348,7 @@ func TestTaskSteps(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		res := b.run(t, "task", "steps", uuid.NewString())
-		require.Equal(t, exitUsage, res.code)
+		require.Equal(t, exitFailed, res.code)
 		require.Contains(t, res.stderr, "error: not_found (task_uuid):")
 	})
 }

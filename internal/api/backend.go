@@ -39,6 +39,12 @@ type Backend interface {
 	// after cursor, oldest first, and the cursor after them; ErrNotFound
 	// when the task is missing.
 	TaskHistory(ctx context.Context, taskUUID uuid.UUID, after HistoryCursor) ([]client.TaskEvent, HistoryCursor, error)
+	// CreateSchedule stores a cron schedule (a bad one is a
+	// *taskreq.FieldError); ListSchedules lists them by name; DeleteSchedule
+	// removes one (ErrNotFound when there is none by that name).
+	CreateSchedule(ctx context.Context, req client.ScheduleRequest) (*client.Schedule, error)
+	ListSchedules(ctx context.Context) ([]client.Schedule, error)
+	DeleteSchedule(ctx context.Context, name string) error
 	Templates(ctx context.Context) ([]client.Template, error)
 	Ping(ctx context.Context) error
 }

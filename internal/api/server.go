@@ -82,6 +82,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	s.mux.HandleFunc("GET /v1/templates", s.listTemplates)
 	s.mux.HandleFunc("GET /health", s.health)
 	s.routeOperations()
+	s.routeSchedules()
 	// Sorted so that a bad configuration always reports the same pattern.
 	for _, pattern := range slices.Sorted(maps.Keys(cfg.Extra)) {
 		if err := mount(s.mux, pattern, cfg.Extra[pattern]); err != nil {

@@ -45,3 +45,45 @@ func (s *Store) ResolveStep(ctx context.Context, id uuid.UUID, step string, req 
 	}
 	return s.GetTask(ctx, id)
 }
+
+// ScheduleKeeper stores cron schedules (orchestration).
+type ScheduleKeeper interface {
+	CreateSchedule(ctx context.Context, req client.ScheduleRequest) (*client.Schedule, error)
+	ListSchedules(ctx context.Context) ([]client.Schedule, error)
+	DeleteSchedule(ctx context.Context, name string) error
+}
+
+func (s *Store) scheduler() (ScheduleKeeper, error) {
+	k, ok := s.creator.(ScheduleKeeper)
+	if !ok {
+		return nil, errNoOperator
+	}
+	return k, nil
+}
+
+// CreateSchedule implements Backend.
+func (s *Store) CreateSchedule(ctx context.Context, req client.ScheduleRequest) (*client.Schedule, error) {
+	k, err := s.scheduler()
+	if err != nil {
+		return nil, err
+	}
+	return k.CreateSchedule(ctx, req)
+}
+
+// ListSchedules implements Backend.
+func (s *Store) ListSchedules(ctx context.Context) ([]client.Schedule, error) {
+	k, err := s.scheduler()
+	if err != nil {
+		return nil, err
+	}
+	return k.ListSchedules(ctx)
+}
+
+// DeleteSchedule implements Backend.
+func (s *Store) DeleteSchedule(ctx context.Context, name string) error {
+	k, err := s.scheduler()
+	if err != nil {
+		return err
+	}
+	return k.DeleteSchedule(ctx, name)
+}

@@ -31,7 +31,7 @@ func isTaskRequestField(key string) bool {
 	case "namespace", "name", "version", "context",
 		"correlation_id", "parent_correlation_id",
 		"initiator", "source_system", "reason",
-		"tags", "priority", "idempotency_key":
+		"tags", "priority", "idempotency_key", "run_at", "delay":
 		return true
 	}
 	return false
@@ -142,6 +142,15 @@ func (s *server) decodeTaskRequest(w http.ResponseWriter, r *http.Request) (clie
 		if _, e = decodeField(fields, f.name, "a string", f.dst); e != nil {
 			return req, e
 		}
+	}
+	if _, e = decodeField(fields, "delay", "a duration string such as \"90s\"", &req.Delay); e != nil {
+		return req, e
+	}
+	var runAt time.Time
+	if ok, e := decodeField(fields, "run_at", "an RFC 3339 time string", &runAt); e != nil {
+		return req, e
+	} else if ok {
+		req.RunAt = &runAt
 	}
 	var fe *taskreq.FieldError
 	if errors.As(taskreq.Validate(&req), &fe) {

@@ -42,6 +42,9 @@ type Config struct {
 	// PruneInterval is how often the pruner looks for what has outlived
 	// Retention. Default 1 minute.
 	PruneInterval time.Duration
+	// ScheduleInterval is how often due cron schedules are looked for: a
+	// firing happens within this much of its time. Default 1s.
+	ScheduleInterval time.Duration
 	// PruneBatch is how many tasks (or archived messages) one pruning
 	// transaction deletes, so that pruning never holds many locks or a long
 	// transaction. Default 500.
@@ -65,6 +68,7 @@ func (c Config) withDefaults() Config {
 	c.Retention = cmp.Or(c.Retention, DefaultRetention)
 	c.PruneInterval = cmp.Or(c.PruneInterval, time.Minute)
 	c.PruneBatch = cmp.Or(c.PruneBatch, 500)
+	c.ScheduleInterval = cmp.Or(c.ScheduleInterval, time.Second)
 	if c.RetryJitter == 0 {
 		c.RetryJitter = 0.15
 	}
@@ -87,6 +91,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("orchestration.readiness_batch: must be ≥ 1, got %d", c.ReadinessBatch)
 	case c.PruneInterval < 10*time.Millisecond:
 		return fmt.Errorf("orchestration.prune_interval: must be ≥ 10ms, got %s", c.PruneInterval)
+	case c.ScheduleInterval < 10*time.Millisecond:
+		return fmt.Errorf("orchestration.schedule_interval: must be ≥ 10ms, got %s", c.ScheduleInterval)
 	case c.PruneBatch < 1:
 		return fmt.Errorf("orchestration.prune_batch: must be ≥ 1, got %d", c.PruneBatch)
 	case c.RetryJitter > 1:

@@ -125,6 +125,7 @@ func (s *Service) Run(ctx context.Context, c *Consumers) error {
 	wg.Go(func() { s.presenceLoop(ctx) })
 	wg.Go(func() { s.readinessLoop(ctx) })
 	wg.Go(func() { s.pruneLoop(ctx) })
+	wg.Go(func() { s.scheduleLoop(ctx) })
 	<-ctx.Done()
 	wg.Wait()
 	s.stopTimers()

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -137,6 +138,9 @@ func Validate(req *client.TaskRequest) error {
 			return Invalidf(f.name, "%s must not contain the NUL character", f.name)
 		}
 	}
+	if _, err := RunAt(req, time.Now()); err != nil {
+		return err
+	}
 	if n := utf8.RuneCountInString(req.IdempotencyKey); n > MaxIdempotencyKeyLength {
 		return Invalidf("idempotency_key", "idempotency_key is %d characters long, the limit is %d", n, MaxIdempotencyKeyLength)
 	}
@@ -174,8 +178,10 @@ func Fingerprint(req *client.TaskRequest) string {
 		Initiator, SourceSystem, Reason string
 		Tags                            []string
 		Priority                        int
+		RunAt                           *time.Time
+		Delay                           string
 	}{req.Namespace, req.Name, req.Version, taskCtx, uuidString(req.ParentCorrelationID),
-		req.Initiator, req.SourceSystem, req.Reason, tags, req.Priority})
+		req.Initiator, req.SourceSystem, req.Reason, tags, req.Priority, req.RunAt, req.Delay})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
@@ -248,4 +254,28 @@ func CheckText(field, value string) error {
 		return Invalidf(field, "%s must not contain the NUL character", field)
 	}
 	return nil
+}
+
+// MaxDelay bounds how far ahead a task may be delayed.
+const MaxDelay = 366 * 24 * time.Hour
+
+// RunAt is when req's first steps may run: its RunAt, now plus its Delay,
+// or the zero time when neither is given (at once).
+func RunAt(req *client.TaskRequest, now time.Time) (time.Time, error) {
+	switch {
+	case req.RunAt != nil && req.Delay != "":
+		return time.Time{}, Invalidf("delay", "give run_at or delay, not both")
+	case req.RunAt != nil:
+		if req.RunAt.Sub(now) > MaxDelay {
+			return time.Time{}, Invalidf("run_at", "run_at must be within %s, got %s", MaxDelay, req.RunAt.Format(time.RFC3339))
+		}
+		return *req.RunAt, nil
+	case req.Delay != "":
+		d, err := time.ParseDuration(req.Delay)
+		if err != nil || d < 0 || d > MaxDelay {
+			return time.Time{}, Invalidf("delay", "delay must be a duration between 0s and %s such as 90s or 2h, got %q", MaxDelay, req.Delay)
+		}
+		return now.Add(d), nil
+	}
+	return time.Time{}, nil
 }

@@ -35,8 +35,9 @@ type Backend struct {
 	errs      map[string]error
 	onGet     func(*client.Task)
 	// keys maps namespace/name/idempotency key to the task it created.
-	keys    map[string]keyedTask
-	signals *api.TaskSignals
+	keys      map[string]keyedTask
+	signals   *api.TaskSignals
+	schedules []client.Schedule
 }
 
 type keyedTask struct {
