@@ -39,8 +39,8 @@ Exit codes:
 With -o json, output is JSON on stdout and errors are JSON on stderr:
   {"error": {"code": "...", "field": "...", "message": "...", "exit_code": N}}`,
 		Version: version(),
-		Args: usageArgs(cobra.NoArgs),
-		RunE: groupRunE,
+		Args:    usageArgs(cobra.NoArgs),
+		RunE:    groupRunE,
 	}
 	usageFlagErrors(root)
 	g.bind(root, getenv)
