@@ -15,10 +15,10 @@ import (
 
 // routeOperations mounts the operator actions on tasks.
 func (s *server) routeOperations() {
-	s.mux.HandleFunc("POST /v1/tasks/{uuid}/cancel", s.cancelTask)
-	s.mux.HandleFunc("POST /v1/tasks/{uuid}/retry", s.retryTask)
-	s.mux.HandleFunc("POST /v1/tasks/{uuid}/steps/{step}/resolve", s.resolveStep)
-	s.mux.HandleFunc("GET /v1/tasks/{uuid}/events", s.taskEvents)
+	s.handle("POST /v1/tasks/{uuid}/cancel", s.cancelTask)
+	s.handle("POST /v1/tasks/{uuid}/retry", s.retryTask)
+	s.handle("POST /v1/tasks/{uuid}/steps/{step}/resolve", s.resolveStep)
+	s.handle("GET /v1/tasks/{uuid}/events", s.taskEvents)
 }
 
 func (s *server) cancelTask(w http.ResponseWriter, r *http.Request) {

@@ -14,9 +14,9 @@ import (
 )
 
 func (s *server) routeSchedules() {
-	s.mux.HandleFunc("POST /v1/schedules", s.createSchedule)
-	s.mux.HandleFunc("GET /v1/schedules", s.listSchedules)
-	s.mux.HandleFunc("DELETE /v1/schedules/{name}", s.deleteSchedule)
+	s.handle("POST /v1/schedules", s.createSchedule)
+	s.handle("GET /v1/schedules", s.listSchedules)
+	s.handle("DELETE /v1/schedules/{name}", s.deleteSchedule)
 }
 
 func (s *server) createSchedule(w http.ResponseWriter, r *http.Request) {

@@ -54,6 +54,7 @@ type server struct {
 	maxBody int64
 	mux     *http.ServeMux
 	waiters chan struct{}
+	routes  []string
 }
 
 // NewHandler returns the API as one http.Handler, or an error naming what is
@@ -75,14 +76,17 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		mux:     http.NewServeMux(),
 		waiters: make(chan struct{}, cmp.Or(cfg.MaxWaiters, DefaultMaxWaiters)),
 	}
-	s.mux.HandleFunc("POST /v1/tasks", s.createTask)
-	s.mux.HandleFunc("GET /v1/tasks", s.listTasks)
-	s.mux.HandleFunc("GET /v1/tasks/{uuid}", s.getTask)
-	s.mux.HandleFunc("GET /v1/tasks/{uuid}/workflow_steps", s.listSteps)
-	s.mux.HandleFunc("GET /v1/templates", s.listTemplates)
-	s.mux.HandleFunc("GET /health", s.health)
+	s.handle("POST /v1/tasks", s.createTask)
+	s.handle("GET /v1/tasks", s.listTasks)
+	s.handle("GET /v1/tasks/{uuid}", s.getTask)
+	s.handle("GET /v1/tasks/{uuid}/workflow_steps", s.listSteps)
+	s.handle("GET /v1/templates", s.listTemplates)
+	s.handle("GET /health", s.health)
 	s.routeOperations()
 	s.routeSchedules()
+	if err := s.routeOpenAPI(); err != nil {
+		return nil, err
+	}
 	// Sorted so that a bad configuration always reports the same pattern.
 	for _, pattern := range slices.Sorted(maps.Keys(cfg.Extra)) {
 		if err := mount(s.mux, pattern, cfg.Extra[pattern]); err != nil {
