@@ -5,20 +5,42 @@ SHELL := /bin/bash
 
 GO ?= go
 
-.PHONY: test build dev fmt vet lint
+.PHONY: test build dev fmt vet lint ffi fuzz
+
+# FUZZ_TARGETS are package:FuzzName pairs; `go test` runs their checked-in
+# seeds (testdata/fuzz) every time, `make fuzz` mutates them for FUZZTIME each.
+FUZZ_TARGETS := ./internal/api:FuzzCreateTaskRequest ./template:FuzzParse \
+	./internal/messages:FuzzDecodeQueueMessage ./internal/tracing:FuzzTraceHeaders
+FUZZTIME ?= 10s
 
 # test prepares the machine (installs missing system packages when root),
-# then vets and runs every test with the race detector.
+# then vets, runs every test with the race detector, and fuzzes each target
+# briefly (5 s each) so a crash in newly reachable code shows up early.
 test:
 	bash scripts/test-setup.sh
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 45m ./...
+	$(MAKE) fuzz FUZZTIME=5s
+
+# fuzz runs each fuzz target for FUZZTIME. A crash is written to the
+# package's testdata/fuzz/<Name>/ and fails the run: keep that file (it is
+# then a seed every `go test` runs) and fix the code.
+fuzz:
+	for target in $(FUZZ_TARGETS); do \
+		pkg="$${target%%:*}"; name="$${target##*:}"; \
+		echo "fuzzing $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+	done
 
 build:
 	$(GO) build -o bin/tasker ./cmd/tasker
 
 dev:
 	$(GO) run ./cmd/tasker dev
+
+# ffi builds the C ABI the Ruby worker loads (workers/ruby, docs/ruby.md).
+ffi:
+	$(GO) build -buildmode=c-shared -o workers/ruby/lib/tasker_core/libtasker.so ./ffi
 
 fmt:
 	gofmt -w .

@@ -149,7 +149,7 @@ func (c *Client) Start(ctx context.Context) error {
 	}
 	if w := c.cfg.Worker; w != nil {
 		ecfg.Worker = &worker.Config{Namespaces: c.cfg.namespaces(), ID: w.ID, Concurrency: w.Concurrency, Lease: w.Lease,
-			PollInterval: w.PollInterval, ShutdownGrace: w.ShutdownGrace,
+			PollInterval: w.PollInterval, ShutdownGrace: w.ShutdownGrace, OverdueHandlerWarning: w.OverdueHandlerWarning,
 			Dispatcher: worker.RegistryDispatcher{Registry: c.cfg.Handlers}, Submitter: c.init}
 	}
 	if ecfg.Orchestration == nil && ecfg.Worker == nil {
@@ -278,7 +278,11 @@ func (c *Client) ResolveStep(ctx context.Context, taskUUID uuid.UUID, step strin
 }
 
 // APIHandler returns the REST API (/v1/tasks, /v1/templates, /health) over
-// this client's database, to mount on the program's own HTTP server.
+// this client's database, to mount on the program's own HTTP server. It is
+// only a handler: that server sets its own timeouts (ReadHeaderTimeout,
+// ReadTimeout, WriteTimeout, IdleTimeout, MaxHeaderBytes — a server without
+// them lets a client trickling a body hold a connection forever), TLS and
+// authentication, as `tasker server` does from its [api] configuration.
 func (c *Client) APIHandler() (http.Handler, error) {
 	return api.NewHandler(api.Config{Backend: c.store, Logger: c.log})
 }

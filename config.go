@@ -16,13 +16,14 @@ import (
 
 // Defaults of the zero values of WorkerConfig and OrchestrationConfig.
 const (
-	ConcurrencyDefault       = 10
-	LeaseDefault             = 10 * time.Second
-	PollIntervalDefault      = time.Second
-	ShutdownGraceDefault     = 10 * time.Second
-	ResultWorkersDefault     = 8
-	ReadinessIntervalDefault = time.Second
-	FallbackIntervalDefault  = time.Second
+	ConcurrencyDefault           = 10
+	LeaseDefault                 = 10 * time.Second
+	PollIntervalDefault          = time.Second
+	ShutdownGraceDefault         = 10 * time.Second
+	OverdueHandlerWarningDefault = 30 * time.Second
+	ResultWorkersDefault         = 8
+	ReadinessIntervalDefault     = time.Second
+	FallbackIntervalDefault      = time.Second
 )
 
 // Config configures a Client. Its zero value is a client that can create and
@@ -72,6 +73,11 @@ type WorkerConfig struct {
 	// called; steps still running then are left to lease expiry. Default
 	// ShutdownGraceDefault; negative means none.
 	ShutdownGrace time.Duration
+	// OverdueHandlerWarning is how long a handler may go on after its step's
+	// timeout cancelled it before a warning names it. It keeps its slot
+	// until it returns, and no other attempt of its step starts in this
+	// worker meanwhile. Default OverdueHandlerWarningDefault.
+	OverdueHandlerWarning time.Duration
 }
 
 // OrchestrationConfig configures the orchestrator of a Client. Zero values
@@ -123,13 +129,5 @@ func (c *Config) namespaces() []string {
 	if len(c.Worker.Namespaces) > 0 {
 		return c.Worker.Namespaces
 	}
-	seen := map[string]bool{}
-	var out []string
-	for _, t := range c.Templates {
-		if !seen[t.Namespace] {
-			seen[t.Namespace] = true
-			out = append(out, t.Namespace)
-		}
-	}
-	return out
+	return template.Namespaces(c.Templates)
 }

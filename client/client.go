@@ -37,6 +37,7 @@ const (
 type Client struct {
 	baseURL       string
 	http          *http.Client
+	token         string
 	createRetries int
 }
 
@@ -47,6 +48,16 @@ type Option func(*Client)
 // transports with TLS, tracing or custom timeouts).
 func WithHTTPClient(h *http.Client) Option {
 	return func(c *Client) { c.http = h }
+}
+
+// TokenEnv is the environment variable the CLI (and callers who choose to)
+// read the API token from.
+const TokenEnv = "TASKER_API_TOKEN"
+
+// WithToken sends token as a bearer token (Authorization: Bearer token) on
+// every request; empty sends none.
+func WithToken(token string) Option {
+	return func(c *Client) { c.token = token }
 }
 
 // WithCreateRetries sets how many times CreateTask sends its request again
@@ -356,6 +367,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("building %s %s request: %w", method, path, err)
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

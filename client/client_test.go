@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -186,11 +188,11 @@ func TestHealth(t *testing.T) {
 	t.Run("Unavailable", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		b.backend.FailWith("Ping", errors.New("connection refused"))
+		b.backend.FailWith("Ping", fmt.Errorf("dial tcp 10.0.0.1:5432: %w", syscall.ECONNREFUSED))
 		h, err := b.client.Health(t.Context())
 		requireAPIError(t, err, http.StatusServiceUnavailable, "service_unavailable", "")
 		require.Contains(t, err.Error(), "connection refused")
-		require.Equal(t, &client.Health{Status: "unavailable", Database: "unreachable", Error: "connection refused"}, h)
+		require.Equal(t, &client.Health{Status: "unavailable", Database: "unavailable", Error: "database: connection refused"}, h)
 	})
 }
 
@@ -280,6 +282,23 @@ func TestTransportErrors(t *testing.T) {
 		_, err := client.New(srv.URL).Templates(t.Context())
 		require.ErrorContains(t, err, "decoding GET /v1/templates response")
 	})
+}
+
+func TestWithTokenSendsBearer(t *testing.T) {
+	t.Parallel()
+	got := make(chan string, 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("Authorization")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"templates":[]}`))
+	}))
+	t.Cleanup(srv.Close)
+	_, err := client.New(srv.URL, client.WithToken("s3cret")).Templates(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, "Bearer s3cret", <-got)
+	_, err = client.New(srv.URL).Templates(t.Context())
+	require.NoError(t, err)
+	require.Empty(t, <-got, "no token, no header")
 }
 
 func TestCreateTaskRetries(t *testing.T) {

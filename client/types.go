@@ -270,11 +270,14 @@ type ErrorBody struct {
 	Error *APIError `json:"error"`
 }
 
-// Health is the body of GET /health.
+// Health is the body of GET /health, /health/ready and /health/live.
 type Health struct {
-	Status   string `json:"status"`
-	Database string `json:"database"`
-	Error    string `json:"error,omitempty"`
+	Status string `json:"status"`
+	// Database is "ok" or "unavailable"; /health/live leaves it out.
+	Database string `json:"database,omitempty"`
+	// Error names the dependency that is down and why, never its address
+	// or credentials.
+	Error string `json:"error,omitempty"`
 }
 
 // TaskList is the body of GET /v1/tasks: one page of tasks, newest first.
@@ -373,5 +376,8 @@ const (
 	CodeTooManyWaiters = "too_many_waiters"
 	// CodeAlreadyExists: a schedule of that name exists.
 	CodeAlreadyExists = "already_exists"
-	CodeInternal      = "internal"
+	CodeInternal                 = "internal"
+	// CodeUnavailable (503, with Retry-After) means the server cannot reach
+	// its database: the same request may succeed when retried later.
+	CodeUnavailable = "unavailable"
 )

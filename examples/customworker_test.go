@@ -29,7 +29,10 @@ func goCmd(t *testing.T, ctx context.Context, env []string, args ...string) *exe
 	require.NoError(t, err, "the go tool builds the example")
 	cmd := exec.CommandContext(ctx, goBin, args...)
 	cmd.Dir = "custom-worker"
-	cmd.Env = append(os.Environ(), env...)
+	// -mod=mod: a dependency the repository root gained since the example's
+	// go.mod was last tidied must not fail the build (a copied example runs
+	// `go mod tidy` of its own anyway).
+	cmd.Env = append(append(os.Environ(), "GOFLAGS=-mod=mod"), env...)
 	return cmd
 }
 

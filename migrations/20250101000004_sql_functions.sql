@@ -90,36 +90,52 @@ RETURNS TABLE (
     task_uuid uuid, task_name text, priority integer, namespace_name text,
     ready_steps_count bigint, computed_priority numeric, current_state text)
 LANGUAGE sql STABLE AS $$
-    WITH cand AS (
-        SELECT t.task_uuid FROM tasker.tasks t
-        WHERE t.state IN ('pending', 'waiting_for_dependencies', 'waiting_for_retry')
-          AND t.state <> 'waiting_for_retry'
-        UNION
-        SELECT s.task_uuid FROM tasker.workflow_steps s
-        WHERE s.state = 'waiting_for_retry' AND s.next_retry_at <= clock_timestamp()
-    ), ranked AS (
-        SELECT t.task_uuid, nt.name::text AS task_name, t.priority, ns.name::text AS namespace_name, t.state::text AS current_state,
-               t.created_at,
-               (CASE
-                   WHEN clock_timestamp() - t.state_changed_at < interval '1 hour'
-                       THEN t.priority + extract(epoch FROM clock_timestamp() - t.created_at) / 3600.0 * 0.1
-                   WHEN clock_timestamp() - t.state_changed_at < interval '24 hours'
-                       THEN t.priority * exp(-extract(epoch FROM clock_timestamp() - t.state_changed_at) / 43200.0)
-                   ELSE 0.1 END)::numeric AS computed_priority
-        FROM cand
-        JOIN tasker.tasks t ON t.task_uuid = cand.task_uuid
-        JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
-        JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
-        -- A step's retry may come due while its siblings still run.
-        WHERE t.state IN ('pending', 'waiting_for_dependencies', 'waiting_for_retry', 'evaluating_results', 'steps_in_process')
-        ORDER BY computed_priority DESC, t.created_at
-        LIMIT greatest(p_limit, 1) * 10
+    -- Each source of candidates is read in index order and bounded (twice
+    -- the limit), so a poll's cost follows p_limit, not the backlog. Ready
+    -- counts come from what makes a candidate ready, without the costly
+    -- execution context where the answer is known: a pending task's ready
+    -- steps are its roots; a retry-due step already ran, so its parents are
+    -- complete and it is ready. Only the waiting_for_dependencies safety net
+    -- needs the full context.
+    WITH due AS (
+        SELECT s.task_uuid, count(*) AS ready
+        FROM (SELECT ws.task_uuid FROM tasker.workflow_steps ws
+              WHERE ws.state = 'waiting_for_retry' AND ws.next_retry_at <= clock_timestamp()
+              ORDER BY ws.next_retry_at LIMIT greatest(p_limit, 1) * 2) s
+        GROUP BY s.task_uuid
+    ), cand AS (
+        SELECT p.task_uuid,
+               (SELECT count(*) FROM tasker.workflow_steps ws WHERE ws.task_uuid = p.task_uuid
+                  AND NOT EXISTS (SELECT 1 FROM tasker.workflow_step_edges e WHERE e.to_step_uuid = ws.workflow_step_uuid)) AS ready
+        FROM (SELECT t.task_uuid FROM tasker.tasks t WHERE t.state = 'pending'
+              ORDER BY t.priority DESC, t.created_at LIMIT greatest(p_limit, 1) * 2) p
+        UNION ALL
+        SELECT d.task_uuid, d.ready FROM due d
+        UNION ALL
+        SELECT w.task_uuid, ctx.ready_steps
+        FROM (SELECT t.task_uuid FROM tasker.tasks t WHERE t.state = 'waiting_for_dependencies'
+              ORDER BY t.priority DESC, t.created_at LIMIT greatest(p_limit, 1) * 2) w
+        CROSS JOIN LATERAL tasker.get_task_execution_context(w.task_uuid) ctx
+        WHERE ctx.execution_status = 'has_ready_steps'
+    ), per_task AS (
+        SELECT c.task_uuid, max(c.ready) AS ready FROM cand c GROUP BY c.task_uuid
     )
-    SELECT r.task_uuid, r.task_name, r.priority, r.namespace_name, ctx.ready_steps, r.computed_priority, r.current_state
-    FROM ranked r
-    CROSS JOIN LATERAL tasker.get_task_execution_context(r.task_uuid) ctx
-    WHERE r.current_state = 'pending' OR ctx.execution_status = 'has_ready_steps'
-    ORDER BY r.computed_priority DESC, r.created_at
+    SELECT t.task_uuid, nt.name::text, t.priority, ns.name::text, pt.ready,
+           (CASE
+               WHEN clock_timestamp() - t.state_changed_at < interval '1 hour'
+                   THEN t.priority + extract(epoch FROM clock_timestamp() - t.created_at) / 3600.0 * 0.1
+               WHEN clock_timestamp() - t.state_changed_at < interval '24 hours'
+                   THEN t.priority * exp(-extract(epoch FROM clock_timestamp() - t.state_changed_at) / 43200.0)
+               ELSE 0.1 END)::numeric AS computed_priority,
+           t.state::text
+    FROM per_task pt
+    JOIN tasker.tasks t ON t.task_uuid = pt.task_uuid
+    JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
+    JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
+    -- A step's retry may come due while its siblings still run; a terminal
+    -- task is never resumed.
+    WHERE t.state IN ('pending', 'waiting_for_dependencies', 'waiting_for_retry', 'evaluating_results', 'steps_in_process')
+    ORDER BY computed_priority DESC, t.created_at
     LIMIT p_limit;
 $$;
 -- +goose StatementEnd
@@ -400,12 +416,14 @@ $$;
 -- +goose StatementEnd
 
 -- Claim by message id (the NOTIFY path): hide the message for the lease, then claim its step.
+-- queue_wait_ms is how long the message waited between its enqueue and this
+-- read, on the database's clock (tasker_message_queue_wait_duration_milliseconds).
 -- The claim commits without waiting for its WAL flush: a claim lost in a
 -- crash leaves the step enqueued and its message visible again.
 -- +goose StatementBegin
 CREATE FUNCTION tasker.claim_step(p_queue text, p_msg_id bigint, p_lease_ms integer, p_worker_id text)
 RETURNS TABLE (
-    msg_id bigint, read_ct integer, headers jsonb,
+    msg_id bigint, read_ct integer, headers jsonb, queue_wait_ms double precision,
     outcome text, task_uuid uuid, step_uuid uuid, step_name text, handler text, attempt integer, max_attempts integer,
     timeout_ms integer, inputs jsonb, task_context jsonb, correlation_id uuid, parent_correlation_id uuid,
     namespace text, task_name text, task_version text, dependency_results jsonb, prior_traceparent text)
@@ -414,6 +432,7 @@ DECLARE
     v_read integer;
     v_headers jsonb;
     v_message jsonb;
+    v_enqueued timestamptz;
 BEGIN
     -- A claim need not wait for its WAL flush: if the server loses it in a
     -- crash, the step is still enqueued and its message visible again, so
@@ -424,11 +443,12 @@ BEGIN
     UPDATE tasker.queue_messages q
     SET vt = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0), read_ct = q.read_ct + 1
     WHERE q.msg_id = p_msg_id AND q.queue_name = p_queue AND q.vt <= clock_timestamp()
-    RETURNING q.read_ct, q.headers, q.message INTO v_read, v_headers, v_message;
+    RETURNING q.read_ct, q.headers, q.message, q.enqueued_at INTO v_read, v_headers, v_message, v_enqueued;
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    RETURN QUERY SELECT p_msg_id, v_read, v_headers, c.*
+    RETURN QUERY SELECT p_msg_id, v_read, v_headers,
+            extract(epoch FROM clock_timestamp() - v_enqueued)::double precision * 1000, c.*
         FROM tasker.claim_step_message(p_queue, p_msg_id, v_message, p_lease_ms, p_worker_id) c;
 END;
 $$;
@@ -438,7 +458,7 @@ $$;
 -- +goose StatementBegin
 CREATE FUNCTION tasker.claim_steps(p_queue text, p_qty integer, p_lease_ms integer, p_worker_id text, p_min_age_ms integer DEFAULT 0)
 RETURNS TABLE (
-    msg_id bigint, read_ct integer, headers jsonb,
+    msg_id bigint, read_ct integer, headers jsonb, queue_wait_ms double precision,
     outcome text, task_uuid uuid, step_uuid uuid, step_name text, handler text, attempt integer, max_attempts integer,
     timeout_ms integer, inputs jsonb, task_context jsonb, correlation_id uuid, parent_correlation_id uuid,
     namespace text, task_name text, task_version text, dependency_results jsonb, prior_traceparent text)
@@ -447,7 +467,8 @@ DECLARE
     m record;
 BEGIN
     FOR m IN SELECT * FROM tasker.queue_read(p_queue, p_lease_ms, p_qty, p_min_age_ms) LOOP
-        RETURN QUERY SELECT m.msg_id, m.read_ct, m.headers, c.*
+        RETURN QUERY SELECT m.msg_id, m.read_ct, m.headers,
+                extract(epoch FROM clock_timestamp() - m.enqueued_at)::double precision * 1000, c.*
             FROM tasker.claim_step_message(p_queue, m.msg_id, m.message, p_lease_ms, p_worker_id) c;
     END LOOP;
 END;
@@ -526,6 +547,26 @@ $$;
 -- Moves a task from p_from_state through every state of p_states, writing one
 -- history row per hop (reason i for hop i) but updating the row once.
 -- +goose StatementBegin
+-- submit_step_results is submit_step_result for a worker's batch of results:
+-- one statement and one commit (one WAL flush) for every result that
+-- finished while the previous batch was being written. Each element keeps the
+-- single-result semantics (lease fencing by attempt; NULL msg_id when the
+-- step is no longer this attempt's). Wake-ups are left to the caller, one
+-- per batch.
+CREATE FUNCTION tasker.submit_step_results(
+    p_step_uuids uuid[], p_attempts integer[], p_success boolean[], p_results jsonb[], p_worker_id text,
+    p_queues text[], p_msg_ids bigint[], p_result_queue text, p_headers jsonb[])
+RETURNS TABLE (step_uuid uuid, msg_id bigint) LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(p_step_uuids, 1), 0) LOOP
+        step_uuid := p_step_uuids[i];
+        msg_id := tasker.submit_step_result(p_step_uuids[i], p_attempts[i], p_success[i], p_results[i], p_worker_id,
+                                            p_queues[i], p_msg_ids[i], p_result_queue, p_headers[i], false);
+        RETURN NEXT;
+    END LOOP;
+END;
+$$;
+
 CREATE FUNCTION tasker.transition_task_state_path(
     p_task_uuid uuid, p_from_state text, p_states text[], p_processor_uuid uuid, p_reasons text[])
 RETURNS boolean LANGUAGE plpgsql AS $$

@@ -280,3 +280,17 @@ func NewStep(name, handler string, dependsOn ...string) Step {
 		Timeout: DefaultTimeout,
 	}
 }
+
+// Namespaces returns the distinct namespaces of tpls, in first-seen order:
+// what a worker for those templates serves.
+func Namespaces(tpls []*Template) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, t := range tpls {
+		if !seen[t.Namespace] {
+			seen[t.Namespace] = true
+			out = append(out, t.Namespace)
+		}
+	}
+	return out
+}

@@ -26,7 +26,9 @@ write JSON.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: groupRunE,
 	}
-	cmd.AddCommand(newBenchE2ECmd(getenv), newBenchThroughputCmd(getenv))
+	cmd.AddCommand(newBenchE2ECmd(getenv), newBenchThroughputCmd(getenv), newBenchSoakCmd(getenv))
+	cmd.AddCommand(newBenchHandlerOverheadCmd(getenv))
+	cmd.AddCommand(newBenchGenerateCmd(getenv), newBenchSQLCmd(getenv), newBenchExplainCmd(getenv), newBenchPathsCmd(getenv), newBenchReportCmd(getenv))
 	return cmd
 }
 

@@ -70,10 +70,10 @@ func newLogger(level string) (*slog.Logger, error) {
 func checkLogLevel(level string) (string, error) {
 	lv := strings.ToLower(level)
 	switch lv {
-	case config.LevelDebug, config.LevelInfo, config.LevelWarn, config.LevelError:
+	case config.LevelTrace, config.LevelDebug, config.LevelInfo, config.LevelWarn, config.LevelError:
 		return lv, nil
 	}
-	return "", usageError("--log-level: %q is not one of debug, info, warn, error", level)
+	return "", usageError("--log-level: %q is not one of trace, debug, info, warn, error", level)
 }
 
 // workload is what a process serves: the example templates and handlers when
@@ -125,17 +125,7 @@ func (w *workload) register(ctx context.Context, pool *pgxpool.Pool, serve []str
 	return err
 }
 
-func (w *workload) namespaces() []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, t := range w.templates {
-		if !seen[t.Namespace] {
-			seen[t.Namespace] = true
-			out = append(out, t.Namespace)
-		}
-	}
-	return out
-}
+func (w *workload) namespaces() []string { return template.Namespaces(w.templates) }
 
 func isCanceled(err error) bool { return errors.Is(err, context.Canceled) }
 

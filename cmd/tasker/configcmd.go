@@ -21,10 +21,14 @@ func newConfigCmd(g *globalFlags) *cobra.Command {
 		Use:   "show",
 		Short: "Print every configuration key, its effective value and where it came from",
 		Long: `Configuration is read from config/tasker/base/*.toml, overlaid by
-config/tasker/environments/$TASKER_ENV/*.toml (default development), overlaid by
+config/tasker/environments/$TASKER_ENV/*.toml (default production; tasker dev: development), overlaid by
 TASKER_* environment variables; the standard OTEL_* variables win over all of them.
 Without a config/tasker directory in the working directory, the files built into
-the binary are used.`,
+the binary are used.
+
+Export turns on with OTEL_EXPORTER_OTLP_ENDPOINT (or a per-signal endpoint, or an
+OTEL_*_EXPORTER other than none) unless telemetry.enabled = false is set explicitly
+or OTEL_SDK_DISABLED=true; the FROM column names what decided.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			asJSON, err := g.jsonOutput()
@@ -47,7 +51,7 @@ the binary are used.`,
 		},
 	}
 	show.Flags().StringVar(&dir, "dir", "", "configuration directory (default ./config/tasker, else the built-in files)")
-	show.Flags().StringVar(&env, "env", "", "environment (default $TASKER_ENV, else development)")
+	show.Flags().StringVar(&env, "env", "", "environment (default $TASKER_ENV, else production)")
 	cmd.AddCommand(show)
 	return cmd
 }

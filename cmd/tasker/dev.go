@@ -20,8 +20,6 @@ import (
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/orchestration"
-	"github.com/taskerhq/tasker/internal/telemetry"
-	"github.com/taskerhq/tasker/internal/tracing"
 	"github.com/taskerhq/tasker/internal/worker"
 	"github.com/taskerhq/tasker/template"
 )
@@ -37,6 +35,7 @@ type devFlags struct {
 	number    int
 	timeout   time.Duration
 	getenv    func(string) string
+	ruby      devRuby
 }
 
 func newDevCmd(getenv func(string) string) *cobra.Command {
@@ -66,6 +65,7 @@ Logs go to a file whose path is printed at the end, unless --log-level is given
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error; logs then go to stderr instead of a file")
 	cmd.Flags().IntVar(&f.number, "even-number", 6, "context.even_number of the demo tasks (even, 2..100)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 60*time.Second, "how long the demo waits for each task")
+	f.ruby.bind(cmd)
 	return cmd
 }
 
@@ -91,22 +91,16 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 		return err
 	}
 	defer closeLog()
-	obs, err := setupObservabilityTo(ctx, "tasker-orchestration", f.logLevel, logOut)
+	obs, err := setupObservabilityTo(ctx, "tasker-orchestration", f.logLevel, "development", logOut)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, obs.shutdown()) }()
 	// The worker reports under its own service name, as it would in its own process.
-	workerProv, err := telemetry.New(ctx, obs.cfg.Telemetry, "tasker-worker", telemetry.WithLogger(obs.logger))
+	workerTracer, err := obs.workerTracer(ctx)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), time.Duration(obs.cfg.Telemetry.OTLP.Timeout)+time.Second)
-		defer cancel()
-		err = errors.Join(err, workerProv.Shutdown(sctx))
-	}()
-	workerTracer := tracing.New(workerProv.TracerProvider, workerProv.Propagator)
 	logger := obs.logger
 	url := f.db.URL
 	if url == "" {
@@ -140,6 +134,11 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 	if err := work.register(ctx, pool, namespaces); err != nil {
 		return err
 	}
+	namespaces, stopRuby, err := f.ruby.start(ctx, out, logOut, url, f.logLevel, namespaces)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, stopRuby()) }()
 	init, err := orchestration.New(pool, orchestration.Config{Telemetry: base.Telemetry{Logger: logger, Tracer: workerTracer, Metrics: obs.metrics}})
 	if err != nil {
 		return err
@@ -163,7 +162,7 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 			err = serr
 		}
 	}()
-	srv, err := serveHTTP(ln, e.Backend(), obs.extraRoutes(), logger, obs.wrapHTTP)
+	srv, err := serveHTTP(ln, e.Backend(), obs.extraRoutes(), logger, obs.wrapHTTP, obs.cfg.API)
 	if err != nil {
 		return err
 	}
@@ -231,7 +230,7 @@ func printNextSteps(out io.Writer, url, databaseURL, logPath string, withExample
 	if exporting {
 		fmt.Fprintf(out, "  traces      exported over OTLP; find a task's trace with: go run ./cmd/tasker trace CORRELATION_ID\n")
 	} else {
-		fmt.Fprintf(out, "  traces      TASKER_TELEMETRY_ENABLED=true with a local Jaeger: docs/observability/tracing.md\n")
+		fmt.Fprintf(out, "  traces      OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 with a local Jaeger: docs/observability/tracing.md\n")
 	}
 	fmt.Fprintf(out, "  your own    a workflow of your own in your own program: examples/custom-worker (README: Your first workflow)\n")
 	if logPath != "" {

@@ -21,6 +21,9 @@ type globalFlags struct {
 	APIURL string
 	// Output is outputText or outputJSON (--output).
 	Output string
+	// Token is the API's bearer token, from $TASKER_API_TOKEN only: a flag
+	// would show it to every local user in the process list.
+	Token string
 }
 
 const (
@@ -38,7 +41,8 @@ func (g *globalFlags) bind(root *cobra.Command, getenv func(string) string) {
 	if v := getenv(apiURLEnv); v != "" {
 		apiURL = v
 	}
-	root.PersistentFlags().StringVar(&g.APIURL, "api", apiURL, "base URL of the Tasker API (env "+apiURLEnv+")")
+	root.PersistentFlags().StringVar(&g.APIURL, "api", apiURL, "base URL of the Tasker API (env "+apiURLEnv+"; its token: env "+client.TokenEnv+")")
+	g.Token = getenv(client.TokenEnv)
 	root.PersistentFlags().StringVarP(&g.Output, "output", "o", outputText, "output format: text or json")
 }
 
@@ -60,7 +64,7 @@ func (g *globalFlags) client() (*client.Client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, usageError("--api must be an http(s) URL such as %s, got %q", defaultAPIURL, g.APIURL)
 	}
-	return client.New(g.APIURL), nil
+	return client.New(g.APIURL, client.WithToken(g.Token)), nil
 }
 
 // Exit codes of the tasker command.

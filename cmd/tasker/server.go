@@ -49,7 +49,7 @@ func newServerCmd(getenv func(string) string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			srv, err := startHTTP(listen, e.Backend(), obs.extraRoutes(), logger, obs.wrapHTTP)
+			srv, err := startHTTP(listen, e.Backend(), obs.extraRoutes(), logger, obs.wrapHTTP, obs.cfg.API)
 			if err != nil {
 				return errors.Join(err, e.Stop())
 			}

@@ -128,6 +128,12 @@ func runTaskCreate(ctx context.Context, out io.Writer, g *globalFlags, f taskCre
 	defer cancel()
 	final, err := c.WaitTask(waitCtx, task.TaskUUID)
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		// Report the state as of now, not as of the last poll (a timeout
+		// shorter than one poll round trip would otherwise show the state at
+		// creation).
+		if now, gerr := c.GetTask(ctx, task.TaskUUID); gerr == nil {
+			final = now
+		}
 		if final == nil {
 			final = task
 		}

@@ -1,15 +1,13 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
-	"net/http"
+	"maps"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/taskerhq/tasker/client"
+	"github.com/taskerhq/tasker/internal/api"
 	"github.com/taskerhq/tasker/internal/base"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/orchestration"
@@ -78,19 +76,8 @@ handler it does not have.`,
 				return err
 			}
 			routes := obs.extraRoutes()
-			routes["GET /health"] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-				defer cancel()
-				h := client.Health{Status: "ok", Database: "ok"}
-				code := http.StatusOK
-				if err := pool.Ping(pctx); err != nil {
-					h, code = client.Health{Status: "unavailable", Database: "unreachable", Error: err.Error()}, http.StatusServiceUnavailable
-				}
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(code)
-				_ = json.NewEncoder(w).Encode(h)
-			})
-			srv, err := startHTTP(listen, nil, routes, logger, nil)
+			maps.Copy(routes, api.Health{Ping: pool.Ping, Logger: logger}.Routes())
+			srv, err := startHTTP(listen, nil, routes, logger, nil, obs.cfg.API)
 			if err != nil {
 				return errors.Join(err, e.Stop())
 			}

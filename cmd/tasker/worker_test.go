@@ -35,16 +35,21 @@ steps:
     depends_on: [fetch]
 `
 
+// etlSetup gives a test a database and a directory holding etlYAML.
+func etlSetup(t *testing.T) (context.Context, map[string]string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "etl.yaml"), []byte(etlYAML), 0o600))
+	return ctx, map[string]string{"DATABASE_URL": dbtest.NewDatabase(t)}, dir
+}
+
 // TestWorkerRefusesTemplatesWithoutHandlers: the stock worker runs only the
 // example handlers, so a template of the user's own names handlers it lacks.
 func TestWorkerRefusesTemplatesWithoutHandlers(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	url := dbtest.NewDatabase(t)
-	dir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "etl.yaml"), []byte(etlYAML), 0o600))
-	env := map[string]string{"DATABASE_URL": url}
+	ctx, env, dir := etlSetup(t)
 
 	res := runRoot(ctx, env, "worker", "--templates", dir, "--listen", "127.0.0.1:0")
 	require.Equal(t, exitUsage, res.code, res.stderr)
@@ -66,12 +71,7 @@ func TestWorkerRefusesTemplatesWithoutHandlers(t *testing.T) {
 // version is refused; the same content again is accepted.
 func TestTemplateRegisterVersionConflict(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	url := dbtest.NewDatabase(t)
-	dir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "etl.yaml"), []byte(etlYAML), 0o600))
-	env := map[string]string{"DATABASE_URL": url}
+	ctx, env, dir := etlSetup(t)
 
 	res := runRoot(ctx, env, "template", "register", dir)
 	require.Equal(t, exitOK, res.code, res.stderr)

@@ -94,7 +94,10 @@ func run(ctx context.Context, logger *slog.Logger, databaseURL, listen string, c
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	// APIHandler is only a handler: the limits on slow or idle clients are
+	// this server's to set.
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	logger.Info("custom-worker running", "api", "http://"+ln.Addr().String(), "templates", len(tpls))

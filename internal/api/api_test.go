@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -687,12 +690,21 @@ func TestHealth(t *testing.T) {
 	t.Run("DatabaseDown", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		b.backend.FailWith("Ping", errors.New("dial tcp 127.0.0.1:5432: connection refused"))
-		rec := b.do(t, http.MethodGet, "/health", "")
-		require.Equal(t, http.StatusServiceUnavailable, rec.Code)
-		var h client.Health
-		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &h))
-		require.Equal(t, client.Health{Status: "unavailable", Database: "unreachable", Error: "dial tcp 127.0.0.1:5432: connection refused"}, h)
+		b.backend.FailWith("Ping", refused())
+		for _, path := range []string{"/health", "/health/ready"} {
+			rec := b.do(t, http.MethodGet, path, "")
+			require.Equal(t, http.StatusServiceUnavailable, rec.Code, path)
+			require.Equal(t, strconv.Itoa(api.RetryAfterSeconds), rec.Header().Get("Retry-After"))
+			var h client.Health
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &h))
+			require.Equal(t, client.Health{Status: "unavailable", Database: "unavailable", Error: "database: connection refused"}, h)
+			requireNoAddress(t, rec.Body.String())
+		}
+		// Liveness checks no dependency: a database outage must not get
+		// every process restarted.
+		rec := b.do(t, http.MethodGet, "/health/live", "")
+		require.Equal(t, http.StatusOK, rec.Code)
+		require.JSONEq(t, `{"status":"ok"}`, rec.Body.String())
 	})
 
 	t.Run("PingIsBounded", func(t *testing.T) {
@@ -706,6 +718,39 @@ func TestHealth(t *testing.T) {
 		require.False(t, dl.IsZero(), "Ping must get a deadline")
 		require.WithinDuration(t, start.Add(2*time.Second), dl, time.Second)
 	})
+}
+
+// refused is the error pgx returns when nothing listens at the database's address.
+func refused() error {
+	return fmt.Errorf("failed to connect to `user=tasker database=secretdb`: %w",
+		&net.OpError{Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 5432}, Err: syscall.ECONNREFUSED})
+}
+
+func requireNoAddress(t *testing.T, body string) {
+	t.Helper()
+	for _, secret := range []string{"10.1.2.3", "5432", "tasker", "secretdb"} {
+		require.NotContains(t, body, secret)
+	}
+}
+
+// A database outage is 503 with Retry-After on every backend call, never a
+// 500, and the answer does not carry the connection error's address or user.
+func TestDatabaseUnavailableIs503(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, m := range []string{"CreateTask", "GetTask", "Templates"} {
+		b.backend.FailWith(m, refused())
+	}
+	for _, c := range []struct{ method, path, body string }{
+		{http.MethodPost, "/v1/tasks", `{"namespace":"ns","name":"tpl"}`},
+		{http.MethodGet, "/v1/tasks/" + uuid.NewString(), ""},
+		{http.MethodGet, "/v1/templates", ""},
+	} {
+		rec := b.do(t, c.method, c.path, c.body, "Content-Type", "application/json")
+		requireAPIError(t, rec, http.StatusServiceUnavailable, client.CodeUnavailable, "")
+		require.Equal(t, strconv.Itoa(api.RetryAfterSeconds), rec.Header().Get("Retry-After"))
+		requireNoAddress(t, rec.Body.String())
+	}
 }
 
 func TestRouting(t *testing.T) {

@@ -122,6 +122,8 @@ func TestResponsesMatchTheOpenAPIDocument(t *testing.T) {
 		{"DELETE", "/v1/schedules/nightly", "", 404, "DELETE /v1/schedules/{name}"},
 		{"GET", "/v1/templates", "", 200, "GET /v1/templates"},
 		{"GET", "/health", "", 200, "GET /health"},
+		{"GET", "/health/ready", "", 200, "GET /health/ready"},
+		{"GET", "/health/live", "", 200, "GET /health/live"},
 		{"GET", "/v1/openapi.json", "", 200, "GET /v1/openapi.json"},
 	}
 	covered := map[string]bool{}

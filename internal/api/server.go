@@ -12,12 +12,14 @@ import (
 	"net/http"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/taskerhq/tasker/client"
+	"github.com/taskerhq/tasker/internal/db"
 	"github.com/taskerhq/tasker/internal/taskreq"
 )
 
@@ -81,7 +83,10 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	s.handle("GET /v1/tasks/{uuid}", s.getTask)
 	s.handle("GET /v1/tasks/{uuid}/workflow_steps", s.listSteps)
 	s.handle("GET /v1/templates", s.listTemplates)
-	s.handle("GET /health", s.health)
+	for pattern, h := range (Health{Ping: cfg.Backend.Ping, Logger: s.logger}).Routes() {
+		s.routes = append(s.routes, pattern)
+		s.mux.Handle(pattern, h)
+	}
 	s.routeOperations()
 	s.routeSchedules()
 	if err := s.routeOpenAPI(); err != nil {
@@ -231,6 +236,17 @@ func (s *server) writeBackendError(w http.ResponseWriter, r *http.Request, op, w
 			e.Status = http.StatusUnprocessableEntity
 		}
 		s.writeError(w, r, &e)
+	case db.Unavailable(err):
+		s.logger.LogAttrs(r.Context(), slog.LevelWarn, "api backend call failed: database unavailable",
+			correlationAttr(w), slog.String("operation", op), slog.String("path", r.URL.Path), slog.Any("error", err))
+		// 503 tells clients and load balancers the request may be retried;
+		// the reason is fixed text so no address or user leaks.
+		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
+		s.writeError(w, r, &client.APIError{
+			Status:  http.StatusServiceUnavailable,
+			Code:    client.CodeUnavailable,
+			Message: "database unavailable (" + db.UnavailableReason(err) + ") while " + op + "; retry later",
+		})
 	case errors.Is(err, ErrNotFound):
 		s.writeError(w, r, &client.APIError{
 			Status:  http.StatusNotFound,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/taskerhq/tasker/client"
@@ -19,9 +20,10 @@ import (
 	"github.com/taskerhq/tasker/internal/tracing"
 )
 
-// TaskCreator creates tasks (orchestration's initializer).
+// TaskCreator creates tasks (orchestration's initializer), running read in
+// the creating transaction before it commits.
 type TaskCreator interface {
-	CreateTask(ctx context.Context, req client.TaskRequest) (*orchestration.Created, error)
+	CreateTaskAndRead(ctx context.Context, req client.TaskRequest, read orchestration.ReadInTx) (*orchestration.Created, error)
 }
 
 // TaskOperator carries out operator actions on tasks (orchestration).
@@ -57,14 +59,21 @@ func NewStore(pool *pgxpool.Pool, creator TaskCreator, funcs *db.Funcs) *Store {
 	return s
 }
 
-// CreateTask implements Backend.
+// CreateTask implements Backend. The answer is read inside the creating
+// transaction (for an idempotent repeat, the transaction that found the
+// key's task): once it commits nothing is left that could fail, so a
+// committed task is never reported as an error.
 func (s *Store) CreateTask(ctx context.Context, req client.TaskRequest) (*client.Task, bool, error) {
-	c, err := s.creator.CreateTask(ctx, req)
+	var task *client.Task
+	c, err := s.creator.CreateTaskAndRead(ctx, req, func(ctx context.Context, tx pgx.Tx, c *orchestration.Created) error {
+		var err error
+		task, err = s.getTask(tracing.WithCorrelationID(ctx, c.CorrelationID), tx, c.TaskUUID)
+		return err
+	})
 	if err != nil {
 		return nil, false, err
 	}
-	t, err := s.GetTask(tracing.WithCorrelationID(ctx, c.CorrelationID), c.TaskUUID)
-	return t, c.Existing, err
+	return task, c.Existing, nil
 }
 
 // Ping implements Backend.
@@ -85,12 +94,17 @@ func taskFromRow(r *db.TaskRow) *client.Task {
 
 // GetTask implements Backend.
 func (s *Store) GetTask(ctx context.Context, id uuid.UUID) (*client.Task, error) {
-	row, err := db.GetTask(ctx, s.pool, id)
+	return s.getTask(ctx, s.pool, id)
+}
+
+func (s *Store) getTask(ctx context.Context, q db.Querier, id uuid.UUID) (*client.Task, error) {
+	row, err := db.GetTask(ctx, q, id)
 	if err != nil {
 		return nil, err
 	}
 	t := taskFromRow(row)
-	if err := s.fillTask(ctx, t, true); err != nil {
+	ctx = tracing.ForTask(ctx, t.CorrelationID, t.TaskUUID)
+	if err := s.fillTask(ctx, q, t, true); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -98,8 +112,8 @@ func (s *Store) GetTask(ctx context.Context, id uuid.UUID) (*client.Task, error)
 
 // fillTask adds the execution summary, leaf results, error and, with
 // history, the task's transitions.
-func (s *Store) fillTask(ctx context.Context, t *client.Task, history bool) error {
-	ec, ok, err := s.funcs.GetTaskExecutionContext(ctx, s.pool, t.TaskUUID)
+func (s *Store) fillTask(ctx context.Context, q db.Querier, t *client.Task, history bool) error {
+	ec, ok, err := s.funcs.GetTaskExecutionContext(ctx, q, t.TaskUUID)
 	if err != nil {
 		return err
 	}
@@ -114,7 +128,7 @@ func (s *Store) fillTask(ctx context.Context, t *client.Task, history bool) erro
 	}
 	// Leaf steps (no dependents) carry the task's result; the latest failed
 	// step carries its error.
-	outcomes, err := db.TaskStepOutcomes(ctx, s.pool, t.TaskUUID)
+	outcomes, err := db.TaskStepOutcomes(ctx, q, t.TaskUUID)
 	if err != nil {
 		return err
 	}
@@ -133,7 +147,7 @@ func (s *Store) fillTask(ctx context.Context, t *client.Task, history bool) erro
 	if !history {
 		return nil
 	}
-	transitions, err := db.TaskTransitions(ctx, s.pool, t.TaskUUID)
+	transitions, err := db.TaskTransitions(ctx, q, t.TaskUUID)
 	if err != nil {
 		return err
 	}
@@ -146,10 +160,11 @@ func (s *Store) fillTask(ctx context.Context, t *client.Task, history bool) erro
 
 // ListSteps implements Backend.
 func (s *Store) ListSteps(ctx context.Context, id uuid.UUID) ([]client.Step, error) {
-	rows, err := db.ListSteps(ctx, s.pool, id)
+	corr, rows, err := db.ListSteps(ctx, s.pool, id)
 	if err != nil {
 		return nil, err
 	}
+	ctx = tracing.ForTask(ctx, corr, id)
 	steps := make([]client.Step, len(rows))
 	idx := make(map[uuid.UUID]int, len(rows))
 	for i, r := range rows {
@@ -191,6 +206,9 @@ func (s *Store) ListTasks(ctx context.Context, f client.TaskFilter) (*client.Tas
 	if err := taskreq.ValidateFilter(&f); err != nil {
 		return nil, err
 	}
+	if f.CorrelationID != nil {
+		ctx = tracing.ForTask(ctx, *f.CorrelationID, uuid.Nil)
+	}
 	p := db.ListTasksParams{States: f.States, Namespace: f.Namespace, Name: f.Name, CreatedAfter: f.CreatedAfter,
 		CreatedBefore: f.CreatedBefore, CorrelationID: f.CorrelationID, ParentCorrelationID: f.ParentCorrelationID,
 		Limit: cmp.Or(f.Limit, client.DefaultTaskListLimit) + 1}
@@ -213,7 +231,7 @@ func (s *Store) ListTasks(ctx context.Context, f client.TaskFilter) (*client.Tas
 	}
 	for i := range rows {
 		t := taskFromRow(&rows[i])
-		if err := s.fillTask(ctx, t, false); err != nil {
+		if err := s.fillTask(ctx, s.pool, t, false); err != nil {
 			return nil, err
 		}
 		list.Tasks = append(list.Tasks, *t)

@@ -1,12 +1,10 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
 	"mime"
 	"net/http"
@@ -410,17 +408,6 @@ func (s *server) listTemplates(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeJSON(w, r, http.StatusOK, client.TemplateList{Templates: nonNil(templates)})
-}
-
-func (s *server) health(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), healthPingTimeout)
-	defer cancel()
-	if err := s.backend.Ping(ctx); err != nil {
-		s.logger.LogAttrs(r.Context(), slog.LevelWarn, "health check: database unreachable", slog.Any("error", err))
-		s.writeJSON(w, r, http.StatusServiceUnavailable, client.Health{Status: "unavailable", Database: "unreachable", Error: err.Error()})
-		return
-	}
-	s.writeJSON(w, r, http.StatusOK, client.Health{Status: "ok", Database: "ok"})
 }
 
 func pathTaskUUID(r *http.Request) (uuid.UUID, *client.APIError) {

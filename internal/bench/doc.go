@@ -1,9 +1,17 @@
-// Package bench holds Tasker's benchmarks (goals in docs/benchmarks.md): the programs
-// behind `tasker bench`, not Go tests. Each one measures a path of the real
-// engine against a real PostgreSQL, reports p50/p95/p99 from HdrHistogram
-// (1 µs .. 60 s, 3 significant digits), measures the floor (raw commit
-// latency and a raw NOTIFY round trip) in the same run so the ratio to it is
-// visible, and records the machine, the PostgreSQL settings and the commit.
+// Package bench holds Tasker's benchmarks (goals in docs/benchmarks.md): the
+// programs behind `tasker bench`, not Go tests. Each one measures a path of
+// the real engine against a real PostgreSQL, reports p50/p95/p99 from
+// HdrHistogram (1 µs .. 60 s, 3 significant digits), and records the
+// machine, the PostgreSQL settings and the commit.
+//
+// Generate builds a synthetic dataset (generated templates of four shapes,
+// tasks in a mix of states with the steps, history and queue messages each
+// state implies) with COPY. SQL times every hot-path SQL function (the
+// SQLCases table) as that dataset grows, and CAS transition contention.
+// Explain captures the plans of the statements inside those functions with
+// auto_explain and reports what looks wrong. CriticalPaths times the
+// engine's critical paths. Suite runs the last three and WriteReport turns
+// the results into Markdown with SVG charts.
 //
 // E2E is the closed-loop create → complete benchmark: one task in flight at a
 // time, created in-process with orchestration.Service.CreateTask on an engine

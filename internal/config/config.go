@@ -11,6 +11,7 @@ import (
 // others.
 type Config struct {
 	Telemetry Telemetry `toml:"telemetry"`
+	API       API       `toml:"api"`
 
 	// sources maps a dotted key to where its value came from ("default" when
 	// absent), so Validate can name the file or variable behind a bad value.
@@ -21,20 +22,37 @@ type Config struct {
 type Telemetry struct {
 	// Enabled turns OTLP export of traces, metrics and logs on. Off, the
 	// providers are no-ops but trace context still propagates.
-	Enabled        bool     `toml:"enabled"`
-	ServiceName    string   `toml:"service_name"`
-	ServiceVersion string   `toml:"service_version"`
-	OTLP           OTLP     `toml:"otlp"`
-	Sampling       Sampling `toml:"sampling"`
-	Spans          Spans    `toml:"spans"`
-	Metrics        Metrics  `toml:"metrics"`
-	Logs           Logs     `toml:"logs"`
+	//
+	// Precedence, highest first: OTEL_SDK_DISABLED=true; an explicit value
+	// (a file or TASKER_TELEMETRY_ENABLED); an OTEL_EXPORTER_OTLP_*ENDPOINT
+	// or OTEL_*_EXPORTER other than none, which turns export on as every
+	// OpenTelemetry SDK does; the default, off.
+	Enabled        bool   `toml:"enabled"`
+	ServiceName    string `toml:"service_name"`
+	ServiceVersion string `toml:"service_version"`
+	// ResourceAttributes are added to the resource of every signal
+	// (OTEL_RESOURCE_ATTRIBUTES); service.name, service.version and
+	// service.instance.id are Tasker's own and cannot be overridden here.
+	ResourceAttributes map[string]string `toml:"resource_attributes"`
+	OTLP               OTLP              `toml:"otlp"`
+	Sampling           Sampling          `toml:"sampling"`
+	Spans              Spans             `toml:"spans"`
+	Traces             Traces            `toml:"traces"`
+	Metrics            Metrics           `toml:"metrics"`
+	Logs               Logs              `toml:"logs"`
 
 	// serviceNameFromEnv is set when OTEL_SERVICE_NAME supplied ServiceName:
 	// that operator choice must beat the per-process default name a binary
 	// passes in (see ServiceNameFor).
 	serviceNameFromEnv bool
 }
+
+// Exporters a signal can use (OTEL_TRACES_EXPORTER and friends).
+const (
+	ExporterOTLP    = "otlp"
+	ExporterConsole = "console"
+	ExporterNone    = "none"
+)
 
 // OTLP protocols.
 const (
@@ -50,10 +68,66 @@ type OTLP struct {
 	// port, the scheme's default (80, 443) applies.
 	Endpoint string `toml:"endpoint"`
 	Protocol string `toml:"protocol"`
-	// Timeout bounds each export and the final flush at shutdown.
+	// Timeout bounds each export.
 	Timeout Duration `toml:"timeout_seconds"`
+	// ShutdownTimeout bounds the final flush when the process stops: what is
+	// not sent by then is dropped (and counted), so Ctrl-C never waits long
+	// on a collector that has gone away.
+	ShutdownTimeout Duration `toml:"shutdown_timeout_seconds"`
 	// BatchSizeLimit is the most spans or log records sent in one export.
 	BatchSizeLimit int `toml:"batch_size_limit"`
+
+	// Per-signal endpoints and protocols; empty means Endpoint and Protocol.
+	// A per-signal endpoint is used as given (for http/protobuf it is the
+	// full URL, /v1/<signal> is not appended), as the OpenTelemetry
+	// specification says for OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT.
+	TracesEndpoint  string `toml:"traces_endpoint"`
+	TracesProtocol  string `toml:"traces_protocol"`
+	MetricsEndpoint string `toml:"metrics_endpoint"`
+	MetricsProtocol string `toml:"metrics_protocol"`
+	LogsEndpoint    string `toml:"logs_endpoint"`
+	LogsProtocol    string `toml:"logs_protocol"`
+}
+
+// SignalTarget is where one signal is exported over OTLP.
+type SignalTarget struct {
+	// Endpoint is the URL to use.
+	Endpoint string
+	// Protocol is grpc or http/protobuf.
+	Protocol string
+	// Exact is true when Endpoint is a per-signal endpoint, used as given;
+	// otherwise /v1/<signal> is appended for http/protobuf.
+	Exact bool
+}
+
+// Target resolves the endpoint and protocol of signal ("traces", "metrics"
+// or "logs") from its own keys, falling back to the shared ones.
+func (o OTLP) Target(signal string) SignalTarget {
+	var ep, proto string
+	switch signal {
+	case "traces":
+		ep, proto = o.TracesEndpoint, o.TracesProtocol
+	case "metrics":
+		ep, proto = o.MetricsEndpoint, o.MetricsProtocol
+	case "logs":
+		ep, proto = o.LogsEndpoint, o.LogsProtocol
+	}
+	t := SignalTarget{Endpoint: o.Endpoint, Protocol: o.Protocol}
+	if ep != "" {
+		t.Endpoint, t.Exact = ep, true
+	}
+	if proto != "" {
+		t.Protocol = proto
+	}
+	return t
+}
+
+// Traces configures trace export.
+type Traces struct {
+	// Exporter is otlp, console (JSON lines on stdout) or none
+	// (OTEL_TRACES_EXPORTER). With none, spans are not recorded, but trace
+	// context still propagates.
+	Exporter string `toml:"exporter"`
 }
 
 // Sampling strategies.
@@ -81,7 +155,11 @@ type Spans struct {
 
 // Metrics configures OTLP metric push.
 type Metrics struct {
-	Enabled        bool     `toml:"enabled"`
+	// Enabled = false is the same as Exporter = "none".
+	Enabled bool `toml:"enabled"`
+	// Exporter is otlp, console or none (OTEL_METRICS_EXPORTER). /metrics
+	// is served whatever it says.
+	Exporter       string   `toml:"exporter"`
 	ExportInterval Duration `toml:"export_interval_seconds"`
 	// CorrelationIDLabel puts correlation_id on metric labels. Every task
 	// then makes new time series, which metric backends cannot hold for
@@ -95,8 +173,11 @@ const (
 	FormatJSON = "json"
 )
 
-// Log levels, as written in configuration.
+// Log levels, as written in configuration. Trace is below debug (slog level
+// -8): entry and exit of hot-path calls, for following one request through
+// the code; it costs nothing unless enabled.
 const (
+	LevelTrace = "trace"
 	LevelDebug = "debug"
 	LevelInfo  = "info"
 	LevelWarn  = "warn"
@@ -108,6 +189,9 @@ const (
 type Logs struct {
 	Level  string `toml:"level"`
 	Format string `toml:"format"`
+	// Exporter is otlp, console or none (OTEL_LOGS_EXPORTER): where log
+	// records go besides stderr when telemetry is enabled.
+	Exporter string `toml:"exporter"`
 	// Components maps a component name (a record's "component" attribute)
 	// to its own level, so one subsystem can be debugged without drowning
 	// in the others' debug output.
@@ -147,23 +231,28 @@ func (d Duration) String() string {
 func Default() *Config {
 	return &Config{
 		Telemetry: Telemetry{
-			Enabled:        false,
-			ServiceName:    "tasker",
-			ServiceVersion: "0.1.0",
+			Enabled:            false,
+			ServiceName:        "tasker",
+			ServiceVersion:     "0.1.0",
+			ResourceAttributes: map[string]string{},
 			OTLP: OTLP{
-				Endpoint:       "http://localhost:4317",
-				Protocol:       ProtocolGRPC,
-				Timeout:        Duration(10 * time.Second),
-				BatchSizeLimit: 512,
+				Endpoint:        "http://localhost:4317",
+				Protocol:        ProtocolGRPC,
+				Timeout:         Duration(10 * time.Second),
+				ShutdownTimeout: Duration(2 * time.Second),
+				BatchSizeLimit:  512,
 			},
 			Sampling: Sampling{Strategy: StrategyParentBasedAlwaysOn, Ratio: 1},
 			Spans:    Spans{MaxAttributes: 128, MaxEvents: 128, MaxLinks: 128},
+			Traces:   Traces{Exporter: ExporterOTLP},
 			Metrics: Metrics{
 				Enabled:        true,
+				Exporter:       ExporterOTLP,
 				ExportInterval: Duration(60 * time.Second),
 			},
-			Logs: Logs{Level: LevelInfo, Format: FormatText, Components: map[string]string{}},
+			Logs: Logs{Level: LevelInfo, Format: FormatText, Exporter: ExporterOTLP, Components: map[string]string{}},
 		},
+		API: defaultAPI(),
 	}
 }
 

@@ -59,25 +59,38 @@ func TestDefaultIsValid(t *testing.T) {
 func TestBaseFileEqualsDefault(t *testing.T) {
 	base, err := os.ReadFile(filepath.Join(repoConfig, "base", "telemetry.toml"))
 	require.NoError(t, err)
+	apiBase, err := os.ReadFile(filepath.Join(repoConfig, "base", "api.toml"))
+	require.NoError(t, err)
 	dir := writeTree(t, map[string]string{
 		"base/telemetry.toml":         string(base),
+		"base/api.toml":               string(apiBase),
 		"environments/empty/.keep":    "",
 		"environments/empty/notes.md": "not toml, ignored",
 	})
 	cfg, sources, err := load(t, dir, "empty", nil)
 	require.NoError(t, err)
 	assert.Equal(t, Default().Telemetry, cfg.Telemetry)
+	assert.Equal(t, Default().API, cfg.API)
 	for key, s := range sources {
-		assert.Equal(t, filepath.Join(dir, "base", "telemetry.toml"), s.From, key)
+		if key == "telemetry.enabled" {
+			// Left unset on purpose, so an OTLP endpoint variable can turn export on.
+			assert.Equal(t, FromDefault, s.From, key)
+			continue
+		}
+		file := "telemetry.toml"
+		if strings.HasPrefix(key, "api.") {
+			file = "api.toml"
+		}
+		assert.Equal(t, filepath.Join(dir, "base", file), s.From, key)
 	}
 }
 
 func TestNoFilesGivesDefaultsWithDefaultProvenance(t *testing.T) {
-	dir := writeTree(t, map[string]string{"base/.keep": "", "environments/development/.keep": ""})
+	dir := writeTree(t, map[string]string{"base/.keep": "", "environments/production/.keep": ""})
 	cfg, sources, err := load(t, dir, "", nil)
 	require.NoError(t, err)
 	assert.Equal(t, Default().Telemetry, cfg.Telemetry)
-	require.Len(t, sources, 18)
+	require.Len(t, sources, 41)
 	for key, s := range sources {
 		assert.Equal(t, FromDefault, s.From, key)
 	}
@@ -180,8 +193,79 @@ components = { worker = "error" }
 	assert.Equal(t, "0.5", src["telemetry.sampling.ratio"].Value)
 }
 
+// An OTLP endpoint or exporter variable turns export on, as with any
+// OpenTelemetry SDK, unless something said "off" explicitly.
+func TestOTELVariablesTurnExportOn(t *testing.T) {
+	noFiles := writeTree(t, map[string]string{"base/.keep": "", "environments/development/.keep": ""})
+	offInFile := writeTree(t, map[string]string{"base/.keep": "", "environments/development/telemetry.toml": "[telemetry]\nenabled = false\n"})
+	cases := []struct {
+		name    string
+		dir     string
+		vars    map[string]string
+		enabled bool
+		from    string
+	}{
+		{"nothing set", noFiles, nil, false, FromDefault},
+		{"endpoint", noFiles, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4317"}, true, "env OTEL_EXPORTER_OTLP_ENDPOINT"},
+		{"traces endpoint", noFiles, map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://jaeger:4318/v1/traces"}, true, "env OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"},
+		{"console exporter", noFiles, map[string]string{"OTEL_TRACES_EXPORTER": "console"}, true, "env OTEL_TRACES_EXPORTER"},
+		{"exporter none", noFiles, map[string]string{"OTEL_METRICS_EXPORTER": "none"}, false, FromDefault},
+		{"OTEL_SDK_DISABLED wins", noFiles, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4317", "OTEL_SDK_DISABLED": "true"}, false, "env OTEL_SDK_DISABLED"},
+		{"explicit env off wins", noFiles, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4317", "TASKER_TELEMETRY_ENABLED": "false"}, false, "env TASKER_TELEMETRY_ENABLED"},
+		{"explicit file off wins", offInFile, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4317"}, false,
+			filepath.Join(offInFile, "environments", "development", "telemetry.toml")},
+		{"checked-in development", repoConfig, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://localhost:4317"}, true, "env OTEL_EXPORTER_OTLP_ENDPOINT"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, src, err := load(t, c.dir, "development", c.vars)
+			require.NoError(t, err)
+			assert.Equal(t, c.enabled, cfg.Telemetry.Enabled)
+			assert.Equal(t, c.from, src["telemetry.enabled"].From)
+		})
+	}
+	// The test environment stays off whatever the shell exports.
+	cfg, _, err := load(t, repoConfig, "test", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://localhost:4317"})
+	require.NoError(t, err)
+	assert.False(t, cfg.Telemetry.Enabled)
+}
+
+func TestPerSignalVariables(t *testing.T) {
+	dir := writeTree(t, map[string]string{"base/.keep": "", "environments/production/.keep": ""})
+	cfg, src, err := load(t, dir, "", map[string]string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT":         "http://collector:4317",
+		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT":  "http://jaeger:4318/v1/traces",
+		"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL":  "HTTP/PROTOBUF",
+		"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "grpc",
+		"OTEL_METRICS_EXPORTER":               "None",
+		"OTEL_LOGS_EXPORTER":                  "console",
+		"OTEL_RESOURCE_ATTRIBUTES":            "deployment.environment.name=staging, team=pay%20ments,service.version=9.9.9",
+	})
+	require.NoError(t, err)
+	tel := cfg.Telemetry
+	assert.Equal(t, SignalTarget{Endpoint: "http://jaeger:4318/v1/traces", Protocol: ProtocolHTTPProtobuf, Exact: true}, tel.OTLP.Target("traces"))
+	assert.Equal(t, SignalTarget{Endpoint: "http://collector:4317", Protocol: ProtocolGRPC}, tel.OTLP.Target("metrics"))
+	assert.Equal(t, SignalTarget{Endpoint: "http://collector:4317", Protocol: ProtocolGRPC}, tel.OTLP.Target("logs"))
+	assert.Equal(t, "env OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", src["telemetry.otlp.traces_endpoint"].From)
+	assert.Equal(t, ExporterOTLP, tel.Traces.Exporter)
+	assert.Equal(t, ExporterNone, tel.Metrics.Exporter)
+	assert.Equal(t, ExporterConsole, tel.Logs.Exporter)
+	assert.Equal(t, "env OTEL_LOGS_EXPORTER", src["telemetry.logs.exporter"].From)
+	assert.Equal(t, map[string]string{"deployment.environment.name": "staging", "team": "pay ments"}, tel.ResourceAttributes)
+	assert.Equal(t, "env OTEL_RESOURCE_ATTRIBUTES", src["telemetry.resource_attributes.team"].From)
+	assert.Equal(t, "9.9.9", tel.ServiceVersion)
+
+	// service.name in OTEL_RESOURCE_ATTRIBUTES names the service, unless OTEL_SERVICE_NAME does.
+	cfg, _, err = load(t, dir, "", map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "service.name=billing"})
+	require.NoError(t, err)
+	assert.Equal(t, "billing", cfg.Telemetry.ServiceNameFor("tasker-worker"))
+	cfg, _, err = load(t, dir, "", map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "service.name=billing", "OTEL_SERVICE_NAME": "payments"})
+	require.NoError(t, err)
+	assert.Equal(t, "payments", cfg.Telemetry.ServiceNameFor("tasker-worker"))
+}
+
 func TestEnvEmptyValuesAreUnset(t *testing.T) {
-	dir := writeTree(t, map[string]string{"base/.keep": "", "environments/development/.keep": ""})
+	dir := writeTree(t, map[string]string{"base/.keep": "", "environments/production/.keep": ""})
 	cfg, src, err := load(t, dir, "", map[string]string{"OTEL_SERVICE_NAME": "", "TASKER_LOG_LEVEL": "  "})
 	require.NoError(t, err)
 	assert.Equal(t, "tasker", cfg.Telemetry.ServiceName)
@@ -190,8 +274,8 @@ func TestEnvEmptyValuesAreUnset(t *testing.T) {
 
 func TestOTELTracesSampler(t *testing.T) {
 	dir := writeTree(t, map[string]string{
-		"base/telemetry.toml":            "[telemetry.sampling]\nratio = 0.3\n",
-		"environments/development/.keep": "",
+		"base/telemetry.toml":           "[telemetry.sampling]\nratio = 0.3\n",
+		"environments/production/.keep": "",
 	})
 	cases := []struct {
 		sampler, arg string
@@ -257,11 +341,11 @@ func TestBadFileValues(t *testing.T) {
 		{"interval", "[telemetry.metrics]\nexport_interval_seconds = 0.5",
 			`telemetry.metrics.export_interval_seconds: 0.5 is less than 1 second`},
 		{"level", "[telemetry.logs]\nlevel = \"verbose\"",
-			`telemetry.logs.level: "verbose" is not one of debug, info, warn, error`},
+			`telemetry.logs.level: "verbose" is not one of trace, debug, info, warn, error`},
 		{"format", "[telemetry.logs]\nformat = \"xml\"",
 			`telemetry.logs.format: "xml" is not one of text, json`},
 		{"component level", "[telemetry.logs]\ncomponents = { worker = \"loud\" }",
-			`telemetry.logs.components.worker: "loud" is not one of debug, info, warn, error`},
+			`telemetry.logs.components.worker: "loud" is not one of trace, debug, info, warn, error`},
 		{"component name", "[telemetry.logs]\ncomponents = { Worker = \"debug\" }",
 			`telemetry.logs.components.Worker: component name "Worker" is not lower-case`},
 		{"service name", "[telemetry]\nservice_name = \"\"",
@@ -270,6 +354,16 @@ func TestBadFileValues(t *testing.T) {
 			`:2: telemetry.otlp.batch_size_limit: incompatible types: TOML value has type string; destination has type integer`},
 		{"duration type", "[telemetry.otlp]\ntimeout_seconds = \"10s\"",
 			`telemetry.otlp.timeout_seconds: "10s" is not a number of seconds`},
+		{"shutdown timeout", "[telemetry.otlp]\nshutdown_timeout_seconds = 0",
+			`telemetry.otlp.shutdown_timeout_seconds: 0 must be greater than 0`},
+		{"signal endpoint", "[telemetry.otlp]\nmetrics_endpoint = \"collector:4318\"",
+			`telemetry.otlp.metrics_endpoint: "collector:4318" is not an http:// or https:// URL`},
+		{"signal protocol", "[telemetry.otlp]\nlogs_protocol = \"udp\"",
+			`telemetry.otlp.logs_protocol: "udp" is not one of grpc, http/protobuf`},
+		{"exporter", "[telemetry.traces]\nexporter = \"zipkin\"",
+			`telemetry.traces.exporter: "zipkin" is not one of otlp, console, none`},
+		{"resource service.name", "[telemetry]\nresource_attributes = { \"service.name\" = \"x\" }",
+			`telemetry.resource_attributes.service.name: is set by telemetry.service_name`},
 		{"syntax", "[telemetry\nenabled = true", ``},
 	}
 	for _, c := range cases {
@@ -301,9 +395,9 @@ func TestBadEnvValues(t *testing.T) {
 		want        string
 	}{
 		{"TASKER_TELEMETRY_ENABLED", "yes", `env TASKER_TELEMETRY_ENABLED: "yes" is not one of true, false`},
-		{"TASKER_LOG_LEVEL", "trace", `env TASKER_LOG_LEVEL: telemetry.logs.level: "trace" is not one of debug, info, warn, error`},
+		{"TASKER_LOG_LEVEL", "verbose", `env TASKER_LOG_LEVEL: telemetry.logs.level: "verbose" is not one of trace, debug, info, warn, error`},
 		{"TASKER_LOG_FORMAT", "xml", `env TASKER_LOG_FORMAT: telemetry.logs.format: "xml" is not one of text, json`},
-		{"TASKER_LOG_LEVEL_WORKER", "loud", `env TASKER_LOG_LEVEL_WORKER: telemetry.logs.components.worker: "loud" is not one of debug, info, warn, error`},
+		{"TASKER_LOG_LEVEL_WORKER", "loud", `env TASKER_LOG_LEVEL_WORKER: telemetry.logs.components.worker: "loud" is not one of trace, debug, info, warn, error`},
 		{"OTEL_SDK_DISABLED", "maybe", `env OTEL_SDK_DISABLED: "maybe" is not one of true, false`},
 		{"OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317", `env OTEL_EXPORTER_OTLP_ENDPOINT: telemetry.otlp.endpoint: "collector:4317" is not an http:// or https:// URL`},
 		{"OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", `env OTEL_EXPORTER_OTLP_PROTOCOL: telemetry.otlp.protocol: "http/json" is not one of grpc, http/protobuf`},
@@ -315,11 +409,17 @@ func TestBadEnvValues(t *testing.T) {
 		{"OTEL_METRIC_EXPORT_INTERVAL", "500", `env OTEL_METRIC_EXPORT_INTERVAL: telemetry.metrics.export_interval_seconds: 0.5 is less than 1 second`},
 		{"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "lots", `env OTEL_BSP_MAX_EXPORT_BATCH_SIZE: "lots" is not a whole number`},
 		{"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0", `env OTEL_BSP_MAX_EXPORT_BATCH_SIZE: telemetry.otlp.batch_size_limit: 0 is not in 1..65536`},
+		{"OTEL_TRACES_EXPORTER", "otlp,console", `env OTEL_TRACES_EXPORTER: "otlp,console" is not one of otlp, console, none (one exporter per signal)`},
+		{"OTEL_METRICS_EXPORTER", "prometheus", `env OTEL_METRICS_EXPORTER: "prometheus" is not one of otlp, console, none`},
+		{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "jaeger:4317", `env OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: telemetry.otlp.traces_endpoint: "jaeger:4317" is not an http:// or https:// URL`},
+		{"OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/json", `env OTEL_EXPORTER_OTLP_LOGS_PROTOCOL: telemetry.otlp.logs_protocol: "http/json" is not one of grpc, http/protobuf`},
+		{"OTEL_RESOURCE_ATTRIBUTES", "team", `env OTEL_RESOURCE_ATTRIBUTES: "team" is not key=value`},
+		{"OTEL_RESOURCE_ATTRIBUTES", "team=a%zz", `env OTEL_RESOURCE_ATTRIBUTES: "team=a%zz" has a value that is not percent-encoded correctly`},
 		{"OTEL_SERVICE_NAME", "", ``}, // empty is unset: no error
 		{"TASKER_ENV", "../base", `env TASKER_ENV: "../base" is not an environment name`},
 		{"TASKER_ENV", "staging", `env TASKER_ENV: environment "staging" has no directory`},
 	}
-	dir := writeTree(t, map[string]string{"base/.keep": "", "environments/development/.keep": ""})
+	dir := writeTree(t, map[string]string{"base/.keep": "", "environments/production/.keep": ""})
 	for _, c := range cases {
 		t.Run(c.name+"="+c.value, func(t *testing.T) {
 			_, _, err := load(t, dir, "", map[string]string{c.name: c.value})
@@ -335,30 +435,31 @@ func TestBadEnvValues(t *testing.T) {
 
 func TestUnknownKeys(t *testing.T) {
 	dir := writeTree(t, map[string]string{
-		"base/telemetry.toml":            "[telemetry.otlp]\nendpiont = \"http://x:4317\"\n",
-		"environments/development/.keep": "",
+		"base/telemetry.toml":           "[telemetry.otlp]\nendpiont = \"http://x:4317\"\n",
+		"environments/production/.keep": "",
 	})
 	_, _, err := load(t, dir, "", nil)
 	require.Error(t, err)
 	assert.Equal(t, filepath.Join(dir, "base", "telemetry.toml")+
-		": unknown key telemetry.otlp.endpiont ([telemetry.otlp] allows endpoint, protocol, timeout_seconds, batch_size_limit)",
+		": unknown key telemetry.otlp.endpiont ([telemetry.otlp] allows endpoint, protocol, timeout_seconds, shutdown_timeout_seconds, batch_size_limit, "+
+		"traces_endpoint, traces_protocol, metrics_endpoint, metrics_protocol, logs_endpoint, logs_protocol)",
 		err.Error())
 
 	// An unknown section is reported once, not once per key inside it.
 	dir = writeTree(t, map[string]string{
-		"base/db.toml":                   "[database]\nurl = \"x\"\npool = 4\n",
-		"environments/development/.keep": "",
+		"base/db.toml":                  "[database]\nurl = \"x\"\npool = 4\n",
+		"environments/production/.keep": "",
 	})
 	_, _, err = load(t, dir, "", nil)
 	require.Error(t, err)
-	assert.Equal(t, filepath.Join(dir, "base", "db.toml")+": unknown key database (top level allows telemetry)", err.Error())
+	assert.Equal(t, filepath.Join(dir, "base", "db.toml")+": unknown key database (top level allows telemetry, api)", err.Error())
 }
 
 func TestKeySetTwiceInOneLayer(t *testing.T) {
 	dir := writeTree(t, map[string]string{
-		"base/a.toml":                    "[telemetry]\nservice_name = \"a\"\n",
-		"base/b.toml":                    "[telemetry]\nservice_name = \"b\"\n",
-		"environments/development/.keep": "",
+		"base/a.toml":                   "[telemetry]\nservice_name = \"a\"\n",
+		"base/b.toml":                   "[telemetry]\nservice_name = \"b\"\n",
+		"environments/production/.keep": "",
 	})
 	_, _, err := load(t, dir, "", nil)
 	require.Error(t, err)
@@ -414,13 +515,13 @@ func TestEmbeddedFallback(t *testing.T) {
 func TestMissingDir(t *testing.T) {
 	_, _, err := Load(LoadOptions{Dir: filepath.Join(t.TempDir(), "nope"), Getenv: func(string) string { return "" }})
 	require.ErrorContains(t, err, "config directory")
-	dir := writeTree(t, map[string]string{"environments/development/.keep": ""})
+	dir := writeTree(t, map[string]string{"environments/production/.keep": ""})
 	_, _, err = load(t, dir, "", nil)
 	require.ErrorContains(t, err, "has no base/ directory")
 }
 
 func TestServiceNameFor(t *testing.T) {
-	dir := writeTree(t, map[string]string{"base/.keep": "", "environments/development/.keep": ""})
+	dir := writeTree(t, map[string]string{"base/.keep": "", "environments/production/.keep": ""})
 	cfg, _, err := load(t, dir, "", nil)
 	require.NoError(t, err)
 	assert.Equal(t, "tasker-worker", cfg.Telemetry.ServiceNameFor("tasker-worker"))
@@ -448,4 +549,46 @@ func TestSourcesAreSortedAndComplete(t *testing.T) {
 	}
 	assert.IsIncreasing(t, keys)
 	assert.Contains(t, strings.Join(keys, " "), "telemetry.metrics.correlation_id_label")
+}
+
+func TestAPITokensFromEnvAreHashed(t *testing.T) {
+	dir := writeTree(t, map[string]string{"base/.keep": "", "environments/production/.keep": ""})
+	cfg, sources, err := load(t, dir, "", map[string]string{EnvAPITokens: "new-token, old-token", EnvAPIReadTokens: "reader"})
+	require.NoError(t, err)
+	require.Equal(t, []string{TokenDigest("new-token"), TokenDigest("old-token")}, cfg.API.Auth.TokenSHA256)
+	require.Equal(t, []string{TokenDigest("reader")}, cfg.API.Auth.ReadTokenSHA256)
+	require.Equal(t, "env "+EnvAPITokens, sources["api.auth.token_sha256"].From)
+	for _, s := range sources {
+		require.NotContains(t, s.Value, "new-token", "a token must never be kept or shown in plain text")
+	}
+}
+
+func TestAPIConfigValidation(t *testing.T) {
+	c := Default()
+	c.API.Auth.TokenSHA256 = []string{"my-secret-token"}
+	c.API.TLS.CertFile = "cert.pem"
+	c.API.Timeouts.Read = 0
+	err := c.Validate()
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "my-secret-token")
+	require.ErrorContains(t, err, "api.auth.token_sha256: entry 1 is not a hex SHA-256 digest")
+	require.ErrorContains(t, err, "api.tls.cert_file")
+	require.ErrorContains(t, err, "api.timeouts.read_seconds")
+
+	c = Default()
+	c.API.Auth.Mode = AuthRequired
+	require.ErrorContains(t, c.Validate(), `api.auth.mode: "required" needs at least one token`)
+}
+
+// A server or worker started without TASKER_ENV runs the production profile:
+// info-level logs, not development's debug.
+func TestDefaultEnvironmentIsProduction(t *testing.T) {
+	cfg, sources, err := Load(LoadOptions{Dir: repoConfig, Getenv: func(string) string { return "" }})
+	require.NoError(t, err)
+	require.Equal(t, LevelInfo, cfg.Telemetry.Logs.Level)
+	for _, s := range sources {
+		if s.Key == "telemetry.logs.level" {
+			require.Contains(t, s.From, filepath.Join("environments", "production"))
+		}
+	}
 }

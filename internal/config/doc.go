@@ -5,7 +5,7 @@
 //  1. compiled-in defaults (Default);
 //  2. config/tasker/base/*.toml;
 //  3. config/tasker/environments/<env>/*.toml, env = LoadOptions.Env, else
-//     $TASKER_ENV, else "development";
+//     $TASKER_ENV, else "production" (`tasker dev` defaults to "development");
 //  4. TASKER_* environment variables;
 //  5. the standard OpenTelemetry variables (OTEL_SDK_DISABLED,
 //     OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_*, OTEL_TRACES_SAMPLER[_ARG], …),

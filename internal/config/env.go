@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,6 +21,15 @@ const (
 	// component's level: TASKER_LOG_LEVEL_WORKER=debug.
 	EnvLogLevelComponentPrefix = "TASKER_LOG_LEVEL_"
 
+	// EnvAPITokens and EnvAPIReadTokens hold comma-separated tokens (full
+	// access, read-only); they are hashed as they are read and add to the
+	// digests of the files. EnvAPIAuth sets api.auth.mode.
+	EnvAPITokens     = "TASKER_API_TOKENS"
+	EnvAPIReadTokens = "TASKER_API_READ_TOKENS"
+	EnvAPIAuth       = "TASKER_API_AUTH"
+	EnvAPITLSCert    = "TASKER_API_TLS_CERT_FILE"
+	EnvAPITLSKey     = "TASKER_API_TLS_KEY_FILE"
+
 	EnvOTELSDKDisabled       = "OTEL_SDK_DISABLED"
 	EnvOTELServiceName       = "OTEL_SERVICE_NAME"
 	EnvOTELEndpoint          = "OTEL_EXPORTER_OTLP_ENDPOINT"
@@ -29,6 +39,18 @@ const (
 	EnvOTELTracesSamplerArg  = "OTEL_TRACES_SAMPLER_ARG"
 	EnvOTELMetricInterval    = "OTEL_METRIC_EXPORT_INTERVAL"
 	EnvOTELBSPMaxExportBatch = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"
+	EnvOTELResourceAttrs     = "OTEL_RESOURCE_ATTRIBUTES"
+
+	EnvOTELTracesExporter  = "OTEL_TRACES_EXPORTER"
+	EnvOTELMetricsExporter = "OTEL_METRICS_EXPORTER"
+	EnvOTELLogsExporter    = "OTEL_LOGS_EXPORTER"
+
+	EnvOTELTracesEndpoint  = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+	EnvOTELMetricsEndpoint = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"
+	EnvOTELLogsEndpoint    = "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"
+	EnvOTELTracesProtocol  = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+	EnvOTELMetricsProtocol = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"
+	EnvOTELLogsProtocol    = "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL"
 )
 
 // otelSamplerNames are the OTEL_TRACES_SAMPLER values Tasker understands.
@@ -144,11 +166,25 @@ func applyEnv(cfg *Config, getenv func(string) string, environ func() []string) 
 		}
 	}
 
+	if v, ok := a.get(EnvAPITokens); ok {
+		cfg.API.Auth.TokenSHA256 = append(cfg.API.Auth.TokenSHA256, parseTokens(v)...)
+		a.set("api.auth.token_sha256", EnvAPITokens)
+	}
+	if v, ok := a.get(EnvAPIReadTokens); ok {
+		cfg.API.Auth.ReadTokenSHA256 = append(cfg.API.Auth.ReadTokenSHA256, parseTokens(v)...)
+		a.set("api.auth.read_token_sha256", EnvAPIReadTokens)
+	}
+	a.str(EnvAPIAuth, "api.auth.mode", &cfg.API.Auth.Mode, lower)
+	a.str(EnvAPITLSCert, "api.tls.cert_file", &cfg.API.TLS.CertFile, strings.TrimSpace)
+	a.str(EnvAPITLSKey, "api.tls.key_file", &cfg.API.TLS.KeyFile, strings.TrimSpace)
+
+	sdkDisabled := false
 	if v, ok := a.get(EnvOTELSDKDisabled); ok {
 		// The specification treats only "true" as true; anything but
 		// "false" is more likely a typo than a wish to keep exporting.
 		switch {
 		case strings.EqualFold(v, "true"):
+			sdkDisabled = true
 			t.Enabled = false
 			a.set("telemetry.enabled", EnvOTELSDKDisabled)
 		case strings.EqualFold(v, "false"):
@@ -163,6 +199,16 @@ func applyEnv(cfg *Config, getenv func(string) string, environ func() []string) 
 	}
 	a.str(EnvOTELEndpoint, "telemetry.otlp.endpoint", &t.OTLP.Endpoint, strings.TrimSpace)
 	a.str(EnvOTELProtocol, "telemetry.otlp.protocol", &t.OTLP.Protocol, lower)
+	a.str(EnvOTELTracesEndpoint, "telemetry.otlp.traces_endpoint", &t.OTLP.TracesEndpoint, strings.TrimSpace)
+	a.str(EnvOTELTracesProtocol, "telemetry.otlp.traces_protocol", &t.OTLP.TracesProtocol, lower)
+	a.str(EnvOTELMetricsEndpoint, "telemetry.otlp.metrics_endpoint", &t.OTLP.MetricsEndpoint, strings.TrimSpace)
+	a.str(EnvOTELMetricsProtocol, "telemetry.otlp.metrics_protocol", &t.OTLP.MetricsProtocol, lower)
+	a.str(EnvOTELLogsEndpoint, "telemetry.otlp.logs_endpoint", &t.OTLP.LogsEndpoint, strings.TrimSpace)
+	a.str(EnvOTELLogsProtocol, "telemetry.otlp.logs_protocol", &t.OTLP.LogsProtocol, lower)
+	a.exporter(EnvOTELTracesExporter, "telemetry.traces.exporter", &t.Traces.Exporter)
+	a.exporter(EnvOTELMetricsExporter, "telemetry.metrics.exporter", &t.Metrics.Exporter)
+	a.exporter(EnvOTELLogsExporter, "telemetry.logs.exporter", &t.Logs.Exporter)
+	a.resourceAttributes(t)
 	a.millis(EnvOTELTimeout, "telemetry.otlp.timeout_seconds", &t.OTLP.Timeout)
 	a.millis(EnvOTELMetricInterval, "telemetry.metrics.export_interval_seconds", &t.Metrics.ExportInterval)
 	a.int(EnvOTELBSPMaxExportBatch, "telemetry.otlp.batch_size_limit", &t.OTLP.BatchSizeLimit)
@@ -194,7 +240,97 @@ func applyEnv(cfg *Config, getenv func(string) string, environ func() []string) 
 			a.set("telemetry.sampling.ratio", EnvOTELTracesSamplerArg)
 		}
 	}
+
+	// An operator who points the standard variables at a collector expects
+	// export, as from any other OpenTelemetry SDK; only an explicit "off"
+	// (OTEL_SDK_DISABLED, a file, TASKER_TELEMETRY_ENABLED) says otherwise.
+	if !sdkDisabled && a.cfg.origin("telemetry.enabled") == FromDefault {
+		if name := a.exportRequested(); name != "" {
+			t.Enabled = true
+			a.set("telemetry.enabled", name)
+		}
+	}
 	return errors.Join(a.errs...)
+}
+
+// exportRequested names the first variable that asks for export: an OTLP
+// endpoint, or a signal exporter other than none.
+func (a *envApplier) exportRequested() string {
+	for _, name := range []string{EnvOTELEndpoint, EnvOTELTracesEndpoint, EnvOTELMetricsEndpoint, EnvOTELLogsEndpoint} {
+		if _, ok := a.get(name); ok {
+			return name
+		}
+	}
+	for _, name := range []string{EnvOTELTracesExporter, EnvOTELMetricsExporter, EnvOTELLogsExporter} {
+		if v, ok := a.get(name); ok && !strings.EqualFold(v, ExporterNone) {
+			return name
+		}
+	}
+	return ""
+}
+
+// exporter reads one OTEL_<SIGNAL>_EXPORTER. The specification allows a
+// list; Tasker sends a signal to one place, so a list is an error rather
+// than a silent choice.
+func (a *envApplier) exporter(name, key string, dst *string) {
+	v, ok := a.get(name)
+	if !ok {
+		return
+	}
+	switch lv := strings.ToLower(v); lv {
+	case ExporterOTLP, ExporterConsole, ExporterNone:
+		*dst = lv
+		a.set(key, name)
+	default:
+		a.fail(name, v, "is not one of %s, %s, %s (one exporter per signal)", ExporterOTLP, ExporterConsole, ExporterNone)
+	}
+}
+
+// resourceAttributes reads OTEL_RESOURCE_ATTRIBUTES: comma-separated
+// key=value pairs, values percent-encoded (W3C baggage format without
+// properties). Pairs are added to those from the files.
+func (a *envApplier) resourceAttributes(t *Telemetry) {
+	v, ok := a.get(EnvOTELResourceAttrs)
+	if !ok {
+		return
+	}
+	for pair := range strings.SplitSeq(v, ",") {
+		pair = strings.TrimSpace(pair)
+		if pair == "" {
+			continue
+		}
+		k, val, found := strings.Cut(pair, "=")
+		k = strings.TrimSpace(k)
+		if !found || k == "" {
+			a.fail(EnvOTELResourceAttrs, pair, "is not key=value")
+			continue
+		}
+		dec, err := url.PathUnescape(strings.TrimSpace(val))
+		if err != nil {
+			a.fail(EnvOTELResourceAttrs, pair, "has a value that is not percent-encoded correctly")
+			continue
+		}
+		// The specification's order: OTEL_SERVICE_NAME beats a service.name
+		// here, which beats the configured one.
+		switch k {
+		case "service.name":
+			if _, set := a.get(EnvOTELServiceName); !set {
+				t.ServiceName = dec
+				t.serviceNameFromEnv = true
+				a.set("telemetry.service_name", EnvOTELResourceAttrs)
+			}
+			continue
+		case "service.version":
+			t.ServiceVersion = dec
+			a.set("telemetry.service_version", EnvOTELResourceAttrs)
+			continue
+		}
+		if t.ResourceAttributes == nil {
+			t.ResourceAttributes = map[string]string{}
+		}
+		t.ResourceAttributes[k] = dec
+		a.set("telemetry.resource_attributes."+k, EnvOTELResourceAttrs)
+	}
 }
 
 // logComponents lists the components a TASKER_LOG_LEVEL_<COMPONENT> variable

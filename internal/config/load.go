@@ -20,8 +20,10 @@ import (
 )
 
 // DefaultEnv is the environment used when neither LoadOptions.Env nor
-// TASKER_ENV names one.
-const DefaultEnv = "development"
+// TASKER_ENV names one. It is production so that a deployed server or worker
+// started without TASKER_ENV logs at info, not debug; `tasker dev` asks for
+// development itself.
+const DefaultEnv = "production"
 
 // DefaultDir is where Load looks for configuration when LoadOptions.Dir is
 // empty, relative to the working directory.
@@ -48,7 +50,7 @@ type LoadOptions struct {
 	// exists, else the files embedded in the binary.
 	Dir string
 	// Env selects environments/<Env>/. Empty means $TASKER_ENV, else
-	// "development".
+	// DefaultEnv (production).
 	Env string
 	// Getenv reads environment variables; nil means os.Getenv. Tests pass a
 	// map lookup so they neither depend on nor change the process
@@ -188,7 +190,10 @@ func loadLayer(cfg *Config, files configFiles, rel, envFrom string) error {
 			return err
 		}
 		for _, k := range md.Keys() {
-			key := k.String()
+			// Joined unquoted, as sourceList names map entries: a map key
+			// with a dot ("deployment.environment.name") is quoted by
+			// Key.String and would never match.
+			key := strings.Join(k, ".")
 			// Tables ("Hash") are only containers and may be opened by
 			// several files; their provenance matters only for an empty
 			// map, whose own key is all there is to report.

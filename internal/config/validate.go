@@ -37,6 +37,38 @@ func (c *Config) Validate() error {
 	if t.OTLP.Timeout <= 0 {
 		v.bad("telemetry.otlp.timeout_seconds", "%s must be greater than 0", t.OTLP.Timeout)
 	}
+	if t.OTLP.ShutdownTimeout <= 0 {
+		v.bad("telemetry.otlp.shutdown_timeout_seconds", "%s must be greater than 0", t.OTLP.ShutdownTimeout)
+	}
+	for _, s := range []struct{ name, endpoint, protocol string }{
+		{"traces", t.OTLP.TracesEndpoint, t.OTLP.TracesProtocol},
+		{"metrics", t.OTLP.MetricsEndpoint, t.OTLP.MetricsProtocol},
+		{"logs", t.OTLP.LogsEndpoint, t.OTLP.LogsProtocol},
+	} {
+		if s.endpoint != "" {
+			if err := checkEndpoint(s.endpoint); err != nil {
+				v.bad("telemetry.otlp."+s.name+"_endpoint", "%q %v", s.endpoint, err)
+			}
+		}
+		if s.protocol != "" {
+			v.oneOf("telemetry.otlp."+s.name+"_protocol", s.protocol, ProtocolGRPC, ProtocolHTTPProtobuf)
+		}
+	}
+	exporters := []string{ExporterOTLP, ExporterConsole, ExporterNone}
+	v.oneOf("telemetry.traces.exporter", t.Traces.Exporter, exporters...)
+	v.oneOf("telemetry.metrics.exporter", t.Metrics.Exporter, exporters...)
+	v.oneOf("telemetry.logs.exporter", t.Logs.Exporter, exporters...)
+	attrKeys := make([]string, 0, len(t.ResourceAttributes))
+	for k := range t.ResourceAttributes {
+		attrKeys = append(attrKeys, k)
+	}
+	sort.Strings(attrKeys)
+	for _, k := range attrKeys {
+		switch k {
+		case "service.name", "service.version":
+			v.bad("telemetry.resource_attributes."+k, "is set by telemetry.service_name and telemetry.service_version")
+		}
+	}
 	if t.OTLP.BatchSizeLimit < 1 || t.OTLP.BatchSizeLimit > 65536 {
 		v.bad("telemetry.otlp.batch_size_limit", "%d is not in 1..65536", t.OTLP.BatchSizeLimit)
 	}
@@ -55,7 +87,7 @@ func (c *Config) Validate() error {
 		v.bad("telemetry.metrics.export_interval_seconds", "%s is less than 1 second", t.Metrics.ExportInterval)
 	}
 
-	levels := []string{LevelDebug, LevelInfo, LevelWarn, LevelError}
+	levels := []string{LevelTrace, LevelDebug, LevelInfo, LevelWarn, LevelError}
 	v.oneOf("telemetry.logs.level", t.Logs.Level, levels...)
 	v.oneOf("telemetry.logs.format", t.Logs.Format, FormatText, FormatJSON)
 	components := make([]string, 0, len(t.Logs.Components))
@@ -70,6 +102,7 @@ func (c *Config) Validate() error {
 		}
 		v.oneOf(key, t.Logs.Components[name], levels...)
 	}
+	v.api(c.API)
 	return errors.Join(v.errs...)
 }
 

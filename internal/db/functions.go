@@ -317,9 +317,12 @@ const (
 
 // ClaimedStep is what a worker gets when it takes a step message.
 type ClaimedStep struct {
-	MsgID               int64
-	ReadCount           int
-	Headers             json.RawMessage
+	MsgID     int64
+	ReadCount int
+	Headers   json.RawMessage
+	// QueueWait is how long the message waited in its queue before this
+	// read, measured on the database's clock.
+	QueueWait           time.Duration
 	Outcome             string
 	TaskUUID            uuid.UUID
 	StepUUID            uuid.UUID
@@ -340,7 +343,7 @@ type ClaimedStep struct {
 	PriorTraceparent string
 }
 
-const claimColumns = `msg_id, read_ct, headers, outcome, task_uuid, step_uuid, step_name, handler, attempt, max_attempts,
+const claimColumns = `msg_id, read_ct, headers, queue_wait_ms, outcome, task_uuid, step_uuid, step_name, handler, attempt, max_attempts,
 	timeout_ms, inputs, task_context, correlation_id, parent_correlation_id, namespace, task_name, task_version, dependency_results, prior_traceparent`
 
 func scanClaim(r pgx.CollectableRow) (ClaimedStep, error) {
@@ -348,11 +351,13 @@ func scanClaim(r pgx.CollectableRow) (ClaimedStep, error) {
 	var taskUUID, corr *uuid.UUID
 	var name, handler, ns, tname, tver, prior *string
 	var attempt, maxAttempts, timeoutMs *int32
-	err := r.Scan(&c.MsgID, &c.ReadCount, &c.Headers, &c.Outcome, &taskUUID, &c.StepUUID, &name, &handler, &attempt, &maxAttempts,
+	var waitedMs float64
+	err := r.Scan(&c.MsgID, &c.ReadCount, &c.Headers, &waitedMs, &c.Outcome, &taskUUID, &c.StepUUID, &name, &handler, &attempt, &maxAttempts,
 		&timeoutMs, &c.Inputs, &c.TaskContext, &corr, &c.ParentCorrelationID, &ns, &tname, &tver, &c.DependencyResults, &prior)
 	if err != nil {
 		return c, err
 	}
+	c.QueueWait = time.Duration(waitedMs * float64(time.Millisecond))
 	if taskUUID != nil {
 		c.TaskUUID = *taskUUID
 	}
@@ -462,6 +467,51 @@ func (f *Funcs) SubmitStepResult(ctx context.Context, q Querier, s StepResultSub
 		return 0, false, nil
 	}
 	return *id, true, nil
+}
+
+// SubmittedResult is one element's outcome of SubmitStepResults.
+type SubmittedResult struct {
+	StepUUID uuid.UUID
+	// MsgID is the result message sent; zero when the step was no longer
+	// this attempt's (its lease was lost) and nothing was written.
+	MsgID int64
+}
+
+// SubmitStepResults stores a batch of results of one worker in one
+// statement (submit_step_results); every element's ResultQueue must be the
+// same and no NOTIFY is sent (the caller sends one per batch).
+func (f *Funcs) SubmitStepResults(ctx context.Context, q Querier, workerID, resultQueue string, subs []StepResultSubmission) (out []SubmittedResult, err error) {
+	ctx, sc := f.in.Begin(ctx, Call{Function: "submit_step_results", Queue: resultQueue, Messaging: "send"})
+	defer func() { sc.End(err) }()
+	n := len(subs)
+	steps, attempts, success := make([]uuid.UUID, n), make([]int32, n), make([]bool, n)
+	results, headers := make([][]byte, n), make([][]byte, n)
+	queues, msgIDs := make([]string, n), make([]int64, n)
+	for i, s := range subs {
+		steps[i], attempts[i], success[i], results[i] = s.StepUUID, int32(s.Attempt), s.Success, s.Results
+		queues[i], msgIDs[i] = s.Queue, s.MsgID
+		if headers[i], err = json.Marshal(orEmptyS(s.Headers)); err != nil {
+			return nil, fmt.Errorf("submit_step_results: encoding headers: %w", err)
+		}
+	}
+	rows, err := q.Query(ctx, "SELECT step_uuid, msg_id FROM tasker.submit_step_results($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+		steps, attempts, success, results, workerID, queues, msgIDs, resultQueue, headers)
+	if err != nil {
+		return nil, fmt.Errorf("submit_step_results: %w", err)
+	}
+	out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (SubmittedResult, error) {
+		var sr SubmittedResult
+		var id *int64
+		err := r.Scan(&sr.StepUUID, &id)
+		if id != nil {
+			sr.MsgID = *id
+		}
+		return sr, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("submit_step_results: %w", err)
+	}
+	return out, nil
 }
 
 func orEmpty(m map[string]any) map[string]any {

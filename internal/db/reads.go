@@ -298,15 +298,13 @@ type StepRow struct {
 	DependsOn      []string
 }
 
-// ListSteps returns a task's steps in creation order; ErrNotFound when the
-// task does not exist.
-func ListSteps(ctx context.Context, q Querier, taskUUID uuid.UUID) ([]StepRow, error) {
-	var exists bool
-	if err := q.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM tasker.tasks WHERE task_uuid = $1)", taskUUID).Scan(&exists); err != nil {
-		return nil, fmt.Errorf("reading task %s: %w", taskUUID, err)
-	}
-	if !exists {
-		return nil, fmt.Errorf("task %s: %w", taskUUID, ErrNotFound)
+// ListSteps returns a task's correlation ID and its steps in creation order;
+// ErrNotFound when the task does not exist. The correlation ID comes with
+// the existence check, so a read can be traced to its task at no cost.
+func ListSteps(ctx context.Context, q Querier, taskUUID uuid.UUID) (uuid.UUID, []StepRow, error) {
+	var corr uuid.UUID
+	if err := q.QueryRow(ctx, "SELECT correlation_id FROM tasker.tasks WHERE task_uuid = $1", taskUUID).Scan(&corr); err != nil {
+		return uuid.Nil, nil, noRows(err, "task "+taskUUID.String())
 	}
 	rows, err := q.Query(ctx, `SELECT s.workflow_step_uuid, s.task_uuid, s.name, s.handler, s.state, s.attempts,
 			s.max_attempts, s.retryable, s.results, s.next_retry_at, s.lease_expires_at, s.created_at, s.updated_at, s.processed_at,
@@ -315,7 +313,7 @@ func ListSteps(ctx context.Context, q Querier, taskUUID uuid.UUID) ([]StepRow, e
 				WHERE e.to_step_uuid = s.workflow_step_uuid), '{}')
 		FROM tasker.workflow_steps s WHERE s.task_uuid = $1 ORDER BY s.workflow_step_uuid`, taskUUID)
 	if err != nil {
-		return nil, fmt.Errorf("reading steps of task %s: %w", taskUUID, err)
+		return uuid.Nil, nil, fmt.Errorf("reading steps of task %s: %w", taskUUID, err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (StepRow, error) {
 		var s StepRow
@@ -324,9 +322,9 @@ func ListSteps(ctx context.Context, q Querier, taskUUID uuid.UUID) ([]StepRow, e
 		return s, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("reading steps of task %s: %w", taskUUID, err)
+		return uuid.Nil, nil, fmt.Errorf("reading steps of task %s: %w", taskUUID, err)
 	}
-	return out, nil
+	return corr, out, nil
 }
 
 // CancelledSteps returns those of ids whose step is cancelled.

@@ -5,6 +5,8 @@ package devdb
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -41,10 +43,14 @@ type Cluster struct {
 	binDir string
 	// dir is the temp root: it holds data/, the server log, the unix socket
 	// and the owner file, so removing it removes every trace of the cluster.
-	dir   string
-	port  int
-	owner *osUser
-	logf  func(format string, args ...any)
+	dir  string
+	port int
+	// password is the superuser's, random per cluster: the server asks every
+	// connection for it (scram-sha-256), so another local account cannot
+	// open a superuser session on the TCP port.
+	password string
+	owner    *osUser
+	logf     func(format string, args ...any)
 
 	mu      sync.Mutex
 	stopped bool
@@ -94,7 +100,12 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating temp dir for postgres: %w", err)
 	}
-	c := &Cluster{binDir: binDir, dir: dir, port: opts.Port, owner: owner, logf: logf}
+	password, err := randomPassword()
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	c := &Cluster{binDir: binDir, dir: dir, port: opts.Port, password: password, owner: owner, logf: logf}
 	defer func() {
 		if err != nil {
 			if stopErr := c.Stop(ctx); stopErr != nil {
@@ -137,12 +148,21 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 func (c *Cluster) URL(database string) string {
 	u := url.URL{
 		Scheme:   "postgres",
-		User:     url.User("postgres"),
+		User:     url.UserPassword("postgres", c.password),
 		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(c.port)),
 		Path:     "/" + database,
 		RawQuery: "sslmode=disable",
 	}
 	return u.String()
+}
+
+// randomPassword is 128 random bits in hex (URL-safe, no quoting needed).
+func randomPassword() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generating the cluster password: %w", err)
+	}
+	return hex.EncodeToString(b), nil
 }
 
 // Port returns the TCP port the server listens on.
@@ -206,8 +226,21 @@ func (c *Cluster) initdb(ctx context.Context, durable bool) error {
 	if runtime.GOOS != "linux" {
 		locale = "C"
 	}
+	if c.password == "" {
+		return errors.New("initdb: the cluster has no password")
+	}
+	// The password reaches initdb through a file only the server's user can
+	// read, never the command line (visible to every local user).
+	pwfile := filepath.Join(c.dir, "pwfile")
+	if err := os.WriteFile(pwfile, []byte(c.password+"\n"), 0o600); err != nil {
+		return fmt.Errorf("writing password file: %w", err)
+	}
+	defer os.Remove(pwfile)
+	if err := c.owner.chown(pwfile); err != nil {
+		return fmt.Errorf("handing %s to the postgres user: %w", pwfile, err)
+	}
 	args := []string{
-		"-D", c.DataDir(), "-U", "postgres", "-A", "trust", "-E", "UTF8",
+		"-D", c.DataDir(), "-U", "postgres", "-A", "scram-sha-256", "--pwfile=" + pwfile, "-E", "UTF8",
 		"--locale=" + locale, "--no-instructions",
 	}
 	if !durable {

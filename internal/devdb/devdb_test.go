@@ -240,7 +240,11 @@ func TestStartRetriesTakenPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Cluster{binDir: binDir, dir: dir, owner: owner, logf: t.Logf}
+	password, err := randomPassword()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{binDir: binDir, dir: dir, password: password, owner: owner, logf: t.Logf}
 	t.Cleanup(func() {
 		if err := c.Stop(context.Background()); err != nil {
 			t.Error(err)
@@ -272,6 +276,110 @@ func TestStartRetriesTakenPort(t *testing.T) {
 		t.Fatalf("nextPort called %d times, port %d (taken: %d); want a retry on a new port", calls, c.Port(), takenPort)
 	}
 	if err := c.waitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Any local account can reach 127.0.0.1: without the cluster's random
+// password a connection is refused, over TCP and over the socket, and
+// pg_hba.conf trusts nobody.
+func TestConnectionsNeedThePassword(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	c, err := Start(ctx, Options{Log: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Stop(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		t.Fatalf("with the password: %v", err)
+	}
+	if err := conn.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(c.Port())
+	for name, dsn := range map[string]string{
+		"tcp without password":    "postgres://postgres@127.0.0.1:" + port + "/postgres?sslmode=disable",
+		"tcp with wrong password": "postgres://postgres:guess@127.0.0.1:" + port + "/postgres?sslmode=disable",
+		"socket without password": "host=" + c.dir + " port=" + port + " user=postgres dbname=postgres",
+	} {
+		conn, err := pgx.Connect(ctx, dsn)
+		if err == nil {
+			_ = conn.Close(ctx)
+			t.Errorf("%s: connected", name)
+			continue
+		}
+		if !strings.Contains(err.Error(), "password") && !strings.Contains(err.Error(), "28P01") {
+			t.Errorf("%s: refused for another reason than authentication: %v", name, err)
+		}
+	}
+	hba, err := os.ReadFile(filepath.Join(c.DataDir(), "pg_hba.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(hba), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && !strings.HasPrefix(f[0], "#") && slices.Contains(f, "trust") {
+			t.Errorf("pg_hba.conf trusts: %q", line)
+		}
+	}
+}
+
+// Halt and Resume keep the data and the port: what a client had written is
+// still there after a fast or an immediate (crash-like) restart.
+func TestHaltResume(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	c, err := Start(ctx, Options{Durable: true, Log: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Stop(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	exec := func(sql string) error {
+		conn, err := pgx.Connect(ctx, c.URL("postgres"))
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, sql)
+		return err
+	}
+	if err := exec("CREATE TABLE kept (n int); INSERT INTO kept VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	port := c.Port()
+	for _, mode := range []ShutdownMode{ShutdownFast, ShutdownImmediate} {
+		if err := c.Halt(ctx, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := exec("SELECT 1"); err == nil {
+			t.Fatalf("%s: connected to a halted server", mode)
+		}
+		if err := c.Resume(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if c.Port() != port {
+			t.Fatalf("%s: port changed from %d to %d", mode, port, c.Port())
+		}
+		if err := exec("INSERT INTO kept SELECT n + 1 FROM kept"); err != nil {
+			t.Fatalf("%s: after resume: %v", mode, err)
+		}
+	}
+	if err := c.Restart(ctx, ShutdownFast); err != nil {
+		t.Fatal(err)
+	}
+	// 1 row, doubled after each of the two resumes.
+	if err := exec("DO $$ BEGIN IF (SELECT count(*) FROM kept) <> 4 THEN RAISE 'rows lost'; END IF; END $$"); err != nil {
 		t.Fatal(err)
 	}
 }

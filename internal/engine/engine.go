@@ -99,6 +99,9 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 		}
 		e.Worker = w
 	}
+	if err := cfg.Metrics.DeclareKnown(ctx, cfg.Pool); err != nil {
+		return nil, err
+	}
 	if err := e.observe(cfg); err != nil {
 		return nil, err
 	}
@@ -155,7 +158,7 @@ func (e *Engine) observe(cfg Config) error {
 		errs = append(errs, m.ObserveTasks(cfg.Pool), m.ObserveLiveWorkers(e.Orchestrator.LiveWorkers))
 	}
 	if e.Worker != nil {
-		errs = append(errs, m.ObserveActiveExecutions(e.Worker.ActiveByNamespace))
+		errs = append(errs, m.ObserveActiveExecutions(e.Worker.ActiveByNamespace), m.ObserveOverdueHandlers(e.Worker.OverdueByNamespace))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("registering gauges: %w", err)

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -72,15 +74,7 @@ func (b *testBundle) replaceHandler(t *testing.T, name string, h handler.Handler
 }
 
 func allNamespaces(b *testBundle) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, t := range b.templates {
-		if !seen[t.Namespace] {
-			seen[t.Namespace] = true
-			out = append(out, t.Namespace)
-		}
-	}
-	return out
+	return template.Namespaces(slices.Collect(maps.Values(b.templates)))
 }
 
 type engineOpts struct {

@@ -4,6 +4,7 @@
 package messages
 
 import (
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -79,4 +80,23 @@ type ResultMetadata struct {
 	// Traceparent is the attempt's worker span, so the next attempt can link to it.
 	Traceparent string         `json:"traceparent,omitempty"`
 	Custom      map[string]any `json:"custom,omitempty"`
+}
+
+// HasEscapedNUL reports whether JSON text holds a \u0000 escape, which
+// PostgreSQL's jsonb cannot store. A raw NUL byte is not valid JSON, so the
+// escape is the only way one can appear; `\\u0000` (an escaped backslash
+// followed by "u0000") is not one.
+func HasEscapedNUL(raw []byte) bool {
+	backslashes := 0
+	for i, c := range raw {
+		if c == '\\' {
+			backslashes++
+			continue
+		}
+		if c == 'u' && backslashes%2 == 1 && strings.HasPrefix(string(raw[i+1:min(i+5, len(raw))]), "0000") {
+			return true
+		}
+		backslashes = 0
+	}
+	return false
 }

@@ -212,6 +212,12 @@ func (m *Metrics) ObserveActiveExecutions(fn func() map[string]int64) error {
 	return m.observePerNamespace("tasker_steps_active_executions", fn)
 }
 
+// ObserveOverdueHandlers reports timed-out handlers that have not returned,
+// per namespace, from fn.
+func (m *Metrics) ObserveOverdueHandlers(fn func() map[string]int64) error {
+	return m.observePerNamespace("tasker_handlers_overdue", fn)
+}
+
 // ObserveLiveWorkers reports live workers per namespace from fn.
 func (m *Metrics) ObserveLiveWorkers(fn func() map[string]int64) error {
 	return m.observePerNamespace("tasker_workers_live", fn)

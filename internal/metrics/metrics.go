@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -19,8 +20,16 @@ import (
 // ScopeName is the instrumentation scope of Tasker's metrics.
 const ScopeName = "github.com/taskerhq/tasker"
 
-// Millisecond buckets from 0.1 ms (a commit on fast storage) to one minute (a slow handler).
-var msBuckets = []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000}
+// msBuckets are the bucket boundaries of every histogram, in milliseconds:
+// 1-2.5-5 steps per decade from 25 µs (a cached-plan SQL function on a warm
+// connection) to five minutes (a long handler, a queue backlog), so one set
+// resolves both the sub-millisecond SQL functions and multi-second steps to
+// within a factor of 2.5. Classic buckets rather than native histograms: see
+// BucketsDoc.
+var msBuckets = []float64{0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000}
+
+// Buckets returns the histogram bucket boundaries in milliseconds.
+func Buckets() []float64 { return append([]float64(nil), msBuckets...) }
 
 // Option configures Metrics.
 type Option func(*Metrics)
@@ -30,27 +39,46 @@ type Option func(*Metrics)
 // accept unbounded cardinality (telemetry.metrics.correlation_id_label).
 func WithCorrelationIDLabel(on bool) Option { return func(m *Metrics) { m.corrLabel = on } }
 
+// WithPrometheus lets p's /metrics show every histogram series declared by
+// DeclareKnown, with zero counts, until it is first recorded (the SDK
+// exports a histogram only once it has a value).
+func WithPrometheus(p *Prometheus) Option {
+	return func(m *Metrics) {
+		if p != nil {
+			m.zeroOut = p.zeros
+		}
+	}
+}
+
 // Metrics records Tasker's metrics. A nil *Metrics records nothing, so
 // components need no checks.
 type Metrics struct {
 	meter     metric.Meter
 	corrLabel bool
+	zeroOut   *zeroProducer
 
 	tasksRequests, tasksCompletions, tasksFailures, stepsEnqueued, resultsProcessed metric.Int64Counter
 	taskOperations, pruned                                                          metric.Int64Counter
-	taskInit, taskFinal, resultProcessing, stepTransition                           metric.Float64Histogram
+	taskInit, taskFinal, resultProcessing, stepTransition                           *hist
 
 	stepsExecutions, stepsSuccesses, stepsFailures, stepsClaimed, resultsSubmitted metric.Int64Counter
-	stepExecution, stepClaim, resultSubmission                                     metric.Float64Histogram
+	stepExecution, stepClaim, resultSubmission                                     *hist
 
-	sqlDuration metric.Float64Histogram
+	sqlDuration *hist
 	sqlErrors   metric.Int64Counter
 
 	msgSent, msgRead, msgArchived, msgFailed, fallbackPoll metric.Int64Counter
-	sendDuration, readDuration                             metric.Float64Histogram
+	sendDuration, readDuration, queueWait                  *hist
 
 	mu    sync.RWMutex
 	attrs map[[3]string]*optSet
+
+	hists []*hist
+	// zeros are the histogram series declared by DeclareKnown; the
+	// Prometheus exporter shows them with zero counts until first recorded.
+	zeroMu  sync.Mutex
+	zeros   []zeroSeries
+	zeroSet map[zeroSeries]bool
 
 	regMu sync.Mutex
 	regs  []metric.Registration
@@ -72,12 +100,14 @@ func New(mp metric.MeterProvider, opts ...Option) (*Metrics, error) {
 		errs = append(errs, err)
 		return c
 	}
-	hist := func(name string) metric.Float64Histogram {
+	hist := func(name string) *hist {
 		d := def(name)
 		h, err := m.meter.Float64Histogram(d.Instrument, metric.WithDescription(d.Help), metric.WithUnit(d.Unit),
 			metric.WithExplicitBucketBoundaries(msBuckets...))
 		errs = append(errs, err)
-		return h
+		out := &hist{Float64Histogram: h, idx: len(m.hists), def: d}
+		m.hists = append(m.hists, out)
+		return out
 	}
 	m.tasksRequests = counter("tasker_tasks_requests_total")
 	m.tasksCompletions = counter("tasker_tasks_completions_total")
@@ -107,10 +137,37 @@ func New(mp metric.MeterProvider, opts ...Option) (*Metrics, error) {
 	m.fallbackPoll = counter("tasker_fallback_poll_messages_total")
 	m.sendDuration = hist("tasker_message_send_duration_milliseconds")
 	m.readDuration = hist("tasker_message_read_duration_milliseconds")
+	m.queueWait = hist("tasker_message_queue_wait_duration_milliseconds")
+	if len(m.hists) > maxHists {
+		errs = append(errs, fmt.Errorf("%d histograms, more than maxHists (%d)", len(m.hists), maxHists))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("defining metrics: %w", err)
 	}
+	if m.zeroOut != nil {
+		m.zeroOut.attach(m)
+	}
 	return m, nil
+}
+
+// maxHists bounds the histograms, so each label set can carry one "seen"
+// flag per histogram in a fixed array.
+const maxHists = 16
+
+// hist is a histogram with its index among Metrics.hists.
+type hist struct {
+	metric.Float64Histogram
+	idx int
+	def Def
+}
+
+// observe records one value; the label set is marked as seen by h, which
+// retires its zero series (the SDK's own point takes over).
+func (m *Metrics) observe(ctx context.Context, h *hist, ms float64, o *optSet) {
+	if !o.seen[h.idx].Load() {
+		o.seen[h.idx].Store(true)
+	}
+	h.Record(ctx, ms, o.rec...)
 }
 
 func def(name string) Def {
@@ -130,6 +187,8 @@ type optSet struct {
 	add []metric.AddOption
 	rec []metric.RecordOption
 	obs []metric.ObserveOption
+	// seen[i] is set once histogram i recorded with this label set.
+	seen [maxHists]atomic.Bool
 }
 
 // opt returns the cached options for up to three labels; the key's third
@@ -173,12 +232,13 @@ func (m *Metrics) add(ctx context.Context, c metric.Int64Counter, n int64, corr 
 	c.Add(ctx, n, o.add...)
 }
 
-func (m *Metrics) record(ctx context.Context, h metric.Float64Histogram, d time.Duration, corr uuid.UUID, o *optSet) {
+func (m *Metrics) record(ctx context.Context, h *hist, d time.Duration, corr uuid.UUID, o *optSet) {
 	if m.corrLabel && corr != uuid.Nil {
+		o.seen[h.idx].Store(true)
 		h.Record(ctx, msOf(d), metric.WithAttributeSet(withCorr(o, corr)))
 		return
 	}
-	h.Record(ctx, msOf(d), o.rec...)
+	m.observe(ctx, h, msOf(d), o)
 }
 
 // TaskRequested records a created task and how long its initialization took.
@@ -236,7 +296,7 @@ func (m *Metrics) ResultProcessed(ctx context.Context, ns, result string, d time
 		return
 	}
 	m.resultsProcessed.Add(ctx, 1, m.opt("namespace", ns, "result", result, "", "\x00res").add...)
-	m.resultProcessing.Record(ctx, msOf(d), m.opt("namespace", ns, "", "", "", "\x00ns").rec...)
+	m.observe(ctx, m.resultProcessing, msOf(d), m.opt("namespace", ns, "", "", "", "\x00ns"))
 }
 
 // StepTransition records the orchestration overhead between a step's result
@@ -245,7 +305,7 @@ func (m *Metrics) StepTransition(ctx context.Context, ns string, d time.Duration
 	if m == nil {
 		return
 	}
-	m.stepTransition.Record(ctx, msOf(d), m.opt("namespace", ns, "", "", "", "\x00ns").rec...)
+	m.observe(ctx, m.stepTransition, msOf(d), m.opt("namespace", ns, "", "", "", "\x00ns"))
 }
 
 // StepClaimed records a claim by method (event or poll).
@@ -255,7 +315,7 @@ func (m *Metrics) StepClaimed(ctx context.Context, ns, method, queue string, d t
 	}
 	o := m.opt("namespace", ns, "claim_method", method, "", "\x00claim")
 	m.stepsClaimed.Add(ctx, 1, o.add...)
-	m.stepClaim.Record(ctx, msOf(d), o.rec...)
+	m.observe(ctx, m.stepClaim, msOf(d), o)
 	m.msgRead.Add(ctx, 1, m.opt("queue", queue, "", "", "", "\x00q").add...)
 }
 
@@ -282,7 +342,7 @@ func (m *Metrics) ResultSubmitted(ctx context.Context, ns, workerQueue string, d
 	}
 	o := m.opt("namespace", ns, "", "", "", "\x00ns")
 	m.resultsSubmitted.Add(ctx, 1, o.add...)
-	m.resultSubmission.Record(ctx, msOf(d), o.rec...)
+	m.observe(ctx, m.resultSubmission, msOf(d), o)
 	m.msgSent.Add(ctx, 1, m.opt("queue", "orchestration_step_results", "", "", "", "\x00q").add...)
 	m.msgArchived.Add(ctx, 1, m.opt("queue", workerQueue, "", "", "", "\x00q").add...)
 }
@@ -293,6 +353,16 @@ func (m *Metrics) MessagesRead(ctx context.Context, queue string, n int) {
 		return
 	}
 	m.msgRead.Add(ctx, int64(n), m.opt("queue", queue, "", "", "", "\x00q").add...)
+}
+
+// QueueWait records how long a message waited in queue before it was read.
+// Record it with the context of the span that processes the message: a
+// sampled span becomes the exemplar of its bucket.
+func (m *Metrics) QueueWait(ctx context.Context, queue string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.observe(ctx, m.queueWait, msOf(d), m.opt("queue", queue, "", "", "", "\x00q"))
 }
 
 // MessageArchived records an acknowledgement.
@@ -338,7 +408,7 @@ func (m *Metrics) RecordCall(ctx context.Context, call db.Call, dur time.Duratio
 		return
 	}
 	d := msOf(dur)
-	m.sqlDuration.Record(ctx, d, m.opt("function", call.Function, "", "", "", "\x00fn").rec...)
+	m.observe(ctx, m.sqlDuration, d, m.opt("function", call.Function, "", "", "", "\x00fn"))
 	if err != nil {
 		m.sqlErrors.Add(ctx, 1, m.opt("function", call.Function, "error_type", sqlErrorType(err), "", "\x00err").add...)
 	}
@@ -348,12 +418,12 @@ func (m *Metrics) RecordCall(ctx context.Context, call db.Call, dur time.Duratio
 	qo := m.opt("queue", call.Queue, "", "", "", "\x00q")
 	switch call.Messaging {
 	case "send":
-		m.sendDuration.Record(ctx, d, qo.rec...)
+		m.observe(ctx, m.sendDuration, d, qo)
 		if call.Function == "queue_send" && err == nil {
 			m.msgSent.Add(ctx, 1, qo.add...)
 		}
 	case "receive":
-		m.readDuration.Record(ctx, d, qo.rec...)
+		m.observe(ctx, m.readDuration, d, qo)
 	case "settle":
 		if call.Function == "queue_archive" && err == nil {
 			m.msgArchived.Add(ctx, 1, qo.add...)

@@ -2,9 +2,12 @@ package metrics_test
 
 import (
 	"context"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,7 +51,7 @@ func TestDefinitions(t *testing.T) {
 			require.Equal(t, "ms", d.Unit, d.Name)
 		}
 	}
-	require.Equal(t, map[string]int{"orchestration": 13, "worker": 11, "database": 7, "messaging": 11}, perDomain)
+	require.Equal(t, map[string]int{"orchestration": 13, "worker": 12, "database": 7, "messaging": 12}, perDomain)
 }
 
 func TestNilMetricsRecordNothing(t *testing.T) {
@@ -128,4 +131,64 @@ func BenchmarkObserveSQLCall(b *testing.B) {
 	for b.Loop() {
 		observedCall(&in, ctx, call)
 	}
+}
+
+// Every SQL function the code calls has its series declared at start: the
+// list in zeros.go must name each db.Call the wrappers in internal/db and
+// internal/queue make.
+func TestSQLFunctionListIsComplete(t *testing.T) {
+	t.Parallel()
+	callRE := regexp.MustCompile(`Function: "([a-z_]+)"`)
+	found := map[string]bool{}
+	for _, dir := range []string{"../db", "../queue"} {
+		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		require.NoError(t, err)
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			src, err := os.ReadFile(f)
+			require.NoError(t, err)
+			for _, m := range callRE.FindAllStringSubmatch(string(src), -1) {
+				found[m[1]] = true
+			}
+		}
+	}
+	require.NotEmpty(t, found)
+	var want []string
+	for f := range found {
+		want = append(want, f)
+	}
+	sort.Strings(want)
+	got := metrics.SQLFunctions()
+	sort.Strings(got)
+	require.Equal(t, want, got)
+}
+
+// A declared histogram series is served with zero counts until recorded,
+// then only the recorded one is.
+func TestDeclaredHistogramsServedUntilRecorded(t *testing.T) {
+	t.Parallel()
+	prom, err := metrics.NewPrometheus()
+	require.NoError(t, err)
+	m, err := metrics.New(prom.MeterProvider(), metrics.WithPrometheus(prom))
+	require.NoError(t, err)
+	ctx := context.Background()
+	m.Declare(ctx, metrics.Catalog{Queues: []string{"q1"}, Namespaces: []string{"ns"}})
+	m.Declare(ctx, metrics.Catalog{Queues: []string{"q1"}}) // twice is harmless
+	body := func() string {
+		rec := httptest.NewRecorder()
+		prom.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		require.Equal(t, 200, rec.Code, rec.Body.String())
+		return rec.Body.String()
+	}
+	out := body()
+	require.Contains(t, out, `tasker_message_queue_wait_duration_milliseconds_count{otel_scope_name="github.com/taskerhq/tasker",otel_scope_schema_url="",otel_scope_version="",queue="q1"} 0`)
+	require.Contains(t, out, `tasker_messages_failed_total{otel_scope_name="github.com/taskerhq/tasker",otel_scope_schema_url="",otel_scope_version="",queue="q1"} 0`)
+	require.Contains(t, out, `le="0.025"`)
+
+	m.QueueWait(ctx, "q1", 3*time.Millisecond)
+	out = body()
+	require.Contains(t, out, `tasker_message_queue_wait_duration_milliseconds_count{otel_scope_name="github.com/taskerhq/tasker",otel_scope_schema_url="",otel_scope_version="",queue="q1"} 1`)
+	require.Equal(t, 1, strings.Count(out, `tasker_message_queue_wait_duration_milliseconds_count{`), out)
 }

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -21,6 +22,29 @@ collected, never sampled on a timer. Labels are bounded (namespace, template, st
 function, error type, claim method); task, step and correlation IDs are never labels, unless
 ` + "`telemetry.metrics.correlation_id_label = true`" + ` adds ` + "`correlation_id`" + ` to task and step metrics — one new series per
 workflow, a cardinality hazard meant for low-volume systems only.
+
+Every counter is exported from the start, at 0, for the label sets the process knows then: the queues,
+namespaces, templates and steps in the database, the SQL functions it calls, the fixed outcomes (` + "`result`" + `,
+` + "`claim_method`, `final_state`" + `) and ` + "`retryable_error`, `permanent_error`" + ` for step failures. ` + "`/metrics`" + ` shows every
+histogram with zero counts for the same label sets until it is first recorded. Dashboards therefore show 0
+rather than "No data", and ` + "`rate()`" + `-based alerts can tell "none happened" from "not reported". Label sets
+that appear later (a template registered after start, a rarer error type such as ` + "`handler_timeout`" + `, a
+SQLSTATE class) show up when first recorded.
+
+## Histogram buckets
+
+All histograms share one set of classic (explicit) bucket boundaries, in milliseconds:
+
+` + "`" + bucketList() + "`" + `
+
+Steps of 2 to 2.5 from 25 µs to ten seconds, then 30 s, one minute and five minutes: the SQL functions on
+the hot path (tens to hundreds of microseconds) fall into their own buckets rather than one "< 1 ms"
+bucket, and multi-second handlers and queue backlogs are still told apart; ` + "`histogram_quantile`" + ` is then
+off by at most the width of one bucket (a factor of 2.5 below ten seconds, 5 at the top). Classic buckets rather than Prometheus native histograms because the dashboards and alert rules
+must work on any Prometheus from 2.42 without feature flags (native histograms need
+` + "`--enable-feature=native-histograms`" + ` and a protobuf scrape there), and OTLP backends receive the same
+explicit-bucket histograms, so a query means the same on either path. The cost is ` + bucketCount() + ` ` + "`_bucket`" + ` series per
+label set and histogram, bounded because labels are.
 
 `)
 	domain := ""
@@ -42,3 +66,14 @@ workflow, a cardinality hazard meant for low-volume systems only.
 	}
 	return b.String()
 }
+
+func bucketList() string {
+	parts := make([]string, len(msBuckets))
+	for i, b := range msBuckets {
+		parts[i] = strconv.FormatFloat(b, 'g', -1, 64)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// bucketCount is the _bucket series per label set: one per boundary plus +Inf.
+func bucketCount() string { return strconv.Itoa(len(msBuckets) + 1) }

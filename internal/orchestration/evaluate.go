@@ -178,7 +178,7 @@ func (s *Service) enqueueSteps(ctx context.Context, tx pgx.Tx, t *taskRow, ready
 		}
 		s.log.InfoContext(ctx, "task steps enqueued", "correlation_id", corr, "task_uuid", task, "namespace", ns,
 			"operation", "enqueue_steps_batch", "event", "task.steps_enqueued", "steps_enqueued", len(enq))
-		if _, warn := s.unserved(ns); warn {
+		if s.presence.warnUnserved(ns, time.Now()) {
 			s.log.WarnContext(ctx, "steps enqueued in a namespace no live worker serves; they wait until a worker for it starts",
 				"correlation_id", corr, "task_uuid", task, "namespace", ns, "queue", wq, "operation", "enqueue_steps_batch")
 		}

@@ -36,7 +36,20 @@ type Created struct {
 // transaction creates the task, its steps, edges and history, and enqueues the
 // root steps. Request problems come back as *taskreq.FieldError and write nothing.
 func (s *Service) CreateTask(ctx context.Context, req client.TaskRequest) (*Created, error) {
-	return s.createTask(ctx, nil, req)
+	return s.createTask(ctx, nil, req, nil)
+}
+
+// ReadInTx reads what a caller needs about a task it just created, inside the
+// creating transaction.
+type ReadInTx func(ctx context.Context, tx pgx.Tx, c *Created) error
+
+// CreateTaskAndRead is CreateTask with read run in the creating transaction
+// after the task is written and before the commit. A caller that answers from
+// what read saw never has to read again after the commit, where a failure
+// (a connection cut, a restart) would report a committed task as failed and
+// make its client retry into a duplicate. An error from read rolls back.
+func (s *Service) CreateTaskAndRead(ctx context.Context, req client.TaskRequest, read ReadInTx) (*Created, error) {
+	return s.createTask(ctx, nil, req, read)
 }
 
 // CreateTaskTx is CreateTask inside the caller's transaction: the task exists
@@ -48,10 +61,10 @@ func (s *Service) CreateTaskTx(ctx context.Context, tx pgx.Tx, req client.TaskRe
 	if tx == nil {
 		return nil, errors.New("creating task: nil transaction")
 	}
-	return s.createTask(ctx, tx, req)
+	return s.createTask(ctx, tx, req, nil)
 }
 
-func (s *Service) createTask(ctx context.Context, callerTx pgx.Tx, req client.TaskRequest) (_ *Created, err error) {
+func (s *Service) createTask(ctx context.Context, callerTx pgx.Tx, req client.TaskRequest, read ReadInTx) (_ *Created, err error) {
 	start := time.Now()
 	if req.CorrelationID == nil || *req.CorrelationID == uuid.Nil {
 		id := uuid.Must(uuid.NewV7())
@@ -72,7 +85,13 @@ func (s *Service) createTask(ctx context.Context, callerTx pgx.Tx, req client.Ta
 	create := func(tx pgx.Tx) error {
 		var err error
 		out, err = s.createTaskTx(ctx, tx, req, reg, ev)
-		return err
+		if err != nil || read == nil {
+			return err
+		}
+		if err := read(ctx, tx, out); err != nil {
+			return fmt.Errorf("reading task %s back: %w", out.TaskUUID, err)
+		}
+		return nil
 	}
 	if callerTx != nil {
 		err = pgx.BeginFunc(ctx, callerTx, create)
@@ -255,8 +274,9 @@ func (s *Service) ProcessTaskRequestMessage(ctx context.Context, msgID int64) er
 	var msg messages.TaskRequestMessage
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var body, headers []byte
-		err := tx.QueryRow(ctx, `SELECT message, headers FROM tasker.queue_messages
-			WHERE msg_id = $1 AND queue_name = $2 FOR UPDATE SKIP LOCKED`, msgID, queue.TaskRequests).Scan(&body, &headers)
+		var waitedSec float64
+		err := tx.QueryRow(ctx, `SELECT message, headers, extract(epoch FROM clock_timestamp() - enqueued_at)::float8 FROM tasker.queue_messages
+			WHERE msg_id = $1 AND queue_name = $2 FOR UPDATE SKIP LOCKED`, msgID, queue.TaskRequests).Scan(&body, &headers, &waitedSec)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
@@ -272,6 +292,7 @@ func (s *Service) ProcessTaskRequestMessage(ctx context.Context, msgID int64) er
 		}
 		_ = queue.DecodeHeaders(headers, &msg.Headers)
 		ctx = s.tr.Extract(ctx, msg.Headers)
+		s.m.QueueWait(ctx, queue.TaskRequests, time.Duration(waitedSec*float64(time.Second)))
 		req := msg.TaskRequest
 		if req.CorrelationID == nil && msg.CorrelationID != uuid.Nil {
 			c := msg.CorrelationID

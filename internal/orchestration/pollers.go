@@ -45,7 +45,9 @@ func (s *Service) readinessLoop(ctx context.Context) {
 
 // ProcessReadyTasks runs one readiness poll and returns how many tasks it found.
 func (s *Service) ProcessReadyTasks(ctx context.Context) (int, error) {
+	start := time.Now()
 	ready, err := s.funcs.GetNextReadyTasks(tracing.Suppress(ctx), s.pool, s.cfg.ReadinessBatch)
+	s.tr.Poll(ctx, "get_next_ready_tasks", start, len(ready), err, attribute.Int("batch_size", s.cfg.ReadinessBatch))
 	if err != nil {
 		return 0, err
 	}

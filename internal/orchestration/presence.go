@@ -19,6 +19,10 @@ type presence struct {
 	mu     sync.Mutex
 	live   map[string]int64 // nil until the first read
 	warned map[string]time.Time
+	// unservedReads counts the consecutive reads that found no live worker
+	// for a namespace. A warning needs two: a worker starting at the same
+	// time as this orchestrator may not have recorded itself by the first.
+	unservedReads map[string]int
 }
 
 func (s *Service) presenceLoop(ctx context.Context) {
@@ -27,9 +31,7 @@ func (s *Service) presenceLoop(ctx context.Context) {
 	for {
 		live, err := db.LiveWorkersByNamespace(tracing.Suppress(ctx), s.pool, db.WorkerLiveWindow)
 		if err == nil {
-			s.presence.mu.Lock()
-			s.presence.live = live
-			s.presence.mu.Unlock()
+			s.presence.update(live)
 		} else if ctx.Err() == nil {
 			s.log.WarnContext(ctx, "reading live workers failed", "error", err)
 		}
@@ -49,26 +51,39 @@ func (s *Service) LiveWorkers() map[string]int64 {
 	return maps.Clone(s.presence.live)
 }
 
-// unserved reports whether steps just enqueued in ns have no live worker to
-// run them, and whether that deserves a warning now (at most one per
-// namespace per stalledWarnEvery).
-func (s *Service) unserved(ns string) (stalled, warn bool) {
-	s.presence.mu.Lock()
-	defer s.presence.mu.Unlock()
-	if s.presence.live == nil || s.presence.live[ns] > 0 {
-		return false, false
+// warnUnserved reports whether steps just enqueued in ns deserve a warning
+// that no live worker serves it: two consecutive reads found none, and ns
+// was not warned about within stalledWarnEvery.
+func (p *presence) warnUnserved(ns string, now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.unservedReads[ns] < 2 || now.Sub(p.warned[ns]) < stalledWarnEvery {
+		return false
 	}
-	if _, ok := s.presence.live[ns]; !ok {
-		// Registered after the last read: wait for the next one.
-		return false, false
+	if p.warned == nil {
+		p.warned = map[string]time.Time{}
 	}
-	now := time.Now()
-	if s.presence.warned == nil {
-		s.presence.warned = map[string]time.Time{}
+	p.warned[ns] = now
+	return true
+}
+
+func (p *presence) update(live map[string]int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.live = live
+	if p.unservedReads == nil {
+		p.unservedReads = map[string]int{}
 	}
-	if now.Sub(s.presence.warned[ns]) < stalledWarnEvery {
-		return true, false
+	for ns, n := range live {
+		if n > 0 {
+			delete(p.unservedReads, ns)
+		} else {
+			p.unservedReads[ns]++
+		}
 	}
-	s.presence.warned[ns] = now
-	return true, true
+	for ns := range p.unservedReads {
+		if _, ok := live[ns]; !ok {
+			delete(p.unservedReads, ns)
+		}
+	}
 }

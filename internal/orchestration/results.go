@@ -83,6 +83,7 @@ func (s *Service) ProcessResultMessage(ctx context.Context, msgID int64) error {
 	}
 	if pctx != nil {
 		s.m.MessageArchived(pctx, queue.StepResults)
+		s.m.QueueWait(pctx, queue.StepResults, waited)
 		elapsed := time.Since(start)
 		s.m.ResultProcessed(pctx, ns, result, elapsed)
 		if ev.enqueued {

@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/taskerhq/tasker/client"
+	"github.com/taskerhq/tasker/internal/messages"
 	"github.com/taskerhq/tasker/internal/state"
 )
 
@@ -111,7 +112,7 @@ func Validate(req *client.TaskRequest) error {
 		if err := json.Unmarshal(req.Context, &obj); err != nil || obj == nil {
 			return Invalidf("context", "context must be a JSON object")
 		}
-		if hasEscapedNUL(req.Context) {
+		if messages.HasEscapedNUL(req.Context) {
 			return Invalidf("context", "context must not contain the NUL character (\\u0000)")
 		}
 	}
@@ -184,25 +185,6 @@ func Fingerprint(req *client.TaskRequest) string {
 		req.Initiator, req.SourceSystem, req.Reason, tags, req.Priority, req.RunAt, req.Delay})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
-}
-
-// hasEscapedNUL reports whether JSON text holds a \u0000 escape, which
-// PostgreSQL's jsonb cannot store. A raw NUL byte is not valid JSON, so the
-// escape is the only way one can appear; `\\u0000` (an escaped backslash
-// followed by "u0000") is not one.
-func hasEscapedNUL(raw []byte) bool {
-	backslashes := 0
-	for i, c := range raw {
-		if c == '\\' {
-			backslashes++
-			continue
-		}
-		if c == 'u' && backslashes%2 == 1 && strings.HasPrefix(string(raw[i+1:min(i+5, len(raw))]), "0000") {
-			return true
-		}
-		backslashes = 0
-	}
-	return false
 }
 
 func uuidString(id *uuid.UUID) *string {

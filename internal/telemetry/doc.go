@@ -13,5 +13,11 @@
 // export is bounded by the configured timeout, failures are counted
 // (Providers.Dropped) and reported through the process logger — one warning,
 // then a summary at most once a minute — and Shutdown gives up at the
-// timeout, abandoning what it could not send.
+// shutdown timeout, abandoning what it could not send. A collector that does
+// not accept a signal at all (gRPC Unimplemented, HTTP 404) has that signal
+// turned off with one warning, rather than one warning per batch.
+//
+// Each signal (traces, metrics, logs) has its own exporter — OTLP, console or
+// none — and, for OTLP, its own endpoint and protocol, as the OpenTelemetry
+// environment variables allow; internal/config resolves those variables.
 package telemetry

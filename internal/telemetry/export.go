@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +15,8 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // errAbandoned fails exports started after Shutdown ran out of time.
@@ -30,6 +34,7 @@ type pipe struct {
 	capacity int64 // 0 (metrics): no admission control, only failures counted
 	pending  atomic.Int64
 	dropped  atomic.Int64
+	state    *signalState // set when the signal is exported
 
 	mu       sync.Mutex
 	finished bool
@@ -38,6 +43,10 @@ type pipe struct {
 // admit reserves room for one item, or counts it dropped. It is on the hot
 // path (every span end and log record), hence atomics only.
 func (p *pipe) admit() bool {
+	if p.state.off.Load() {
+		p.dropped.Add(1)
+		return false
+	}
 	if p.pending.Add(1) > p.capacity {
 		p.pending.Add(-1)
 		p.dropped.Add(1)
@@ -69,6 +78,61 @@ func (p *pipe) finish() {
 	}
 	p.finished = true
 	p.dropped.Add(p.pending.Swap(0))
+}
+
+// signalState is what New knows about one exported signal at run time.
+type signalState struct {
+	name     string // traces, metrics or logs: the OpenTelemetry signal name
+	endpoint string
+	// off is set once the collector said it does not implement the signal:
+	// nothing more is sent, so one refusal costs one warning, not one per
+	// batch.
+	off atomic.Bool
+	// httpUnimplemented is set by statusWatch when an http/protobuf export
+	// was answered 404, 405 or 501: the collector has no such route.
+	httpUnimplemented atomic.Bool
+}
+
+// refused reports whether err (or the HTTP status behind it) says the
+// collector does not accept this signal at all, as opposed to failing now.
+func (s *signalState) refused(err error) bool {
+	if err == nil || s == nil {
+		return false
+	}
+	return status.Code(err) == codes.Unimplemented || s.httpUnimplemented.Load()
+}
+
+// statusWatch sees the HTTP status of every http/protobuf export: the
+// exporters turn it into an error string, which is no way to tell "this
+// collector has no /v1/logs" from "this collector is overloaded".
+type statusWatch struct {
+	next  http.RoundTripper
+	state *signalState
+}
+
+func (w *statusWatch) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := w.next.RoundTrip(r)
+	if err == nil {
+		switch resp.StatusCode {
+		case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusNotImplemented:
+			w.state.httpUnimplemented.Store(true)
+		}
+	}
+	return resp, err
+}
+
+// settle accounts for one export of n items that returned err: counted,
+// reported, and, when the collector refuses the signal outright, the signal
+// turned off with one warning.
+func settle(p *pipe, rep *reporter, sig signal, n int, err error) {
+	p.done(n, err)
+	if err != nil && p.state.refused(err) {
+		if !p.state.off.Swap(true) {
+			rep.refused(p.state, err)
+		}
+		return
+	}
+	rep.result(sig, n, p.state.endpoint, err)
 }
 
 // guard runs export with a context that is also cancelled when exports are
@@ -120,8 +184,7 @@ func (e *spanExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnl
 		return nil
 	}
 	err := guard(ctx, e.abandon, func(ctx context.Context) error { return e.next.ExportSpans(ctx, spans) })
-	e.pipe.done(len(spans), err)
-	e.rep.result(signalSpans, len(spans), err)
+	settle(e.pipe, e.rep, signalSpans, len(spans), err)
 	return nil
 }
 
@@ -152,8 +215,7 @@ func (e *logExporter) Export(ctx context.Context, records []sdklog.Record) error
 		return nil
 	}
 	err := guard(ctx, e.abandon, func(ctx context.Context) error { return e.next.Export(ctx, records) })
-	e.pipe.done(len(records), err)
-	e.rep.result(signalLogs, len(records), err)
+	settle(e.pipe, e.rep, signalLogs, len(records), err)
 	return nil
 }
 
@@ -170,9 +232,12 @@ type metricExporter struct {
 }
 
 func (e *metricExporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) error {
+	if e.pipe.state.off.Load() {
+		e.pipe.dropped.Add(1)
+		return nil
+	}
 	err := guard(ctx, e.abandon, func(ctx context.Context) error { return e.Exporter.Export(ctx, rm) })
-	e.pipe.done(1, err)
-	e.rep.result(signalMetrics, 1, err)
+	settle(e.pipe, e.rep, signalMetrics, 1, err)
 	return nil
 }
 
@@ -216,7 +281,18 @@ func newReporter(l *slog.Logger, endpoint string, every time.Duration) *reporter
 	return &reporter{log: l, endpoint: endpoint, every: every}
 }
 
-func (r *reporter) result(s signal, n int, err error) {
+// refused tells, once per signal, that the collector does not accept it and
+// that its export is off for the rest of the process.
+func (r *reporter) refused(s *signalState, err error) {
+	r.log.Warn("telemetry: the collector does not accept "+s.name+"; "+s.name+" export is off until restart",
+		slog.String("signal", s.name), slog.String("endpoint", s.endpoint), slog.String("error", err.Error()),
+		slog.String("hint", "point this signal elsewhere (OTEL_EXPORTER_OTLP_"+strings.ToUpper(s.name)+
+			"_ENDPOINT) or turn it off (OTEL_"+strings.ToUpper(s.name)+"_EXPORTER=none)"))
+}
+
+// result accounts for one export; endpoint is where it went ("" for the
+// console), named in the warning since signals may go to different places.
+func (r *reporter) result(s signal, n int, endpoint string, err error) {
 	if err == nil {
 		return
 	}
@@ -232,7 +308,10 @@ func (r *reporter) result(s signal, n int, err error) {
 	}
 	r.warned = true
 	r.lastLog = now
-	attrs := []any{slog.String("endpoint", r.endpoint), slog.String("error", err.Error())}
+	if endpoint == "" {
+		endpoint = r.endpoint
+	}
+	attrs := []any{slog.String("endpoint", endpoint), slog.String("error", err.Error())}
 	for i := range numSignals {
 		attrs = append(attrs, slog.Int64("dropped_"+i.String(), r.since[i]))
 	}

@@ -22,10 +22,17 @@ const (
 	SpanIDKey    = "span_id"
 )
 
+// LevelTrace is below slog.LevelDebug: entry and exit of hot-path calls
+// (every SQL function, every claim), for following one request through the
+// code. Off unless telemetry.logs.level (or a component's level) is "trace".
+const LevelTrace = slog.Level(-8)
+
 // ParseLevel maps a configured level name onto slog's. Unknown names (which
 // config validation rejects) fall back to info rather than silencing logs.
 func ParseLevel(name string) slog.Level {
 	switch name {
+	case config.LevelTrace:
+		return LevelTrace
 	case config.LevelDebug:
 		return slog.LevelDebug
 	case config.LevelWarn:
@@ -52,7 +59,7 @@ func NewLogger(cfg config.Logs, w io.Writer, p *Providers) *slog.Logger {
 		lv.min = min(lv.min, l)
 	}
 	// The inner handler must not filter: levels are decided here, per component.
-	opts := &slog.HandlerOptions{Level: lv.min}
+	opts := &slog.HandlerOptions{Level: lv.min, ReplaceAttr: levelNames}
 	var out slog.Handler
 	if cfg.Format == config.FormatJSON {
 		out = slog.NewJSONHandler(w, opts)
@@ -60,10 +67,20 @@ func NewLogger(cfg config.Logs, w io.Writer, p *Providers) *slog.Logger {
 		out = slog.NewTextHandler(w, opts)
 	}
 	h := &handler{levels: lv, level: lv.def, out: out}
-	if p != nil && p.enabled {
+	if p != nil && p.lp != nil {
 		h.otel = otelslog.NewHandler(ScopeName, otelslog.WithLoggerProvider(p.LoggerProvider))
 	}
 	return slog.New(h)
+}
+
+// levelNames prints LevelTrace as TRACE rather than slog's "DEBUG-4".
+func levelNames(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && a.Key == slog.LevelKey {
+		if l, ok := a.Value.Any().(slog.Level); ok && l == LevelTrace {
+			return slog.String(slog.LevelKey, "TRACE")
+		}
+	}
+	return a
 }
 
 type levels struct {

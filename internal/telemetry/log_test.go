@@ -152,3 +152,20 @@ func TestLoggerPutsCorrelationFieldsFirst(t *testing.T) {
 		require.Less(t, idx(order[i-1]), idx(order[i]), "%s before %s in %q", order[i-1], order[i], line)
 	}
 }
+
+func TestLoggerTraceLevel(t *testing.T) {
+	var buf bytes.Buffer
+	logger := NewLogger(config.Logs{Level: config.LevelDebug, Format: config.FormatText,
+		Components: map[string]string{"sql": config.LevelTrace}}, &buf, nil)
+	logger.Log(context.Background(), LevelTrace, "default component: below debug, dropped")
+	sql := logger.With("component", "sql")
+	require.True(t, sql.Enabled(context.Background(), LevelTrace))
+	sql.Log(context.Background(), LevelTrace, "sql call", "operation", "claim_step")
+	require.Regexp(t, `^time=\S+ level=TRACE msg="sql call" operation=claim_step component=sql\n$`, buf.String())
+
+	buf.Reset()
+	NewLogger(config.Logs{Level: config.LevelTrace, Format: config.FormatJSON}, &buf, nil).Log(context.Background(), LevelTrace, "x")
+	require.Equal(t, "TRACE", jsonLines(t, &buf)[0]["level"])
+	require.Equal(t, LevelTrace, ParseLevel(config.LevelTrace))
+	require.Equal(t, slog.Level(-8), LevelTrace)
+}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,8 @@ import (
 	colmetricpb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
 
 	"github.com/taskerhq/tasker/internal/config"
@@ -29,20 +32,55 @@ type receiver struct {
 
 	spans, logRecords, metricExports atomic.Int64
 
-	mu   sync.Mutex
-	logs []*logspb.LogRecord
+	mu        sync.Mutex
+	logs      []*logspb.LogRecord
+	spanList  []*tracepb.Span
+	resources []*resourcepb.Resource
+}
+
+// receivedSpans returns every span received so far.
+func (r *receiver) receivedSpans() []*tracepb.Span {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*tracepb.Span(nil), r.spanList...)
+}
+
+// resourceAttrs returns the attributes of the resource of the first span batch.
+func (r *receiver) resourceAttrs() map[string]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]string{}
+	if len(r.resources) > 0 {
+		for _, kv := range r.resources[0].Attributes {
+			out[kv.Key] = kv.Value.GetStringValue()
+		}
+	}
+	return out
 }
 
 func startReceiver(t *testing.T, delay time.Duration) *receiver {
+	t.Helper()
+	return startReceiverFor(t, delay, true, true, true)
+}
+
+// startReceiverFor registers only the services asked for; a client of the
+// others gets codes.Unimplemented, as from a traces-only collector (Jaeger).
+func startReceiverFor(t *testing.T, delay time.Duration, traces, metrics, logs bool) *receiver {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := &receiver{addr: lis.Addr().String(), delay: delay, srv: grpc.NewServer()}
-	coltracepb.RegisterTraceServiceServer(r.srv, traceService{r: r})
-	colmetricpb.RegisterMetricsServiceServer(r.srv, metricService{r: r})
-	collogspb.RegisterLogsServiceServer(r.srv, logService{r: r})
+	if traces {
+		coltracepb.RegisterTraceServiceServer(r.srv, traceService{r: r})
+	}
+	if metrics {
+		colmetricpb.RegisterMetricsServiceServer(r.srv, metricService{r: r})
+	}
+	if logs {
+		collogspb.RegisterLogsServiceServer(r.srv, logService{r: r})
+	}
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
@@ -86,9 +124,13 @@ func (s traceService) Export(ctx context.Context, req *coltracepb.ExportTraceSer
 	if err := s.r.wait(ctx); err != nil {
 		return nil, err
 	}
+	s.r.mu.Lock()
+	defer s.r.mu.Unlock()
 	for _, rs := range req.ResourceSpans {
+		s.r.resources = append(s.r.resources, rs.Resource)
 		for _, ss := range rs.ScopeSpans {
 			s.r.spans.Add(int64(len(ss.Spans)))
+			s.r.spanList = append(s.r.spanList, ss.Spans...)
 		}
 	}
 	return &coltracepb.ExportTraceServiceResponse{}, nil
@@ -197,6 +239,7 @@ func enabledConfig(addr, protocol string, timeout time.Duration, batch int) conf
 	cfg.OTLP.Endpoint = "http://" + addr
 	cfg.OTLP.Protocol = protocol
 	cfg.OTLP.Timeout = config.Duration(timeout)
+	cfg.OTLP.ShutdownTimeout = config.Duration(timeout)
 	cfg.OTLP.BatchSizeLimit = batch
 	cfg.Metrics.ExportInterval = config.Duration(time.Hour) // exported at flush/shutdown only
 	return cfg
@@ -211,7 +254,7 @@ type httpReceiver struct {
 	done     chan struct{}
 }
 
-func startHTTPReceiver(t *testing.T, delay time.Duration) *httpReceiver {
+func startHTTPReceiver(t *testing.T, delay time.Duration, notFound ...string) *httpReceiver {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -231,6 +274,10 @@ func startHTTPReceiver(t *testing.T, delay time.Duration) *httpReceiver {
 			}
 			n, _ := h.requests.LoadOrStore(r.URL.Path, new(atomic.Int64))
 			n.(*atomic.Int64).Add(1)
+			if slices.Contains(notFound, r.URL.Path) {
+				http.NotFound(w, r)
+				return
+			}
 			w.Header().Set("Content-Type", "application/x-protobuf")
 			w.WriteHeader(http.StatusOK)
 		}),

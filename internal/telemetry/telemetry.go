@@ -4,21 +4,28 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/exporters/stdout/stdoutlog"
+	"go.opentelemetry.io/otel/exporters/stdout/stdoutmetric"
+	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	"go.opentelemetry.io/otel/log"
 	lognoop "go.opentelemetry.io/otel/log/noop"
 	"go.opentelemetry.io/otel/metric"
@@ -59,11 +66,12 @@ type Providers struct {
 	// on to the processes that do.
 	Propagator propagation.TextMapPropagator
 
-	enabled bool
-	timeout time.Duration
-	tp      *sdktrace.TracerProvider
-	mp      *sdkmetric.MeterProvider
-	lp      *sdklog.LoggerProvider
+	enabled         bool
+	timeout         time.Duration
+	shutdownTimeout time.Duration
+	tp              *sdktrace.TracerProvider
+	mp              *sdkmetric.MeterProvider
+	lp              *sdklog.LoggerProvider
 	// transport carries the http/protobuf exports; closed at shutdown.
 	transport *http.Transport
 
@@ -85,6 +93,17 @@ type options struct {
 	logger       *slog.Logger
 	summaryEvery time.Duration
 	readers      []sdkmetric.Reader
+	console      io.Writer
+}
+
+// WithConsoleWriter sets where the console exporters write (default
+// os.Stdout, as the OpenTelemetry specification says).
+func WithConsoleWriter(w io.Writer) Option {
+	return func(o *options) {
+		if w != nil {
+			o.console = w
+		}
+	}
 }
 
 // WithMetricReader adds a pull reader (the Prometheus exporter behind
@@ -116,8 +135,13 @@ func withSummaryEvery(d time.Duration) Option {
 // operator set OTEL_SERVICE_NAME. New never contacts the endpoint: an
 // unreachable collector shows up later as dropped telemetry, not as an error
 // here.
+//
+// Each signal has its own exporter (cfg.Traces.Exporter, cfg.Metrics.Exporter,
+// cfg.Logs.Exporter: otlp, console or none) and, for OTLP, its own endpoint
+// and protocol (cfg.OTLP.Target). A signal exported nowhere gets a no-op
+// provider (metrics keep the pull readers, so /metrics still works).
 func New(ctx context.Context, cfg config.Telemetry, serviceName string, opts ...Option) (*Providers, error) {
-	o := options{logger: slog.Default(), summaryEvery: time.Minute}
+	o := options{logger: slog.Default(), summaryEvery: time.Minute, console: os.Stdout}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -130,9 +154,14 @@ func New(ctx context.Context, cfg config.Telemetry, serviceName string, opts ...
 		logs:           &pipe{},
 		metrics:        &pipe{},
 	}
-	if !cfg.Enabled {
+	name := cfg.ServiceNameFor(serviceName)
+	tracesTo, metricsTo, logsTo := cfg.Traces.Exporter, cfg.Metrics.Exporter, cfg.Logs.Exporter
+	if !cfg.Metrics.Enabled {
+		metricsTo = config.ExporterNone
+	}
+	if !cfg.Enabled || (tracesTo == config.ExporterNone && metricsTo == config.ExporterNone && logsTo == config.ExporterNone) {
 		if len(o.readers) > 0 {
-			res, err := newResource(ctx, cfg.ServiceNameFor(serviceName), cfg.ServiceVersion)
+			res, err := newResource(ctx, name, cfg.ServiceVersion, cfg.ResourceAttributes)
 			if err != nil {
 				return nil, err
 			}
@@ -150,22 +179,21 @@ func New(ctx context.Context, cfg config.Telemetry, serviceName string, opts ...
 	if cfg.OTLP.BatchSizeLimit < 1 {
 		return nil, fmt.Errorf("telemetry: otlp batch size %d must be at least 1", cfg.OTLP.BatchSizeLimit)
 	}
-	target, err := parseEndpoint(cfg.OTLP.Endpoint)
-	if err != nil {
-		return nil, err
-	}
 	sampler, err := newSampler(cfg.Sampling)
 	if err != nil {
 		return nil, err
 	}
-	name := cfg.ServiceNameFor(serviceName)
-	res, err := newResource(ctx, name, cfg.ServiceVersion)
+	res, err := newResource(ctx, name, cfg.ServiceVersion, cfg.ResourceAttributes)
 	if err != nil {
 		return nil, err
 	}
 
 	p.enabled = true
 	p.timeout = time.Duration(cfg.OTLP.Timeout)
+	p.shutdownTimeout = time.Duration(cfg.OTLP.ShutdownTimeout)
+	if p.shutdownTimeout <= 0 {
+		p.shutdownTimeout = p.timeout
+	}
 	p.abandonCtx, p.abandon = context.WithCancel(context.Background())
 	batch := cfg.OTLP.BatchSizeLimit
 	queue := queueFactor * batch
@@ -173,66 +201,118 @@ func New(ctx context.Context, cfg config.Telemetry, serviceName string, opts ...
 	p.logs.capacity = int64(queue)
 	rep := newReporter(o.logger, cfg.OTLP.Endpoint, o.summaryEvery)
 	p.transport = http.DefaultTransport.(*http.Transport).Clone()
-	ex := exporterSet{
-		cfg: cfg.OTLP, target: target, timeout: p.timeout,
-		client: &http.Client{Transport: p.transport, Timeout: p.timeout},
+	build := func(signal string) (exporterSet, error) {
+		t := cfg.OTLP.Target(signal)
+		target, err := parseEndpoint(t.Endpoint)
+		if err != nil {
+			return exporterSet{}, err
+		}
+		st := &signalState{name: signal, endpoint: t.Endpoint}
+		return exporterSet{
+			protocol: t.Protocol, endpoint: t.Endpoint, exact: t.Exact, target: target, timeout: p.timeout, state: st,
+			client: &http.Client{Transport: &statusWatch{next: p.transport, state: st}, Timeout: p.timeout},
+		}, nil
 	}
 
-	spanExp, err := ex.spans(ctx)
-	if err != nil {
-		return nil, p.abort(err)
-	}
-	bsp := sdktrace.NewBatchSpanProcessor(
-		&spanExporter{next: spanExp, pipe: p.spans, rep: rep, abandon: p.abandonCtx},
-		sdktrace.WithMaxQueueSize(queue),
-		sdktrace.WithMaxExportBatchSize(batch),
-		sdktrace.WithExportTimeout(p.timeout),
-	)
-	limits := sdktrace.NewSpanLimits()
-	limits.AttributeCountLimit = cfg.Spans.MaxAttributes
-	limits.EventCountLimit = cfg.Spans.MaxEvents
-	limits.LinkCountLimit = cfg.Spans.MaxLinks
-	p.tp = sdktrace.NewTracerProvider(
-		sdktrace.WithResource(res),
-		sdktrace.WithSampler(sampler),
-		sdktrace.WithRawSpanLimits(limits),
-		sdktrace.WithSpanProcessor(&boundedSpanProcessor{SpanProcessor: bsp, pipe: p.spans}),
-	)
-	p.TracerProvider = p.tp
-
-	logExp, err := ex.logs(ctx)
-	if err != nil {
-		return nil, p.abort(err)
-	}
-	blp := sdklog.NewBatchProcessor(
-		&logExporter{next: logExp, pipe: p.logs, rep: rep, abandon: p.abandonCtx},
-		sdklog.WithMaxQueueSize(queue),
-		sdklog.WithExportMaxBatchSize(batch),
-		sdklog.WithExportTimeout(p.timeout),
-	)
-	p.lp = sdklog.NewLoggerProvider(
-		sdklog.WithResource(res),
-		sdklog.WithProcessor(&boundedLogProcessor{Processor: blp, pipe: p.logs}),
-	)
-	p.LoggerProvider = p.lp
-
-	if cfg.Metrics.Enabled {
-		metricExp, err := ex.metrics(ctx)
+	if tracesTo != config.ExporterNone {
+		var spanExp sdktrace.SpanExporter
+		st := &signalState{name: "traces"}
+		if tracesTo == config.ExporterConsole {
+			spanExp, err = stdouttrace.New(stdouttrace.WithWriter(o.console))
+		} else {
+			var ex exporterSet
+			if ex, err = build("traces"); err == nil {
+				st = ex.state
+				spanExp, err = ex.spans(ctx)
+			}
+		}
 		if err != nil {
 			return nil, p.abort(err)
 		}
+		p.spans.state = st
+		bsp := sdktrace.NewBatchSpanProcessor(
+			&spanExporter{next: spanExp, pipe: p.spans, rep: rep, abandon: p.abandonCtx},
+			sdktrace.WithMaxQueueSize(queue),
+			sdktrace.WithMaxExportBatchSize(batch),
+			sdktrace.WithExportTimeout(p.timeout),
+		)
+		p.tp = sdktrace.NewTracerProvider(
+			sdktrace.WithResource(res),
+			sdktrace.WithSampler(sampler),
+			sdktrace.WithRawSpanLimits(SpanLimits(cfg.Spans)),
+			sdktrace.WithSpanProcessor(&boundedSpanProcessor{SpanProcessor: bsp, pipe: p.spans}),
+		)
+		p.TracerProvider = p.tp
+	}
+
+	if logsTo != config.ExporterNone {
+		var logExp sdklog.Exporter
+		st := &signalState{name: "logs"}
+		if logsTo == config.ExporterConsole {
+			logExp, err = stdoutlog.New(stdoutlog.WithWriter(o.console))
+		} else {
+			var ex exporterSet
+			if ex, err = build("logs"); err == nil {
+				st = ex.state
+				logExp, err = ex.logs(ctx)
+			}
+		}
+		if err != nil {
+			return nil, p.abort(err)
+		}
+		p.logs.state = st
+		blp := sdklog.NewBatchProcessor(
+			&logExporter{next: logExp, pipe: p.logs, rep: rep, abandon: p.abandonCtx},
+			sdklog.WithMaxQueueSize(queue),
+			sdklog.WithExportMaxBatchSize(batch),
+			sdklog.WithExportTimeout(p.timeout),
+		)
+		p.lp = sdklog.NewLoggerProvider(
+			sdklog.WithResource(res),
+			sdklog.WithProcessor(&boundedLogProcessor{Processor: blp, pipe: p.logs}),
+		)
+		p.LoggerProvider = p.lp
+	}
+
+	readers := o.readers
+	if metricsTo != config.ExporterNone {
+		var metricExp sdkmetric.Exporter
+		st := &signalState{name: "metrics"}
+		if metricsTo == config.ExporterConsole {
+			metricExp, err = stdoutmetric.New(stdoutmetric.WithWriter(o.console))
+		} else {
+			var ex exporterSet
+			if ex, err = build("metrics"); err == nil {
+				st = ex.state
+				metricExp, err = ex.metrics(ctx)
+			}
+		}
+		if err != nil {
+			return nil, p.abort(err)
+		}
+		p.metrics.state = st
 		reader := sdkmetric.NewPeriodicReader(
 			&metricExporter{Exporter: metricExp, pipe: p.metrics, rep: rep, abandon: p.abandonCtx},
 			sdkmetric.WithInterval(time.Duration(cfg.Metrics.ExportInterval)),
 			sdkmetric.WithTimeout(p.timeout),
 		)
-		p.mp = newMeterProvider(res, append([]sdkmetric.Reader{reader}, o.readers...))
-		p.MeterProvider = p.mp
-	} else if len(o.readers) > 0 {
-		p.mp = newMeterProvider(res, o.readers)
+		readers = append([]sdkmetric.Reader{reader}, readers...)
+	}
+	if len(readers) > 0 {
+		p.mp = newMeterProvider(res, readers)
 		p.MeterProvider = p.mp
 	}
 	return p, nil
+}
+
+// SpanLimits turns the configured per-span caps into the SDK's limits; the
+// attribute value length stays unlimited, as the SDK's default.
+func SpanLimits(s config.Spans) sdktrace.SpanLimits {
+	limits := sdktrace.NewSpanLimits()
+	limits.AttributeCountLimit = s.MaxAttributes
+	limits.EventCountLimit = s.MaxEvents
+	limits.LinkCountLimit = s.MaxLinks
+	return limits
 }
 
 func newMeterProvider(res *resource.Resource, readers []sdkmetric.Reader) *sdkmetric.MeterProvider {
@@ -246,7 +326,9 @@ func newMeterProvider(res *resource.Resource, readers []sdkmetric.Reader) *sdkme
 // abort releases what New built before failing; nothing was exported yet,
 // so there is nothing to wait for.
 func (p *Providers) abort(err error) error {
-	p.abandon()
+	if p.abandon != nil {
+		p.abandon()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if p.tp != nil {
@@ -259,7 +341,7 @@ func (p *Providers) abort(err error) error {
 	return err
 }
 
-// Enabled reports whether the providers export anything.
+// Enabled reports whether the providers export any signal.
 func (p *Providers) Enabled() bool { return p.enabled }
 
 // ForceFlush exports what is buffered now, bounded by ctx and the configured
@@ -275,7 +357,8 @@ func (p *Providers) ForceFlush(ctx context.Context) error {
 }
 
 // Shutdown flushes and stops all three providers in parallel. It returns
-// within the earlier of ctx's deadline and the configured OTLP timeout even
+// within the earlier of ctx's deadline and the configured shutdown timeout
+// (telemetry.otlp.shutdown_timeout_seconds) even
 // when the endpoint never answers: shortly before that point, exports still
 // in flight are abandoned and what they carried is counted as dropped, so the
 // SDK's goroutines finish before Shutdown returns. Calling it again returns
@@ -292,7 +375,7 @@ func (p *Providers) shutdown(ctx context.Context) error {
 		}
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	ctx, cancel := context.WithTimeout(ctx, p.shutdownTimeout)
 	defer cancel()
 	deadline, _ := ctx.Deadline()
 	// Abandoning exports a little before the deadline leaves the processors
@@ -387,19 +470,35 @@ func newSampler(s config.Sampling) (sdktrace.Sampler, error) {
 	return nil, fmt.Errorf("telemetry: unknown sampling strategy %q", s.Strategy)
 }
 
-func newResource(ctx context.Context, name, version string) (*resource.Resource, error) {
+func newResource(ctx context.Context, name, version string, extra map[string]string) (*resource.Resource, error) {
+	// extra holds the configured attributes and OTEL_RESOURCE_ATTRIBUTES
+	// (deployment.environment.name, k8s.*, …), already parsed and validated
+	// by config.Load; it is read there rather than by resource.WithFromEnv
+	// so `tasker config show` lists it. A service.instance.id there (a pod
+	// name, say) replaces the random one.
+	keys := make([]string, 0, len(extra))
+	for k := range extra {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	attrs := make([]attribute.KeyValue, 0, len(extra))
+	for _, k := range keys {
+		attrs = append(attrs, attribute.String(k, extra[k]))
+	}
+	instance := extra[string(semconv.ServiceInstanceIDKey)]
+	if instance == "" {
+		instance = uuid.NewString()
+	}
 	res, err := resource.New(ctx,
 		resource.WithSchemaURL(semconv.SchemaURL),
 		resource.WithTelemetrySDK(),
 		resource.WithHost(),
 		resource.WithProcessPID(),
-		// OTEL_RESOURCE_ATTRIBUTES (deployment.environment.name, k8s.*, …)
-		// comes from the platform; our own attributes below still win.
-		resource.WithFromEnv(),
+		resource.WithAttributes(attrs...),
 		resource.WithAttributes(
 			semconv.ServiceName(name),
 			semconv.ServiceVersion(version),
-			semconv.ServiceInstanceID(uuid.NewString()),
+			semconv.ServiceInstanceID(instance),
 		),
 	)
 	// A detector that could not read something (say the host name) still
@@ -433,15 +532,31 @@ func parseEndpoint(raw string) (endpoint, error) {
 	return endpoint{hostPort: hostPort, insecure: u.Scheme == "http", path: strings.TrimSuffix(u.Path, "/")}, nil
 }
 
-// exporterSet builds the three OTLP exporters for one endpoint and protocol.
+// exporterSet builds one signal's OTLP exporter.
 type exporterSet struct {
-	cfg     config.OTLP
+	protocol string
+	endpoint string
+	// exact: endpoint is a per-signal URL, used as given for http/protobuf.
+	exact   bool
 	target  endpoint
 	timeout time.Duration
+	state   *signalState
 	// client serves the http/protobuf exporters. Their default shares one
 	// package-level transport whose idle connections outlive Shutdown (and
 	// so do their goroutines); with our own, Shutdown can close them.
 	client *http.Client
+}
+
+// urlPath is the http/protobuf path of signal: the per-signal URL's own, or
+// the base endpoint's with /v1/<signal> appended.
+func (e exporterSet) urlPath(signal string) string {
+	if e.exact {
+		if e.target.path == "" {
+			return "/"
+		}
+		return e.target.path
+	}
+	return e.target.path + "/v1/" + signal
 }
 
 // retry keeps retrying a transient failure within one export's timeout (the
@@ -456,7 +571,7 @@ func (e exporterSet) spans(ctx context.Context) (sdktrace.SpanExporter, error) {
 		exp sdktrace.SpanExporter
 		err error
 	)
-	switch e.cfg.Protocol {
+	switch e.protocol {
 	case config.ProtocolGRPC:
 		opts := []otlptracegrpc.Option{
 			otlptracegrpc.WithEndpoint(e.target.hostPort),
@@ -470,7 +585,7 @@ func (e exporterSet) spans(ctx context.Context) (sdktrace.SpanExporter, error) {
 	case config.ProtocolHTTPProtobuf:
 		opts := []otlptracehttp.Option{
 			otlptracehttp.WithEndpoint(e.target.hostPort),
-			otlptracehttp.WithURLPath(e.target.path + "/v1/traces"),
+			otlptracehttp.WithURLPath(e.urlPath("traces")),
 			otlptracehttp.WithTimeout(e.timeout),
 			otlptracehttp.WithHTTPClient(e.client),
 			otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: on, InitialInterval: initial, MaxInterval: maxIv, MaxElapsedTime: maxEl}),
@@ -480,10 +595,10 @@ func (e exporterSet) spans(ctx context.Context) (sdktrace.SpanExporter, error) {
 		}
 		exp, err = otlptracehttp.New(ctx, opts...)
 	default:
-		return nil, fmt.Errorf("telemetry: unknown otlp protocol %q", e.cfg.Protocol)
+		return nil, fmt.Errorf("telemetry: unknown otlp protocol %q", e.protocol)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("telemetry: span exporter (%s %s): %w", e.cfg.Protocol, e.cfg.Endpoint, err)
+		return nil, fmt.Errorf("telemetry: span exporter (%s %s): %w", e.protocol, e.endpoint, err)
 	}
 	return exp, nil
 }
@@ -494,7 +609,7 @@ func (e exporterSet) metrics(ctx context.Context) (sdkmetric.Exporter, error) {
 		exp sdkmetric.Exporter
 		err error
 	)
-	switch e.cfg.Protocol {
+	switch e.protocol {
 	case config.ProtocolGRPC:
 		opts := []otlpmetricgrpc.Option{
 			otlpmetricgrpc.WithEndpoint(e.target.hostPort),
@@ -508,7 +623,7 @@ func (e exporterSet) metrics(ctx context.Context) (sdkmetric.Exporter, error) {
 	case config.ProtocolHTTPProtobuf:
 		opts := []otlpmetrichttp.Option{
 			otlpmetrichttp.WithEndpoint(e.target.hostPort),
-			otlpmetrichttp.WithURLPath(e.target.path + "/v1/metrics"),
+			otlpmetrichttp.WithURLPath(e.urlPath("metrics")),
 			otlpmetrichttp.WithTimeout(e.timeout),
 			otlpmetrichttp.WithHTTPClient(e.client),
 			otlpmetrichttp.WithRetry(otlpmetrichttp.RetryConfig{Enabled: on, InitialInterval: initial, MaxInterval: maxIv, MaxElapsedTime: maxEl}),
@@ -518,10 +633,10 @@ func (e exporterSet) metrics(ctx context.Context) (sdkmetric.Exporter, error) {
 		}
 		exp, err = otlpmetrichttp.New(ctx, opts...)
 	default:
-		return nil, fmt.Errorf("telemetry: unknown otlp protocol %q", e.cfg.Protocol)
+		return nil, fmt.Errorf("telemetry: unknown otlp protocol %q", e.protocol)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("telemetry: metric exporter (%s %s): %w", e.cfg.Protocol, e.cfg.Endpoint, err)
+		return nil, fmt.Errorf("telemetry: metric exporter (%s %s): %w", e.protocol, e.endpoint, err)
 	}
 	return exp, nil
 }
@@ -532,7 +647,7 @@ func (e exporterSet) logs(ctx context.Context) (sdklog.Exporter, error) {
 		exp sdklog.Exporter
 		err error
 	)
-	switch e.cfg.Protocol {
+	switch e.protocol {
 	case config.ProtocolGRPC:
 		opts := []otlploggrpc.Option{
 			otlploggrpc.WithEndpoint(e.target.hostPort),
@@ -546,7 +661,7 @@ func (e exporterSet) logs(ctx context.Context) (sdklog.Exporter, error) {
 	case config.ProtocolHTTPProtobuf:
 		opts := []otlploghttp.Option{
 			otlploghttp.WithEndpoint(e.target.hostPort),
-			otlploghttp.WithURLPath(e.target.path + "/v1/logs"),
+			otlploghttp.WithURLPath(e.urlPath("logs")),
 			otlploghttp.WithTimeout(e.timeout),
 			otlploghttp.WithHTTPClient(e.client),
 			otlploghttp.WithRetry(otlploghttp.RetryConfig{Enabled: on, InitialInterval: initial, MaxInterval: maxIv, MaxElapsedTime: maxEl}),
@@ -556,10 +671,10 @@ func (e exporterSet) logs(ctx context.Context) (sdklog.Exporter, error) {
 		}
 		exp, err = otlploghttp.New(ctx, opts...)
 	default:
-		return nil, fmt.Errorf("telemetry: unknown otlp protocol %q", e.cfg.Protocol)
+		return nil, fmt.Errorf("telemetry: unknown otlp protocol %q", e.protocol)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("telemetry: log exporter (%s %s): %w", e.cfg.Protocol, e.cfg.Endpoint, err)
+		return nil, fmt.Errorf("telemetry: log exporter (%s %s): %w", e.protocol, e.endpoint, err)
 	}
 	return exp, nil
 }

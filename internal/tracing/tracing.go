@@ -8,6 +8,8 @@ package tracing
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"time"
 
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/attribute"
@@ -19,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/taskerhq/tasker/internal/db"
+	"github.com/taskerhq/tasker/internal/telemetry"
 )
 
 // ScopeName is the instrumentation scope of every Tasker span.
@@ -45,6 +48,25 @@ const BaggageCorrelationID = "correlation_id"
 type Tracer struct {
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
+	// calls logs entry and exit of every SQL function call at
+	// telemetry.LevelTrace; nil for none.
+	calls *slog.Logger
+}
+
+// ComponentSQL is the log component of the SQL call trace, so
+// TASKER_LOG_LEVEL_SQL=trace turns it on alone.
+const ComponentSQL = "sql"
+
+// WithCallLog returns a copy of t that also logs the entry and exit of every
+// SQL function call (the engine's hot path) to l at telemetry.LevelTrace,
+// under component "sql". When that level is off, which it is unless asked
+// for, the check costs one level comparison and allocates nothing.
+func (t *Tracer) WithCallLog(l *slog.Logger) *Tracer {
+	c := *t
+	if l != nil {
+		c.calls = l.With(telemetry.ComponentKey, ComponentSQL)
+	}
+	return &c
 }
 
 // New returns a Tracer over tp (nil: no-op) propagating with prop (nil: W3C
@@ -62,15 +84,98 @@ func New(tp trace.TracerProvider, prop propagation.TextMapPropagator) *Tracer {
 // Noop is a Tracer that records nothing but still propagates.
 func Noop() *Tracer { return New(nil, nil) }
 
-// Start starts a span; the correlation ID from ctx's baggage is added to it.
+// Start starts a span; the correlation ID from ctx's baggage, and the task
+// a read is about (ForTask), are added to it.
 func (t *Tracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
 	ctx, span := t.tracer.Start(ctx, name, opts...)
 	if span.IsRecording() {
 		if c := CorrelationID(ctx); c != "" {
 			span.SetAttributes(KeyCorrelationID.String(c))
 		}
+		if id, ok := ctx.Value(taskKey{}).(uuid.UUID); ok {
+			span.SetAttributes(KeyTaskUUID.String(id.String()))
+		}
 	}
 	return ctx, span
+}
+
+type taskKey struct{}
+
+// ForTask is called by a read once it knows which task it is reading: the
+// span in ctx (an API request's server span) gets the task's correlation ID
+// and UUID, and so does every span started from the returned context (the
+// SQL calls that follow), so searching traces by correlation ID finds the
+// reads of a task as well as its execution. A zero task or correlation ID is
+// left out.
+func ForTask(ctx context.Context, corr, task uuid.UUID) context.Context {
+	span := trace.SpanFromContext(ctx)
+	if span.IsRecording() {
+		span.SetAttributes(IDs(corr, task, uuid.Nil, "", "")...)
+	}
+	ctx = WithCorrelationID(ctx, corr)
+	if task != uuid.Nil {
+		ctx = context.WithValue(ctx, taskKey{}, task)
+	}
+	return ctx
+}
+
+// Poll records one poller query as a span, after the fact and only when it
+// found something (or failed). A poller runs every second or so on every
+// orchestrator; a span per empty poll would be a trace per poll, burying the
+// traces of tasks under thousands of one-span traces that say nothing. Their
+// latency is still measured (tasker_sql_function_duration_milliseconds), and
+// a poll that finds work, or fails, is traced with its real start and end.
+// Sampling applies as to any root span.
+func (t *Tracer) Poll(ctx context.Context, function string, start time.Time, found int, err error, attrs ...attribute.KeyValue) {
+	if found == 0 && err == nil {
+		return
+	}
+	end := time.Now()
+	_, span := t.tracer.Start(ctx, "sql."+function, trace.WithTimestamp(start), trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(semconv.DBSystemNamePostgreSQL, semconv.DBOperationNameKey.String(function),
+			semconv.DBStoredProcedureNameKey.String(function), semconv.DBResponseReturnedRowsKey.Int(found)),
+		trace.WithAttributes(attrs...))
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+		span.SetAttributes(semconv.ErrorTypeKey.String(errorType(err)))
+	}
+	span.End(trace.WithTimestamp(end))
+}
+
+// BatchMember records, after the fact, the part one item had in a batched
+// SQL call: a span named for the single-item call under the item's own
+// context, with the batch's start and end and its size. Each step keeps its
+// own SQL span in its own trace, as before batching, instead of one batch
+// span that would belong to one trace only.
+func (t *Tracer) BatchMember(ctx context.Context, call db.Call, start, end time.Time, size int, err error) {
+	if suppressed(ctx) || !trace.SpanFromContext(ctx).IsRecording() {
+		return
+	}
+	attrs := []attribute.KeyValue{
+		semconv.DBSystemNamePostgreSQL,
+		semconv.DBOperationNameKey.String(call.Function),
+		semconv.DBStoredProcedureNameKey.String(call.Function),
+		semconv.DBOperationBatchSizeKey.Int(size),
+	}
+	kind := trace.SpanKindClient
+	if call.Queue != "" && call.Messaging != "" {
+		attrs = append(attrs, semconv.MessagingSystemKey.String("tasker_pgmq"),
+			semconv.MessagingDestinationNameKey.String(call.Queue),
+			semconv.MessagingOperationTypeKey.String(call.Messaging),
+			semconv.MessagingOperationNameKey.String(call.Function))
+		if call.Messaging == "send" {
+			kind = trace.SpanKindProducer
+		}
+	}
+	_, span := t.Start(ctx, "sql."+call.Function, trace.WithTimestamp(start), trace.WithSpanKind(kind),
+		trace.WithAttributes(attrs...))
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+		span.SetAttributes(semconv.ErrorTypeKey.String(errorType(err)))
+	}
+	span.End(trace.WithTimestamp(end))
 }
 
 // IDs returns the common attributes of a task or step span; zero values are skipped.
@@ -169,6 +274,31 @@ func (t *Tracer) Propagator() propagation.TextMapPropagator { return t.prop }
 // with OpenTelemetry's database conventions, and messaging conventions for
 // queue operations.
 func (t *Tracer) StartCall(ctx context.Context, call db.Call) (context.Context, func(error)) {
+	if t.calls != nil && t.calls.Enabled(ctx, telemetry.LevelTrace) {
+		return t.logCall(ctx, call)
+	}
+	return t.startCall(ctx, call)
+}
+
+// logCall is StartCall with TRACE records around the call; it allocates,
+// which is why it runs only when that level is on.
+func (t *Tracer) logCall(ctx context.Context, call db.Call) (context.Context, func(error)) {
+	start := time.Now()
+	t.calls.LogAttrs(ctx, telemetry.LevelTrace, "sql call", slog.String("operation", call.Function),
+		slog.String("queue", call.Queue), slog.String("phase", "enter"))
+	ctx, done := t.startCall(ctx, call)
+	return ctx, func(err error) {
+		done(err)
+		attrs := []slog.Attr{slog.String("operation", call.Function), slog.Float64("duration_ms", float64(time.Since(start))/float64(time.Millisecond)),
+			slog.String("queue", call.Queue), slog.String("phase", "exit")}
+		if err != nil {
+			attrs = append(attrs, slog.String("error", err.Error()))
+		}
+		t.calls.LogAttrs(ctx, telemetry.LevelTrace, "sql call", attrs...)
+	}
+}
+
+func (t *Tracer) startCall(ctx context.Context, call db.Call) (context.Context, func(error)) {
 	if suppressed(ctx) {
 		return ctx, nopDone
 	}

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/taskerhq/tasker/handler"
 	"github.com/taskerhq/tasker/internal/db"
 	"github.com/taskerhq/tasker/internal/messages"
@@ -51,10 +52,10 @@ func (w *Worker) prepareClaim(q string, cl claimed, method string, claimDur time
 	}
 	w.track(c)
 	return func(execCtx context.Context) {
-		defer w.untrack(c.StepUUID)
+		defer w.untrack(c.StepUUID, c.Attempt)
 		stepCtx, cancel := context.WithCancelCause(execCtx)
 		defer cancel(nil)
-		w.setCancel(c.StepUUID, cancel)
+		w.setCancel(c.StepUUID, c.Attempt, cancel)
 		err := w.execute(w.obs.stepContext(stepCtx, cl), q, c)
 		w.obs.stepDone(cl, err)
 	}
@@ -69,11 +70,21 @@ func (w *Worker) execute(ctx context.Context, q string, c db.ClaimedStep) error 
 		out = failed(handler.ErrorTypeLeaseExpired, false,
 			"the worker running attempt %d stopped responding and no attempts remain", c.Attempt)
 	} else {
+		// An earlier attempt of this step that ignored its timeout may still
+		// run here: never run two attempts of one step at once.
+		if prev := w.previousAttempt(c.StepUUID); prev != nil {
+			select {
+			case <-prev:
+			case <-ctx.Done():
+				return errors.New("abandoned at shutdown")
+			}
+		}
 		sc := w.stepContext(ctx, c)
 		hctx, done := w.obs.invoking(ctx, c)
 		hstart := time.Now()
 		var aborted bool
-		out, aborted = w.invoke(hctx, sc, c.Handler, c.Timeout)
+		var running <-chan struct{}
+		out, aborted, running = w.invoke(hctx, sc, c.Handler, c.Timeout)
 		done(out, aborted, time.Since(hstart))
 		if aborted && errors.Is(context.Cause(ctx), ErrTaskCancelled) {
 			// The step is cancelled: there is no one to report to, and its
@@ -81,6 +92,11 @@ func (w *Worker) execute(ctx context.Context, q string, c db.ClaimedStep) error 
 			w.log.InfoContext(ctx, "step handler stopped: its task was cancelled", "correlation_id", c.CorrelationID,
 				"task_uuid", c.TaskUUID, "step_uuid", c.StepUUID, "step_name", c.StepName, "event", "step.cancelled")
 			return ErrTaskCancelled
+		}
+		if running != nil && !aborted {
+			// After the timeout result is submitted (so the step is retried
+			// without waiting), the slot stays taken until the handler returns.
+			defer w.awaitOverdue(ctx, c, running)
 		}
 		if aborted {
 			// Shutdown took the handler away: leave the step to lease expiry so
@@ -125,10 +141,12 @@ func (w *Worker) stepContext(ctx context.Context, c db.ClaimedStep) *handler.Ste
 }
 
 // invoke runs the handler with the step's timeout and turns a panic or a
-// timeout into a failed outcome. aborted is true when ctx (shutdown) ended it.
-func (w *Worker) invoke(ctx context.Context, sc *handler.StepContext, name string, timeout time.Duration) (out outcome, aborted bool) {
+// timeout into a failed outcome. aborted is true when ctx (shutdown) ended
+// it. running is non-nil when the handler has not returned (it ignored its
+// cancelled context): it closes when the handler finally returns.
+func (w *Worker) invoke(ctx context.Context, sc *handler.StepContext, name string, timeout time.Duration) (out outcome, aborted bool, running <-chan struct{}) {
 	if !w.cfg.Dispatcher.Has(name) {
-		return failed(handler.ErrorTypeUnknownHandler, false, "no handler named %q is registered on worker %s", name, w.cfg.ID), false
+		return failed(handler.ErrorTypeUnknownHandler, false, "no handler named %q is registered on worker %s", name, w.cfg.ID), false, nil
 	}
 	if timeout <= 0 {
 		timeout = 30 * time.Second
@@ -136,7 +154,9 @@ func (w *Worker) invoke(ctx context.Context, sc *handler.StepContext, name strin
 	hctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	done := make(chan outcome, 1)
+	returned := w.handlerStarted(sc.StepUUID)
 	go func() {
+		defer w.handlerReturned(sc.StepUUID, returned)
 		defer func() {
 			if p := recover(); p != nil {
 				w.obs.panicked(ctx, sc, name, p, debug.Stack())
@@ -148,15 +168,80 @@ func (w *Worker) invoke(ctx context.Context, sc *handler.StepContext, name strin
 	select {
 	case r := <-done:
 		if hctx.Err() != nil && ctx.Err() != nil {
-			return r, true
+			return r, true, nil
 		}
-		return r, false
+		return r, false, nil
 	case <-hctx.Done():
 		if ctx.Err() != nil {
-			return outcome{}, true
+			return outcome{}, true, returned
 		}
-		return failed(handler.ErrorTypeTimeout, true, "handler did not finish within %s", timeout), false
+		return failed(handler.ErrorTypeTimeout, true, "handler did not finish within %s", timeout), false, returned
 	}
+}
+
+// handlerStarted records a running handler of step and returns the channel
+// closed when it returns.
+func (w *Worker) handlerStarted(step uuid.UUID) chan struct{} {
+	returned := make(chan struct{})
+	w.mu.Lock()
+	w.handlers[step] = returned
+	w.mu.Unlock()
+	return returned
+}
+
+func (w *Worker) handlerReturned(step uuid.UUID, returned chan struct{}) {
+	w.mu.Lock()
+	if w.handlers[step] == returned {
+		delete(w.handlers, step)
+	}
+	w.mu.Unlock()
+	close(returned)
+}
+
+// previousAttempt returns the channel of a handler of step still running
+// here (a timed-out attempt that ignored its context), or nil.
+func (w *Worker) previousAttempt(step uuid.UUID) <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.handlers[step]
+}
+
+// awaitOverdue holds the step's slot until a timed-out handler returns, so
+// a handler that ignores cancellation still counts against concurrency, and
+// reports it once when it is overdue by OverdueHandlerWarning.
+func (w *Worker) awaitOverdue(ctx context.Context, c db.ClaimedStep, returned <-chan struct{}) {
+	w.mu.Lock()
+	w.overdue[c.StepUUID] = c.Namespace
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		delete(w.overdue, c.StepUUID)
+		w.mu.Unlock()
+	}()
+	warn := time.NewTimer(w.cfg.OverdueHandlerWarning)
+	defer warn.Stop()
+	select {
+	case <-returned:
+		return
+	case <-warn.C:
+		w.obs.handlerOverdue(ctx, c, w.cfg.OverdueHandlerWarning)
+	}
+	<-returned
+}
+
+// OverdueByNamespace counts, per namespace, handlers still running after
+// their step's timeout cancelled them.
+func (w *Worker) OverdueByNamespace() map[string]int64 {
+	out := make(map[string]int64, len(w.cfg.Namespaces))
+	for _, ns := range w.cfg.Namespaces {
+		out[ns] = 0
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, ns := range w.overdue {
+		out[ns]++
+	}
+	return out
 }
 
 func encodeResult(c db.ClaimedStep, o outcome, workerID, traceparent string, started, finished time.Time) (json.RawMessage, error) {
@@ -180,6 +265,10 @@ func encodeResult(c db.ClaimedStep, o outcome, workerID, traceparent string, sta
 	b, err := json.Marshal(out)
 	if err != nil {
 		return nil, fmt.Errorf("encoding result of step %s: %w", c.StepName, err)
+	}
+	if messages.HasEscapedNUL(b) {
+		// It would fail the write of every result batched with it.
+		return nil, fmt.Errorf("result of step %s contains the NUL character (\\u0000), which PostgreSQL cannot store", c.StepName)
 	}
 	return b, nil
 }

@@ -49,6 +49,7 @@ func (o *observer) claimed(q string, cl claimed, method string, claimDur time.Du
 		cl.span.AddLink(link)
 	}
 	o.m.StepClaimed(cl.ctx, c.Namespace, method, q, claimDur)
+	o.m.QueueWait(cl.ctx, q, c.QueueWait)
 	if method == ClaimPoll {
 		o.m.FallbackPollHits(cl.ctx, q, 1)
 	}
@@ -117,6 +118,20 @@ func (o *observer) panicked(ctx context.Context, sc *handler.StepContext, name s
 
 func (o *observer) dependencyDecodeFailed(ctx context.Context, c db.ClaimedStep, err error) {
 	o.log.ErrorContext(ctx, "decoding dependency results", append(stepAttrs(c), "error", err)...)
+}
+
+// resultsFlushed records each step's part in a batched result write as a
+// span of its own trace.
+func (o *observer) resultsFlushed(batch []*pendingResult, start, end time.Time, err error) {
+	call := db.Call{Function: "submit_step_result", Queue: queue.StepResults, Messaging: "send"}
+	for _, p := range batch {
+		o.tr.BatchMember(p.ctx, call, start, end, len(batch), err)
+	}
+}
+
+func (o *observer) handlerOverdue(ctx context.Context, c db.ClaimedStep, after time.Duration) {
+	o.log.WarnContext(ctx, "handler still running after its step timed out; its slot stays taken until it returns",
+		append(stepAttrs(c), "handler", c.Handler, "overdue_ms", after.Milliseconds(), "timeout_ms", c.Timeout.Milliseconds())...)
 }
 
 func (o *observer) resultDiscarded(ctx context.Context, step uuid.UUID, attempt int) {

@@ -43,6 +43,11 @@ type Config struct {
 	ShutdownGrace time.Duration
 	// Dispatcher runs handlers (required).
 	Dispatcher Dispatcher
+	// OverdueHandlerWarning is how long a handler may keep running after its
+	// step's timeout cancelled it before a warning names it. Such a handler
+	// keeps its slot until it returns (it still uses the worker's resources),
+	// and no other attempt of its step starts here meanwhile. Default 30s.
+	OverdueHandlerWarning time.Duration
 	// Submitter lets handlers create child tasks. Optional.
 	Submitter handler.TaskSubmitter
 	base.Telemetry
@@ -56,6 +61,7 @@ func (c Config) withDefaults() Config {
 	c.Lease = cmp.Or(c.Lease, 10*time.Second)
 	c.PollInterval = cmp.Or(c.PollInterval, time.Second)
 	c.PollMinAge = cmp.Or(c.PollMinAge, 200*time.Millisecond)
+	c.OverdueHandlerWarning = cmp.Or(c.OverdueHandlerWarning, 30*time.Second)
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 10 * time.Second
 	}
@@ -110,8 +116,16 @@ type Worker struct {
 	abandon     chan struct{}
 	abandonOnce sync.Once
 
+	// results feeds submitLoop; submitterDone closes when it has stopped.
+	results       chan *pendingResult
+	submitterDone chan struct{}
+
 	mu     sync.Mutex
 	active map[uuid.UUID]activeStep
+	// handlers are the running handler goroutines by step; overdue those
+	// past their step's timeout, with their namespace.
+	handlers map[uuid.UUID]chan struct{}
+	overdue  map[uuid.UUID]string
 }
 
 type activeStep struct {
@@ -135,16 +149,22 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	w := &Worker{
-		cfg:     cfg,
-		pool:    pool,
-		funcs:   db.NewFuncs(cfg.Observer),
-		qc:      queue.NewClient(cfg.Observer),
-		log:     cfg.Logger.With("component", "worker", "worker_id", cfg.ID),
-		tr:      cfg.Tracer,
-		m:       cfg.Metrics,
-		slots:   make(chan struct{}, cfg.Concurrency),
-		active:  map[uuid.UUID]activeStep{},
-		abandon: make(chan struct{}),
+		cfg:      cfg,
+		pool:     pool,
+		funcs:    db.NewFuncs(cfg.Observer),
+		qc:       queue.NewClient(cfg.Observer),
+		log:      cfg.Logger.With("component", "worker", "worker_id", cfg.ID),
+		tr:       cfg.Tracer,
+		m:        cfg.Metrics,
+		slots:    make(chan struct{}, cfg.Concurrency),
+		active:   map[uuid.UUID]activeStep{},
+		abandon:  make(chan struct{}),
+		handlers: map[uuid.UUID]chan struct{}{},
+		overdue:  map[uuid.UUID]string{},
+		// Room for every running handler's result: a full channel would
+		// only mean the submitter is behind, never a lost result.
+		results:       make(chan *pendingResult, cfg.Concurrency),
+		submitterDone: make(chan struct{}),
 	}
 	w.obs = &observer{log: w.log, tr: w.tr, m: w.m}
 	for _, ns := range cfg.Namespaces {
@@ -196,7 +216,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	// Handlers run under execCtx so shutdown can give them a grace period.
 	execCtx, cancelExec := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelExec()
-	var loops, execs sync.WaitGroup
+	var loops, execs, submitter sync.WaitGroup
+	// Results are written even while shutting down, so the submitter runs
+	// until every handler has returned and its result is committed.
+	stopSubmitter := make(chan struct{})
+	submitter.Go(func() { w.submitLoop(context.WithoutCancel(ctx), ctx.Done(), stopSubmitter) })
 	for _, sub := range w.subs {
 		loops.Go(func() { w.eventLoop(ctx, execCtx, sub, &execs) })
 	}
@@ -221,6 +245,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	cancelExec()
 	<-finished
+	close(stopSubmitter)
+	submitter.Wait()
 	return nil
 }
 
@@ -234,11 +260,11 @@ func (w *Worker) track(c db.ClaimedStep) {
 	w.active[c.StepUUID] = activeStep{LeaseRef: db.LeaseRef{StepUUID: c.StepUUID, Attempt: c.Attempt, MsgID: c.MsgID}, Namespace: c.Namespace}
 }
 
-// setCancel registers how to stop the handler of a tracked step.
-func (w *Worker) setCancel(id uuid.UUID, cancel context.CancelCauseFunc) {
+// setCancel registers how to stop the handler of a tracked step's attempt.
+func (w *Worker) setCancel(id uuid.UUID, attempt int, cancel context.CancelCauseFunc) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if a, ok := w.active[id]; ok {
+	if a, ok := w.active[id]; ok && a.Attempt == attempt {
 		a.cancel = cancel
 		w.active[id] = a
 	}
@@ -255,10 +281,14 @@ func (w *Worker) cancelSteps(ids []uuid.UUID) {
 	}
 }
 
-func (w *Worker) untrack(id uuid.UUID) {
+// untrack forgets a step's attempt; a later attempt of the same step that
+// this worker claimed meanwhile stays tracked.
+func (w *Worker) untrack(id uuid.UUID, attempt int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	delete(w.active, id)
+	if w.active[id].Attempt == attempt {
+		delete(w.active, id)
+	}
 }
 
 // ActiveByNamespace counts running handlers per namespace (for the active executions gauge).
