@@ -376,7 +376,7 @@ const (
 	CodeTooManyWaiters = "too_many_waiters"
 	// CodeAlreadyExists: a schedule of that name exists.
 	CodeAlreadyExists = "already_exists"
-	CodeInternal                 = "internal"
+	CodeInternal      = "internal"
 	// CodeUnavailable (503, with Retry-After) means the server cannot reach
 	// its database: the same request may succeed when retried later.
 	CodeUnavailable = "unavailable"
