@@ -277,6 +277,24 @@ func (c *Client) ResolveStep(ctx context.Context, taskUUID uuid.UUID, step strin
 	return t, publicError(err)
 }
 
+// CreateSchedule creates a cron schedule, as POST /v1/schedules does: each
+// time req.Cron comes due in req.TimeZone, a running orchestrator (any
+// process, exactly once) creates req.Task.
+func (c *Client) CreateSchedule(ctx context.Context, req client.ScheduleRequest) (*client.Schedule, error) {
+	sc, err := c.init.CreateSchedule(ctx, req)
+	return sc, publicError(err)
+}
+
+// ListSchedules returns every schedule, by name.
+func (c *Client) ListSchedules(ctx context.Context) ([]client.Schedule, error) {
+	return c.init.ListSchedules(ctx)
+}
+
+// DeleteSchedule deletes the schedule named name; ErrNotFound when there is none.
+func (c *Client) DeleteSchedule(ctx context.Context, name string) error {
+	return c.init.DeleteSchedule(ctx, name)
+}
+
 // APIHandler returns the REST API (/v1/tasks, /v1/templates, /health) over
 // this client's database, to mount on the program's own HTTP server. It is
 // only a handler: that server sets its own timeouts (ReadHeaderTimeout,

@@ -70,4 +70,16 @@ func TestDayTwoOperations(t *testing.T) {
 	_, err = c.CancelTask(ctx, bad.TaskUUID, client.CancelRequest{})
 	require.ErrorAs(t, err, &apiErr)
 	require.Equal(t, client.CodeStateConflict, apiErr.Code)
+
+	_, err = c.CreateSchedule(ctx, client.ScheduleRequest{Name: "hourly-etl", Cron: "0 * * * *", Task: client.TaskRequest{
+		Namespace: "etl", Name: "pipeline", Context: []byte(`{"count": 1}`)}})
+	require.NoError(t, err)
+	_, err = c.CreateSchedule(ctx, client.ScheduleRequest{Name: "bad", Cron: "0 * * *", Task: client.TaskRequest{Namespace: "etl", Name: "pipeline"}})
+	require.ErrorAs(t, err, &apiErr)
+	require.Equal(t, "cron", apiErr.Field)
+	schedules, err := c.ListSchedules(ctx)
+	require.NoError(t, err)
+	require.Len(t, schedules, 1)
+	require.NoError(t, c.DeleteSchedule(ctx, "hourly-etl"))
+	require.ErrorIs(t, c.DeleteSchedule(ctx, "hourly-etl"), tasker.ErrNotFound)
 }

@@ -221,6 +221,20 @@ func TestRetryFromFailedStep(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, ok)
 
+	// Many retries later the budget still grows past the template limit.
+	_, err = b.pool.Exec(ctx, `UPDATE tasker.workflow_steps SET state = 'error', attempts = 100, max_attempts = 100
+		WHERE workflow_step_uuid = $1`, s2.StepUUID)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(ctx, `UPDATE tasker.tasks SET state = 'error' WHERE task_uuid = $1`, task.TaskUUID)
+	require.NoError(t, err)
+	_, err = c.RetryTask(ctx, task.TaskUUID, client.RetryRequest{})
+	require.NoError(t, err)
+	again, err := c.WaitTask(ctx, task.TaskUUID)
+	require.NoError(t, err)
+	require.Equal(t, "complete", again.State)
+	s2 = stepByName(t, mustSteps(t, c, task.TaskUUID), "linear_step_2")
+	require.Equal(t, 200, s2.MaxAttempts)
+
 	var retries int
 	for _, tr := range final.Transitions {
 		if tr.Reason == "operator_retry" {
@@ -263,4 +277,11 @@ func TestResolveFailedStep(t *testing.T) {
 	s2 := stepByName(t, steps, "linear_step_2")
 	require.Equal(t, "resolved_manually", s2.State)
 	require.JSONEq(t, `"3"`, string(s2.Result))
+}
+
+func mustSteps(t *testing.T, c *client.Client, id uuid.UUID) []client.Step {
+	t.Helper()
+	steps, err := c.ListSteps(context.Background(), id)
+	require.NoError(t, err)
+	return steps
 }
