@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -144,7 +145,7 @@ func (c *Client) Start(ctx context.Context) error {
 	ecfg := engine.Config{Pool: c.pool, Telemetry: base.Telemetry{Logger: c.log, Tracer: c.tracer, Metrics: c.metrics}}
 	if o := c.cfg.Orchestration; o != nil {
 		ecfg.Orchestration = &orchestration.Config{ResultWorkers: o.ResultWorkers, ReadinessInterval: o.ReadinessInterval,
-			FallbackInterval: o.FallbackInterval}
+			FallbackInterval: o.FallbackInterval, Retention: o.Retention}
 	}
 	if w := c.cfg.Worker; w != nil {
 		ecfg.Worker = &worker.Config{Namespaces: c.cfg.namespaces(), ID: w.ID, Concurrency: w.Concurrency, Lease: w.Lease,
@@ -159,6 +160,8 @@ func (c *Client) Start(ctx context.Context) error {
 		return fmt.Errorf("tasker: starting: %w", err)
 	}
 	c.engine = e
+	// Waiters learn of finished tasks from the engine's listener.
+	c.store.WithSignals(e.TaskSignals())
 	return nil
 }
 
@@ -207,9 +210,89 @@ func (c *Client) GetTask(ctx context.Context, taskUUID uuid.UUID) (*client.Task,
 	return c.store.GetTask(ctx, taskUUID)
 }
 
+// WaitTask waits until the task is terminal and returns it. Once Start has
+// run, it is woken by the orchestrators' task-terminal notifications;
+// otherwise (or should one be lost) it looks again every second. When ctx
+// ends first it returns the last state seen with an error wrapping ctx.Err().
+func (c *Client) WaitTask(ctx context.Context, taskUUID uuid.UUID) (*client.Task, error) {
+	signal, stop := c.store.WatchTask(taskUUID)
+	defer stop()
+	recheck := time.NewTicker(time.Second)
+	defer recheck.Stop()
+	var last *client.Task
+	for {
+		t, err := c.store.GetTask(ctx, taskUUID)
+		switch {
+		case err == nil:
+			last = t
+			if t.Terminal() {
+				return t, nil
+			}
+		case ctx.Err() == nil:
+			return last, fmt.Errorf("waiting for task %s: %w", taskUUID, err)
+		}
+		select {
+		case <-ctx.Done():
+			return last, fmt.Errorf("waiting for task %s: %w", taskUUID, ctx.Err())
+		case <-signal:
+		case <-recheck.C:
+		}
+	}
+}
+
 // ListSteps returns a task's steps with their state histories.
 func (c *Client) ListSteps(ctx context.Context, taskUUID uuid.UUID) ([]client.Step, error) {
 	return c.store.ListSteps(ctx, taskUUID)
+}
+
+// ListTasks returns one page of the tasks f selects, newest first, as GET
+// /v1/tasks does; pass the list's NextCursor as f.Cursor for the next page.
+// A bad filter fails with a *client.APIError naming the field.
+func (c *Client) ListTasks(ctx context.Context, f client.TaskFilter) (*client.TaskList, error) {
+	list, err := c.store.ListTasks(ctx, f)
+	if err != nil {
+		return nil, publicError(err)
+	}
+	return list, nil
+}
+
+// CancelTask cancels a task that has not finished, as POST
+// /v1/tasks/{uuid}/cancel does, and returns it.
+func (c *Client) CancelTask(ctx context.Context, taskUUID uuid.UUID, req client.CancelRequest) (*client.Task, error) {
+	t, err := c.store.CancelTask(ctx, taskUUID, req)
+	return t, publicError(err)
+}
+
+// RetryTask runs a task in error again from its failed steps, as POST
+// /v1/tasks/{uuid}/retry does, and returns it.
+func (c *Client) RetryTask(ctx context.Context, taskUUID uuid.UUID, req client.RetryRequest) (*client.Task, error) {
+	t, err := c.store.RetryTask(ctx, taskUUID, req)
+	return t, publicError(err)
+}
+
+// ResolveStep marks a failed step resolved manually with a result, as POST
+// /v1/tasks/{uuid}/steps/{step}/resolve does, and returns the task.
+func (c *Client) ResolveStep(ctx context.Context, taskUUID uuid.UUID, step string, req client.ResolveRequest) (*client.Task, error) {
+	t, err := c.store.ResolveStep(ctx, taskUUID, step, req)
+	return t, publicError(err)
+}
+
+// CreateSchedule creates a cron schedule, as POST /v1/schedules does: each
+// time req.Cron comes due in req.TimeZone, a running orchestrator (any
+// process, exactly once) creates req.Task.
+func (c *Client) CreateSchedule(ctx context.Context, req client.ScheduleRequest) (*client.Schedule, error) {
+	sc, err := c.init.CreateSchedule(ctx, req)
+	return sc, publicError(err)
+}
+
+// ListSchedules returns every schedule, by name.
+func (c *Client) ListSchedules(ctx context.Context) ([]client.Schedule, error) {
+	return c.init.ListSchedules(ctx)
+}
+
+// DeleteSchedule deletes the schedule named name; ErrNotFound when there is none.
+func (c *Client) DeleteSchedule(ctx context.Context, name string) error {
+	return c.init.DeleteSchedule(ctx, name)
 }
 
 // APIHandler returns the REST API (/v1/tasks, /v1/templates, /health) over
@@ -225,6 +308,9 @@ func (c *Client) APIHandler() (http.Handler, error) {
 // publicError gives a request that can never succeed the type the REST client
 // reports it with, so a program handles both the same way.
 func publicError(err error) error {
+	if err == nil {
+		return nil
+	}
 	var fe *taskreq.FieldError
 	if errors.As(err, &fe) {
 		return api.FieldAPIError(fe)

@@ -92,6 +92,10 @@ type OrchestrationConfig struct {
 	// FallbackInterval is how often orchestration queues are read for
 	// messages whose notification was missed. Default FallbackIntervalDefault.
 	FallbackInterval time.Duration
+	// Retention is how long finished tasks (with their steps and history)
+	// and archived queue messages are kept before they are pruned, in small
+	// batches. Default 7 days; negative keeps everything.
+	Retention time.Duration
 }
 
 func (c *Config) validate() error {

@@ -150,24 +150,99 @@ func (c *Client) ListSteps(ctx context.Context, taskUUID uuid.UUID) ([]Step, err
 	return steps, nil
 }
 
-// ListTasksByCorrelation returns the tasks carrying a correlation ID.
-func (c *Client) ListTasksByCorrelation(ctx context.Context, correlationID uuid.UUID) ([]Task, error) {
+// ListTasks returns one page of the tasks f selects, newest first; pass the
+// list's NextCursor as f.Cursor for the next page.
+func (c *Client) ListTasks(ctx context.Context, f TaskFilter) (*TaskList, error) {
 	var list TaskList
-	path := "/v1/tasks?" + url.Values{"correlation_id": {correlationID.String()}}.Encode()
+	path := "/v1/tasks"
+	if q := f.Query().Encode(); q != "" {
+		path += "?" + q
+	}
 	if err := c.do(ctx, http.MethodGet, path, nil, &list); err != nil {
 		return nil, err
 	}
-	return list.Tasks, nil
+	return &list, nil
 }
 
-// ListChildTasks returns the tasks whose parent correlation ID is parentCorrelationID.
+// listAll reads every page of f.
+func (c *Client) listAll(ctx context.Context, f TaskFilter) ([]Task, error) {
+	f.Limit = MaxTaskListLimit
+	var out []Task
+	for {
+		list, err := c.ListTasks(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, list.Tasks...)
+		if list.NextCursor == "" {
+			return out, nil
+		}
+		f.Cursor = list.NextCursor
+	}
+}
+
+// ListTasksByCorrelation returns the tasks carrying a correlation ID, newest first.
+func (c *Client) ListTasksByCorrelation(ctx context.Context, correlationID uuid.UUID) ([]Task, error) {
+	return c.listAll(ctx, TaskFilter{CorrelationID: &correlationID})
+}
+
+// ListChildTasks returns the tasks whose parent correlation ID is
+// parentCorrelationID, newest first.
 func (c *Client) ListChildTasks(ctx context.Context, parentCorrelationID uuid.UUID) ([]Task, error) {
-	var list TaskList
-	path := "/v1/tasks?" + url.Values{"parent_correlation_id": {parentCorrelationID.String()}}.Encode()
-	if err := c.do(ctx, http.MethodGet, path, nil, &list); err != nil {
+	return c.listAll(ctx, TaskFilter{ParentCorrelationID: &parentCorrelationID})
+}
+
+// CancelTask cancels a task that has not finished and returns it: steps not
+// yet run never run, running ones are asked to stop, and late results are
+// ignored. Cancelling a cancelled task changes nothing; cancelling a finished
+// one is an *APIError with status 409 and code state_conflict.
+func (c *Client) CancelTask(ctx context.Context, taskUUID uuid.UUID, req CancelRequest) (*Task, error) {
+	return c.operate(ctx, "/v1/tasks/"+taskUUID.String()+"/cancel", req)
+}
+
+// RetryTask runs a task in error again from its failed steps (completed steps
+// keep their results) and returns it.
+func (c *Client) RetryTask(ctx context.Context, taskUUID uuid.UUID, req RetryRequest) (*Task, error) {
+	return c.operate(ctx, "/v1/tasks/"+taskUUID.String()+"/retry", req)
+}
+
+// ResolveStep marks a failed step of a task (by name or UUID) resolved
+// manually with req.Result as its result, so the steps after it run, and
+// returns the task.
+func (c *Client) ResolveStep(ctx context.Context, taskUUID uuid.UUID, step string, req ResolveRequest) (*Task, error) {
+	return c.operate(ctx, "/v1/tasks/"+taskUUID.String()+"/steps/"+url.PathEscape(step)+"/resolve", req)
+}
+
+func (c *Client) operate(ctx context.Context, path string, req any) (*Task, error) {
+	var task Task
+	if err := c.do(ctx, http.MethodPost, path, req, &task); err != nil {
 		return nil, err
 	}
-	return list.Tasks, nil
+	return &task, nil
+}
+
+// CreateSchedule creates a cron schedule that creates req.Task each time
+// req.Cron comes due.
+func (c *Client) CreateSchedule(ctx context.Context, req ScheduleRequest) (*Schedule, error) {
+	var sc Schedule
+	if err := c.do(ctx, http.MethodPost, "/v1/schedules", req, &sc); err != nil {
+		return nil, err
+	}
+	return &sc, nil
+}
+
+// ListSchedules returns every schedule, by name.
+func (c *Client) ListSchedules(ctx context.Context) ([]Schedule, error) {
+	var list ScheduleList
+	if err := c.do(ctx, http.MethodGet, "/v1/schedules", nil, &list); err != nil {
+		return nil, err
+	}
+	return list.Schedules, nil
+}
+
+// DeleteSchedule deletes the schedule named name.
+func (c *Client) DeleteSchedule(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/schedules/"+url.PathEscape(name), nil, nil)
 }
 
 // Templates returns the registered task templates.
@@ -192,8 +267,59 @@ func (c *Client) Health(ctx context.Context) (*Health, error) {
 	return &h, err
 }
 
+// longPollWait is how long one GET ?wait= of WaitTask asks the server to
+// hold, below defaultTimeout so the client's own timeout does not cut it.
+const longPollWait = 25 * time.Second
+
+// WaitTask waits until the task is terminal and returns it, without
+// polling: each request asks the server to answer once the task finishes
+// (GET /v1/tasks/{uuid}?wait=), and is repeated until it does or ctx ends.
+// When ctx ends first it returns the last task seen (nil if none) with an
+// error wrapping ctx.Err(). A server at its limit of waiting requests (503
+// too_many_waiters) is asked again after a second.
+func (c *Client) WaitTask(ctx context.Context, taskUUID uuid.UUID) (*Task, error) {
+	var last *Task
+	for first := true; ; first = false {
+		// The first read does not wait, so the state is known however soon
+		// ctx ends.
+		path := "/v1/tasks/" + taskUUID.String()
+		if !first {
+			wait := longPollWait
+			if dl, ok := ctx.Deadline(); ok {
+				// Leave the answer time to arrive before ctx ends.
+				wait = min(wait, max(time.Until(dl)*3/4, 0))
+			}
+			path += "?" + url.Values{"wait": {wait.String()}}.Encode()
+		}
+		var task Task
+		err := c.do(ctx, http.MethodGet, path, nil, &task)
+		var apiErr *APIError
+		switch {
+		case err == nil:
+			last = &task
+			if task.Terminal() {
+				return &task, nil
+			}
+		case ctx.Err() != nil:
+		case errors.As(err, &apiErr) && apiErr.Code == CodeTooManyWaiters:
+			t := time.NewTimer(time.Second)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+			case <-t.C:
+			}
+		default:
+			return last, fmt.Errorf("waiting for task %s: %w", taskUUID, err)
+		}
+		if ctx.Err() != nil {
+			return last, fmt.Errorf("waiting for task %s: %w", taskUUID, ctx.Err())
+		}
+	}
+}
+
 // WaitForTask polls GetTask every poll (500 ms when poll ≤ 0) until the task is
-// terminal or ctx is done. When ctx ends first it returns the last task seen
+// terminal or ctx is done. WaitTask waits the same way without polling, on
+// servers that offer ?wait=. When ctx ends first it returns the last task seen
 // (nil if none) with an error wrapping ctx.Err(), so a caller can still report
 // how far the task got. Any other error ends the wait at once.
 func (c *Client) WaitForTask(ctx context.Context, taskUUID uuid.UUID, poll time.Duration) (*Task, error) {
@@ -258,6 +384,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return decodeAPIError(resp, raw, out)
+	}
+	if out == nil {
+		return nil // 204 No Content, or an answer the caller does not read
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
 		return fmt.Errorf("decoding %s %s response: %w", method, path, err)

@@ -3,6 +3,9 @@ package client
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,6 +37,12 @@ type TaskRequest struct {
 	// correlation ID is not part of what is compared. Client.CreateTask sets
 	// a UUIDv7 key when this is empty so that its retries are safe.
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// RunAt delays the task's first steps until this time; the task exists
+	// (waiting_for_dependencies) from the start. At most a year ahead.
+	RunAt *time.Time `json:"run_at,omitempty"`
+	// Delay is RunAt as a duration from now, such as "90s" or "2h".
+	// Give one of RunAt and Delay.
+	Delay string `json:"delay,omitempty"`
 }
 
 // NewTaskRequest builds a request with a fresh UUIDv7 correlation ID.
@@ -69,6 +78,62 @@ func (r TaskRequest) WithParentCorrelationID(id uuid.UUID) TaskRequest {
 	return r
 }
 
+// ScheduleRequest is the body of POST /v1/schedules: create Task on every
+// time Cron (standard 5 fields: minute hour day-of-month month day-of-week)
+// comes due in TimeZone.
+type ScheduleRequest struct {
+	// Name identifies the schedule (at most 128 characters: letters, digits, _ - .).
+	Name string `json:"name"`
+	Cron string `json:"cron"`
+	// TimeZone is an IANA zone such as "Europe/Paris"; empty means UTC.
+	TimeZone string      `json:"time_zone,omitempty"`
+	Task     TaskRequest `json:"task"`
+}
+
+// Schedule is a cron schedule (GET /v1/schedules).
+type Schedule struct {
+	ScheduleUUID uuid.UUID   `json:"schedule_uuid"`
+	Name         string      `json:"name"`
+	Cron         string      `json:"cron"`
+	TimeZone     string      `json:"time_zone"`
+	Task         TaskRequest `json:"task"`
+	NextRunAt    time.Time   `json:"next_run_at"`
+	LastRunAt    *time.Time  `json:"last_run_at,omitempty"`
+	LastTaskUUID *uuid.UUID  `json:"last_task_uuid,omitempty"`
+	CreatedAt    time.Time   `json:"created_at"`
+}
+
+// ScheduleList is the body of GET /v1/schedules.
+type ScheduleList struct {
+	Schedules []Schedule `json:"schedules"`
+}
+
+// CancelRequest is the body of POST /v1/tasks/{uuid}/cancel.
+type CancelRequest struct {
+	// Reason is recorded in the task's history (at most 128 characters).
+	Reason string `json:"reason,omitempty"`
+	// Actor names who cancels (recorded in the history); "api" when empty.
+	Actor string `json:"actor,omitempty"`
+	// Children cancels the tasks whose parent correlation ID is this task's,
+	// recursively.
+	Children bool `json:"children,omitempty"`
+}
+
+// RetryRequest is the body of POST /v1/tasks/{uuid}/retry.
+type RetryRequest struct {
+	Reason string `json:"reason,omitempty"`
+	Actor  string `json:"actor,omitempty"`
+}
+
+// ResolveRequest is the body of POST /v1/tasks/{uuid}/steps/{step}/resolve.
+type ResolveRequest struct {
+	// Result is the step's result from now on, as if its handler had
+	// returned it: the steps depending on it read it. Required.
+	Result json.RawMessage `json:"result"`
+	Reason string          `json:"reason,omitempty"`
+	Actor  string          `json:"actor,omitempty"`
+}
+
 // Transition is one state change in a task's or step's history.
 type Transition struct {
 	From   string          `json:"from_state,omitempty"`
@@ -76,6 +141,16 @@ type Transition struct {
 	Reason string          `json:"reason,omitempty"`
 	At     time.Time       `json:"at"`
 	Meta   json.RawMessage `json:"metadata,omitempty"`
+}
+
+// TaskEvent is one event of GET /v1/tasks/{uuid}/events: a state change of
+// the task (Kind "task") or of one of its steps (Kind "step").
+type TaskEvent struct {
+	Kind     string     `json:"kind"`
+	TaskUUID uuid.UUID  `json:"task_uuid"`
+	StepUUID *uuid.UUID `json:"step_uuid,omitempty"`
+	StepName string     `json:"step_name,omitempty"`
+	Transition
 }
 
 // StepError is the error of a step's latest failed attempt.
@@ -205,10 +280,68 @@ type Health struct {
 	Error string `json:"error,omitempty"`
 }
 
-// TaskList is the body of GET /v1/tasks?correlation_id=…: an envelope rather
-// than a bare array so paging fields can be added without breaking clients.
+// TaskList is the body of GET /v1/tasks: one page of tasks, newest first.
 type TaskList struct {
 	Tasks []Task `json:"tasks"`
+	// NextCursor, when not empty, is the Cursor of the next (older) page.
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// Page sizes of GET /v1/tasks.
+const (
+	DefaultTaskListLimit = 50
+	MaxTaskListLimit     = 500
+)
+
+// TaskFilter selects tasks to list (GET /v1/tasks). Every field set narrows
+// the selection; the zero value lists every task, newest first.
+type TaskFilter struct {
+	// States keeps tasks in any of these states.
+	States    []string
+	Namespace string
+	// Name is a template name.
+	Name string
+	// CreatedAfter and CreatedBefore bound the creation time, exclusive.
+	CreatedAfter        *time.Time
+	CreatedBefore       *time.Time
+	CorrelationID       *uuid.UUID
+	ParentCorrelationID *uuid.UUID
+	// Limit is the page size: 0 means DefaultTaskListLimit, at most MaxTaskListLimit.
+	Limit int
+	// Cursor is a TaskList.NextCursor, to read the page after it.
+	Cursor string
+}
+
+// Query is the filter as GET /v1/tasks query parameters.
+func (f TaskFilter) Query() url.Values {
+	v := url.Values{}
+	if len(f.States) > 0 {
+		v.Set("state", strings.Join(f.States, ","))
+	}
+	set := func(k, val string) {
+		if val != "" {
+			v.Set(k, val)
+		}
+	}
+	set("namespace", f.Namespace)
+	set("name", f.Name)
+	if f.CreatedAfter != nil {
+		v.Set("created_after", f.CreatedAfter.Format(time.RFC3339Nano))
+	}
+	if f.CreatedBefore != nil {
+		v.Set("created_before", f.CreatedBefore.Format(time.RFC3339Nano))
+	}
+	if f.CorrelationID != nil {
+		v.Set("correlation_id", f.CorrelationID.String())
+	}
+	if f.ParentCorrelationID != nil {
+		v.Set("parent_correlation_id", f.ParentCorrelationID.String())
+	}
+	if f.Limit != 0 {
+		v.Set("limit", strconv.Itoa(f.Limit))
+	}
+	set("cursor", f.Cursor)
+	return v
 }
 
 // TemplateList is the body of GET /v1/templates.
@@ -235,7 +368,15 @@ const (
 	CodeUnknownVersion           = "unknown_version"
 	CodeMethodNotAllowed         = "method_not_allowed"
 	CodeIdempotencyConflict      = "idempotency_conflict"
-	CodeInternal                 = "internal"
+	// CodeStateConflict: the task's or step's state does not allow the
+	// operation (cancelling a completed task, retrying a running one).
+	CodeStateConflict = "state_conflict"
+	// CodeTooManyWaiters: the server holds as many waiting requests as it
+	// allows; the answer's Retry-After says when to try again.
+	CodeTooManyWaiters = "too_many_waiters"
+	// CodeAlreadyExists: a schedule of that name exists.
+	CodeAlreadyExists = "already_exists"
+	CodeInternal      = "internal"
 	// CodeUnavailable (503, with Retry-After) means the server cannot reach
 	// its database: the same request may succeed when retried later.
 	CodeUnavailable = "unavailable"

@@ -264,7 +264,7 @@ func runDemo(ctx context.Context, out io.Writer, c *client.Client, tpls []*templ
 			continue
 		}
 		wctx, cancel := context.WithTimeout(ctx, timeout)
-		final, err := c.WaitForTask(wctx, task.TaskUUID, 5*time.Millisecond)
+		final, err := c.WaitTask(wctx, task.TaskUUID)
 		cancel()
 		elapsed := time.Since(start)
 		if err != nil {
@@ -340,7 +340,7 @@ func checkDemo(ctx context.Context, c *client.Client, tpl *template.Template, t 
 		}
 		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		child, err := c.WaitForTask(wctx, res.Child, 5*time.Millisecond)
+		child, err := c.WaitTask(wctx, res.Child)
 		if err != nil {
 			return fmt.Sprintf("child task: %v", err)
 		}

@@ -113,6 +113,10 @@ func apiCallError(err error) error {
 		switch {
 		case apiErr.Status == http.StatusBadGateway || apiErr.Status == http.StatusServiceUnavailable || apiErr.Status == http.StatusGatewayTimeout:
 			return &exitError{code: exitUnreachable, err: err}
+		case apiErr.Status == http.StatusConflict || apiErr.Code == client.CodeNotFound:
+			// The request was well formed; what it named is missing, or its
+			// state refused it. (An unknown template is bad input: exit 2.)
+			return &exitError{code: exitFailed, err: err}
 		case apiErr.Status >= 400 && apiErr.Status < 500:
 			return &exitError{code: exitUsage, err: err}
 		}
@@ -137,6 +141,24 @@ func exitCode(err error) int {
 	return exitFailed
 }
 
+// errorCodes names the exit codes in JSON errors that carry no API code.
+var errorCodes = map[int]string{exitFailed: "failed", exitUsage: "usage", exitUnreachable: "unreachable"}
+
+// reportJSONError writes err as {"error": {...}} for -o json readers.
+func reportJSONError(w io.Writer, err error) {
+	body := struct {
+		Code     string `json:"code"`
+		Field    string `json:"field,omitempty"`
+		Message  string `json:"message"`
+		ExitCode int    `json:"exit_code"`
+	}{Code: errorCodes[exitCode(err)], Message: err.Error(), ExitCode: exitCode(err)}
+	var apiErr *client.APIError
+	if errors.As(err, &apiErr) {
+		body.Code, body.Field, body.Message = apiErr.Code, apiErr.Field, apiErr.Message
+	}
+	_ = printJSON(w, map[string]any{"error": body})
+}
+
 // reportError writes err for a person: an API error as
 // "error: <code> (<field>): <message>", anything else as "error: <text>".
 func reportError(w io.Writer, err error) {
@@ -158,7 +180,11 @@ func execute(ctx context.Context, root *cobra.Command) int {
 	root.SilenceUsage = true
 	err := root.ExecuteContext(ctx)
 	if err != nil {
-		reportError(root.ErrOrStderr(), err)
+		if f := root.PersistentFlags().Lookup("output"); f != nil && f.Value.String() == outputJSON {
+			reportJSONError(root.ErrOrStderr(), err)
+		} else {
+			reportError(root.ErrOrStderr(), err)
+		}
 	}
 	return exitCode(err)
 }

@@ -27,9 +27,20 @@ func newRootCmd(getenv func(string) string) *cobra.Command {
 		Long: `Tasker runs workflows (DAGs of steps) on PostgreSQL: templates define the DAG,
 tasks are its runs, workers execute the steps.
 
-Start here:  tasker dev      (everything in one process on an ephemeral PostgreSQL)`,
-		Args: usageArgs(cobra.NoArgs),
-		RunE: groupRunE,
+Start here:  tasker dev      (everything in one process on an ephemeral PostgreSQL)
+
+Exit codes:
+  0  success
+  1  failure: a task did not complete, something was not found, or the server
+     refused the request in the state things are in (409)
+  2  usage: bad flags, arguments or input (the error names the flag or field)
+  3  the API or database could not be reached
+
+With -o json, output is JSON on stdout and errors are JSON on stderr:
+  {"error": {"code": "...", "field": "...", "message": "...", "exit_code": N}}`,
+		Version: version(),
+		Args:    usageArgs(cobra.NoArgs),
+		RunE:    groupRunE,
 	}
 	usageFlagErrors(root)
 	g.bind(root, getenv)
@@ -39,6 +50,7 @@ Start here:  tasker dev      (everything in one process on an ephemeral PostgreS
 		newWorkerCmd(getenv),
 		newMigrateCmd(getenv),
 		newTaskCmd(g),
+		newScheduleCmd(g),
 		newTemplateCmd(g, getenv),
 		newTraceCmd(g),
 		newConfigCmd(g),

@@ -23,12 +23,13 @@ const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 func newTaskCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "task",
-		Short: "Create and inspect tasks",
+		Short: "Create, find, inspect, cancel, retry and resolve tasks",
 		Args:  cobra.ArbitraryArgs,
 		RunE:  groupRunE,
 	}
 	usageFlagErrors(cmd)
-	cmd.AddCommand(newTaskCreateCmd(g), newTaskGetCmd(g), newTaskStepsCmd(g), newTaskListCmd(g))
+	cmd.AddCommand(newTaskCreateCmd(g), newTaskGetCmd(g), newTaskStepsCmd(g), newTaskListCmd(g),
+		newTaskCancelCmd(g), newTaskRetryCmd(g), newTaskResolveCmd(g))
 	return cmd
 }
 
@@ -39,7 +40,6 @@ type taskCreateFlags struct {
 	parentCorrelationID string
 	wait                bool
 	timeout             time.Duration
-	poll                time.Duration
 }
 
 func newTaskCreateCmd(g *globalFlags) *cobra.Command {
@@ -48,8 +48,8 @@ func newTaskCreateCmd(g *globalFlags) *cobra.Command {
 		Use:   "create --template NS/NAME[@VERSION] [--context JSON]",
 		Short: "Create a task from a registered template",
 		Long: `Create a task from a registered template and print its UUID, correlation ID and state.
-With --wait, poll until the task is finished, print its final state, result and error,
-and exit 1 unless it completed.`,
+With --wait, wait until the task is finished (the server answers when it is: no polling),
+print its final state, result and error, and exit 1 unless it completed.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SilenceUsage = true // past flag parsing, usage text would bury the error
@@ -63,7 +63,6 @@ and exit 1 unless it completed.`,
 	fl.StringVar(&f.parentCorrelationID, "parent-correlation-id", "", "correlation ID (UUID) of the parent workflow")
 	fl.BoolVar(&f.wait, "wait", false, "wait until the task is finished; exit 1 unless it completed")
 	fl.DurationVar(&f.timeout, "timeout", 60*time.Second, "how long --wait waits")
-	fl.DurationVar(&f.poll, "poll-interval", 250*time.Millisecond, "how often --wait asks for the task's state")
 	return cmd
 }
 
@@ -127,7 +126,7 @@ func runTaskCreate(ctx context.Context, out io.Writer, g *globalFlags, f taskCre
 
 	waitCtx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	final, err := c.WaitForTask(waitCtx, task.TaskUUID, f.poll)
+	final, err := c.WaitTask(waitCtx, task.TaskUUID)
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 		// Report the state as of now, not as of the last poll (a timeout
 		// shorter than one poll round trip would otherwise show the state at
@@ -198,33 +197,116 @@ func newTaskStepsCmd(g *globalFlags) *cobra.Command {
 	}
 }
 
+type taskListFlags struct {
+	states              []string
+	namespace, name     string
+	createdAfter        string
+	createdBefore       string
+	correlationID       string
+	parentCorrelationID string
+	limit               int
+	cursor              string
+	all                 bool
+}
+
 func newTaskListCmd(g *globalFlags) *cobra.Command {
-	var correlationID string
+	var f taskListFlags
 	cmd := &cobra.Command{
-		Use:   "list --correlation-id UUID",
-		Short: "List the tasks carrying a correlation ID",
-		Args:  usageArgs(cobra.NoArgs),
+		Use:   "list [--state S] [--namespace NS] [--name NAME] [--created-after T] [--created-before T] [--correlation-id UUID] [--parent-correlation-id UUID]",
+		Short: "List and search tasks, newest first",
+		Long: `List the tasks matching every filter given, newest first, one page at a time.
+Without --all, a further page is announced on stderr with the --cursor that reads it.
+Times are RFC 3339 (2026-01-02T15:04:05Z).`,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SilenceUsage = true
-			if correlationID == "" {
-				return usageError("--correlation-id is required: listing every task is not offered")
-			}
-			asJSON, c, id, err := taskArgs(g, correlationID)
+			asJSON, err := g.jsonOutput()
 			if err != nil {
 				return err
 			}
-			tasks, err := c.ListTasksByCorrelation(cmd.Context(), id)
+			filter, err := buildTaskFilter(f)
 			if err != nil {
-				return apiCallError(err)
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			list := &client.TaskList{}
+			for {
+				page, err := c.ListTasks(cmd.Context(), filter)
+				if err != nil {
+					return apiCallError(err)
+				}
+				list.Tasks = append(list.Tasks, page.Tasks...)
+				list.NextCursor = page.NextCursor
+				if !f.all || page.NextCursor == "" {
+					break
+				}
+				filter.Cursor = page.NextCursor
+			}
+			if list.Tasks == nil {
+				list.Tasks = []client.Task{}
 			}
 			if asJSON {
-				return printJSON(cmd.OutOrStdout(), tasks)
+				return printJSON(cmd.OutOrStdout(), list)
 			}
-			return printTaskList(cmd.OutOrStdout(), tasks)
+			if err := printTaskList(cmd.OutOrStdout(), list.Tasks); err != nil {
+				return err
+			}
+			if list.NextCursor != "" {
+				_, _ = fmt.Fprintf(cmd.ErrOrStderr(), "more tasks: --cursor %s\n", list.NextCursor)
+			}
+			return nil
 		},
 	}
-	cmd.Flags().StringVar(&correlationID, "correlation-id", "", "correlation ID (UUID) to look up (required)")
+	fl := cmd.Flags()
+	fl.StringSliceVar(&f.states, "state", nil, "task state(s), comma-separated (e.g. error,cancelled)")
+	fl.StringVar(&f.namespace, "namespace", "", "template namespace")
+	fl.StringVar(&f.name, "name", "", "template name")
+	fl.StringVar(&f.createdAfter, "created-after", "", "only tasks created after this RFC 3339 time")
+	fl.StringVar(&f.createdBefore, "created-before", "", "only tasks created before this RFC 3339 time")
+	fl.StringVar(&f.correlationID, "correlation-id", "", "correlation ID (UUID)")
+	fl.StringVar(&f.parentCorrelationID, "parent-correlation-id", "", "parent correlation ID (UUID): the children of a workflow")
+	fl.IntVar(&f.limit, "limit", client.DefaultTaskListLimit, fmt.Sprintf("page size, 1 to %d", client.MaxTaskListLimit))
+	fl.StringVar(&f.cursor, "cursor", "", "read the page after this cursor (printed after a full page)")
+	fl.BoolVar(&f.all, "all", false, "read every page")
 	return cmd
+}
+
+// buildTaskFilter checks the flags of task list, naming the flag at fault.
+func buildTaskFilter(f taskListFlags) (client.TaskFilter, error) {
+	filter := client.TaskFilter{States: f.states, Namespace: f.namespace, Name: f.name, Limit: f.limit, Cursor: f.cursor}
+	if f.limit < 1 || f.limit > client.MaxTaskListLimit {
+		return filter, usageError("--limit must be between 1 and %d, got %d", client.MaxTaskListLimit, f.limit)
+	}
+	for _, t := range []struct {
+		flag, raw string
+		dst       **time.Time
+	}{{"--created-after", f.createdAfter, &filter.CreatedAfter}, {"--created-before", f.createdBefore, &filter.CreatedBefore}} {
+		if t.raw == "" {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, t.raw)
+		if err != nil {
+			return filter, usageError("%s must be an RFC 3339 time (2026-01-02T15:04:05Z), got %q", t.flag, t.raw)
+		}
+		*t.dst = &at
+	}
+	for _, u := range []struct {
+		flag, raw string
+		dst       **uuid.UUID
+	}{{"--correlation-id", f.correlationID, &filter.CorrelationID}, {"--parent-correlation-id", f.parentCorrelationID, &filter.ParentCorrelationID}} {
+		if u.raw == "" {
+			continue
+		}
+		id, err := parseUUIDFlag(u.flag, u.raw)
+		if err != nil {
+			return filter, err
+		}
+		*u.dst = &id
+	}
+	return filter, nil
 }
 
 // taskArgs does what every read command does first: check --output, parse

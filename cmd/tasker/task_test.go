@@ -42,7 +42,7 @@ func runCLI(t *testing.T, env map[string]string, args ...string) result {
 	root := &cobra.Command{Use: "tasker"}
 	var g globalFlags
 	g.bind(root, func(k string) string { return env[k] })
-	root.AddCommand(newTaskCmd(&g), newTemplateCmd(&g, func(k string) string { return env[k] }))
+	root.AddCommand(newTaskCmd(&g), newTemplateCmd(&g, func(k string) string { return env[k] }), newScheduleCmd(&g))
 	var stdout, stderr bytes.Buffer
 	root.SetOut(&stdout)
 	root.SetErr(&stderr)
@@ -206,7 +206,7 @@ func TestTaskCreateWait(t *testing.T) {
 			task.CompletedSteps = 2
 			task.Result = map[string]json.RawMessage{"charge": json.RawMessage(`{"charged":42}`)}
 		})
-		res := b.run(t, "task", "create", "--template", "billing/invoice", "--wait", "--poll-interval", "1ms")
+		res := b.run(t, "task", "create", "--template", "billing/invoice", "--wait")
 		require.Equal(t, exitOK, res.code, res.stderr)
 		require.Regexp(t, `(?m)^state\s+complete$`, res.stdout)
 		require.Regexp(t, `(?m)^result\s+\{"charge":\{"charged":42\}\}$`, res.stdout)
@@ -220,7 +220,7 @@ func TestTaskCreateWait(t *testing.T) {
 			task.State = "error"
 			task.Error = &client.StepError{Step: "charge", Message: "card declined", Type: "permanent_error", Code: "declined", Attempt: 1}
 		})
-		res := b.run(t, "task", "create", "--template", "billing/invoice", "--wait", "--poll-interval", "1ms")
+		res := b.run(t, "task", "create", "--template", "billing/invoice", "--wait")
 		require.Equal(t, exitFailed, res.code)
 		require.Regexp(t, `(?m)^state\s+error$`, res.stdout)
 		require.Regexp(t, `(?m)^error\s+step charge: card declined \(permanent_error, code declined, attempt 1\)$`, res.stdout)
@@ -231,7 +231,7 @@ func TestTaskCreateWait(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		finishAfter(b, 1, func(task *client.Task) { task.State = "cancelled" })
-		res := b.run(t, "task", "create", "--template", "billing/invoice", "--wait", "--poll-interval", "1ms", "-o", "json")
+		res := b.run(t, "task", "create", "--template", "billing/invoice", "--wait", "-o", "json")
 		require.Equal(t, exitFailed, res.code)
 		var task client.Task
 		require.NoError(t, json.Unmarshal([]byte(res.stdout), &task))
@@ -242,7 +242,7 @@ func TestTaskCreateWait(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		finishAfter(b, -1, nil) // never finishes
-		res := b.run(t, "task", "create", "--template", "billing/invoice", "--wait", "--poll-interval", "5ms", "--timeout", "50ms")
+		res := b.run(t, "task", "create", "--template", "billing/invoice", "--wait", "--timeout", "50ms")
 		require.Equal(t, exitFailed, res.code)
 		require.Regexp(t, `(?m)^state\s+in_progress$`, res.stdout)
 		require.Contains(t, res.stderr, "did not finish within 50ms (state in_progress)")
@@ -279,7 +279,7 @@ func TestTaskGet(t *testing.T) {
 		b := setup(t)
 		id := uuid.New()
 		res := b.run(t, "task", "get", id.String())
-		require.Equal(t, exitUsage, res.code)
+		require.Equal(t, exitFailed, res.code)
 		require.Equal(t, "error: not_found (task_uuid): task "+id.String()+" not found\n", res.stderr)
 	})
 
@@ -348,7 +348,7 @@ func TestTaskSteps(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		res := b.run(t, "task", "steps", uuid.NewString())
-		require.Equal(t, exitUsage, res.code)
+		require.Equal(t, exitFailed, res.code)
 		require.Contains(t, res.stderr, "error: not_found (task_uuid):")
 	})
 }
@@ -375,17 +375,73 @@ func TestTaskList(t *testing.T) {
 		created := b.createTask(t)
 		res := b.run(t, "task", "list", "--correlation-id", created.CorrelationID.String(), "-o", "json")
 		require.Equal(t, exitOK, res.code, res.stderr)
-		var tasks []client.Task
-		require.NoError(t, json.Unmarshal([]byte(res.stdout), &tasks))
-		require.Len(t, tasks, 1)
+		var list client.TaskList
+		require.NoError(t, json.Unmarshal([]byte(res.stdout), &list))
+		require.Len(t, list.Tasks, 1)
+		require.Empty(t, list.NextCursor)
 	})
 
-	t.Run("MissingCorrelationID", func(t *testing.T) {
+	t.Run("PagesNewestFirst", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		res := b.run(t, "task", "list")
-		require.Equal(t, exitUsage, res.code)
-		require.Contains(t, res.stderr, "--correlation-id is required")
+		var created []uuid.UUID
+		for range 3 {
+			created = append(created, b.createTask(t).TaskUUID)
+		}
+		res := b.run(t, "task", "list", "--limit", "2")
+		require.Equal(t, exitOK, res.code, res.stderr)
+		lines := strings.Split(strings.TrimRight(res.stdout, "\n"), "\n")
+		require.Len(t, lines, 3)
+		require.True(t, strings.HasPrefix(lines[1], created[2].String()), "newest first: %s", res.stdout)
+		require.True(t, strings.HasPrefix(lines[2], created[1].String()))
+		require.Regexp(t, `^more tasks: --cursor \S+\n$`, res.stderr)
+		cursor := strings.TrimSpace(strings.TrimPrefix(res.stderr, "more tasks: --cursor "))
+
+		res = b.run(t, "task", "list", "--limit", "2", "--cursor", cursor, "-o", "json")
+		require.Equal(t, exitOK, res.code, res.stderr)
+		var list client.TaskList
+		require.NoError(t, json.Unmarshal([]byte(res.stdout), &list))
+		require.Len(t, list.Tasks, 1)
+		require.Equal(t, created[0], list.Tasks[0].TaskUUID)
+		require.Empty(t, list.NextCursor)
+
+		res = b.run(t, "task", "list", "--limit", "1", "--all", "-o", "json")
+		require.Equal(t, exitOK, res.code, res.stderr)
+		require.NoError(t, json.Unmarshal([]byte(res.stdout), &list))
+		require.Len(t, list.Tasks, 3)
+	})
+
+	t.Run("Filters", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.createTask(t)
+		res := b.run(t, "task", "list", "--state", "error,cancelled", "--namespace", "billing", "-o", "json")
+		require.Equal(t, exitOK, res.code, res.stderr)
+		require.JSONEq(t, `{"tasks":[]}`, res.stdout)
+		res = b.run(t, "task", "list", "--state", "pending", "--name", "invoice", "--created-after", "2020-01-01T00:00:00Z", "-o", "json")
+		require.Equal(t, exitOK, res.code, res.stderr)
+		var list client.TaskList
+		require.NoError(t, json.Unmarshal([]byte(res.stdout), &list))
+		require.Len(t, list.Tasks, 1)
+	})
+
+	t.Run("BadFlags", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		for _, c := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"--limit", "0"}, "--limit must be between 1 and 500"},
+			{[]string{"--created-after", "yesterday"}, "--created-after must be an RFC 3339 time"},
+			{[]string{"--parent-correlation-id", "x"}, "--parent-correlation-id must be a UUID"},
+			{[]string{"--state", "bogus"}, "invalid_field (state)"},
+			{[]string{"--cursor", "bogus"}, "invalid_field (cursor)"},
+		} {
+			res := b.run(t, append([]string{"task", "list"}, c.args...)...)
+			require.Equal(t, exitUsage, res.code, "%v: %s", c.args, res.stderr)
+			require.Contains(t, res.stderr, c.want)
+		}
 	})
 
 	t.Run("BadCorrelationID", func(t *testing.T) {

@@ -616,12 +616,6 @@ func TestListTasksByCorrelation(t *testing.T) {
 		require.JSONEq(t, `{"tasks":[]}`, rec.Body.String())
 	})
 
-	t.Run("MissingCorrelationID", func(t *testing.T) {
-		t.Parallel()
-		b := setup(t)
-		requireAPIError(t, b.do(t, http.MethodGet, "/v1/tasks", ""), http.StatusBadRequest, client.CodeMissingField, "correlation_id")
-	})
-
 	t.Run("InvalidCorrelationID", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

@@ -40,6 +40,10 @@ type Config struct {
 	// MaxBodyBytes bounds request bodies; a larger body is answered 413.
 	// Zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// MaxWaiters bounds the requests waiting for tasks at once (long-polls
+	// with ?wait= and event streams); more are answered 503 with
+	// Retry-After. Zero means DefaultMaxWaiters.
+	MaxWaiters int
 	// Extra mounts more handlers on the same server, keyed by http.ServeMux
 	// pattern (e.g. "GET /metrics"). They share the request log and the panic
 	// recovery; their answers are passed through untouched.
@@ -51,6 +55,8 @@ type server struct {
 	logger  *slog.Logger
 	maxBody int64
 	mux     *http.ServeMux
+	waiters chan struct{}
+	routes  []string
 }
 
 // NewHandler returns the API as one http.Handler, or an error naming what is
@@ -58,6 +64,9 @@ type server struct {
 func NewHandler(cfg Config) (http.Handler, error) {
 	if cfg.Backend == nil {
 		return nil, errors.New("api config: Backend is required")
+	}
+	if cfg.MaxWaiters < 0 {
+		return nil, fmt.Errorf("api config: MaxWaiters must not be negative, got %d", cfg.MaxWaiters)
 	}
 	if cfg.MaxBodyBytes < 0 {
 		return nil, fmt.Errorf("api config: MaxBodyBytes must not be negative, got %d", cfg.MaxBodyBytes)
@@ -67,14 +76,21 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		logger:  cmp.Or(cfg.Logger, slog.Default()),
 		maxBody: cmp.Or(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
 		mux:     http.NewServeMux(),
+		waiters: make(chan struct{}, cmp.Or(cfg.MaxWaiters, DefaultMaxWaiters)),
 	}
-	s.mux.HandleFunc("POST /v1/tasks", s.createTask)
-	s.mux.HandleFunc("GET /v1/tasks", s.listTasks)
-	s.mux.HandleFunc("GET /v1/tasks/{uuid}", s.getTask)
-	s.mux.HandleFunc("GET /v1/tasks/{uuid}/workflow_steps", s.listSteps)
-	s.mux.HandleFunc("GET /v1/templates", s.listTemplates)
+	s.handle("POST /v1/tasks", s.createTask)
+	s.handle("GET /v1/tasks", s.listTasks)
+	s.handle("GET /v1/tasks/{uuid}", s.getTask)
+	s.handle("GET /v1/tasks/{uuid}/workflow_steps", s.listSteps)
+	s.handle("GET /v1/templates", s.listTemplates)
 	for pattern, h := range (Health{Ping: cfg.Backend.Ping, Logger: s.logger}).Routes() {
+		s.routes = append(s.routes, pattern)
 		s.mux.Handle(pattern, h)
+	}
+	s.routeOperations()
+	s.routeSchedules()
+	if err := s.routeOpenAPI(); err != nil {
+		return nil, err
 	}
 	// Sorted so that a bad configuration always reports the same pattern.
 	for _, pattern := range slices.Sorted(maps.Keys(cfg.Extra)) {

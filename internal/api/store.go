@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/taskerhq/tasker/internal/messages"
 	"github.com/taskerhq/tasker/internal/orchestration"
 	"github.com/taskerhq/tasker/internal/queue"
+	"github.com/taskerhq/tasker/internal/taskreq"
 	"github.com/taskerhq/tasker/internal/templatestore"
 	"github.com/taskerhq/tasker/internal/tracing"
 )
@@ -24,6 +26,13 @@ type TaskCreator interface {
 	CreateTaskAndRead(ctx context.Context, req client.TaskRequest, read orchestration.ReadInTx) (*orchestration.Created, error)
 }
 
+// TaskOperator carries out operator actions on tasks (orchestration).
+type TaskOperator interface {
+	CancelTask(ctx context.Context, taskUUID uuid.UUID, op orchestration.Operation, children bool) (bool, error)
+	RetryTask(ctx context.Context, taskUUID uuid.UUID, op orchestration.Operation) error
+	ResolveStep(ctx context.Context, taskUUID uuid.UUID, step string, result json.RawMessage, op orchestration.Operation) error
+}
+
 // Store is the Backend over PostgreSQL: the API's read model (tasks, steps,
 // histories and results shaped as the client package's types) and task
 // creation through the initializer.
@@ -31,17 +40,23 @@ type Store struct {
 	pool    *pgxpool.Pool
 	funcs   *db.Funcs
 	creator TaskCreator
+	ops     TaskOperator
+	signals *TaskSignals
 }
 
 var _ Backend = (*Store)(nil)
 
-// NewStore returns the Backend over pool; creator creates tasks and funcs
+// NewStore returns the Backend over pool; creator creates tasks (and, when
+// it is also a TaskOperator, cancels, retries and resolves them) and funcs
 // reports the SQL functions the reads call (nil: unobserved).
 func NewStore(pool *pgxpool.Pool, creator TaskCreator, funcs *db.Funcs) *Store {
 	if funcs == nil {
 		funcs = db.NewFuncs(nil)
 	}
-	return &Store{pool: pool, funcs: funcs, creator: creator}
+	s := &Store{pool: pool, funcs: funcs, creator: creator}
+	// The orchestrator that creates tasks also operates on them.
+	s.ops, _ = creator.(TaskOperator)
+	return s
 }
 
 // CreateTask implements Backend. The answer is read inside the creating
@@ -89,14 +104,15 @@ func (s *Store) getTask(ctx context.Context, q db.Querier, id uuid.UUID) (*clien
 	}
 	t := taskFromRow(row)
 	ctx = tracing.ForTask(ctx, t.CorrelationID, t.TaskUUID)
-	if err := s.fillTask(ctx, q, t); err != nil {
+	if err := s.fillTask(ctx, q, t, true); err != nil {
 		return nil, err
 	}
 	return t, nil
 }
 
-// fillTask adds the execution summary, leaf results, error and history.
-func (s *Store) fillTask(ctx context.Context, q db.Querier, t *client.Task) error {
+// fillTask adds the execution summary, leaf results, error and, with
+// history, the task's transitions.
+func (s *Store) fillTask(ctx context.Context, q db.Querier, t *client.Task, history bool) error {
 	ec, ok, err := s.funcs.GetTaskExecutionContext(ctx, q, t.TaskUUID)
 	if err != nil {
 		return err
@@ -128,13 +144,16 @@ func (s *Store) fillTask(ctx context.Context, q db.Querier, t *client.Task) erro
 			t.Error = r.stepError(o.Name)
 		}
 	}
-	history, err := db.TaskTransitions(ctx, q, t.TaskUUID)
+	if !history {
+		return nil
+	}
+	transitions, err := db.TaskTransitions(ctx, q, t.TaskUUID)
 	if err != nil {
 		return err
 	}
-	t.Transitions = make([]client.Transition, len(history))
-	for i, h := range history {
-		t.Transitions[i] = client.Transition{From: h.From, To: h.To, Reason: h.Reason, At: h.At}
+	t.Transitions = make([]client.Transition, len(transitions))
+	for i, h := range transitions {
+		t.Transitions[i] = client.Transition{From: h.From, To: h.To, Reason: h.Reason, At: h.At, Meta: h.Meta}
 	}
 	return nil
 }
@@ -175,45 +194,58 @@ func (s *Store) ListSteps(ctx context.Context, id uuid.UUID) ([]client.Step, err
 	}
 	for _, h := range history {
 		if i, ok := idx[h.StepUUID]; ok {
-			steps[i].Transitions = append(steps[i].Transitions, client.Transition{From: h.From, To: h.To, Reason: h.Reason, At: h.At})
+			steps[i].Transitions = append(steps[i].Transitions, client.Transition{From: h.From, To: h.To, Reason: h.Reason, At: h.At, Meta: h.Meta})
 		}
 	}
 	return steps, nil
 }
 
-// ListTasksByCorrelation implements Backend.
-func (s *Store) ListTasksByCorrelation(ctx context.Context, corr uuid.UUID) ([]client.Task, error) {
-	ctx = tracing.ForTask(ctx, corr, uuid.Nil)
-	tasks, err := s.listTasks(ctx, db.ListTasksParams{CorrelationID: &corr})
-	if err != nil {
-		return nil, fmt.Errorf("listing tasks of correlation id %s: %w", corr, err)
+// ListTasks implements Backend. Listed tasks carry everything GetTask shows
+// but their history, which would make a page of them heavy.
+func (s *Store) ListTasks(ctx context.Context, f client.TaskFilter) (*client.TaskList, error) {
+	if err := taskreq.ValidateFilter(&f); err != nil {
+		return nil, err
 	}
-	return tasks, nil
-}
-
-// ListChildTasks implements Backend.
-func (s *Store) ListChildTasks(ctx context.Context, parent uuid.UUID) ([]client.Task, error) {
-	tasks, err := s.listTasks(ctx, db.ListTasksParams{ParentCorrelationID: &parent})
-	if err != nil {
-		return nil, fmt.Errorf("listing child tasks of %s: %w", parent, err)
+	if f.CorrelationID != nil {
+		ctx = tracing.ForTask(ctx, *f.CorrelationID, uuid.Nil)
 	}
-	return tasks, nil
-}
-
-func (s *Store) listTasks(ctx context.Context, p db.ListTasksParams) ([]client.Task, error) {
+	p := db.ListTasksParams{States: f.States, Namespace: f.Namespace, Name: f.Name, CreatedAfter: f.CreatedAfter,
+		CreatedBefore: f.CreatedBefore, CorrelationID: f.CorrelationID, ParentCorrelationID: f.ParentCorrelationID,
+		Limit: cmp.Or(f.Limit, client.DefaultTaskListLimit) + 1}
+	if f.Cursor != "" {
+		after, err := DecodeCursor(f.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		p.After = after
+	}
 	rows, err := db.ListTasks(ctx, s.pool, p)
 	if err != nil {
 		return nil, err
 	}
-	tasks := make([]client.Task, len(rows))
+	list := &client.TaskList{Tasks: make([]client.Task, 0, len(rows))}
+	if len(rows) == p.Limit {
+		rows = rows[:len(rows)-1]
+		last := rows[len(rows)-1]
+		list.NextCursor = EncodeCursor(db.TaskKey{CreatedAt: last.CreatedAt, TaskUUID: last.TaskUUID})
+	}
 	for i := range rows {
 		t := taskFromRow(&rows[i])
-		if err := s.fillTask(ctx, s.pool, t); err != nil {
+		if err := s.fillTask(ctx, s.pool, t, false); err != nil {
 			return nil, err
 		}
-		tasks[i] = *t
+		list.Tasks = append(list.Tasks, *t)
 	}
-	return tasks, nil
+	return list, nil
+}
+
+// ListTasksByCorrelation returns every task carrying a correlation ID, newest first.
+func (s *Store) ListTasksByCorrelation(ctx context.Context, corr uuid.UUID) ([]client.Task, error) {
+	list, err := s.ListTasks(ctx, client.TaskFilter{CorrelationID: &corr, Limit: client.MaxTaskListLimit})
+	if err != nil {
+		return nil, fmt.Errorf("listing tasks of correlation id %s: %w", corr, err)
+	}
+	return list.Tasks, nil
 }
 
 // Templates implements Backend.

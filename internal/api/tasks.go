@@ -9,7 +9,9 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/attribute"
@@ -27,7 +29,7 @@ func isTaskRequestField(key string) bool {
 	case "namespace", "name", "version", "context",
 		"correlation_id", "parent_correlation_id",
 		"initiator", "source_system", "reason",
-		"tags", "priority", "idempotency_key":
+		"tags", "priority", "idempotency_key", "run_at", "delay":
 		return true
 	}
 	return false
@@ -138,6 +140,15 @@ func (s *server) decodeTaskRequest(w http.ResponseWriter, r *http.Request) (clie
 		if _, e = decodeField(fields, f.name, "a string", f.dst); e != nil {
 			return req, e
 		}
+	}
+	if _, e = decodeField(fields, "delay", "a duration string such as \"90s\"", &req.Delay); e != nil {
+		return req, e
+	}
+	var runAt time.Time
+	if ok, e := decodeField(fields, "run_at", "an RFC 3339 time string", &runAt); e != nil {
+		return req, e
+	} else if ok {
+		req.RunAt = &runAt
 	}
 	var fe *taskreq.FieldError
 	if errors.As(taskreq.Validate(&req), &fe) {
@@ -277,6 +288,10 @@ func (s *server) getTask(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, e)
 		return
 	}
+	if r.URL.Query().Has("wait") {
+		s.waitTask(w, r, id)
+		return
+	}
 	task, err := s.backend.GetTask(r.Context(), id)
 	if err != nil {
 		s.writeBackendError(w, r, "getting task", "task "+id.String(), "task_uuid", err)
@@ -300,41 +315,90 @@ func (s *server) listSteps(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, r, http.StatusOK, nonNil(steps))
 }
 
+// listTaskParams are the query parameters of GET /v1/tasks.
+var listTaskParams = []string{"state", "namespace", "name", "created_after", "created_before",
+	"correlation_id", "parent_correlation_id", "limit", "cursor"}
+
 func (s *server) listTasks(w http.ResponseWriter, r *http.Request) {
+	f, e := parseTaskFilter(r)
+	if e != nil {
+		s.writeError(w, r, e)
+		return
+	}
+	if f.CorrelationID != nil {
+		w.Header().Set(client.CorrelationIDHeader, f.CorrelationID.String())
+	}
+	list, err := s.backend.ListTasks(r.Context(), f)
+	if err != nil {
+		s.writeBackendError(w, r, "listing tasks", "tasks", "", err)
+		return
+	}
+	list.Tasks = nonNil(list.Tasks)
+	s.writeJSON(w, r, http.StatusOK, list)
+}
+
+// parseTaskFilter reads GET /v1/tasks's query. Every problem is a 400 naming
+// the parameter: a misspelt one is refused rather than silently listing more.
+func parseTaskFilter(r *http.Request) (client.TaskFilter, *client.APIError) {
+	var f client.TaskFilter
 	q := r.URL.Query()
-	field := "correlation_id"
-	raw := q.Get(field)
-	if p := q.Get("parent_correlation_id"); p != "" {
-		if raw != "" {
-			s.writeError(w, r, &client.APIError{Status: http.StatusBadRequest, Code: client.CodeInvalidField, Field: "parent_correlation_id",
-				Message: "give correlation_id or parent_correlation_id, not both"})
-			return
+	for _, key := range slices.Sorted(maps.Keys(q)) {
+		if !slices.Contains(listTaskParams, key) {
+			return f, badParam(client.CodeUnknownField, key, fmt.Sprintf("unknown query parameter %q (known: %s)", key, strings.Join(listTaskParams, ", ")))
 		}
-		field, raw = "parent_correlation_id", p
+		if len(q[key]) > 1 {
+			return f, badParam(client.CodeInvalidField, key, fmt.Sprintf("%s is given %d times", key, len(q[key])))
+		}
 	}
-	if raw == "" {
-		s.writeError(w, r, &client.APIError{Status: http.StatusBadRequest, Code: client.CodeMissingField, Field: "correlation_id",
-			Message: "correlation_id (or parent_correlation_id) query parameter is required: listing every task is not offered"})
-		return
+	if v := q.Get("state"); v != "" {
+		f.States = strings.Split(v, ",")
 	}
-	id, err := uuid.Parse(raw)
-	if err != nil {
-		s.writeError(w, r, &client.APIError{Status: http.StatusBadRequest, Code: client.CodeInvalidField, Field: field,
-			Message: fmt.Sprintf("%s must be a UUID, got %q", field, raw)})
-		return
+	f.Namespace, f.Name, f.Cursor = q.Get("namespace"), q.Get("name"), q.Get("cursor")
+	for _, p := range []struct {
+		name string
+		dst  **time.Time
+	}{{"created_after", &f.CreatedAfter}, {"created_before", &f.CreatedBefore}} {
+		if v := q.Get(p.name); v != "" {
+			at, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return f, badParam(client.CodeInvalidField, p.name, fmt.Sprintf("%s must be an RFC 3339 time, got %q", p.name, v))
+			}
+			*p.dst = &at
+		}
 	}
-	var tasks []client.Task
-	if field == "correlation_id" {
-		w.Header().Set(client.CorrelationIDHeader, id.String())
-		tasks, err = s.backend.ListTasksByCorrelation(r.Context(), id)
-	} else {
-		tasks, err = s.backend.ListChildTasks(r.Context(), id)
+	for _, p := range []struct {
+		name string
+		dst  **uuid.UUID
+	}{{"correlation_id", &f.CorrelationID}, {"parent_correlation_id", &f.ParentCorrelationID}} {
+		if v := q.Get(p.name); v != "" {
+			id, err := uuid.Parse(v)
+			if err != nil {
+				return f, badParam(client.CodeInvalidField, p.name, fmt.Sprintf("%s must be a UUID, got %q", p.name, v))
+			}
+			*p.dst = &id
+		}
 	}
-	if err != nil {
-		s.writeBackendError(w, r, "listing tasks", "tasks", field, err)
-		return
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return f, badParam(client.CodeInvalidField, "limit", fmt.Sprintf("limit must be between 1 and %d, got %q", client.MaxTaskListLimit, v))
+		}
+		f.Limit = n
 	}
-	s.writeJSON(w, r, http.StatusOK, client.TaskList{Tasks: nonNil(tasks)})
+	var fe *taskreq.FieldError
+	if errors.As(taskreq.ValidateFilter(&f), &fe) {
+		return f, badParam(fe.Code, fe.Field, fe.Message)
+	}
+	if f.Cursor != "" {
+		if _, err := DecodeCursor(f.Cursor); errors.As(err, &fe) {
+			return f, badParam(fe.Code, fe.Field, fe.Message)
+		}
+	}
+	return f, nil
+}
+
+func badParam(code, field, msg string) *client.APIError {
+	return &client.APIError{Status: http.StatusBadRequest, Code: code, Field: field, Message: msg}
 }
 
 func (s *server) listTemplates(w http.ResponseWriter, r *http.Request) {

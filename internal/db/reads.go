@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -68,22 +69,38 @@ func GetTask(ctx context.Context, q Querier, taskUUID uuid.UUID) (*TaskRow, erro
 	return &t, nil
 }
 
-// ListTasksParams selects tasks; exactly one field is set.
+// ListTasksParams selects tasks: every field set narrows the selection.
 type ListTasksParams struct {
+	States              []string
+	Namespace           string
+	Name                string
+	CreatedAfter        *time.Time // exclusive
+	CreatedBefore       *time.Time // exclusive
 	CorrelationID       *uuid.UUID
 	ParentCorrelationID *uuid.UUID
+	// After is the keyset cursor: only tasks older than this (created_at,
+	// task_uuid) pair, in the listing's order, are returned.
+	After *TaskKey
+	// Limit bounds the rows returned; it must be positive.
+	Limit int
 }
 
-// ListTasks returns the tasks p selects, oldest first.
+// TaskKey is a task's place in the newest-first order of ListTasks.
+type TaskKey struct {
+	CreatedAt time.Time
+	TaskUUID  uuid.UUID
+}
+
+// ListTasks returns up to p.Limit tasks that p selects, newest first (by
+// created_at, then task_uuid). Paging is by keyset (p.After), so a page costs
+// the same however deep it is; the indexes behind each filter are in the
+// task-search migration.
 func ListTasks(ctx context.Context, q Querier, p ListTasksParams) ([]TaskRow, error) {
-	where, arg := "t.correlation_id = $1", p.CorrelationID
-	if p.ParentCorrelationID != nil {
-		where, arg = "t.parent_correlation_id = $1", p.ParentCorrelationID
+	sql, args, err := ListTasksQuery(ctx, q, p)
+	if err != nil || sql == "" {
+		return nil, err
 	}
-	if arg == nil {
-		return nil, errors.New("listing tasks: no filter given")
-	}
-	rows, err := q.Query(ctx, "SELECT "+taskColumns+taskFrom+"WHERE "+where+" ORDER BY t.created_at", *arg)
+	rows, err := q.Query(ctx, sql, args)
 	if err != nil {
 		return nil, fmt.Errorf("listing tasks: %w", err)
 	}
@@ -92,6 +109,93 @@ func ListTasks(ctx context.Context, q Querier, p ListTasksParams) ([]TaskRow, er
 		return nil, fmt.Errorf("listing tasks: %w", err)
 	}
 	return out, nil
+}
+
+// ListTasksQuery is the statement ListTasks runs for p, exported so that its
+// plans can be checked (EXPLAIN) at scale. It resolves a namespace or name
+// filter to template rows first; an empty sql means nothing can match.
+//
+// Each page must come from an index scan in (created_at, task_uuid) order
+// that stops after a page. One equality on an indexed column allows that
+// directly. A filter with several values (several template versions, several
+// states) is read as one such scan per value, each limited to a page, and
+// the pages merged: at most values × limit rows however many tasks match.
+func ListTasksQuery(ctx context.Context, q Querier, p ListTasksParams) (string, pgx.NamedArgs, error) {
+	if p.Limit <= 0 {
+		return "", nil, errors.New("listing tasks: limit must be positive")
+	}
+	var where []string
+	args := pgx.NamedArgs{"limit": p.Limit}
+	from := "tasker.tasks t"
+	var namedTasks []uuid.UUID
+	if p.Namespace != "" || p.Name != "" {
+		rows, err := q.Query(ctx, `SELECT nt.named_task_uuid FROM tasker.named_tasks nt
+			JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
+			WHERE ($1 = '' OR ns.name = $1) AND ($2 = '' OR nt.name = $2)`, p.Namespace, p.Name)
+		if err == nil {
+			namedTasks, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		}
+		if err != nil {
+			return "", nil, fmt.Errorf("listing tasks: resolving templates: %w", err)
+		}
+		if len(namedTasks) == 0 {
+			return "", nil, nil
+		}
+	}
+	switch {
+	case len(namedTasks) == 1:
+		where = append(where, "t.named_task_uuid = @named_task")
+		args["named_task"] = namedTasks[0]
+	case len(namedTasks) > 1:
+		from = "unnest(@named_tasks::uuid[]) AS k(v)"
+		where = append(where, "t.named_task_uuid = k.v")
+		args["named_tasks"] = namedTasks
+	}
+	switch {
+	case len(p.States) == 1:
+		where = append(where, "t.state = @state")
+		args["state"] = p.States[0]
+	case len(p.States) > 1 && len(namedTasks) <= 1:
+		from = "unnest(@states::text[]) AS k(v)"
+		where = append(where, "t.state = k.v")
+		args["states"] = p.States
+	case len(p.States) > 1:
+		where = append(where, "t.state = ANY(@states)")
+		args["states"] = p.States
+	}
+	if p.CreatedAfter != nil {
+		where = append(where, "t.created_at > @created_after")
+		args["created_after"] = *p.CreatedAfter
+	}
+	if p.CreatedBefore != nil {
+		where = append(where, "t.created_at < @created_before")
+		args["created_before"] = *p.CreatedBefore
+	}
+	if p.CorrelationID != nil {
+		where = append(where, "t.correlation_id = @correlation_id")
+		args["correlation_id"] = *p.CorrelationID
+	}
+	if p.ParentCorrelationID != nil {
+		where = append(where, "t.parent_correlation_id = @parent_correlation_id")
+		args["parent_correlation_id"] = *p.ParentCorrelationID
+	}
+	if p.After != nil {
+		where = append(where, "(t.created_at, t.task_uuid) < (@after_at, @after_uuid)")
+		args["after_at"], args["after_uuid"] = p.After.CreatedAt, p.After.TaskUUID
+	}
+	const order = " ORDER BY t.created_at DESC, t.task_uuid DESC LIMIT @limit"
+	cond := "true"
+	if len(where) > 0 {
+		cond = strings.Join(where, " AND ")
+	}
+	inner := "SELECT t.* FROM tasker.tasks t WHERE " + cond
+	if from != "tasker.tasks t" {
+		inner = "SELECT t.* FROM " + from + " CROSS JOIN LATERAL (SELECT t.* FROM tasker.tasks t WHERE " + cond + order + ") t"
+	}
+	sql := "SELECT " + taskColumns + " FROM (" + inner + `) t
+	JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
+	JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid` + order
+	return sql, args, nil
 }
 
 // StepOutcome is what a task view needs of each step: whether it is a leaf
@@ -131,18 +235,22 @@ type Transition struct {
 	To       string
 	Reason   string
 	At       time.Time
+	// Meta is the history row's metadata when it says more than the reason
+	// (an operator action's actor and message); nil otherwise.
+	Meta []byte
 }
 
 // TaskTransitions returns a task's own state history, oldest first.
 func TaskTransitions(ctx context.Context, q Querier, taskUUID uuid.UUID) ([]Transition, error) {
-	rows, err := q.Query(ctx, `SELECT coalesce(from_state, ''), to_state, coalesce(reason, ''), created_at
+	rows, err := q.Query(ctx, `SELECT coalesce(from_state, ''), to_state, coalesce(reason, ''), created_at,
+			CASE WHEN metadata - 'reason' = '{}' THEN NULL ELSE metadata END
 		FROM tasker.task_transitions WHERE task_uuid = $1 ORDER BY task_transition_id`, taskUUID)
 	if err != nil {
 		return nil, fmt.Errorf("reading history of task %s: %w", taskUUID, err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Transition, error) {
 		var x Transition
-		err := r.Scan(&x.From, &x.To, &x.Reason, &x.At)
+		err := r.Scan(&x.From, &x.To, &x.Reason, &x.At, &x.Meta)
 		return x, err
 	})
 	if err != nil {
@@ -154,14 +262,15 @@ func TaskTransitions(ctx context.Context, q Querier, taskUUID uuid.UUID) ([]Tran
 // StepTransitions returns the state history of every step of a task,
 // oldest first.
 func StepTransitions(ctx context.Context, q Querier, taskUUID uuid.UUID) ([]Transition, error) {
-	rows, err := q.Query(ctx, `SELECT workflow_step_uuid, coalesce(from_state, ''), to_state, coalesce(reason, ''), created_at
+	rows, err := q.Query(ctx, `SELECT workflow_step_uuid, coalesce(from_state, ''), to_state, coalesce(reason, ''), created_at,
+			CASE WHEN metadata ? 'actor' THEN metadata END
 		FROM tasker.workflow_step_transitions WHERE task_uuid = $1 ORDER BY workflow_step_transition_id`, taskUUID)
 	if err != nil {
 		return nil, fmt.Errorf("reading step history of task %s: %w", taskUUID, err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Transition, error) {
 		var x Transition
-		err := r.Scan(&x.StepUUID, &x.From, &x.To, &x.Reason, &x.At)
+		err := r.Scan(&x.StepUUID, &x.From, &x.To, &x.Reason, &x.At, &x.Meta)
 		return x, err
 	})
 	if err != nil {
@@ -216,4 +325,63 @@ func ListSteps(ctx context.Context, q Querier, taskUUID uuid.UUID) (uuid.UUID, [
 		return uuid.Nil, nil, fmt.Errorf("reading steps of task %s: %w", taskUUID, err)
 	}
 	return corr, out, nil
+}
+
+// CancelledSteps returns those of ids whose step is cancelled.
+func CancelledSteps(ctx context.Context, q Querier, ids []uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.Query(ctx, `SELECT workflow_step_uuid FROM tasker.workflow_steps
+		WHERE workflow_step_uuid = ANY($1) AND state = 'cancelled'`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("reading cancelled steps: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, fmt.Errorf("reading cancelled steps: %w", err)
+	}
+	return out, nil
+}
+
+// HistoryEvent is one row of a task's or one of its steps' state history,
+// with the row's id so a reader can ask for what came after it.
+type HistoryEvent struct {
+	// ID is the history row's id, in its own table's sequence.
+	ID int64
+	// Step is true for a step transition.
+	Step     bool
+	StepUUID uuid.UUID
+	StepName string
+	Transition
+}
+
+// TaskHistoryAfter returns the task's transitions with id > afterTask and its
+// steps' with id > afterStep, each table's in order (tasks first).
+func TaskHistoryAfter(ctx context.Context, q Querier, taskUUID uuid.UUID, afterTask, afterStep int64) ([]HistoryEvent, error) {
+	rows, err := q.Query(ctx, `SELECT * FROM (
+			SELECT false AS step, task_transition_id AS id, NULL::uuid AS step_uuid, '' AS step_name,
+				coalesce(from_state, '') AS from_state, to_state, coalesce(reason, '') AS reason, created_at,
+				CASE WHEN metadata - 'reason' = '{}' THEN NULL ELSE metadata END AS meta
+			FROM tasker.task_transitions WHERE task_uuid = $1 AND task_transition_id > $2
+			UNION ALL
+			SELECT true, st.workflow_step_transition_id, st.workflow_step_uuid, s.name, coalesce(st.from_state, ''),
+				st.to_state, coalesce(st.reason, ''), st.created_at, CASE WHEN st.metadata ? 'actor' THEN st.metadata END
+			FROM tasker.workflow_step_transitions st
+			JOIN tasker.workflow_steps s ON s.workflow_step_uuid = st.workflow_step_uuid
+			WHERE st.task_uuid = $1 AND st.workflow_step_transition_id > $3) h
+		ORDER BY created_at, step, id`, taskUUID, afterTask, afterStep)
+	if err != nil {
+		return nil, fmt.Errorf("reading history of task %s: %w", taskUUID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (HistoryEvent, error) {
+		var e HistoryEvent
+		var step *uuid.UUID
+		err := r.Scan(&e.Step, &e.ID, &step, &e.StepName, &e.From, &e.To, &e.Reason, &e.At, &e.Meta)
+		if step != nil {
+			e.StepUUID = *step
+		}
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading history of task %s: %w", taskUUID, err)
+	}
+	return out, nil
 }

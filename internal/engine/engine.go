@@ -40,6 +40,7 @@ type Engine struct {
 	Listener     *queue.Listener
 
 	pool    *pgxpool.Pool
+	signals *api.TaskSignals
 	cancel  context.CancelFunc
 	metrics *metrics.Metrics
 	wg      sync.WaitGroup
@@ -60,6 +61,12 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 		Listener: queue.NewListener(func(ctx context.Context) (*pgx.Conn, error) {
 			return pgx.ConnectConfig(ctx, connCfg.Copy())
 		}, cfg.Logger.With("component", "listener")),
+	}
+	// API servers over this engine answer task waiters from the
+	// orchestrators' task-terminal notifications.
+	e.signals = api.NewTaskSignals()
+	if err := e.Listener.HandleChannel(queue.TaskTerminalChannel, e.signals.Notify); err != nil {
+		return nil, fmt.Errorf("starting listener: %w", err)
 	}
 	var consumers *orchestration.Consumers
 	if cfg.Orchestration != nil {
@@ -116,13 +123,17 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 	return e, nil
 }
 
+// TaskSignals is the hub the engine's listener feeds with task-terminal
+// notifications.
+func (e *Engine) TaskSignals() *api.TaskSignals { return e.signals }
+
 // Backend is the REST API's backend over this engine's database, creating
 // tasks through its orchestrator (nil without one).
 func (e *Engine) Backend() *api.Store {
 	if e.Orchestrator == nil {
 		return nil
 	}
-	return api.NewStore(e.pool, e.Orchestrator, e.Orchestrator.Funcs())
+	return api.NewStore(e.pool, e.Orchestrator, e.Orchestrator.Funcs()).WithSignals(e.signals)
 }
 
 func (e *Engine) run(fn func() error) {

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskerhq/tasker/internal/metrics"
+	"github.com/taskerhq/tasker/internal/orchestration"
 	"github.com/taskerhq/tasker/internal/promtest"
 	"github.com/taskerhq/tasker/internal/queue"
 )
@@ -134,6 +135,10 @@ func TestDashboardsAndAlertsAgainstPrometheus(t *testing.T) {
 		task := waitTerminal(t, e.Backend(), r.id, 30*time.Second)
 		require.Equal(t, r.state, task.State, "%s %s", r.ref, r.id)
 	}
+	// An operator retries the failed task; it fails again.
+	failed := runs[len(runs)-1].id
+	require.NoError(t, e.Orchestrator.RetryTask(ctx, failed, orchestration.Operation{Reason: "dashboard test"}))
+	require.Equal(t, "error", waitTerminal(t, e.Backend(), failed, 30*time.Second).State)
 	// The rare paths, so their counters have data too: a malformed result
 	// message and a redelivered one sent without NOTIFY (a lost
 	// notification), both found by the fallback poller, and a failing SQL
@@ -145,6 +150,10 @@ func TestDashboardsAndAlertsAgainstPrometheus(t *testing.T) {
 	require.NoError(t, err)
 	_, err = queue.NewClient(m).Send(ctx, b.pool, "never_created_queue", map[string]int{"x": 1}, nil, 0)
 	require.Error(t, err)
+	// Retention: everything finished so far is pruned.
+	pruned, err := e.Orchestrator.Prune(ctx, time.Now())
+	require.NoError(t, err)
+	require.Positive(t, pruned.Tasks)
 
 	// Wait for the last of it to be scraped, so the checks below do not
 	// merely race the scraper.

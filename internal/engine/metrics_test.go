@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskerhq/tasker/internal/metrics"
+	"github.com/taskerhq/tasker/internal/orchestration"
 	"github.com/taskerhq/tasker/internal/queue"
 )
 
@@ -60,12 +62,18 @@ func TestEveryMetricIsRecorded(t *testing.T) {
 	e := b.start(t, engineOpts{orchestrate: true, work: true, metrics: m})
 	ctx := context.Background()
 
+	var failed uuid.UUID
 	for _, ref := range []string{"linear_workflow/mathematical_sequence", "diamond_workflow/diamond_pattern",
 		"retry_workflow/retry_mechanics", "retry_workflow/retry_exhaustion"} {
 		c, err := e.Orchestrator.CreateTask(ctx, newRequest(t, ref, map[string]any{"even_number": 4}))
 		require.NoError(t, err)
-		waitTerminal(t, e.Backend(), c.TaskUUID, 30*time.Second)
+		if waitTerminal(t, e.Backend(), c.TaskUUID, 30*time.Second).State == "error" {
+			failed = c.TaskUUID
+		}
 	}
+	// An operator action.
+	require.NotEqual(t, uuid.Nil, failed, "retry_exhaustion fails")
+	require.NoError(t, e.Orchestrator.RetryTask(ctx, failed, orchestration.Operation{Reason: "metrics test"}))
 	// A malformed result message, and a redelivered one sent without NOTIFY
 	// (as if the notification was lost): the fallback poller finds both.
 	_, err = b.pool.Exec(ctx, `INSERT INTO tasker.queue_messages (queue_name, message) VALUES ('orchestration_step_results', '"not an object"')`)
@@ -76,6 +84,11 @@ func TestEveryMetricIsRecorded(t *testing.T) {
 	// A failing SQL function call is counted as an error.
 	_, err = queue.NewClient(m).Send(ctx, b.pool, "never_created_queue", map[string]int{"x": 1}, nil, 0)
 	require.Error(t, err)
+
+	// Retention: everything finished so far is pruned.
+	pruned, err := e.Orchestrator.Prune(ctx, time.Now())
+	require.NoError(t, err)
+	require.Positive(t, pruned.Tasks)
 
 	var text string
 	require.Eventually(t, func() bool {

@@ -65,7 +65,7 @@ func TestFreshProcessExportsEveryFamily(t *testing.T) {
 		families = scrapeFamilies(t, srv.URL)
 	}
 	require.Empty(t, missing, "families missing from a fresh process")
-	require.Len(t, metrics.Names(), 42)
+	require.Len(t, metrics.Names(), 44)
 
 	series := func(name string) []*dto.Metric { return families[name].GetMetric() }
 	for _, name := range metrics.Names() {

@@ -58,6 +58,7 @@ type Metrics struct {
 	zeroOut   *zeroProducer
 
 	tasksRequests, tasksCompletions, tasksFailures, stepsEnqueued, resultsProcessed metric.Int64Counter
+	taskOperations, pruned                                                          metric.Int64Counter
 	taskInit, taskFinal, resultProcessing, stepTransition                           *hist
 
 	stepsExecutions, stepsSuccesses, stepsFailures, stepsClaimed, resultsSubmitted metric.Int64Counter
@@ -111,6 +112,8 @@ func New(mp metric.MeterProvider, opts ...Option) (*Metrics, error) {
 	m.tasksRequests = counter("tasker_tasks_requests_total")
 	m.tasksCompletions = counter("tasker_tasks_completions_total")
 	m.tasksFailures = counter("tasker_tasks_failures_total")
+	m.taskOperations = counter("tasker_task_operations_total")
+	m.pruned = counter("tasker_pruned_rows_total")
 	m.stepsEnqueued = counter("tasker_steps_enqueued_total")
 	m.resultsProcessed = counter("tasker_step_results_processed_total")
 	m.taskInit = hist("tasker_task_initialization_duration_milliseconds")
@@ -246,6 +249,22 @@ func (m *Metrics) TaskRequested(ctx context.Context, corr uuid.UUID, ns, templat
 	o := m.opt("namespace", ns, "template", template, "", "\x00req")
 	m.add(ctx, m.tasksRequests, 1, corr, o)
 	m.record(ctx, m.taskInit, d, corr, o)
+}
+
+// TaskOperation records an operator action (cancel, retry, resolve) on a task.
+func (m *Metrics) TaskOperation(ctx context.Context, corr uuid.UUID, ns, template, operation string) {
+	if m == nil {
+		return
+	}
+	m.add(ctx, m.taskOperations, 1, corr, m.opt("namespace", ns, "template", template, "operation", operation))
+}
+
+// Pruned records n rows of table deleted by the retention pruner.
+func (m *Metrics) Pruned(ctx context.Context, table string, n int64) {
+	if m == nil || n == 0 {
+		return
+	}
+	m.add(ctx, m.pruned, n, uuid.Nil, m.opt("table", table, "", "", "", "\x00prune"))
 }
 
 // TaskFinalized records a task reaching complete or error.

@@ -51,7 +51,7 @@ func TestDefinitions(t *testing.T) {
 			require.Equal(t, "ms", d.Unit, d.Name)
 		}
 	}
-	require.Equal(t, map[string]int{"orchestration": 11, "worker": 12, "database": 7, "messaging": 12}, perDomain)
+	require.Equal(t, map[string]int{"orchestration": 13, "worker": 12, "database": 7, "messaging": 12}, perDomain)
 }
 
 func TestNilMetricsRecordNothing(t *testing.T) {

@@ -141,6 +141,12 @@ func (m *Metrics) Declare(ctx context.Context, c Catalog) {
 		m.tasksCompletions.Add(ctx, 0, o.add...)
 		m.tasksFailures.Add(ctx, 0, o.add...)
 		zero(o, m.taskInit)
+		for _, op := range taskOperations {
+			m.taskOperations.Add(ctx, 0, m.opt("namespace", t[0], "template", t[1], "operation", op).add...)
+		}
+	}
+	for _, table := range prunedTables {
+		m.pruned.Add(ctx, 0, m.opt("table", table, "", "", "", "\x00prune").add...)
 	}
 	for _, ns := range c.Namespaces {
 		for _, fs := range finalStates {
@@ -238,3 +244,9 @@ func (z *zeroProducer) Produce(context.Context) ([]metricdata.ScopeMetrics, erro
 	}
 	return []metricdata.ScopeMetrics{sm}, nil
 }
+
+// taskOperations are the operator actions tasker_task_operations_total counts.
+var taskOperations = []string{"cancel", "retry", "resolve"}
+
+// prunedTables are what tasker_pruned_rows_total counts.
+var prunedTables = []string{"tasks", "queue_archive"}

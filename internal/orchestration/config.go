@@ -34,8 +34,26 @@ type Config struct {
 	// FailedMessageDelay hides a message whose processing failed before it is
 	// tried again. Default 2s.
 	FailedMessageDelay time.Duration
+	// Retention is how long a finished task (complete, error, cancelled,
+	// resolved manually) is kept, with its steps and history, and how long
+	// archived queue messages are kept. Default 7 days; negative keeps
+	// everything.
+	Retention time.Duration
+	// PruneInterval is how often the pruner looks for what has outlived
+	// Retention. Default 1 minute.
+	PruneInterval time.Duration
+	// ScheduleInterval is how often due cron schedules are looked for: a
+	// firing happens within this much of its time. Default 1s.
+	ScheduleInterval time.Duration
+	// PruneBatch is how many tasks (or archived messages) one pruning
+	// transaction deletes, so that pruning never holds many locks or a long
+	// transaction. Default 500.
+	PruneBatch int
 	base.Telemetry
 }
+
+// DefaultRetention is Config.Retention's default.
+const DefaultRetention = 7 * 24 * time.Hour
 
 func (c Config) withDefaults() Config {
 	if c.ProcessorUUID == uuid.Nil {
@@ -47,6 +65,10 @@ func (c Config) withDefaults() Config {
 	c.FallbackInterval = cmp.Or(c.FallbackInterval, time.Second)
 	c.FallbackMinAge = cmp.Or(c.FallbackMinAge, 500*time.Millisecond)
 	c.FailedMessageDelay = cmp.Or(c.FailedMessageDelay, 2*time.Second)
+	c.Retention = cmp.Or(c.Retention, DefaultRetention)
+	c.PruneInterval = cmp.Or(c.PruneInterval, time.Minute)
+	c.PruneBatch = cmp.Or(c.PruneBatch, 500)
+	c.ScheduleInterval = cmp.Or(c.ScheduleInterval, time.Second)
 	if c.RetryJitter == 0 {
 		c.RetryJitter = 0.15
 	}
@@ -67,6 +89,12 @@ func (c Config) validate() error {
 		return fmt.Errorf("orchestration.fallback_interval: must be ≥ 10ms, got %s", c.FallbackInterval)
 	case c.ReadinessBatch < 1:
 		return fmt.Errorf("orchestration.readiness_batch: must be ≥ 1, got %d", c.ReadinessBatch)
+	case c.PruneInterval < 10*time.Millisecond:
+		return fmt.Errorf("orchestration.prune_interval: must be ≥ 10ms, got %s", c.PruneInterval)
+	case c.ScheduleInterval < 10*time.Millisecond:
+		return fmt.Errorf("orchestration.schedule_interval: must be ≥ 10ms, got %s", c.ScheduleInterval)
+	case c.PruneBatch < 1:
+		return fmt.Errorf("orchestration.prune_batch: must be ≥ 1, got %d", c.PruneBatch)
 	case c.RetryJitter > 1:
 		return fmt.Errorf("orchestration.retry_jitter: must be in [0, 1], got %g", c.RetryJitter)
 	}

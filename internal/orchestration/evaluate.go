@@ -218,6 +218,7 @@ func (s *Service) finalizeTask(ctx context.Context, tx pgx.Tx, t *taskRow, ev *t
 		if err := s.moveTask(tctx, tx, t, "all_steps_complete", state.TaskPath(t.state, state.TaskComplete)...); err != nil {
 			return err
 		}
+		s.afterTerminal(ctx, t, ev)
 		ev.add(func() {
 			s.m.TaskFinalized(ctx, corr, ns, t.name, "complete", time.Since(start))
 			s.log.InfoContext(ctx, "task completed", "correlation_id", corr, "task_uuid", task, "namespace", ns,
@@ -227,6 +228,7 @@ func (s *Service) finalizeTask(ctx context.Context, tx pgx.Tx, t *taskRow, ev *t
 		if err := s.moveTask(tctx, tx, t, "step_failed_permanently", state.TaskPath(t.state, state.TaskError)...); err != nil {
 			return err
 		}
+		s.afterTerminal(ctx, t, ev)
 		ev.add(func() {
 			s.m.TaskFinalized(ctx, corr, ns, t.name, "error", time.Since(start))
 			s.log.ErrorContext(ctx, "task failed", "correlation_id", corr, "task_uuid", task, "namespace", ns,

@@ -232,10 +232,24 @@ func (s *Service) createTaskTx(ctx context.Context, tx pgx.Tx, req client.TaskRe
 		b.Queue(`INSERT INTO tasker.workflow_step_edges (workflow_step_edge_uuid, from_step_uuid, to_step_uuid)
 			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[])`, edgeIDs, from, to)
 	}
+	runAt, err := taskreq.RunAt(&req, time.Now())
+	if err != nil {
+		tracing.End(vspan, err)
+		return nil, err
+	}
+	delayed := time.Until(runAt) > 0
+	if delayed {
+		// Not ready before runAt: the readiness poller (and this process's
+		// timer) take the task on then.
+		b.Queue(`UPDATE tasker.workflow_steps SET next_retry_at = $2 WHERE task_uuid = $1`, taskUUID, runAt)
+	}
 	if err := tx.SendBatch(vctx, b).Close(); err != nil {
 		err = fmt.Errorf("inserting task %s: %w", taskUUID, err)
 		tracing.End(vspan, err)
 		return nil, err
+	}
+	if delayed {
+		ev.add(func() { s.wakeAt(time.Until(runAt)) })
 	}
 	tracing.End(vspan, nil)
 	// pending → initializing is recorded by the same statement that moves the

@@ -124,6 +124,8 @@ func (s *Service) Run(ctx context.Context, c *Consumers) error {
 	wg.Go(func() { s.fallbackLoop(ctx, c, jobs) })
 	wg.Go(func() { s.presenceLoop(ctx) })
 	wg.Go(func() { s.readinessLoop(ctx) })
+	wg.Go(func() { s.pruneLoop(ctx) })
+	wg.Go(func() { s.scheduleLoop(ctx) })
 	<-ctx.Done()
 	wg.Wait()
 	s.stopTimers()

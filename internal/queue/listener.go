@@ -23,9 +23,10 @@ type Listener struct {
 	connect func(ctx context.Context) (*pgx.Conn, error)
 	logger  *slog.Logger
 
-	mu      sync.Mutex
-	subs    map[string]*Subscription
-	started bool
+	mu       sync.Mutex
+	subs     map[string]*Subscription
+	channels map[string]func(payload string)
+	started  bool
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -59,7 +60,29 @@ func NewListener(connect func(ctx context.Context) (*pgx.Conn, error), logger *s
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Listener{connect: connect, logger: logger, subs: map[string]*Subscription{}, ready: make(chan struct{})}
+	return &Listener{connect: connect, logger: logger, subs: map[string]*Subscription{},
+		channels: map[string]func(string){}, ready: make(chan struct{})}
+}
+
+// HandleChannel makes fn receive the payload of every notification on
+// channel, a channel that is no queue (such as TaskTerminalChannel). fn runs
+// on the listening connection's goroutine and must not block. On a reconnect
+// fn("") is called: notifications may have been missed. It must be called
+// before Run.
+func (l *Listener) HandleChannel(channel string, fn func(payload string)) error {
+	if err := ValidateName(channel); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.started {
+		return fmt.Errorf("handling %s: listener already running", channel)
+	}
+	if _, ok := l.channels[channel]; ok {
+		return fmt.Errorf("handling %s: already handled", channel)
+	}
+	l.channels[channel] = fn
+	return nil
 }
 
 // Subscribe returns the subscription for queue. It must be called before Run.
@@ -91,8 +114,12 @@ func (l *Listener) Run(ctx context.Context) error {
 	for _, s := range l.subs {
 		subs = append(subs, s)
 	}
+	channels := make(map[string]func(string), len(l.channels))
+	for k, v := range l.channels {
+		channels[k] = v
+	}
 	l.mu.Unlock()
-	if len(subs) == 0 {
+	if len(subs) == 0 && len(channels) == 0 {
 		l.readyOnce.Do(func() { close(l.ready) })
 		<-ctx.Done()
 		return nil
@@ -107,12 +134,16 @@ func (l *Listener) Run(ctx context.Context) error {
 		},
 	}
 	var backlogSeen atomic.Int32
+	onBacklog := func() {
+		if int(backlogSeen.Add(1)) >= len(subs)+len(channels) {
+			l.readyOnce.Do(func() { close(l.ready) })
+		}
+	}
 	for _, s := range subs {
-		pl.Handle(s.Queue, &subHandler{l: l, s: s, onBacklog: func() {
-			if int(backlogSeen.Add(1)) >= len(subs) {
-				l.readyOnce.Do(func() { close(l.ready) })
-			}
-		}})
+		pl.Handle(s.Queue, &subHandler{l: l, s: s, onBacklog: onBacklog})
+	}
+	for ch, fn := range channels {
+		pl.Handle(ch, &channelHandler{l: l, fn: fn, onBacklog: onBacklog})
 	}
 	err := pl.Listen(ctx)
 	if ctx.Err() != nil {
@@ -179,4 +210,22 @@ func (l *Listener) Subscriptions() []*Subscription {
 		out = append(out, s)
 	}
 	return out
+}
+
+type channelHandler struct {
+	l         *Listener
+	fn        func(string)
+	onBacklog func()
+}
+
+func (h *channelHandler) HandleNotification(_ context.Context, n *pgconn.Notification, _ *pgx.Conn) error {
+	h.l.Received.Add(1)
+	h.fn(n.Payload)
+	return nil
+}
+
+func (h *channelHandler) HandleBacklog(context.Context, string, *pgx.Conn) error {
+	h.fn("")
+	h.onBacklog()
+	return nil
 }

@@ -22,6 +22,10 @@ const (
 	StepResults  = "orchestration_step_results"
 )
 
+// TaskTerminalChannel is the NOTIFY channel on which orchestration announces
+// a task that reached a terminal state; the payload is its UUID.
+const TaskTerminalChannel = "tasker_task_terminal"
+
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 var namespaceRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,47}$`)
 

@@ -32,7 +32,8 @@ var TaskStates = []Task{
 	TaskComplete, TaskError, TaskCancelled, TaskResolvedManually,
 }
 
-// Terminal reports whether no transition leaves s.
+// Terminal reports whether the task is finished: no transition leaves s but
+// an operator reopening a task in error (see Reopens).
 func (s Task) Terminal() bool {
 	switch s {
 	case TaskComplete, TaskError, TaskCancelled, TaskResolvedManually:
@@ -77,19 +78,43 @@ var taskTransitions = map[Task][]Task{
 	TaskEvaluatingResults:      {TaskEnqueuingSteps, TaskComplete, TaskWaitingForDependencies, TaskWaitingForRetry, TaskBlockedByFailures, TaskError},
 	TaskWaitingForDependencies: {TaskEvaluatingResults, TaskError},
 	TaskWaitingForRetry:        {TaskEnqueuingSteps, TaskEvaluatingResults, TaskError},
-	TaskBlockedByFailures:      {TaskError, TaskResolvedManually},
+	// → evaluating_results: an operator resolved a failed step, so the DAG
+	// may go on.
+	TaskBlockedByFailures: {TaskError, TaskResolvedManually, TaskEvaluatingResults},
+}
+
+// reopenTransitions are the only ways out of a terminal state, and only an
+// operator takes them: a task in error is reopened when it is retried from
+// its failed steps or one of them is resolved manually.
+var reopenTransitions = map[Task][]Task{
+	TaskError: {TaskWaitingForDependencies},
 }
 
 // CanTransitionTask reports whether a task may move from one state to another.
-// Every non-terminal state may be cancelled; nothing leaves a terminal state.
+// Every non-terminal state may be cancelled; nothing leaves a terminal state
+// but an operator's reopening of a task in error (Reopens).
 func CanTransitionTask(from, to Task) bool {
-	if from.Terminal() || !to.Valid() {
+	if !to.Valid() {
 		return false
+	}
+	if from.Terminal() {
+		return Reopens(from, to)
 	}
 	if to == TaskCancelled {
 		return true
 	}
 	for _, t := range taskTransitions[from] {
+		if t == to {
+			return true
+		}
+	}
+	return false
+}
+
+// Reopens reports whether from → to takes a finished task back into work:
+// error → waiting_for_dependencies, by an operator's retry or resolve.
+func Reopens(from, to Task) bool {
+	for _, t := range reopenTransitions[from] {
 		if t == to {
 			return true
 		}

@@ -31,6 +31,9 @@ func TestTaskTransitions(t *testing.T) {
 		{TaskWaitingForRetry, TaskError}:                    true,
 		{TaskBlockedByFailures, TaskError}:                  true,
 		{TaskBlockedByFailures, TaskResolvedManually}:       true,
+		{TaskBlockedByFailures, TaskEvaluatingResults}:      true,
+		// An operator's retry or resolve reopens a failed task.
+		{TaskError, TaskWaitingForDependencies}: true,
 	}
 	for _, from := range TaskStates {
 		for _, to := range TaskStates {
@@ -45,6 +48,22 @@ func TestTaskTransitions(t *testing.T) {
 	}
 	require.Len(t, TaskStates, 12)
 	require.False(t, CanTransitionTask(TaskPending, "bogus"))
+}
+
+func TestReopens(t *testing.T) {
+	t.Parallel()
+	for _, from := range TaskStates {
+		for _, to := range TaskStates {
+			want := from == TaskError && to == TaskWaitingForDependencies
+			require.Equal(t, want, Reopens(from, to), "%s → %s", from, to)
+		}
+	}
+	// Nothing else leaves a finished task, cancelled and complete included.
+	for _, from := range []Task{TaskComplete, TaskCancelled, TaskResolvedManually} {
+		for _, to := range TaskStates {
+			require.False(t, CanTransitionTask(from, to), "%s → %s", from, to)
+		}
+	}
 }
 
 func TestTaskStateClasses(t *testing.T) {

@@ -12,12 +12,14 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 
 	"github.com/taskerhq/tasker/client"
 	"github.com/taskerhq/tasker/internal/messages"
+	"github.com/taskerhq/tasker/internal/state"
 )
 
 // Limits of a TaskRequest: tags stay usable as an index key, priority inside
@@ -137,6 +139,9 @@ func Validate(req *client.TaskRequest) error {
 			return Invalidf(f.name, "%s must not contain the NUL character", f.name)
 		}
 	}
+	if _, err := RunAt(req, time.Now()); err != nil {
+		return err
+	}
 	if n := utf8.RuneCountInString(req.IdempotencyKey); n > MaxIdempotencyKeyLength {
 		return Invalidf("idempotency_key", "idempotency_key is %d characters long, the limit is %d", n, MaxIdempotencyKeyLength)
 	}
@@ -174,8 +179,10 @@ func Fingerprint(req *client.TaskRequest) string {
 		Initiator, SourceSystem, Reason string
 		Tags                            []string
 		Priority                        int
+		RunAt                           *time.Time
+		Delay                           string
 	}{req.Namespace, req.Name, req.Version, taskCtx, uuidString(req.ParentCorrelationID),
-		req.Initiator, req.SourceSystem, req.Reason, tags, req.Priority})
+		req.Initiator, req.SourceSystem, req.Reason, tags, req.Priority, req.RunAt, req.Delay})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
@@ -186,4 +193,71 @@ func uuidString(id *uuid.UUID) *string {
 	}
 	s := id.String()
 	return &s
+}
+
+// ValidateFilter checks a task listing's filter: known states, well-formed
+// names and a page size within bounds (0 stands for the default). It returns
+// the first problem as a *FieldError naming the query parameter.
+func ValidateFilter(f *client.TaskFilter) error {
+	for _, st := range f.States {
+		if !state.Task(st).Valid() {
+			return Invalidf("state", "state must be one of %s, got %q", taskStateList(), st)
+		}
+	}
+	for _, p := range []struct{ name, value string }{{"namespace", f.Namespace}, {"name", f.Name}} {
+		if p.value != "" && !identifierRE.MatchString(p.value) {
+			return Invalidf(p.name, "%s must match %s, got %q", p.name, identifierRE, p.value)
+		}
+	}
+	if f.Limit < 0 || f.Limit > client.MaxTaskListLimit {
+		return Invalidf("limit", "limit must be between 1 and %d, got %d", client.MaxTaskListLimit, f.Limit)
+	}
+	if f.CreatedAfter != nil && f.CreatedBefore != nil && !f.CreatedAfter.Before(*f.CreatedBefore) {
+		return Invalidf("created_before", "created_before must be later than created_after")
+	}
+	return nil
+}
+
+func taskStateList() string {
+	names := make([]string, len(state.TaskStates))
+	for i, s := range state.TaskStates {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
+
+// CheckText checks a free-text field (a reason, an actor): at most
+// MaxTextLength characters and no NUL, which PostgreSQL text cannot hold.
+func CheckText(field, value string) error {
+	if n := utf8.RuneCountInString(value); n > MaxTextLength {
+		return Invalidf(field, "%s is %d characters long, the limit is %d", field, n, MaxTextLength)
+	}
+	if strings.ContainsRune(value, 0) {
+		return Invalidf(field, "%s must not contain the NUL character", field)
+	}
+	return nil
+}
+
+// MaxDelay bounds how far ahead a task may be delayed.
+const MaxDelay = 366 * 24 * time.Hour
+
+// RunAt is when req's first steps may run: its RunAt, now plus its Delay,
+// or the zero time when neither is given (at once).
+func RunAt(req *client.TaskRequest, now time.Time) (time.Time, error) {
+	switch {
+	case req.RunAt != nil && req.Delay != "":
+		return time.Time{}, Invalidf("delay", "give run_at or delay, not both")
+	case req.RunAt != nil:
+		if req.RunAt.Sub(now) > MaxDelay {
+			return time.Time{}, Invalidf("run_at", "run_at must be within %s, got %s", MaxDelay, req.RunAt.Format(time.RFC3339))
+		}
+		return *req.RunAt, nil
+	case req.Delay != "":
+		d, err := time.ParseDuration(req.Delay)
+		if err != nil || d < 0 || d > MaxDelay {
+			return time.Time{}, Invalidf("delay", "delay must be a duration between 0s and %s such as 90s or 2h, got %q", MaxDelay, req.Delay)
+		}
+		return now.Add(d), nil
+	}
+	return time.Time{}, nil
 }

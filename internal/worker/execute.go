@@ -53,7 +53,10 @@ func (w *Worker) prepareClaim(q string, cl claimed, method string, claimDur time
 	w.track(c)
 	return func(execCtx context.Context) {
 		defer w.untrack(c.StepUUID, c.Attempt)
-		err := w.execute(w.obs.stepContext(execCtx, cl), q, c)
+		stepCtx, cancel := context.WithCancelCause(execCtx)
+		defer cancel(nil)
+		w.setCancel(c.StepUUID, c.Attempt, cancel)
+		err := w.execute(w.obs.stepContext(stepCtx, cl), q, c)
 		w.obs.stepDone(cl, err)
 	}
 }
@@ -83,6 +86,13 @@ func (w *Worker) execute(ctx context.Context, q string, c db.ClaimedStep) error 
 		var running <-chan struct{}
 		out, aborted, running = w.invoke(hctx, sc, c.Handler, c.Timeout)
 		done(out, aborted, time.Since(hstart))
+		if aborted && errors.Is(context.Cause(ctx), ErrTaskCancelled) {
+			// The step is cancelled: there is no one to report to, and its
+			// message is archived by whichever claim finds it next.
+			w.log.InfoContext(ctx, "step handler stopped: its task was cancelled", "correlation_id", c.CorrelationID,
+				"task_uuid", c.TaskUUID, "step_uuid", c.StepUUID, "step_name", c.StepName, "event", "step.cancelled")
+			return ErrTaskCancelled
+		}
 		if running != nil && !aborted {
 			// After the timeout result is submitted (so the step is retried
 			// without waiting), the slot stays taken until the handler returns.

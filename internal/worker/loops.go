@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/taskerhq/tasker/internal/db"
 	"github.com/taskerhq/tasker/internal/queue"
 	"github.com/taskerhq/tasker/internal/tracing"
@@ -208,8 +210,14 @@ func (w *Worker) heartbeatLoop(ctx, execCtx context.Context) {
 		if len(refs) == 0 {
 			continue
 		}
-		if _, err := w.funcs.ExtendStepLeases(tracing.Suppress(execCtx), w.pool, refs, w.cfg.Lease); err != nil && execCtx.Err() == nil {
+		n, err := w.funcs.ExtendStepLeases(tracing.Suppress(execCtx), w.pool, refs, w.cfg.Lease)
+		if err != nil && execCtx.Err() == nil {
 			w.log.WarnContext(ctx, "extending step leases failed", "steps", len(refs), "error", err)
+		}
+		if err == nil && n < len(refs) {
+			// Some lease was not extended: lost, or its step cancelled.
+			// Only the latter stops the handler; this read happens only then.
+			w.stopCancelled(tracing.Suppress(execCtx), refs)
 		}
 	}
 }
@@ -236,4 +244,21 @@ func (w *Worker) presenceLoop(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
+}
+
+// stopCancelled cancels the contexts of the handlers among refs whose step
+// was cancelled with its task.
+func (w *Worker) stopCancelled(ctx context.Context, refs []db.LeaseRef) {
+	ids := make([]uuid.UUID, len(refs))
+	for i, r := range refs {
+		ids[i] = r.StepUUID
+	}
+	cancelled, err := db.CancelledSteps(ctx, w.pool, ids)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.WarnContext(ctx, "reading cancelled steps failed", "error", err)
+		}
+		return
+	}
+	w.cancelSteps(cancelled)
 }

@@ -131,7 +131,13 @@ type Worker struct {
 type activeStep struct {
 	db.LeaseRef
 	Namespace string
+	// cancel ends the handler's context when the step's task is cancelled.
+	cancel context.CancelCauseFunc
 }
+
+// ErrTaskCancelled is the cause of a handler's context ending because an
+// operator cancelled the step's task.
+var ErrTaskCancelled = errors.New("the step's task was cancelled")
 
 // ErrUnknownNamespace is returned by Run for a namespace with no registered template.
 var ErrUnknownNamespace = errors.New("unknown namespace")
@@ -252,6 +258,27 @@ func (w *Worker) track(c db.ClaimedStep) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.active[c.StepUUID] = activeStep{LeaseRef: db.LeaseRef{StepUUID: c.StepUUID, Attempt: c.Attempt, MsgID: c.MsgID}, Namespace: c.Namespace}
+}
+
+// setCancel registers how to stop the handler of a tracked step's attempt.
+func (w *Worker) setCancel(id uuid.UUID, attempt int, cancel context.CancelCauseFunc) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if a, ok := w.active[id]; ok && a.Attempt == attempt {
+		a.cancel = cancel
+		w.active[id] = a
+	}
+}
+
+// cancelSteps stops the handlers of steps whose task was cancelled.
+func (w *Worker) cancelSteps(ids []uuid.UUID) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, id := range ids {
+		if a, ok := w.active[id]; ok && a.cancel != nil {
+			a.cancel(ErrTaskCancelled)
+		}
+	}
 }
 
 // untrack forgets a step's attempt; a later attempt of the same step that

@@ -5,6 +5,8 @@
 package apitest
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/taskerhq/tasker/client"
 	"github.com/taskerhq/tasker/internal/api"
+	"github.com/taskerhq/tasker/internal/db"
 	"github.com/taskerhq/tasker/internal/taskreq"
 )
 
@@ -32,7 +35,9 @@ type Backend struct {
 	errs      map[string]error
 	onGet     func(*client.Task)
 	// keys maps namespace/name/idempotency key to the task it created.
-	keys map[string]keyedTask
+	keys      map[string]keyedTask
+	signals   *api.TaskSignals
+	schedules []client.Schedule
 }
 
 type keyedTask struct {
@@ -50,6 +55,7 @@ func NewBackend(templates ...client.Template) *Backend {
 		steps:     map[uuid.UUID][]client.Step{},
 		errs:      map[string]error{},
 		keys:      map[string]keyedTask{},
+		signals:   api.NewTaskSignals(),
 	}
 }
 
@@ -118,6 +124,7 @@ func (b *Backend) PutTask(t client.Task, steps ...client.Step) {
 	}
 	b.tasks[t.TaskUUID] = &t
 	b.steps[t.TaskUUID] = steps
+	b.signals.Notify(t.TaskUUID.String())
 }
 
 // CreateTask implements api.Backend: it resolves the template as the engine
@@ -221,7 +228,11 @@ func (b *Backend) GetTask(_ context.Context, taskUUID uuid.UUID) (*client.Task, 
 		return nil, fmt.Errorf("task %s: %w", taskUUID, api.ErrNotFound)
 	}
 	if b.onGet != nil {
+		before := t.State
 		b.onGet(t)
+		if t.State != before {
+			b.signals.Notify(t.TaskUUID.String())
+		}
 	}
 	out := *t
 	return &out, nil
@@ -240,7 +251,69 @@ func (b *Backend) ListSteps(_ context.Context, taskUUID uuid.UUID) ([]client.Ste
 	return slices.Clone(b.steps[taskUUID]), nil
 }
 
-// ListTasksByCorrelation implements api.Backend.
+// ListTasks implements api.Backend with the engine's order (newest first)
+// and keyset cursors.
+func (b *Backend) ListTasks(_ context.Context, f client.TaskFilter) (*client.TaskList, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.errs["ListTasks"]; err != nil {
+		return nil, err
+	}
+	if err := taskreq.ValidateFilter(&f); err != nil {
+		return nil, err
+	}
+	var after *db.TaskKey
+	if f.Cursor != "" {
+		k, err := api.DecodeCursor(f.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		after = k
+	}
+	older := func(t *client.Task, k db.TaskKey) bool {
+		if !t.CreatedAt.Equal(k.CreatedAt) {
+			return t.CreatedAt.Before(k.CreatedAt)
+		}
+		return bytes.Compare(t.TaskUUID[:], k.TaskUUID[:]) < 0
+	}
+	var all []*client.Task
+	for _, id := range b.order {
+		t := b.tasks[id]
+		switch {
+		case len(f.States) > 0 && !slices.Contains(f.States, t.State),
+			f.Namespace != "" && t.Namespace != f.Namespace,
+			f.Name != "" && t.Name != f.Name,
+			f.CreatedAfter != nil && !t.CreatedAt.After(*f.CreatedAfter),
+			f.CreatedBefore != nil && !t.CreatedAt.Before(*f.CreatedBefore),
+			f.CorrelationID != nil && t.CorrelationID != *f.CorrelationID,
+			f.ParentCorrelationID != nil && (t.ParentCorrelationID == nil || *t.ParentCorrelationID != *f.ParentCorrelationID),
+			after != nil && !older(t, *after):
+			continue
+		}
+		all = append(all, t)
+	}
+	slices.SortFunc(all, func(x, y *client.Task) int {
+		if older(x, db.TaskKey{CreatedAt: y.CreatedAt, TaskUUID: y.TaskUUID}) {
+			return 1
+		}
+		return -1
+	})
+	limit := cmp.Or(f.Limit, client.DefaultTaskListLimit)
+	list := &client.TaskList{Tasks: []client.Task{}}
+	for i, t := range all {
+		if i == limit {
+			last := all[i-1]
+			list.NextCursor = api.EncodeCursor(db.TaskKey{CreatedAt: last.CreatedAt, TaskUUID: last.TaskUUID})
+			break
+		}
+		out := *t
+		out.Transitions = nil
+		list.Tasks = append(list.Tasks, out)
+	}
+	return list, nil
+}
+
+// ListTasksByCorrelation returns the tasks carrying correlationID, oldest first.
 func (b *Backend) ListTasksByCorrelation(_ context.Context, correlationID uuid.UUID) ([]client.Task, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -256,7 +329,7 @@ func (b *Backend) ListTasksByCorrelation(_ context.Context, correlationID uuid.U
 	return out, nil
 }
 
-// ListChildTasks implements api.Backend.
+// ListChildTasks returns the tasks whose parent correlation ID is parent, oldest first.
 func (b *Backend) ListChildTasks(_ context.Context, parent uuid.UUID) ([]client.Task, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

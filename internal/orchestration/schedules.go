@@ -1,0 +1,229 @@
+package orchestration
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/robfig/cron/v3"
+
+	"github.com/taskerhq/tasker/client"
+	"github.com/taskerhq/tasker/internal/db"
+	"github.com/taskerhq/tasker/internal/taskreq"
+)
+
+// scheduleNameRE is what a schedule name looks like: it is typed on command
+// lines and put in URLs.
+var scheduleNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// scheduleBatch bounds the firings one scheduler round makes, so a backlog
+// (orchestrators down for a while) cannot hold the loop.
+const scheduleBatch = 100
+
+// parseCron reads a standard 5-field cron expression and an IANA time zone.
+func parseCron(expr, tz string) (cron.Schedule, *time.Location, error) {
+	if tz == "" {
+		tz = "UTC"
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		return nil, nil, taskreq.Invalidf("time_zone", "time_zone must be an IANA time zone such as Europe/Paris, got %q", tz)
+	}
+	sched, err := cron.ParseStandard(expr)
+	if err != nil {
+		return nil, nil, taskreq.Invalidf("cron", "cron must be 5 fields (minute hour day-of-month month day-of-week): %v", err)
+	}
+	return sched, loc, nil
+}
+
+// CreateSchedule validates and stores a cron schedule; its first firing is
+// the cron's next time after now. A name in use is a Conflict FieldError.
+func (s *Service) CreateSchedule(ctx context.Context, req client.ScheduleRequest) (*client.Schedule, error) {
+	if !scheduleNameRE.MatchString(req.Name) {
+		return nil, taskreq.Invalidf("name", "name must match %s, got %q", scheduleNameRE, req.Name)
+	}
+	sched, loc, err := parseCron(req.Cron, req.TimeZone)
+	if err != nil {
+		return nil, err
+	}
+	if req.TimeZone == "" {
+		req.TimeZone = "UTC"
+	}
+	if req.Task.RunAt != nil {
+		return nil, taskreq.Invalidf("task.run_at", "a scheduled task cannot have run_at (each firing would share it); use delay")
+	}
+	if req.Task.IdempotencyKey != "" || req.Task.CorrelationID != nil {
+		return nil, taskreq.Invalidf("task", "a scheduled task gets its own correlation ID and idempotency key on each firing; give neither")
+	}
+	if _, err := s.resolveTemplate(ctx, req.Task); err != nil {
+		var fe *taskreq.FieldError
+		if errors.As(err, &fe) {
+			fe.Field = "task." + fe.Field
+		}
+		return nil, err
+	}
+	body, err := json.Marshal(req.Task)
+	if err != nil {
+		return nil, fmt.Errorf("encoding scheduled task: %w", err)
+	}
+	out := &client.Schedule{ScheduleUUID: uuid.Must(uuid.NewV7()), Name: req.Name, Cron: req.Cron, TimeZone: req.TimeZone,
+		Task: req.Task, NextRunAt: sched.Next(time.Now().In(loc)).UTC()}
+	err = s.pool.QueryRow(ctx, `INSERT INTO tasker.schedules (schedule_uuid, name, cron, time_zone, task_request, next_run_at)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING created_at`,
+		out.ScheduleUUID, out.Name, out.Cron, out.TimeZone, body, out.NextRunAt).Scan(&out.CreatedAt)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return nil, &taskreq.FieldError{Field: "name", Code: client.CodeAlreadyExists, Kind: taskreq.Conflict,
+			Message: fmt.Sprintf("a schedule named %q exists", req.Name)}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("creating schedule %s: %w", req.Name, err)
+	}
+	s.log.InfoContext(ctx, "schedule created", "operation", "create_schedule", "event", "schedule.created",
+		"schedule", out.Name, "cron", out.Cron, "time_zone", out.TimeZone, "next_run_at", out.NextRunAt)
+	return out, nil
+}
+
+// ListSchedules returns every schedule by name.
+func (s *Service) ListSchedules(ctx context.Context) ([]client.Schedule, error) {
+	rows, err := s.pool.Query(ctx, `SELECT schedule_uuid, name, cron, time_zone, task_request, next_run_at,
+			last_run_at, last_task_uuid, created_at FROM tasker.schedules ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("listing schedules: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (client.Schedule, error) {
+		var sc client.Schedule
+		var body []byte
+		if err := r.Scan(&sc.ScheduleUUID, &sc.Name, &sc.Cron, &sc.TimeZone, &body, &sc.NextRunAt, &sc.LastRunAt,
+			&sc.LastTaskUUID, &sc.CreatedAt); err != nil {
+			return sc, err
+		}
+		return sc, json.Unmarshal(body, &sc.Task)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing schedules: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteSchedule removes a schedule; db.ErrNotFound when there is none by that name.
+func (s *Service) DeleteSchedule(ctx context.Context, name string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM tasker.schedules WHERE name = $1`, name)
+	if err != nil {
+		return fmt.Errorf("deleting schedule %s: %w", name, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("schedule %s: %w", name, db.ErrNotFound)
+	}
+	s.log.InfoContext(ctx, "schedule deleted", "operation", "delete_schedule", "event", "schedule.deleted", "schedule", name)
+	return nil
+}
+
+// scheduleLoop fires due schedules every ScheduleInterval until ctx ends.
+func (s *Service) scheduleLoop(ctx context.Context) {
+	tick := time.NewTicker(s.cfg.ScheduleInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if _, err := s.RunDueSchedules(ctx); err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "running schedules failed; the next round tries again", "operation", "run_schedules", "error", err)
+		}
+	}
+}
+
+// RunDueSchedules fires every schedule whose time has come, each in its own
+// transaction: the schedule row is locked (others skip it), its task created
+// and its next time set before the commit, so a firing happens exactly once
+// across orchestrators. Firings missed while no orchestrator ran are not
+// made up: the next time is the cron's next after now. The task of a firing
+// also carries the idempotency key schedule/<uuid>/<due time>.
+func (s *Service) RunDueSchedules(ctx context.Context) (fired int, err error) {
+	for fired < scheduleBatch {
+		ok, err := s.fireOne(ctx)
+		if err != nil || !ok {
+			return fired, err
+		}
+		fired++
+	}
+	return fired, nil
+}
+
+func (s *Service) fireOne(ctx context.Context) (bool, error) {
+	ev := &txEvents{}
+	found := false
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var id uuid.UUID
+		var name, expr, tz string
+		var body []byte
+		var due time.Time
+		err := tx.QueryRow(ctx, `SELECT schedule_uuid, name, cron, time_zone, task_request, next_run_at
+			FROM tasker.schedules WHERE next_run_at <= clock_timestamp()
+			ORDER BY next_run_at LIMIT 1 FOR UPDATE SKIP LOCKED`).Scan(&id, &name, &expr, &tz, &body, &due)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading due schedules: %w", err)
+		}
+		found = true
+		sched, loc, err := parseCron(expr, tz)
+		if err != nil {
+			return fmt.Errorf("schedule %s: %w", name, err)
+		}
+		next := sched.Next(time.Now().In(loc)).UTC()
+		var req client.TaskRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			return fmt.Errorf("schedule %s: decoding its task: %w", name, err)
+		}
+		req.IdempotencyKey = fmt.Sprintf("schedule/%s/%d", id, due.Unix())
+		corr := uuid.Must(uuid.NewV7())
+		req.CorrelationID = &corr
+		var taskUUID *uuid.UUID
+		reg, err := s.resolveTemplate(ctx, req)
+		if err == nil {
+			var created *Created
+			err = pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
+				var cerr error
+				created, cerr = s.createTaskTx(ctx, sp, req, reg, ev)
+				return cerr
+			})
+			if err == nil {
+				taskUUID = &created.TaskUUID
+				start := time.Now()
+				ev.add(func() {
+					s.m.TaskRequested(ctx, corr, req.Namespace, req.Name, time.Since(start))
+					s.log.InfoContext(ctx, "schedule fired", "correlation_id", corr, "task_uuid", created.TaskUUID,
+						"namespace", req.Namespace, "operation", "run_schedules", "event", "schedule.fired",
+						"schedule", name, "due_at", due, "next_run_at", next)
+				})
+			}
+		}
+		if ferr := err; ferr != nil {
+			// The schedule moves on: a template that went away should not
+			// make it fire in a loop. The next firing tries again.
+			ev.add(func() {
+				s.log.WarnContext(ctx, "schedule could not create its task", "operation", "run_schedules",
+					"schedule", name, "due_at", due, "error", ferr)
+			})
+		}
+		_, err = tx.Exec(ctx, `UPDATE tasker.schedules SET next_run_at = $2, last_run_at = $3,
+				last_task_uuid = coalesce($4, last_task_uuid), updated_at = now()
+			WHERE schedule_uuid = $1`, id, next, due, taskUUID)
+		return err
+	})
+	if err != nil {
+		return found, err
+	}
+	ev.flush()
+	return found, nil
+}
