@@ -37,6 +37,7 @@ const unserved = "linear_workflow"
 // every example namespace but unserved, all tracing to a real Jaeger.
 type stack struct {
 	url       string
+	api       *client.Client
 	backend   api.Backend
 	orch      *orchestration.Service
 	jaeger    *jaegertest.Jaeger
@@ -104,7 +105,7 @@ func startStack(t *testing.T, token string) *stack {
 		require.NoError(t, orchProv.Shutdown(sctx))
 		require.NoError(t, workProv.Shutdown(sctx))
 	})
-	return &stack{url: srv.URL, backend: e.Backend(), orch: e.Orchestrator, jaeger: jg, templates: tpls,
+	return &stack{url: srv.URL, api: client.New(srv.URL), backend: e.Backend(), orch: e.Orchestrator, jaeger: jg, templates: tpls,
 		flush: func() {
 			require.NoError(t, orchProv.ForceFlush(ctx))
 			require.NoError(t, workProv.ForceFlush(ctx))
