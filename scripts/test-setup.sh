@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes a Debian machine ready for `make test`: installs whatever of Ruby (with
-# the ffi gem and headers), Prometheus and the PostgreSQL server is missing,
+# the ffi gem and headers), Prometheus, Chromium and the PostgreSQL server is missing,
 # and downloads the Go modules. The tests start their own servers, so this
 # script installs only and never starts anything. Re-running it when all is
 # present only checks, in well under a second.
@@ -46,6 +46,9 @@ else
 		exit(ok ? 0 : 1)' >/dev/null 2>&1 || missing+=(ruby-dev)
 fi
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+# The web console's browser tests drive headless Chromium; the fonts give its
+# screenshots legible text without the recommended packages.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-liberation)
 pg_bin_dir >/dev/null || missing+=(postgresql)
 
 if ((${#missing[@]} > 0)); then

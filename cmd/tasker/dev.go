@@ -162,7 +162,11 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 			err = serr
 		}
 	}()
-	srv, err := serveHTTP(ln, e.Backend(), obs.extraRoutes(), logger, obs.wrapHTTP, obs.cfg.API)
+	routes, err := obs.apiRoutes(pool)
+	if err != nil {
+		return err
+	}
+	srv, err := serveHTTP(ln, e.Backend(), routes, logger, obs.wrapHTTP, obs.cfg.API)
 	if err != nil {
 		return err
 	}
@@ -219,6 +223,7 @@ func demoTemplates(tpls []*template.Template) []*template.Template {
 
 func printNextSteps(out io.Writer, url, databaseURL, logPath string, withExamples, exporting bool) {
 	fmt.Fprintf(out, "\nNext steps\n")
+	fmt.Fprintf(out, "  console     %s/ui/ (tasks with their DAGs and traces, templates, queues and workers)\n", url)
 	fmt.Fprintf(out, "  templates   curl -s %s/v1/templates\n", url)
 	if withExamples {
 		fmt.Fprintf(out, "  a task      go run ./cmd/tasker --api %s task create --template linear_workflow/mathematical_sequence --context '{\"even_number\": 6}' --wait\n", url)

@@ -31,6 +31,7 @@ func TestDevOnce(t *testing.T) {
 	require.Regexp(t, `ok  linear_workflow/mathematical_sequence@1.0.0 +complete .* correlation_id [0-9a-f-]{36}`, s)
 	require.Regexp(t, `ok  retry_workflow/retry_exhaustion@1.0.0 +error .*fails by design`, s)
 	require.Contains(t, s, "Next steps")
+	require.Contains(t, s, "/ui/ (tasks with their DAGs")
 	require.Contains(t, s, "examples/custom-worker")
 	require.NotContains(t, s, "timeline", "timelines only with --verbose")
 	require.Equal(t, 8, strings.Count(s, "\n  ok  "), s)

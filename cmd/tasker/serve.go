@@ -12,6 +12,7 @@ import (
 
 	"github.com/taskerhq/tasker/internal/api"
 	"github.com/taskerhq/tasker/internal/config"
+	"github.com/taskerhq/tasker/internal/ui"
 )
 
 // httpServer serves the API on addr until ctx is done.
@@ -56,6 +57,7 @@ func serveHTTP(ln net.Listener, backend api.Backend, extra map[string]http.Handl
 	if err != nil {
 		return nil, usageError("%v", err)
 	}
+	auth.Open(ui.PublicPrefix) // the console's files; its reads carry the user's token
 	var h http.Handler
 	if backend != nil {
 		if h, err = api.NewHandler(api.Config{Backend: backend, Logger: logger, Extra: extra}); err != nil {

@@ -49,7 +49,11 @@ func newServerCmd(getenv func(string) string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			srv, err := startHTTP(listen, e.Backend(), obs.extraRoutes(), logger, obs.wrapHTTP, obs.cfg.API)
+			routes, err := obs.apiRoutes(pool)
+			if err != nil {
+				return errors.Join(err, e.Stop())
+			}
+			srv, err := startHTTP(listen, e.Backend(), routes, logger, obs.wrapHTTP, obs.cfg.API)
 			if err != nil {
 				return errors.Join(err, e.Stop())
 			}

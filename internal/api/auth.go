@@ -124,6 +124,15 @@ func loopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// Open serves the paths under prefix without a token. It is for files that
+// hold no data, such as the web console's, which a browser fetches without
+// an Authorization header. Call it before Wrap serves; a nil Auth ignores it.
+func (a *Auth) Open(prefix string) {
+	if a != nil {
+		a.open[prefix] = true
+	}
+}
+
 // Wrap returns h behind the token check; a nil Auth returns h.
 func (a *Auth) Wrap(h http.Handler) http.Handler {
 	if a == nil {

@@ -40,6 +40,7 @@ type Telemetry struct {
 	Traces             Traces            `toml:"traces"`
 	Metrics            Metrics           `toml:"metrics"`
 	Logs               Logs              `toml:"logs"`
+	UI                 UI                `toml:"ui"`
 
 	// serviceNameFromEnv is set when OTEL_SERVICE_NAME supplied ServiceName:
 	// that operator choice must beat the per-process default name a binary
@@ -121,6 +122,22 @@ func (o OTLP) Target(signal string) SignalTarget {
 	}
 	return t
 }
+
+// UI configures how the web console at /ui/ links tasks to their traces.
+// Both are empty by default: the console then shows the trace ID as text.
+type UI struct {
+	// TraceURLTemplate is a tracing UI's page of one trace, with {trace_id}
+	// where the task's trace ID goes, e.g.
+	// "http://jaeger:16686/trace/{trace_id}" (TASKER_UI_TRACE_URL_TEMPLATE).
+	TraceURLTemplate string `toml:"trace_url_template"`
+	// JaegerQueryURL is the base URL of a Jaeger query service, e.g.
+	// "http://localhost:16686" (TASKER_UI_JAEGER_QUERY_URL). When set, the
+	// server proxies its /api/traces/{id} so the console draws a task's trace.
+	JaegerQueryURL string `toml:"jaeger_query_url"`
+}
+
+// TraceIDPlaceholder is replaced by a trace ID in UI.TraceURLTemplate.
+const TraceIDPlaceholder = "{trace_id}"
 
 // Traces configures trace export.
 type Traces struct {

@@ -90,7 +90,7 @@ func TestNoFilesGivesDefaultsWithDefaultProvenance(t *testing.T) {
 	cfg, sources, err := load(t, dir, "", nil)
 	require.NoError(t, err)
 	assert.Equal(t, Default().Telemetry, cfg.Telemetry)
-	require.Len(t, sources, 41)
+	require.Len(t, sources, 43)
 	for key, s := range sources {
 		assert.Equal(t, FromDefault, s.From, key)
 	}
@@ -399,6 +399,9 @@ func TestBadEnvValues(t *testing.T) {
 		{"TASKER_LOG_FORMAT", "xml", `env TASKER_LOG_FORMAT: telemetry.logs.format: "xml" is not one of text, json`},
 		{"TASKER_LOG_LEVEL_WORKER", "loud", `env TASKER_LOG_LEVEL_WORKER: telemetry.logs.components.worker: "loud" is not one of trace, debug, info, warn, error`},
 		{"OTEL_SDK_DISABLED", "maybe", `env OTEL_SDK_DISABLED: "maybe" is not one of true, false`},
+		{"TASKER_UI_TRACE_URL_TEMPLATE", "http://jaeger:16686/trace/", `env TASKER_UI_TRACE_URL_TEMPLATE: telemetry.ui.trace_url_template: "http://jaeger:16686/trace/" has no {trace_id} placeholder`},
+		{"TASKER_UI_TRACE_URL_TEMPLATE", "jaeger/trace/{trace_id}", `env TASKER_UI_TRACE_URL_TEMPLATE: telemetry.ui.trace_url_template: "jaeger/trace/{trace_id}" is not an http:// or https:// URL`},
+		{"TASKER_UI_JAEGER_QUERY_URL", "localhost:16686", `env TASKER_UI_JAEGER_QUERY_URL: telemetry.ui.jaeger_query_url: "localhost:16686" is not an http:// or https:// URL`},
 		{"OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317", `env OTEL_EXPORTER_OTLP_ENDPOINT: telemetry.otlp.endpoint: "collector:4317" is not an http:// or https:// URL`},
 		{"OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", `env OTEL_EXPORTER_OTLP_PROTOCOL: telemetry.otlp.protocol: "http/json" is not one of grpc, http/protobuf`},
 		{"OTEL_EXPORTER_OTLP_TIMEOUT", "10s", `env OTEL_EXPORTER_OTLP_TIMEOUT: "10s" is not a whole number of milliseconds`},

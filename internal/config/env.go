@@ -17,6 +17,10 @@ const (
 	EnvTelemetryEnabled = "TASKER_TELEMETRY_ENABLED"
 	EnvLogLevel         = "TASKER_LOG_LEVEL"
 	EnvLogFormat        = "TASKER_LOG_FORMAT"
+
+	EnvUITraceURLTemplate = "TASKER_UI_TRACE_URL_TEMPLATE"
+	EnvUIJaegerQueryURL   = "TASKER_UI_JAEGER_QUERY_URL"
+
 	// EnvLogLevelComponentPrefix + an upper-case component name sets that
 	// component's level: TASKER_LOG_LEVEL_WORKER=debug.
 	EnvLogLevelComponentPrefix = "TASKER_LOG_LEVEL_"
@@ -155,6 +159,8 @@ func applyEnv(cfg *Config, getenv func(string) string, environ func() []string) 
 	a.bool(EnvTelemetryEnabled, "telemetry.enabled", &t.Enabled)
 	a.str(EnvLogLevel, "telemetry.logs.level", &t.Logs.Level, lower)
 	a.str(EnvLogFormat, "telemetry.logs.format", &t.Logs.Format, lower)
+	a.str(EnvUITraceURLTemplate, "telemetry.ui.trace_url_template", &t.UI.TraceURLTemplate, strings.TrimSpace)
+	a.str(EnvUIJaegerQueryURL, "telemetry.ui.jaeger_query_url", &t.UI.JaegerQueryURL, strings.TrimSpace)
 	for _, c := range logComponents(t.Logs.Components, environ) {
 		name := EnvLogLevelComponentPrefix + strings.ToUpper(c)
 		if v, ok := a.get(name); ok {

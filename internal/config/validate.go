@@ -102,6 +102,19 @@ func (c *Config) Validate() error {
 		}
 		v.oneOf(key, t.Logs.Components[name], levels...)
 	}
+
+	if tpl := t.UI.TraceURLTemplate; tpl != "" {
+		if !strings.Contains(tpl, TraceIDPlaceholder) {
+			v.bad("telemetry.ui.trace_url_template", "%q has no %s placeholder", tpl, TraceIDPlaceholder)
+		} else if err := checkEndpoint(strings.ReplaceAll(tpl, TraceIDPlaceholder, "0")); err != nil {
+			v.bad("telemetry.ui.trace_url_template", "%q %v", tpl, err)
+		}
+	}
+	if u := t.UI.JaegerQueryURL; u != "" {
+		if err := checkEndpoint(u); err != nil {
+			v.bad("telemetry.ui.jaeger_query_url", "%q %v", u, err)
+		}
+	}
 	v.api(c.API)
 	return errors.Join(v.errs...)
 }
