@@ -99,3 +99,39 @@ func timedOutHandler(t *testing.T, concurrency int) {
 	require.False(t, runs[1].start.Before(runs[0].end), "the retry started only after the first attempt returned")
 	require.Zero(t, w.Worker.OverdueByNamespace()["single_workflow"])
 }
+
+// TestShutdownDoesNotWaitForeverForAnOverdueHandler: a handler that never
+// returns holds its slot, but not the worker's shutdown past its grace.
+func TestShutdownDoesNotWaitForeverForAnOverdueHandler(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	never := make(chan struct{})
+	t.Cleanup(func() { close(never) })
+	b.replaceHandler(t, "single.square", handler.Func(func(context.Context, *handler.StepContext) (any, error) {
+		<-never
+		return "ok", nil
+	}))
+	tpl := *b.templates["single_workflow/single_step"]
+	tpl.Name = "single_never"
+	tpl.Steps = append(tpl.Steps[:0:0], tpl.Steps...)
+	tpl.Steps[0].Timeout = 100 * time.Millisecond
+	registerTemplate(t, b, &tpl)
+	orch := b.start(t, engineOpts{orchestrate: true})
+	w, err := engine.Start(ctx, engine.Config{Pool: b.pool,
+		Worker: &worker.Config{Namespaces: []string{"single_workflow"}, Dispatcher: worker.RegistryDispatcher{Registry: b.registry},
+			PollInterval: 50 * time.Millisecond, ShutdownGrace: 200 * time.Millisecond}})
+	require.NoError(t, err)
+	_, err = orch.Orchestrator.CreateTask(ctx, newRequest(t, "single_workflow/single_never", map[string]any{"even_number": 2}))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return w.Worker.OverdueByNamespace()["single_workflow"] > 0 },
+		10*time.Second, 10*time.Millisecond)
+	stopped := make(chan error, 1)
+	go func() { stopped <- w.Stop() }()
+	select {
+	case err := <-stopped:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the worker did not stop while a handler never returned")
+	}
+}

@@ -206,9 +206,10 @@ func (w *Worker) previousAttempt(step uuid.UUID) <-chan struct{} {
 	return w.handlers[step]
 }
 
-// awaitOverdue holds the step's slot until a timed-out handler returns, so
-// a handler that ignores cancellation still counts against concurrency, and
-// reports it once when it is overdue by OverdueHandlerWarning.
+// awaitOverdue holds the step's slot until a timed-out handler returns (or
+// the worker's shutdown ends its wait), so a handler that ignores
+// cancellation still counts against concurrency, and reports it once when it
+// is overdue by OverdueHandlerWarning.
 func (w *Worker) awaitOverdue(ctx context.Context, c db.ClaimedStep, returned <-chan struct{}) {
 	w.mu.Lock()
 	w.overdue[c.StepUUID] = c.Namespace
@@ -220,13 +221,20 @@ func (w *Worker) awaitOverdue(ctx context.Context, c db.ClaimedStep, returned <-
 	}()
 	warn := time.NewTimer(w.cfg.OverdueHandlerWarning)
 	defer warn.Stop()
+	// A worker shutting down stops waiting (ctx ends when its grace period
+	// does): a handler that never returns must not hold up the shutdown.
 	select {
 	case <-returned:
+		return
+	case <-ctx.Done():
 		return
 	case <-warn.C:
 		w.obs.handlerOverdue(ctx, c, w.cfg.OverdueHandlerWarning)
 	}
-	<-returned
+	select {
+	case <-returned:
+	case <-ctx.Done():
+	}
 }
 
 // OverdueByNamespace counts, per namespace, handlers still running after
