@@ -14,13 +14,15 @@ FUZZ_TARGETS := ./internal/api:FuzzCreateTaskRequest ./template:FuzzParse \
 FUZZTIME ?= 10s
 
 # test prepares the machine (installs missing system packages when root),
-# then vets, runs every test with the race detector, and fuzzes each target
-# briefly (5 s each) so a crash in newly reachable code shows up early.
+# then vets and runs every test with the race detector; every fuzz target's
+# checked-in seeds run as part of it. Mutation fuzzing is `make fuzz`: it is
+# not part of test because Go's fuzzer can fail a run with "context deadline
+# exceeded" when -fuzztime ends while it minimizes a new input, which would
+# make the test command flaky.
 test:
 	bash scripts/test-setup.sh
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 45m ./...
-	$(MAKE) fuzz FUZZTIME=5s
 
 # fuzz runs each fuzz target for FUZZTIME. A crash is written to the
 # package's testdata/fuzz/<Name>/ and fails the run: keep that file (it is
