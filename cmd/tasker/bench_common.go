@@ -47,6 +47,17 @@ func writeJSONFile(path string, v any, errOut io.Writer) error {
 	return nil
 }
 
+// showResult ends the progress line on errOut, prints res on out and, with
+// jsonPath set, writes it there as JSON: the end of every suite command.
+func showResult[T any](out, errOut io.Writer, jsonPath string, res T, print func(io.Writer, T)) error {
+	fmt.Fprintln(errOut)
+	print(out, res)
+	if jsonPath == "" {
+		return nil
+	}
+	return writeJSONFile(jsonPath, res, errOut)
+}
+
 // progressBar draws long phases' progress on w: a bar redrawn in place on a
 // terminal, else a line every tenth of the way.
 type progressBar struct {

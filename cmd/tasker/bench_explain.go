@@ -71,12 +71,8 @@ Exit status 1 when a hot-path statement scans a large table sequentially.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(errOut)
-			printExplain(out, res)
-			if jsonPath != "" {
-				if err := writeJSONFile(jsonPath, res, errOut); err != nil {
-					return err
-				}
+			if err := showResult(out, errOut, jsonPath, res, printExplain); err != nil {
+				return err
 			}
 			if n := len(res.SeqScans()); n > 0 {
 				return failedError("%d hot-path statements scan a large table sequentially", n)

@@ -67,12 +67,8 @@ Exit status 1 when a target or goal is not met.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(errOut)
-			printPaths(out, res)
-			if jsonPath != "" {
-				if err := writeJSONFile(jsonPath, res, errOut); err != nil {
-					return err
-				}
+			if err := showResult(out, errOut, jsonPath, res, printPaths); err != nil {
+				return err
 			}
 			missed := 0
 			for _, p := range res.Paths {

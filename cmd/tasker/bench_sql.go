@@ -108,12 +108,8 @@ database: it builds the dataset itself.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(errOut)
-			printSQL(out, res)
-			if jsonPath != "" {
-				if err := writeJSONFile(jsonPath, res, errOut); err != nil {
-					return err
-				}
+			if err := showResult(out, errOut, jsonPath, res, printSQL); err != nil {
+				return err
 			}
 			if missed := missedGoals(res.Goals()); missed > 0 {
 				return failedError("%d goals not met", missed)
