@@ -99,7 +99,7 @@ func (s *server) readOperation(w http.ResponseWriter, r *http.Request, keys ...s
 	}
 	fields, e := s.readObject(w, r)
 	if e != nil {
-		if e.Message == "request body is empty" {
+		if e.Message == msgEmptyBody {
 			return map[string]json.RawMessage{}, nil
 		}
 		return nil, e

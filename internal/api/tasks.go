@@ -217,7 +217,7 @@ func (s *server) readObject(w http.ResponseWriter, r *http.Request) (map[string]
 	case errors.As(err, &typeErr):
 		return nil, malformed("request body must be a JSON object, got " + typeErr.Value)
 	case errors.Is(err, io.EOF):
-		return nil, malformed("request body is empty")
+		return nil, malformed(msgEmptyBody)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return nil, malformed("malformed JSON: unexpected end of input")
 	default:
@@ -277,6 +277,10 @@ func describe(raw json.RawMessage) string {
 func invalid(field, msg string) *client.APIError {
 	return &client.APIError{Status: http.StatusUnprocessableEntity, Code: client.CodeInvalidField, Field: field, Message: msg}
 }
+
+// msgEmptyBody is readObject's answer to a body with no JSON value at all;
+// operations, whose bodies are optional, take it as an empty object.
+const msgEmptyBody = "request body is empty"
 
 func malformed(msg string) *client.APIError {
 	return &client.APIError{Status: http.StatusBadRequest, Code: client.CodeMalformedJSON, Message: msg}
