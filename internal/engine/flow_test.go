@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskerhq/tasker/client"
@@ -210,6 +211,32 @@ func TestTwoServersTwoWorkers(t *testing.T) {
 	var depth int
 	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT count(*) FROM tasker.queue_messages`).Scan(&depth))
 	require.Zero(t, depth)
+
+	// Every result was applied once: one completion per step in history.
+	var completions, repeated int
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT count(*), count(*) - count(DISTINCT workflow_step_uuid)
+		FROM tasker.workflow_step_transitions WHERE task_uuid = ANY($1) AND to_state = 'complete'`, ids).Scan(&completions, &repeated))
+	require.Equal(t, steps, completions)
+	require.Zero(t, repeated)
+
+	// Every result delivered twice more, in one batch, changes nothing.
+	before := map[uuid.UUID]string{}
+	for _, id := range ids[:20] {
+		before[id] = historyCounts(t, b, id)
+	}
+	rows, err := b.pool.Query(context.Background(), `INSERT INTO tasker.queue_messages (queue_name, message, headers)
+		SELECT a.queue_name, a.message, a.headers FROM tasker.queue_archive a CROSS JOIN generate_series(1, 2)
+		WHERE a.queue_name = 'orchestration_step_results' AND (a.message->>'task_uuid')::uuid = ANY($1) RETURNING msg_id`, ids[:20])
+	require.NoError(t, err)
+	replay, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	require.NoError(t, err)
+	require.NotEmpty(t, replay)
+	require.NoError(t, s1.Orchestrator.ProcessResultMessages(context.Background(), replay))
+	for _, id := range ids[:20] {
+		require.Equal(t, before[id], historyCounts(t, b, id), "task %s", id)
+	}
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT count(*) FROM tasker.queue_messages`).Scan(&depth))
+	require.Zero(t, depth, "the duplicates are acknowledged")
 }
 
 // blockingDispatcher blocks the first attempt of every step until its

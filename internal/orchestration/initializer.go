@@ -81,7 +81,8 @@ func (s *Service) createTask(ctx context.Context, callerTx pgx.Tx, req client.Ta
 		return nil, err
 	}
 	var out *Created
-	ev := &txEvents{notifyInTx: callerTx != nil}
+	ev := s.events()
+	ev.notifyInTx = callerTx != nil
 	create := func(tx pgx.Tx) error {
 		var err error
 		out, err = s.createTaskTx(ctx, tx, req, reg, ev)
@@ -269,7 +270,7 @@ func (s *Service) createTaskTx(ctx context.Context, tx pgx.Tx, req client.TaskRe
 // the same transaction that acknowledges the message. A request that can never
 // succeed (unknown template, bad context) is archived and logged.
 func (s *Service) ProcessTaskRequestMessage(ctx context.Context, msgID int64) error {
-	ev := &txEvents{}
+	ev := s.events()
 	var created *Created
 	var msg messages.TaskRequestMessage
 	err := s.inTx(ctx, func(tx pgx.Tx) error {

@@ -64,7 +64,7 @@ func (s *Service) CancelTask(ctx context.Context, taskUUID uuid.UUID, op Operati
 	if err := validateOperation(op); err != nil {
 		return false, err
 	}
-	ev := &txEvents{}
+	ev := s.events()
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		t, err := s.lockTask(ctx, tx, taskUUID, false)
 		if err != nil {
@@ -165,7 +165,7 @@ func (s *Service) RetryTask(ctx context.Context, taskUUID uuid.UUID, op Operatio
 	if err := validateOperation(op); err != nil {
 		return err
 	}
-	ev := &txEvents{}
+	ev := s.events()
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		t, err := s.lockTask(ctx, tx, taskUUID, false)
 		if err != nil {
@@ -225,7 +225,7 @@ func (s *Service) ResolveStep(ctx context.Context, taskUUID uuid.UUID, step stri
 	if len(result) == 0 || !json.Valid(result) {
 		return &taskreq.FieldError{Field: "result", Code: client.CodeMissingField, Kind: taskreq.Missing, Message: "result is required: the JSON value the step produces"}
 	}
-	ev := &txEvents{}
+	ev := s.events()
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		t, err := s.lockTask(ctx, tx, taskUUID, false)
 		if err != nil {

@@ -61,7 +61,7 @@ func (s *Service) ProcessReadyTasks(ctx context.Context) (int, error) {
 }
 
 func (s *Service) resumeTask(ctx context.Context, rt db.ReadyTask) error {
-	ev := &txEvents{}
+	ev := s.events()
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		// SKIP LOCKED: another orchestrator (or a result for this task) is
 		// already working on it and will evaluate it.
@@ -100,7 +100,7 @@ func (s *Service) resumeTask(ctx context.Context, rt db.ReadyTask) error {
 // fallbackLoop finds orchestration messages whose notification was missed
 // (listener reconnecting, a full buffer, a crashed orchestrator) and hands
 // them to the processors.
-func (s *Service) fallbackLoop(ctx context.Context, c *Consumers, jobs chan<- work) {
+func (s *Service) fallbackLoop(ctx context.Context, c *Consumers, results chan<- int64, jobs chan<- work) {
 	tick := time.NewTicker(s.cfg.FallbackInterval)
 	defer tick.Stop()
 	for {
@@ -114,15 +114,28 @@ func (s *Service) fallbackLoop(ctx context.Context, c *Consumers, jobs chan<- wo
 		case <-c.requests.Resync:
 			minAge = 0
 		}
-		for _, q := range []string{queue.StepResults, queue.TaskRequests} {
-			s.drainQueue(ctx, q, minAge, jobs)
-		}
+		s.drainQueue(ctx, queue.StepResults, minAge, func(id int64) bool {
+			select {
+			case results <- id:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		})
+		s.drainQueue(ctx, queue.TaskRequests, minAge, func(id int64) bool {
+			select {
+			case jobs <- work{queue: queue.TaskRequests, id: id}:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		})
 	}
 }
 
 // drainQueue hands every pending message of q to the processors, a page at
 // a time, until a page comes back short.
-func (s *Service) drainQueue(ctx context.Context, q string, minAge time.Duration, jobs chan<- work) {
+func (s *Service) drainQueue(ctx context.Context, q string, minAge time.Duration, hand func(int64) bool) {
 	const page = 500
 	after := int64(0)
 	for ctx.Err() == nil {
@@ -139,9 +152,7 @@ func (s *Service) drainQueue(ctx context.Context, q string, minAge time.Duration
 				s.log.DebugContext(ctx, "fallback poll found messages", "queue", q, "count", len(ids))
 			}
 			for _, id := range ids {
-				select {
-				case jobs <- work{queue: q, id: id}:
-				case <-ctx.Done():
+				if !hand(id) {
 					return
 				}
 			}

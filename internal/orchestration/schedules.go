@@ -159,7 +159,7 @@ func (s *Service) RunDueSchedules(ctx context.Context) (fired int, err error) {
 }
 
 func (s *Service) fireOne(ctx context.Context) (bool, error) {
-	ev := &txEvents{}
+	ev := s.events()
 	found := false
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var id uuid.UUID
