@@ -139,7 +139,8 @@ $$;
 -- Moves the ready steps of many tasks to enqueued and sends one worker
 -- message per step, in one statement: element i of each array is one step
 -- with its task, queue and message headers. Steps no longer pending (or
--- waiting for retry) are skipped. enqueue_steps is this for one task.
+-- waiting for retry) are skipped. The caller holds the tasks' row locks.
+-- enqueue_steps is this for one task.
 -- +goose StatementBegin
 CREATE FUNCTION tasker.enqueue_ready_steps(p_task_uuids uuid[], p_step_uuids uuid[], p_queues text[], p_headers jsonb[])
 RETURNS TABLE (task_uuid uuid, step_uuid uuid, step_name text, msg_id bigint)
@@ -157,7 +158,8 @@ BEGIN
     WITH r AS (
         SELECT * FROM unnest(p_task_uuids, p_step_uuids, p_queues, p_headers) AS r(task_uuid, step_uuid, queue, headers)
     ), s AS (
-        -- Locked in one order, so two enqueuers cannot deadlock.
+        -- The caller holds the tasks' locks, so nothing else moves these
+        -- steps: no row locks (each would write WAL) before the update.
         SELECT ws.workflow_step_uuid, ws.task_uuid, ws.name, ws.state, ws.attempts, r.queue, r.headers,
                t.correlation_id, ns.name AS namespace
         FROM r
@@ -166,11 +168,9 @@ BEGIN
         JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
         JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
         WHERE ws.state IN ('pending', 'waiting_for_retry')
-        ORDER BY ws.workflow_step_uuid
-        FOR UPDATE OF ws
     ), u AS (
         UPDATE tasker.workflow_steps ws SET state = 'enqueued', updated_at = clock_timestamp()
-        FROM s WHERE ws.workflow_step_uuid = s.workflow_step_uuid
+        FROM s WHERE ws.workflow_step_uuid = s.workflow_step_uuid AND ws.state = s.state
     ), h AS (
         INSERT INTO tasker.workflow_step_transitions
             (workflow_step_uuid, task_uuid, from_state, to_state, reason, attempt, correlation_id)

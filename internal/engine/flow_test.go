@@ -151,6 +151,7 @@ func (d *countingDispatcher) Has(name string) bool { return d.inner.Has(name) }
 func TestTwoServersTwoWorkers(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
+	b.recordSent(t)
 	counter := &countingDispatcher{inner: worker.RegistryDispatcher{Registry: b.registry}, runs: map[uuid.UUID]int{}}
 	s1 := b.start(t, engineOpts{orchestrate: true})
 	s2 := b.start(t, engineOpts{orchestrate: true})
@@ -225,7 +226,7 @@ func TestTwoServersTwoWorkers(t *testing.T) {
 		before[id] = historyCounts(t, b, id)
 	}
 	rows, err := b.pool.Query(context.Background(), `INSERT INTO tasker.queue_messages (queue_name, message, headers)
-		SELECT a.queue_name, a.message, a.headers FROM tasker.queue_archive a CROSS JOIN generate_series(1, 2)
+		SELECT a.queue_name, a.message, a.headers FROM public.sent_messages a CROSS JOIN generate_series(1, 2)
 		WHERE a.queue_name = 'orchestration_step_results' AND (a.message->>'task_uuid')::uuid = ANY($1) RETURNING msg_id`, ids[:20])
 	require.NoError(t, err)
 	replay, err := pgx.CollectRows(rows, pgx.RowTo[int64])
@@ -305,6 +306,7 @@ func TestWorkerStoppedMidStep(t *testing.T) {
 func TestDuplicateResultChangesNothing(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
+	b.recordSent(t)
 	e := b.start(t, engineOpts{orchestrate: true, work: true})
 	be := e.Backend()
 	created, task := runTask(t, e, "single_workflow/single_step", 4)
@@ -313,7 +315,7 @@ func TestDuplicateResultChangesNothing(t *testing.T) {
 	// Replay the archived result message as if it were delivered again.
 	var msgID int64
 	require.NoError(t, b.pool.QueryRow(context.Background(), `INSERT INTO tasker.queue_messages (queue_name, message, headers)
-		SELECT queue_name, message, headers FROM tasker.queue_archive
+		SELECT queue_name, message, headers FROM public.sent_messages
 		WHERE queue_name = 'orchestration_step_results' AND message->>'task_uuid' = $1 RETURNING msg_id`,
 		created.TaskUUID.String()).Scan(&msgID))
 	require.NoError(t, e.Orchestrator.ProcessResultMessage(context.Background(), msgID))
