@@ -42,14 +42,25 @@ func (s *Service) Prune(ctx context.Context, cutoff time.Time) (Pruned, error) {
 	ctx = tracing.Suppress(ctx)
 	var out Pruned
 	for {
-		tag, err := s.pool.Exec(ctx, `DELETE FROM tasker.tasks WHERE task_uuid IN (
-				SELECT task_uuid FROM tasker.tasks
-				WHERE state IN ('complete', 'error', 'cancelled', 'resolved_manually') AND completed_at < $1
-				ORDER BY completed_at LIMIT $2 FOR UPDATE SKIP LOCKED)`, cutoff, s.cfg.PruneBatch)
+		// Steps and edges go with their task (ON DELETE CASCADE); the
+		// history tables have no foreign keys (see migration
+		// hot_path_writes) and are deleted here.
+		var n int64
+		err := s.pool.QueryRow(ctx, `WITH d AS (
+				DELETE FROM tasker.tasks WHERE task_uuid IN (
+					SELECT task_uuid FROM tasker.tasks
+					WHERE state IN ('complete', 'error', 'cancelled', 'resolved_manually') AND completed_at < $1
+					ORDER BY completed_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+				RETURNING task_uuid
+			), sh AS (
+				DELETE FROM tasker.workflow_step_transitions h USING d WHERE h.task_uuid = d.task_uuid
+			), th AS (
+				DELETE FROM tasker.task_transitions h USING d WHERE h.task_uuid = d.task_uuid
+			)
+			SELECT count(*) FROM d`, cutoff, s.cfg.PruneBatch).Scan(&n)
 		if err != nil {
 			return out, fmt.Errorf("pruning tasks: %w", err)
 		}
-		n := tag.RowsAffected()
 		out.Tasks += n
 		s.m.Pruned(ctx, "tasks", n)
 		if n < int64(s.cfg.PruneBatch) {

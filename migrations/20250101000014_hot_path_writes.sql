@@ -12,6 +12,13 @@
 -- and pages keep room for the new versions (fillfactor). Together with the
 -- column order (large JSON columns last, see the schema migration), a hop
 -- of a step writes a few dozen bytes of WAL for its row instead of the row.
+--
+-- The history tables carry no foreign keys: a foreign-key check locks the
+-- parent row (FOR KEY SHARE), which writes a WAL record, and a multixact
+-- when several transactions do it, for every history row, on the hottest
+-- rows of the database. History rows are written only by the engine's
+-- functions, in the statement that moves their parent, and retention
+-- deletes them with their task.
 
 -- +goose Up
 DROP INDEX tasker.workflow_steps_task_idx;
@@ -22,8 +29,14 @@ ALTER TABLE tasker.workflow_steps SET (fillfactor = 70);
 -- A task's own updates between steps (evaluating → enqueuing → in process)
 -- leave its indexed columns as they were: room on the page makes them HOT.
 ALTER TABLE tasker.tasks SET (fillfactor = 80);
+ALTER TABLE tasker.workflow_step_transitions DROP CONSTRAINT workflow_step_transitions_workflow_step_uuid_fkey;
+ALTER TABLE tasker.task_transitions DROP CONSTRAINT task_transitions_task_uuid_fkey;
 
 -- +goose Down
+ALTER TABLE tasker.task_transitions ADD CONSTRAINT task_transitions_task_uuid_fkey
+    FOREIGN KEY (task_uuid) REFERENCES tasker.tasks ON DELETE CASCADE;
+ALTER TABLE tasker.workflow_step_transitions ADD CONSTRAINT workflow_step_transitions_workflow_step_uuid_fkey
+    FOREIGN KEY (workflow_step_uuid) REFERENCES tasker.workflow_steps ON DELETE CASCADE;
 ALTER TABLE tasker.tasks RESET (fillfactor);
 ALTER TABLE tasker.workflow_steps RESET (fillfactor);
 DROP INDEX tasker.workflow_steps_retry_idx;
