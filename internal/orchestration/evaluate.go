@@ -27,7 +27,8 @@ type txEvents struct {
 	// retryIn is the earliest retry backoff scheduled in the transaction.
 	retryIn time.Duration
 	// notifyInTx sends NOTIFYs inside the transaction, delivered at commit:
-	// for a caller's transaction, whose commit this process does not see.
+	// for a caller's transaction, whose commit this process does not see,
+	// and for transactions that commit without waiting for their WAL flush.
 	notifyInTx bool
 	// notify sends wakes after commit (set by the service that flushes).
 	notify func([]queue.Wake)
@@ -221,7 +222,7 @@ func (s *Service) evaluateTasks(ctx context.Context, tx pgx.Tx, ts []*evalTask, 
 		}
 	}
 	if ev.notifyInTx && len(ev.wakes) > 0 {
-		// A caller's transaction: the wake-ups are delivered at its commit.
+		// Delivered at the transaction's commit.
 		if err = s.queues.NotifyAll(ctx, tx, ev.wakes); err != nil {
 			return fmt.Errorf("notifying workers: %w", err)
 		}

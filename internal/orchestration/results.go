@@ -59,6 +59,11 @@ type resultItem struct {
 func (s *Service) ProcessResultMessages(ctx context.Context, ids []int64) error {
 	start := time.Now()
 	ev := s.events()
+	// The wake-ups go out with the commit, from inside the transaction: it
+	// commits without waiting for its WAL flush (see TakeMessages), so the
+	// notification lock is not held through an fsync, and a separate
+	// notifying round trip and transaction is saved.
+	ev.notifyInTx = true
 	var items []*resultItem
 	var evals []*evalTask
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
