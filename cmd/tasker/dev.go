@@ -144,7 +144,7 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 		return err
 	}
 	ecfg := engine.Config{Pool: pool,
-		Orchestration: &orchestration.Config{},
+		Orchestration: orchestrationConfig(obs.cfg.Orchestration),
 		Telemetry:     base.Telemetry{Logger: logger, Metrics: obs.metrics, Tracer: obs.tracer}}
 	// With no templates of its own (--examples=false), dev is a database,
 	// orchestration and the API for workers in other processes.
