@@ -289,8 +289,11 @@ LANGUAGE sql STABLE AS $$
         FROM ((SELECT t.task_uuid FROM tasker.tasks t WHERE t.state = 'waiting_for_dependencies' AND t.run_at IS NULL
                ORDER BY t.priority DESC, t.created_at LIMIT greatest(p_limit, 1) * 2)
               UNION ALL
+              -- statement_timestamp(), not the volatile clock_timestamp(), so
+              -- that it bounds the index scan instead of filtering every
+              -- delayed task's entry.
               (SELECT t.task_uuid FROM tasker.tasks t WHERE t.state = 'waiting_for_dependencies'
-                 AND t.run_at <= clock_timestamp()
+                 AND t.run_at <= statement_timestamp()
                ORDER BY t.run_at LIMIT greatest(p_limit, 1) * 2)) w
         CROSS JOIN LATERAL tasker.get_task_execution_context(w.task_uuid) ctx
         WHERE ctx.execution_status = 'has_ready_steps'

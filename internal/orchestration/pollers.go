@@ -54,10 +54,11 @@ func (s *Service) pollReady(ctx context.Context) {
 }
 
 // nextRunAtSQL is how long until the earliest run_at still ahead of a waiting
-// delayed task (tasks_delayed_idx), measured on the database's clock: the
-// one the readiness poll compares run_at with.
-const nextRunAtSQL = `SELECT extract(epoch FROM min(run_at) - clock_timestamp())::float8 FROM tasker.tasks
-	WHERE state = 'waiting_for_dependencies' AND run_at > clock_timestamp()`
+// delayed task, measured on the database's clock: the one the readiness poll
+// compares run_at with. statement_timestamp() is stable, so it bounds the
+// scan of tasks_delayed_idx instead of filtering it.
+const nextRunAtSQL = `SELECT extract(epoch FROM min(run_at) - statement_timestamp())::float8 FROM tasker.tasks
+	WHERE state = 'waiting_for_dependencies' AND run_at > statement_timestamp()`
 
 // wakeAtNextRunAt sets a timer for the earliest future run_at unless one is
 // already set for that time or earlier, so a delayed task starts when its
