@@ -162,11 +162,11 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 			err = serr
 		}
 	}()
-	routes, err := obs.apiRoutes(pool)
+	routes, traces, err := obs.apiRoutes()
 	if err != nil {
 		return err
 	}
-	srv, err := serveHTTP(ln, e.Backend(), routes, logger, obs.wrapHTTP, obs.cfg.API)
+	srv, err := serveHTTP(ln, e.Backend(), routes, traces, logger, obs.wrapHTTP, obs.cfg.API)
 	if err != nil {
 		return err
 	}

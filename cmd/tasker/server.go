@@ -51,11 +51,11 @@ func newServerCmd(getenv func(string) string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			routes, err := obs.apiRoutes(pool)
+			routes, traces, err := obs.apiRoutes()
 			if err != nil {
 				return errors.Join(err, e.Stop())
 			}
-			srv, err := startHTTP(listen, e.Backend(), routes, logger, obs.wrapHTTP, obs.cfg.API)
+			srv, err := startHTTP(listen, e.Backend(), routes, traces, logger, obs.wrapHTTP, obs.cfg.API)
 			if err != nil {
 				return errors.Join(err, e.Stop())
 			}
