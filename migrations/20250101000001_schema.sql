@@ -48,6 +48,9 @@ CREATE TABLE tasker.tasks (
     completed_at     timestamptz,
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now(),
+    -- run_at is when a delayed task (run_at / delay) may start; NULL for a
+    -- task that may start at once.
+    run_at           timestamptz,
     -- The large columns come last and never change after insert: an update
     -- that stays on its page logs only the bytes between the first and the
     -- last column it changes, so they stay out of the WAL.

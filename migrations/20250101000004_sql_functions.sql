@@ -267,7 +267,9 @@ LANGUAGE sql STABLE AS $$
     -- execution context where the answer is known: a pending task's ready
     -- steps are its roots; a retry-due step already ran, so its parents are
     -- complete and it is ready. Only the waiting_for_dependencies safety net
-    -- needs the full context.
+    -- needs the full context; it takes undelayed tasks by priority and
+    -- delayed ones whose run_at has come by run_at, so a task delayed into
+    -- the future costs the poll nothing.
     WITH due AS (
         SELECT s.task_uuid, count(*) AS ready
         FROM (SELECT ws.task_uuid FROM tasker.workflow_steps ws
@@ -284,8 +286,15 @@ LANGUAGE sql STABLE AS $$
         SELECT d.task_uuid, d.ready FROM due d
         UNION ALL
         SELECT w.task_uuid, ctx.ready_steps
-        FROM (SELECT t.task_uuid FROM tasker.tasks t WHERE t.state = 'waiting_for_dependencies'
-              ORDER BY t.priority DESC, t.created_at LIMIT greatest(p_limit, 1) * 2) w
+        FROM ((SELECT t.task_uuid FROM tasker.tasks t WHERE t.state = 'waiting_for_dependencies' AND t.run_at IS NULL
+               ORDER BY t.priority DESC, t.created_at LIMIT greatest(p_limit, 1) * 2)
+              UNION ALL
+              -- statement_timestamp(), not the volatile clock_timestamp(), so
+              -- that it bounds the index scan instead of filtering every
+              -- delayed task's entry.
+              (SELECT t.task_uuid FROM tasker.tasks t WHERE t.state = 'waiting_for_dependencies'
+                 AND t.run_at <= statement_timestamp()
+               ORDER BY t.run_at LIMIT greatest(p_limit, 1) * 2)) w
         CROSS JOIN LATERAL tasker.get_task_execution_context(w.task_uuid) ctx
         WHERE ctx.execution_status = 'has_ready_steps'
     ), per_task AS (

@@ -16,31 +16,76 @@ import (
 )
 
 // readinessLoop is the task readiness poller (StepEnqueuerService.process_batch):
-// it resumes tasks whose retry backoff elapsed and any task left pending or
-// waiting. It runs every ReadinessInterval and whenever a retry timer fires.
+// it resumes tasks whose retry backoff elapsed or whose delay ended and any
+// task left pending or waiting. It runs at start, every ReadinessInterval,
+// whenever a retry timer fires and at the earliest run_at of a delayed task
+// it has seen, whichever process created that task.
 func (s *Service) readinessLoop(ctx context.Context) {
 	tick := time.NewTicker(s.cfg.ReadinessInterval)
 	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		case <-s.wakeReadiness:
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			case <-s.wakeReadiness:
+			}
 		}
-		for {
-			n, err := s.ProcessReadyTasks(ctx)
-			if err != nil {
-				if ctx.Err() == nil {
-					s.log.WarnContext(ctx, "readiness poll failed", "operation", "process_batch", "error", err)
-				}
-				break
+		s.pollReady(ctx)
+		s.wakeAtNextRunAt(ctx)
+	}
+}
+
+// pollReady runs readiness polls until one comes back short of a batch.
+func (s *Service) pollReady(ctx context.Context) {
+	for {
+		n, err := s.ProcessReadyTasks(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.WarnContext(ctx, "readiness poll failed", "operation", "process_batch", "error", err)
 			}
-			if n < s.cfg.ReadinessBatch {
-				break
-			}
+			return
+		}
+		if n < s.cfg.ReadinessBatch {
+			return
 		}
 	}
+}
+
+// nextRunAtSQL is how long until the earliest run_at still ahead of a waiting
+// delayed task, measured on the database's clock: the one the readiness poll
+// compares run_at with. statement_timestamp() is stable, so it bounds the
+// scan of tasks_delayed_idx instead of filtering it.
+const nextRunAtSQL = `SELECT extract(epoch FROM min(run_at) - statement_timestamp())::float8 FROM tasker.tasks
+	WHERE state = 'waiting_for_dependencies' AND run_at > statement_timestamp()`
+
+// wakeAtNextRunAt sets a timer for the earliest future run_at unless one is
+// already set for that time or earlier, so a delayed task starts when its
+// time comes rather than at the next tick, even when another process created
+// it or this one restarted since.
+func (s *Service) wakeAtNextRunAt(ctx context.Context) {
+	var secs *float64
+	if err := s.pool.QueryRow(tracing.Suppress(ctx), nextRunAtSQL).Scan(&secs); err != nil {
+		if ctx.Err() == nil {
+			s.log.WarnContext(ctx, "reading the next run_at failed", "operation", "process_batch", "error", err)
+		}
+		return
+	}
+	if secs == nil {
+		return
+	}
+	d := time.Duration(*secs * float64(time.Second))
+	at := time.Now().Add(d)
+	s.timersMu.Lock()
+	armed := s.runAtWake
+	if armed.After(time.Now()) && !armed.After(at) {
+		s.timersMu.Unlock()
+		return
+	}
+	s.runAtWake = at
+	s.timersMu.Unlock()
+	s.wakeAt(d)
 }
 
 // ProcessReadyTasks runs one readiness poll and returns how many tasks it found.

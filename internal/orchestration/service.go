@@ -34,7 +34,9 @@ type Service struct {
 	tplCache      map[string]cachedTemplate
 	timersMu      sync.Mutex
 	timers        map[*time.Timer]struct{}
-	presence      presence
+	// runAtWake is when the timer wakeAtNextRunAt set fires (guarded by timersMu).
+	runAtWake time.Time
+	presence  presence
 }
 
 // New returns an orchestrator over pool.
