@@ -41,6 +41,9 @@ var (
 		"submit_step_result", "submit_step_results", "take_messages",
 		"transition_step_state_atomic", "transition_step_states", "transition_task_paths", "transition_task_state_atomic",
 		"transition_task_state_path",
+		// Operator actions, schedules and retention.
+		"advance_schedule", "cancel_task_steps", "delete_schedule", "insert_schedule", "list_schedules", "lock_due_schedule",
+		"lock_step", "prune_queue_archive", "prune_tasks", "reset_failed_steps", "resolve_step", "unfinished_child_tasks",
 	}
 )
 
