@@ -273,7 +273,9 @@ LANGUAGE sql STABLE AS $$
     WITH due AS (
         SELECT s.task_uuid, count(*) AS ready
         FROM (SELECT ws.task_uuid FROM tasker.workflow_steps ws
-              WHERE ws.state = 'waiting_for_retry' AND ws.next_retry_at <= clock_timestamp()
+              -- statement_timestamp(), not the volatile clock_timestamp(): an
+              -- index range over due retries, not a filter over every retry.
+              WHERE ws.state = 'waiting_for_retry' AND ws.next_retry_at <= statement_timestamp()
               ORDER BY ws.next_retry_at LIMIT greatest(p_limit, 1) * 2) s
         GROUP BY s.task_uuid
     ), cand AS (
