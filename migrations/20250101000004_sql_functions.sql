@@ -271,7 +271,9 @@ $$;
 -- +goose StatementEnd
 
 -- Moves ready steps to enqueued and sends one message per step to the
--- namespace's worker queue, all in the caller's transaction.
+-- namespace's worker queue, all in the caller's transaction. Each message
+-- carries its task's priority, which orders the workers' polling claims
+-- (claim_steps).
 -- +goose StatementBegin
 CREATE FUNCTION tasker.enqueue_steps(p_task_uuid uuid, p_step_uuids uuid[], p_queue text, p_headers jsonb DEFAULT '{}', p_notify boolean DEFAULT true)
 RETURNS TABLE (step_uuid uuid, step_name text, msg_id bigint)
@@ -280,8 +282,12 @@ DECLARE
     r record;
     v_corr uuid;
     v_ns text;
+    v_priority integer;
 BEGIN
-    SELECT t.correlation_id, ns.name INTO v_corr, v_ns
+    IF NOT EXISTS (SELECT 1 FROM tasker.queues WHERE queue_name = p_queue) THEN
+        RAISE EXCEPTION 'queue % does not exist', p_queue USING ERRCODE = 'undefined_object';
+    END IF;
+    SELECT t.correlation_id, ns.name, t.priority INTO v_corr, v_ns, v_priority
     FROM tasker.tasks t
     JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
     JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
@@ -306,14 +312,31 @@ BEGIN
         VALUES (r.workflow_step_uuid, p_task_uuid, 'pending', 'enqueued', 'enqueue', r.attempts, v_corr);
         step_uuid := r.workflow_step_uuid;
         step_name := r.name;
-        msg_id := tasker.queue_send(p_queue,
-            jsonb_build_object('task_uuid', p_task_uuid, 'step_uuid', r.workflow_step_uuid,
-                               'correlation_id', v_corr, 'namespace', v_ns, 'step_name', r.name,
-                               'attempt', r.attempts + 1),
-            p_headers, 0, p_notify);
+        -- queue_send's insert, with the priority it does not know of.
+        INSERT INTO tasker.queue_messages (queue_name, message, headers, priority)
+        VALUES (p_queue,
+                jsonb_build_object('task_uuid', p_task_uuid, 'step_uuid', r.workflow_step_uuid,
+                                   'correlation_id', v_corr, 'namespace', v_ns, 'step_name', r.name,
+                                   'attempt', r.attempts + 1),
+                coalesce(p_headers, '{}'), v_priority)
+        RETURNING queue_messages.msg_id INTO msg_id;
+        IF p_notify THEN
+            PERFORM pg_notify(p_queue, tasker.queue_notify_payload(msg_id, p_headers));
+        END IF;
         RETURN NEXT;
     END LOOP;
 END;
+$$;
+-- +goose StatementEnd
+
+-- The step a worker message names, or NULL when the message is malformed
+-- (a regex rather than an EXCEPTION block: that would open a subtransaction
+-- on every claim). Inlined by the planner where it is used.
+-- +goose StatementBegin
+CREATE FUNCTION tasker.message_step_uuid(p_message jsonb) RETURNS uuid
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p_message ->> 'step_uuid' ~ '^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$'
+                THEN (p_message ->> 'step_uuid')::uuid END;
 $$;
 -- +goose StatementEnd
 
@@ -415,11 +438,173 @@ END;
 $$;
 -- +goose StatementEnd
 
--- Claim by message id (the NOTIFY path): hide the message for the lease, then claim its step.
--- queue_wait_ms is how long the message waited between its enqueue and this
--- read, on the database's clock (tasker_message_queue_wait_duration_milliseconds).
+-- Claims the steps behind messages the caller has just hidden (p_msgs: their
+-- rows after hiding, in this transaction). The common case, a step still
+-- enqueued, is set-based: one statement moves every such step to
+-- in_progress, writes all their history rows and returns every claim. The
+-- uncommon ones (a reclaim after an expired lease, exhausted, busy, stale,
+-- malformed) go one by one through claim_step_message.
+-- Step rows are locked in one order (by uuid) and with SKIP LOCKED, as the
+-- messages were: a claim never waits for a lock, so it cannot take part in
+-- a deadlock. A message whose step another transaction holds (a result
+-- being stored after its lease expired, a heartbeat, a cancel) is made
+-- visible again for a later claim.
+-- +goose StatementBegin
+CREATE FUNCTION tasker.claim_hidden_messages(p_queue text, p_msgs tasker.queue_messages[], p_lease_ms integer, p_worker_id text)
+RETURNS TABLE (
+    msg_id bigint, read_ct integer, headers jsonb, queue_wait_ms double precision,
+    outcome text, task_uuid uuid, step_uuid uuid, step_name text, handler text, attempt integer, max_attempts integer,
+    timeout_ms integer, inputs jsonb, task_context jsonb, correlation_id uuid, parent_correlation_id uuid,
+    namespace text, task_name text, task_version text, dependency_results jsonb, prior_traceparent text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_steps uuid[];
+    v_locked uuid[];
+    v_enqueued uuid[];
+    v_released bigint[];
+    v_claimed integer;
+    r record;
+BEGIN
+    -- A malformed message names no step; claim_step_message archives it.
+    SELECT array_agg(DISTINCT tasker.message_step_uuid(mm.message)) FILTER (WHERE tasker.message_step_uuid(mm.message) IS NOT NULL)
+    INTO v_steps FROM unnest(p_msgs) mm;
+    SELECT coalesce(array_agg(l.workflow_step_uuid), '{}'),
+           coalesce(array_agg(l.workflow_step_uuid) FILTER (WHERE l.state = 'enqueued'), '{}')
+    INTO v_locked, v_enqueued
+    FROM (SELECT ws.workflow_step_uuid, ws.state FROM tasker.workflow_steps ws
+          WHERE ws.workflow_step_uuid = ANY (v_steps)
+          ORDER BY ws.workflow_step_uuid
+          FOR UPDATE SKIP LOCKED) l;
+    IF cardinality(v_locked) < coalesce(cardinality(v_steps), 0) THEN
+        -- Either locked by another transaction (its message is released) or
+        -- gone (its message is stale: claim_step_message archives it).
+        WITH released AS (
+            UPDATE tasker.queue_messages q SET vt = clock_timestamp()
+            FROM unnest(p_msgs) mm
+            WHERE q.msg_id = mm.msg_id
+              AND tasker.message_step_uuid(mm.message) IN (
+                  SELECT ws.workflow_step_uuid FROM tasker.workflow_steps ws
+                  WHERE ws.workflow_step_uuid = ANY (v_steps) AND ws.workflow_step_uuid <> ALL (v_locked))
+            RETURNING q.msg_id)
+        SELECT array_agg(rel.msg_id) INTO v_released FROM released rel;
+    END IF;
+
+    RETURN QUERY
+    WITH m AS (
+        -- One message per step takes the common path; a duplicate falls to
+        -- claim_step_message below, which finds its step busy.
+        SELECT DISTINCT ON (1) tasker.message_step_uuid(mm.message) AS step, mm.msg_id, mm.read_ct, mm.headers, mm.enqueued_at
+        FROM unnest(p_msgs) mm
+        WHERE tasker.message_step_uuid(mm.message) = ANY (v_enqueued)
+        ORDER BY 1, mm.msg_id
+    ), c AS (
+        UPDATE tasker.workflow_steps ws
+        SET state = 'in_progress', in_process = true, attempts = ws.attempts + 1,
+            last_attempted_at = clock_timestamp(), updated_at = clock_timestamp(),
+            lease_expires_at = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0),
+            worker_id = p_worker_id
+        FROM m
+        WHERE ws.workflow_step_uuid = m.step AND ws.state = 'enqueued'
+        RETURNING m.msg_id, m.read_ct, m.headers, m.enqueued_at, ws.workflow_step_uuid, ws.task_uuid, ws.name, ws.handler,
+                  ws.attempts, ws.max_attempts, ws.timeout_ms, ws.inputs, ws.results -> 'metadata' ->> 'traceparent' AS prior
+    ), t AS (
+        SELECT c.*, tk.context, tk.correlation_id AS corr, tk.parent_correlation_id AS parent_corr,
+               ns.name::text AS ns_name, nt.name::text AS nt_name, nt.version::text AS nt_version
+        FROM c
+        JOIN tasker.tasks tk ON tk.task_uuid = c.task_uuid
+        JOIN tasker.named_tasks nt ON nt.named_task_uuid = tk.named_task_uuid
+        JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
+    ), h AS (
+        INSERT INTO tasker.workflow_step_transitions
+            (workflow_step_uuid, task_uuid, from_state, to_state, reason, attempt, worker_id, correlation_id)
+        SELECT t.workflow_step_uuid, t.task_uuid, 'enqueued', 'in_progress', 'claimed', t.attempts, p_worker_id, t.corr
+        FROM t
+        ORDER BY t.workflow_step_uuid
+    )
+    SELECT t.msg_id, t.read_ct, t.headers, extract(epoch FROM clock_timestamp() - t.enqueued_at)::double precision * 1000,
+           'claimed'::text, t.task_uuid, t.workflow_step_uuid, t.name::text, t.handler::text, t.attempts, t.max_attempts,
+           t.timeout_ms, t.inputs, t.context, t.corr, t.parent_corr, t.ns_name, t.nt_name, t.nt_version,
+           -- The ancestor walk is inlined (not get_step_transitive_dependencies, a
+           -- SQL function PostgreSQL would plan on every call).
+           (WITH RECURSIVE anc (step_uuid, depth) AS (
+                SELECT e.from_step_uuid, 1 FROM tasker.workflow_step_edges e WHERE e.to_step_uuid = t.workflow_step_uuid
+                UNION
+                SELECT e.from_step_uuid, a.depth + 1
+                FROM tasker.workflow_step_edges e JOIN anc a ON e.to_step_uuid = a.step_uuid
+                WHERE a.depth < 50)
+            SELECT coalesce(jsonb_object_agg(d.name, d.results -> 'result'), '{}')
+            FROM tasker.workflow_steps d
+            WHERE d.workflow_step_uuid IN (SELECT anc.step_uuid FROM anc)
+              AND d.state IN ('complete', 'resolved_manually') AND d.results IS NOT NULL),
+           t.prior
+    FROM t;
+    GET DIAGNOSTICS v_claimed = ROW_COUNT;
+
+    IF v_claimed + coalesce(cardinality(v_released), 0) < cardinality(p_msgs) THEN
+        FOR r IN
+            SELECT mm.msg_id, mm.read_ct, mm.headers, mm.message, mm.enqueued_at
+            FROM unnest(p_msgs) mm
+            WHERE NOT (coalesce(tasker.message_step_uuid(mm.message) = ANY (v_enqueued), false)
+                       AND mm.msg_id = (SELECT min(m2.msg_id) FROM unnest(p_msgs) m2
+                                        WHERE tasker.message_step_uuid(m2.message) = tasker.message_step_uuid(mm.message)))
+              AND mm.msg_id <> ALL (coalesce(v_released, '{}'))
+            ORDER BY tasker.message_step_uuid(mm.message), mm.msg_id
+        LOOP
+            RETURN QUERY SELECT r.msg_id, r.read_ct, r.headers,
+                    extract(epoch FROM clock_timestamp() - r.enqueued_at)::double precision * 1000, c.*
+                FROM tasker.claim_step_message(p_queue, r.msg_id, r.message, p_lease_ms, p_worker_id) c;
+        END LOOP;
+    END IF;
+END;
+$$;
+-- +goose StatementEnd
+
+-- Claim by message ids (the NOTIFY path, one statement for every wake-up a
+-- worker has a free slot for): hide the messages still visible for the
+-- lease, then claim their steps. Messages another claimer is hiding right
+-- now are skipped, not waited for. queue_wait_ms is how long a message
+-- waited between its enqueue and this read, on the database's clock
+-- (tasker_message_queue_wait_duration_milliseconds).
 -- The claim commits without waiting for its WAL flush: a claim lost in a
 -- crash leaves the step enqueued and its message visible again.
+-- +goose StatementBegin
+CREATE FUNCTION tasker.claim_step_messages(p_queue text, p_msg_ids bigint[], p_lease_ms integer, p_worker_id text)
+RETURNS TABLE (
+    msg_id bigint, read_ct integer, headers jsonb, queue_wait_ms double precision,
+    outcome text, task_uuid uuid, step_uuid uuid, step_name text, handler text, attempt integer, max_attempts integer,
+    timeout_ms integer, inputs jsonb, task_context jsonb, correlation_id uuid, parent_correlation_id uuid,
+    namespace text, task_name text, task_version text, dependency_results jsonb, prior_traceparent text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_msgs tasker.queue_messages[];
+BEGIN
+    -- A claim need not wait for its WAL flush: if the server loses it in a
+    -- crash, the step is still enqueued and its message visible again, so
+    -- it is simply claimed again (steps run at least once either way). WAL
+    -- is flushed in order, so the result submission that follows (durable)
+    -- makes the claim durable too.
+    PERFORM set_config('synchronous_commit', 'off', true);
+    WITH v AS (
+        SELECT q.msg_id FROM tasker.queue_messages q
+        WHERE q.msg_id = ANY (p_msg_ids) AND q.queue_name = p_queue AND q.vt <= clock_timestamp()
+        ORDER BY q.msg_id
+        FOR UPDATE SKIP LOCKED
+    ), hidden AS (
+        UPDATE tasker.queue_messages q
+        SET vt = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0), read_ct = q.read_ct + 1
+        FROM v WHERE q.msg_id = v.msg_id
+        RETURNING q
+    )
+    SELECT array_agg(hidden.q) INTO v_msgs FROM hidden;
+    IF v_msgs IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT * FROM tasker.claim_hidden_messages(p_queue, v_msgs, p_lease_ms, p_worker_id);
+END;
+$$;
+-- +goose StatementEnd
+
+-- Claim by one message id: claim_step_messages of one.
 -- +goose StatementBegin
 CREATE FUNCTION tasker.claim_step(p_queue text, p_msg_id bigint, p_lease_ms integer, p_worker_id text)
 RETURNS TABLE (
@@ -428,33 +613,18 @@ RETURNS TABLE (
     timeout_ms integer, inputs jsonb, task_context jsonb, correlation_id uuid, parent_correlation_id uuid,
     namespace text, task_name text, task_version text, dependency_results jsonb, prior_traceparent text)
 LANGUAGE plpgsql AS $$
-DECLARE
-    v_read integer;
-    v_headers jsonb;
-    v_message jsonb;
-    v_enqueued timestamptz;
 BEGIN
-    -- A claim need not wait for its WAL flush: if the server loses it in a
-    -- crash, the step is still enqueued and its message visible again, so
-    -- it is simply claimed again (steps run at least once either way). WAL
-    -- is flushed in order, so the result submission that follows (durable)
-    -- makes the claim durable too.
-    PERFORM set_config('synchronous_commit', 'off', true);
-    UPDATE tasker.queue_messages q
-    SET vt = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0), read_ct = q.read_ct + 1
-    WHERE q.msg_id = p_msg_id AND q.queue_name = p_queue AND q.vt <= clock_timestamp()
-    RETURNING q.read_ct, q.headers, q.message, q.enqueued_at INTO v_read, v_headers, v_message, v_enqueued;
-    IF NOT FOUND THEN
-        RETURN;
-    END IF;
-    RETURN QUERY SELECT p_msg_id, v_read, v_headers,
-            extract(epoch FROM clock_timestamp() - v_enqueued)::double precision * 1000, c.*
-        FROM tasker.claim_step_message(p_queue, p_msg_id, v_message, p_lease_ms, p_worker_id) c;
+    RETURN QUERY SELECT * FROM tasker.claim_step_messages(p_queue, ARRAY[p_msg_id], p_lease_ms, p_worker_id);
 END;
 $$;
 -- +goose StatementEnd
 
--- Claim up to p_qty visible messages (the fallback poller and crash recovery path).
+-- Claim up to p_qty visible messages at least p_min_age_ms old (the
+-- fallback poller and crash recovery path): highest priority first, oldest
+-- first within a priority, read in the order of
+-- queue_messages_priority_idx (priority is the task's, copied into its
+-- steps' messages by enqueue_steps; the column and index come with
+-- migration 20250101000012).
 -- +goose StatementBegin
 CREATE FUNCTION tasker.claim_steps(p_queue text, p_qty integer, p_lease_ms integer, p_worker_id text, p_min_age_ms integer DEFAULT 0)
 RETURNS TABLE (
@@ -464,13 +634,29 @@ RETURNS TABLE (
     namespace text, task_name text, task_version text, dependency_results jsonb, prior_traceparent text)
 LANGUAGE plpgsql AS $$
 DECLARE
-    m record;
+    v_msgs tasker.queue_messages[];
 BEGIN
-    FOR m IN SELECT * FROM tasker.queue_read(p_queue, p_lease_ms, p_qty, p_min_age_ms) LOOP
-        RETURN QUERY SELECT m.msg_id, m.read_ct, m.headers,
-                extract(epoch FROM clock_timestamp() - m.enqueued_at)::double precision * 1000, c.*
-            FROM tasker.claim_step_message(p_queue, m.msg_id, m.message, p_lease_ms, p_worker_id) c;
-    END LOOP;
+    -- As in claim_step_messages: a lost claim is claimed again.
+    PERFORM set_config('synchronous_commit', 'off', true);
+    WITH v AS (
+        SELECT q.msg_id FROM tasker.queue_messages q
+        WHERE q.queue_name = p_queue
+          AND q.vt <= clock_timestamp()
+          AND q.enqueued_at <= clock_timestamp() - make_interval(secs => p_min_age_ms / 1000.0)
+        ORDER BY q.priority DESC, q.msg_id
+        LIMIT p_qty
+        FOR UPDATE SKIP LOCKED
+    ), hidden AS (
+        UPDATE tasker.queue_messages q
+        SET vt = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0), read_ct = q.read_ct + 1
+        FROM v WHERE q.msg_id = v.msg_id
+        RETURNING q
+    )
+    SELECT array_agg(hidden.q) INTO v_msgs FROM hidden;
+    IF v_msgs IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT * FROM tasker.claim_hidden_messages(p_queue, v_msgs, p_lease_ms, p_worker_id);
 END;
 $$;
 -- +goose StatementEnd
@@ -481,12 +667,16 @@ $$;
 -- lease must not keep hiding the message the step's next holder (or, after
 -- that holder stops, the next reclaim) depends on. The three arrays are
 -- parallel: element i of each describes one lease.
+-- Rows are locked in the order submit_step_results uses (steps by uuid,
+-- then their messages by id), so a heartbeat and a result batch of one
+-- worker, which share steps, cannot deadlock.
 -- +goose StatementBegin
 CREATE FUNCTION tasker.extend_step_leases(p_step_uuids uuid[], p_attempts integer[], p_msg_ids bigint[], p_lease_ms integer)
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
     v_n integer;
 BEGIN
+    PERFORM tasker.lock_step_leases(p_step_uuids, p_attempts, p_msg_ids);
     WITH extended AS (
         UPDATE tasker.workflow_steps ws
         SET lease_expires_at = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0)
@@ -501,6 +691,29 @@ BEGIN
     )
     SELECT count(*) INTO v_n FROM extended;
     RETURN v_n;
+END;
+$$;
+-- +goose StatementEnd
+
+-- Locks, in one fixed order, the step rows of the given attempts that still
+-- hold their step (by step uuid) and then their messages (by id): the
+-- order every function that changes a worker's leased steps and their
+-- messages takes (extend_step_leases, submit_step_results), so two of them
+-- sharing rows wait for each other instead of deadlocking. Claims take their
+-- locks with SKIP LOCKED and never wait.
+-- +goose StatementBegin
+CREATE FUNCTION tasker.lock_step_leases(p_step_uuids uuid[], p_attempts integer[], p_msg_ids bigint[])
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM tasker.workflow_steps ws
+    JOIN unnest(p_step_uuids, p_attempts) AS l(step_uuid, attempt) ON ws.workflow_step_uuid = l.step_uuid
+    WHERE ws.attempts = l.attempt AND ws.state = 'in_progress'
+    ORDER BY ws.workflow_step_uuid
+    FOR UPDATE OF ws;
+    PERFORM 1 FROM tasker.queue_messages q
+    WHERE q.msg_id = ANY (p_msg_ids)
+    ORDER BY q.msg_id
+    FOR UPDATE;
 END;
 $$;
 -- +goose StatementEnd
@@ -558,6 +771,8 @@ CREATE FUNCTION tasker.submit_step_results(
     p_queues text[], p_msg_ids bigint[], p_result_queue text, p_headers jsonb[])
 RETURNS TABLE (step_uuid uuid, msg_id bigint) LANGUAGE plpgsql AS $$
 BEGIN
+    -- The heartbeat's lock order (see lock_step_leases), not the batch's.
+    PERFORM tasker.lock_step_leases(p_step_uuids, p_attempts, p_msg_ids);
     FOR i IN 1 .. coalesce(array_length(p_step_uuids, 1), 0) LOOP
         step_uuid := p_step_uuids[i];
         msg_id := tasker.submit_step_result(p_step_uuids[i], p_attempts[i], p_success[i], p_results[i], p_worker_id,
@@ -599,8 +814,12 @@ $$;
 DROP FUNCTION tasker.submit_step_result(uuid, integer, boolean, jsonb, text, text, bigint, text, jsonb, boolean);
 DROP FUNCTION tasker.transition_task_state_path(uuid, text, text[], uuid, text[]);
 DROP FUNCTION tasker.extend_step_leases(uuid[], integer[], bigint[], integer);
+DROP FUNCTION tasker.lock_step_leases(uuid[], integer[], bigint[]);
 DROP FUNCTION tasker.claim_steps(text, integer, integer, text, integer);
 DROP FUNCTION tasker.claim_step(text, bigint, integer, text);
+DROP FUNCTION tasker.claim_step_messages(text, bigint[], integer, text);
+DROP FUNCTION tasker.claim_hidden_messages(text, tasker.queue_messages[], integer, text);
+DROP FUNCTION tasker.message_step_uuid(jsonb);
 DROP FUNCTION tasker.claim_step_message(text, bigint, jsonb, integer, text);
 DROP FUNCTION tasker.enqueue_steps(uuid, uuid[], text, jsonb, boolean);
 DROP FUNCTION tasker.claim_task_for_finalization(uuid, uuid);
