@@ -771,14 +771,51 @@ CREATE FUNCTION tasker.submit_step_results(
     p_queues text[], p_msg_ids bigint[], p_result_queue text, p_headers jsonb[])
 RETURNS TABLE (step_uuid uuid, msg_id bigint) LANGUAGE plpgsql AS $$
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM tasker.queues WHERE queue_name = p_result_queue) THEN
+        RAISE EXCEPTION 'queue % does not exist', p_result_queue USING ERRCODE = 'undefined_object';
+    END IF;
     -- The heartbeat's lock order (see lock_step_leases), not the batch's.
     PERFORM tasker.lock_step_leases(p_step_uuids, p_attempts, p_msg_ids);
-    FOR i IN 1 .. coalesce(array_length(p_step_uuids, 1), 0) LOOP
-        step_uuid := p_step_uuids[i];
-        msg_id := tasker.submit_step_result(p_step_uuids[i], p_attempts[i], p_success[i], p_results[i], p_worker_id,
-                                            p_queues[i], p_msg_ids[i], p_result_queue, p_headers[i], false);
-        RETURN NEXT;
-    END LOOP;
+    -- Set-based: one UPDATE for every step this batch still holds, one
+    -- INSERT of their history, one archive of their worker messages and one
+    -- INSERT of their result messages, whatever the batch's size.
+    RETURN QUERY
+    WITH l AS (
+        SELECT * FROM unnest(p_step_uuids, p_attempts, p_success, p_results, p_queues, p_msg_ids, p_headers)
+            WITH ORDINALITY AS l(step, attempt, success, results, queue, msg, headers, i)
+    ), s AS (
+        UPDATE tasker.workflow_steps ws
+        SET state = CASE WHEN l.success THEN 'enqueued_for_orchestration' ELSE 'enqueued_as_error_for_orchestration' END,
+            in_process = false, results = l.results, lease_expires_at = NULL, updated_at = clock_timestamp()
+        FROM l
+        WHERE ws.workflow_step_uuid = l.step AND ws.state = 'in_progress' AND ws.attempts = l.attempt
+        RETURNING l.i, l.step, l.attempt, l.success, l.results, l.queue, l.msg, l.headers, ws.task_uuid, ws.name, ws.state AS to_state
+    ), c AS (
+        SELECT s.*, t.correlation_id AS corr FROM s JOIN tasker.tasks t ON t.task_uuid = s.task_uuid
+    ), h AS (
+        INSERT INTO tasker.workflow_step_transitions
+            (workflow_step_uuid, task_uuid, from_state, to_state, reason, attempt, worker_id, correlation_id, metadata)
+        SELECT c.step, c.task_uuid, 'in_progress', c.to_state, CASE WHEN c.success THEN 'handler_succeeded' ELSE 'handler_failed' END,
+               c.attempt, p_worker_id, c.corr, jsonb_build_object('execution_time_ms', c.results -> 'metadata' -> 'execution_time_ms')
+        FROM c ORDER BY c.i
+    ), moved AS (
+        DELETE FROM tasker.queue_messages q USING c
+        WHERE q.msg_id = c.msg AND q.queue_name = c.queue
+        RETURNING q.msg_id, q.queue_name, q.read_ct, q.enqueued_at, q.message, q.headers
+    ), archived AS (
+        INSERT INTO tasker.queue_archive (msg_id, queue_name, read_ct, enqueued_at, message, headers)
+        SELECT * FROM moved
+    ), sent AS (
+        INSERT INTO tasker.queue_messages (queue_name, message, headers)
+        SELECT p_result_queue,
+               jsonb_build_object('task_uuid', c.task_uuid, 'step_uuid', c.step, 'correlation_id', c.corr,
+                                  'step_name', c.name, 'attempt', c.attempt, 'success', c.success, 'worker_id', p_worker_id),
+               coalesce(c.headers, '{}')
+        FROM c ORDER BY c.i
+        RETURNING queue_messages.msg_id AS id, (queue_messages.message ->> 'step_uuid')::uuid AS step
+    )
+    SELECT l.step, sent.id FROM l LEFT JOIN sent ON sent.step = l.step AND l.i = (SELECT c.i FROM c WHERE c.step = l.step)
+    ORDER BY l.i;
 END;
 $$;
 

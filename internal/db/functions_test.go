@@ -1826,3 +1826,88 @@ func TestResultBatchAndHeartbeatDoNotDeadlock(t *testing.T) {
 	require.Equal(t, "enqueued_for_orchestration", getStep(t, e.pool, lo.StepUUID).State)
 	require.Equal(t, "enqueued_for_orchestration", getStep(t, e.pool, hi.StepUUID).State)
 }
+
+func TestSubmitStepResults(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	q := e.workerQueue(t)
+	rq := "orchestration_step_results"
+	e.createQueue(t, rq)
+	d := e.build(t, taskSpec{}, stepSpec{Name: "ok"}, stepSpec{Name: "bad"}, stepSpec{Name: "lost"})
+	out, err := e.funcs.EnqueueSteps(ctx, e.pool, d.Task, []uuid.UUID{d.id(t, "ok"), d.id(t, "bad"), d.id(t, "lost")}, q, nil)
+	require.NoError(t, err)
+	ids := make([]int64, len(out))
+	for i, o := range out {
+		ids[i] = o.MsgID
+	}
+	claims, err := e.funcs.ClaimStepMessages(ctx, e.pool, q, ids, time.Minute, "w")
+	require.NoError(t, err)
+	require.Len(t, claims, 3)
+	c := map[string]db.ClaimedStep{}
+	for _, cl := range claims {
+		c[cl.StepName] = cl
+	}
+	lostHistory := stepHistory(t, e.pool, d.id(t, "lost"))
+	sub := func(name string, attempt int, success bool) db.StepResultSubmission {
+		return db.StepResultSubmission{StepUUID: c[name].StepUUID, Attempt: attempt, Success: success,
+			Results: json.RawMessage(`{"result": "` + name + `", "metadata": {"execution_time_ms": 5}}`), WorkerID: "w", Queue: q,
+			MsgID: c[name].MsgID, ResultQueue: rq, Headers: map[string]string{"traceparent": "tp-" + name}}
+	}
+	batch := []db.StepResultSubmission{sub("ok", 1, true), sub("lost", 2, true), sub("bad", 1, false)}
+	res, err := e.funcs.SubmitStepResults(ctx, e.pool, "w", rq, batch)
+	require.NoError(t, err)
+	require.Len(t, res, 3)
+	for i, r := range res {
+		require.Equal(t, batch[i].StepUUID, r.StepUUID, "rows in the batch's order")
+	}
+	require.Positive(t, res[0].MsgID)
+	require.Zero(t, res[1].MsgID, "an attempt that lost its step writes nothing")
+	require.Positive(t, res[2].MsgID)
+
+	for _, tc := range []struct {
+		name, state, reason string
+		msg                 int64
+		success             bool
+	}{
+		{"ok", "enqueued_for_orchestration", "handler_succeeded", res[0].MsgID, true},
+		{"bad", "enqueued_as_error_for_orchestration", "handler_failed", res[2].MsgID, false},
+	} {
+		s := getStep(t, e.pool, c[tc.name].StepUUID)
+		require.Equal(t, tc.state, s.State)
+		require.False(t, s.InProcess)
+		require.Nil(t, s.LeaseExpiresAt)
+		require.JSONEq(t, `{"result": "`+tc.name+`", "metadata": {"execution_time_ms": 5}}`, string(s.Results))
+		h := stepHistory(t, e.pool, c[tc.name].StepUUID)
+		require.Equal(t, stepTransition{From: ptr("in_progress"), To: tc.state, Reason: ptr(tc.reason), Attempt: ptr(int32(1)),
+			WorkerID: ptr("w"), Corr: &d.Corr, Metadata: []byte(`{"execution_time_ms": 5}`)}, h[len(h)-1])
+		_, live := liveMessage(t, e.pool, c[tc.name].MsgID)
+		require.False(t, live)
+		require.True(t, archived(t, e.pool, q, c[tc.name].MsgID))
+		m, live := liveMessage(t, e.pool, tc.msg)
+		require.True(t, live)
+		success := "false"
+		if tc.success {
+			success = "true"
+		}
+		require.JSONEq(t, `{"task_uuid": "`+d.Task.String()+`", "step_uuid": "`+c[tc.name].StepUUID.String()+`", "correlation_id": "`+
+			d.Corr.String()+`", "step_name": "`+tc.name+`", "attempt": 1, "success": `+success+`, "worker_id": "w"}`, string(m.Body))
+		require.JSONEq(t, `{"traceparent": "tp-`+tc.name+`"}`, string(m.Headers))
+	}
+	require.Equal(t, "in_progress", getStep(t, e.pool, c["lost"].StepUUID).State)
+	require.Equal(t, lostHistory, stepHistory(t, e.pool, c["lost"].StepUUID))
+	_, live := liveMessage(t, e.pool, c["lost"].MsgID)
+	require.True(t, live)
+	require.Len(t, queueMessages(t, e.pool, rq), 2)
+
+	// The same batch again changes nothing.
+	res, err = e.funcs.SubmitStepResults(ctx, e.pool, "w", rq, batch)
+	require.NoError(t, err)
+	for _, r := range res {
+		require.Zero(t, r.MsgID)
+	}
+	require.Len(t, queueMessages(t, e.pool, rq), 2)
+
+	_, err = e.funcs.SubmitStepResults(ctx, e.pool, "w", "never_created", batch[:1])
+	require.ErrorContains(t, err, "queue never_created does not exist")
+}
