@@ -438,31 +438,46 @@ END;
 $$;
 -- +goose StatementEnd
 
--- Claims the steps behind messages the caller has just hidden (p_msgs: their
--- rows after hiding, in this transaction). The common case, a step still
--- enqueued, is set-based: one statement moves every such step to
--- in_progress, writes all their history rows and returns every claim. The
--- uncommon ones (a reclaim after an expired lease, exhausted, busy, stale,
--- malformed) go one by one through claim_step_message.
--- Step rows are locked in one order (by uuid) and with SKIP LOCKED, as the
--- messages were: a claim never waits for a lock, so it cannot take part in
--- a deadlock. A message whose step another transaction holds (a result
--- being stored after its lease expired, a heartbeat, a cancel) is made
--- visible again for a later claim.
--- Its callers run it with plan_cache_mode = force_generic_plan (as
--- submit_step_results and extend_step_leases run theirs): PostgreSQL would
--- otherwise find a statement over an array parameter cheaper to plan for
--- each call's array, and plan it again on every call (a fifth of a claim's
--- time in a profile); the generic plans follow the same indexes.
+-- Claim by message ids (the NOTIFY path, one statement for every wake-up a
+-- worker has a free slot for), or, with p_msg_ids NULL, up to p_qty visible
+-- messages at least p_min_age_ms old (the poller's claim_steps): hide the
+-- messages for the lease, then claim their steps. queue_wait_ms is how long
+-- a message waited between its enqueue and this read, on the database's
+-- clock (tasker_message_queue_wait_duration_milliseconds).
+--
+-- The common case, a step still enqueued, is set-based: one statement moves
+-- every such step to in_progress, writes all their history rows and returns
+-- every claim. The uncommon ones (a reclaim after an expired lease,
+-- exhausted, busy, stale, malformed) go one by one through
+-- claim_step_message.
+--
+-- Messages, then steps (in uuid order), are locked with SKIP LOCKED: a claim
+-- never waits for a lock, so it cannot take part in a deadlock. A message
+-- another claimer is hiding right now is skipped; one whose step another
+-- transaction holds (a result being stored after its lease expired, a
+-- heartbeat, a cancel) is made visible again for a later claim.
+--
+-- The claim commits without waiting for its WAL flush (synchronous_commit
+-- off): if the server loses it in a crash, the step is still enqueued and
+-- its message visible again, so it is simply claimed again (steps run at
+-- least once either way). WAL is flushed in order, so the result submission
+-- that follows (durable) makes the claim durable too.
+-- It runs with generic plans (as submit_step_results and extend_step_leases
+-- do): PostgreSQL would otherwise find a statement over an array parameter
+-- cheaper to plan for each call's array and plan it again on every call (a
+-- fifth of a claim's time in a profile); the generic plans use the same
+-- indexes.
 -- +goose StatementBegin
-CREATE FUNCTION tasker.claim_hidden_messages(p_queue text, p_msgs tasker.queue_messages[], p_lease_ms integer, p_worker_id text)
+CREATE FUNCTION tasker.claim_step_messages(p_queue text, p_msg_ids bigint[], p_lease_ms integer, p_worker_id text,
+    p_qty integer DEFAULT NULL, p_min_age_ms integer DEFAULT 0)
 RETURNS TABLE (
     msg_id bigint, read_ct integer, headers jsonb, queue_wait_ms double precision,
     outcome text, task_uuid uuid, step_uuid uuid, step_name text, handler text, attempt integer, max_attempts integer,
     timeout_ms integer, inputs jsonb, task_context jsonb, correlation_id uuid, parent_correlation_id uuid,
     namespace text, task_name text, task_version text, dependency_results jsonb, prior_traceparent text)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
+    v_msgs tasker.queue_messages[];
     v_steps uuid[];
     v_locked uuid[];
     v_enqueued uuid[];
@@ -470,9 +485,48 @@ DECLARE
     v_claimed integer;
     r record;
 BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    IF p_msg_ids IS NOT NULL THEN
+        WITH v AS (
+            SELECT q.msg_id FROM tasker.queue_messages q
+            WHERE q.msg_id = ANY (p_msg_ids) AND q.queue_name = p_queue AND q.vt <= clock_timestamp()
+            ORDER BY q.msg_id
+            FOR UPDATE SKIP LOCKED
+        ), hidden AS (
+            UPDATE tasker.queue_messages q
+            SET vt = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0), read_ct = q.read_ct + 1
+            FROM v WHERE q.msg_id = v.msg_id
+            RETURNING q
+        )
+        SELECT array_agg(hidden.q) INTO v_msgs FROM hidden;
+    ELSE
+        -- Highest priority first, oldest first within a priority, read in
+        -- the order of queue_messages_priority_idx (priority is the task's,
+        -- copied into its steps' messages by enqueue_steps; the column and
+        -- index come with migration 20250101000012).
+        WITH v AS (
+            SELECT q.msg_id FROM tasker.queue_messages q
+            WHERE q.queue_name = p_queue
+              AND q.vt <= clock_timestamp()
+              AND q.enqueued_at <= clock_timestamp() - make_interval(secs => p_min_age_ms / 1000.0)
+            ORDER BY q.priority DESC, q.msg_id
+            LIMIT p_qty
+            FOR UPDATE SKIP LOCKED
+        ), hidden AS (
+            UPDATE tasker.queue_messages q
+            SET vt = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0), read_ct = q.read_ct + 1
+            FROM v WHERE q.msg_id = v.msg_id
+            RETURNING q
+        )
+        SELECT array_agg(hidden.q) INTO v_msgs FROM hidden;
+    END IF;
+    IF v_msgs IS NULL THEN
+        RETURN;
+    END IF;
+
     -- A malformed message names no step; claim_step_message archives it.
     SELECT array_agg(DISTINCT tasker.message_step_uuid(mm.message)) FILTER (WHERE tasker.message_step_uuid(mm.message) IS NOT NULL)
-    INTO v_steps FROM unnest(p_msgs) mm;
+    INTO v_steps FROM unnest(v_msgs) mm;
     SELECT coalesce(array_agg(l.workflow_step_uuid), '{}'),
            coalesce(array_agg(l.workflow_step_uuid) FILTER (WHERE l.state = 'enqueued'), '{}')
     INTO v_locked, v_enqueued
@@ -485,7 +539,7 @@ BEGIN
         -- gone (its message is stale: claim_step_message archives it).
         WITH released AS (
             UPDATE tasker.queue_messages q SET vt = clock_timestamp()
-            FROM unnest(p_msgs) mm
+            FROM unnest(v_msgs) mm
             WHERE q.msg_id = mm.msg_id
               AND tasker.message_step_uuid(mm.message) IN (
                   SELECT ws.workflow_step_uuid FROM tasker.workflow_steps ws
@@ -499,7 +553,7 @@ BEGIN
         -- One message per step takes the common path; a duplicate falls to
         -- claim_step_message below, which finds its step busy.
         SELECT DISTINCT ON (1) tasker.message_step_uuid(mm.message) AS step, mm.msg_id, mm.read_ct, mm.headers, mm.enqueued_at
-        FROM unnest(p_msgs) mm
+        FROM unnest(v_msgs) mm
         WHERE tasker.message_step_uuid(mm.message) = ANY (v_enqueued)
         ORDER BY 1, mm.msg_id
     ), c AS (
@@ -545,12 +599,12 @@ BEGIN
     FROM t;
     GET DIAGNOSTICS v_claimed = ROW_COUNT;
 
-    IF v_claimed + coalesce(cardinality(v_released), 0) < cardinality(p_msgs) THEN
+    IF v_claimed + coalesce(cardinality(v_released), 0) < cardinality(v_msgs) THEN
         FOR r IN
             SELECT mm.msg_id, mm.read_ct, mm.headers, mm.message, mm.enqueued_at
-            FROM unnest(p_msgs) mm
+            FROM unnest(v_msgs) mm
             WHERE NOT (coalesce(tasker.message_step_uuid(mm.message) = ANY (v_enqueued), false)
-                       AND mm.msg_id = (SELECT min(m2.msg_id) FROM unnest(p_msgs) m2
+                       AND mm.msg_id = (SELECT min(m2.msg_id) FROM unnest(v_msgs) m2
                                         WHERE tasker.message_step_uuid(m2.message) = tasker.message_step_uuid(mm.message)))
               AND mm.msg_id <> ALL (coalesce(v_released, '{}'))
             ORDER BY tasker.message_step_uuid(mm.message), mm.msg_id
@@ -560,51 +614,6 @@ BEGIN
                 FROM tasker.claim_step_message(p_queue, r.msg_id, r.message, p_lease_ms, p_worker_id) c;
         END LOOP;
     END IF;
-END;
-$$;
--- +goose StatementEnd
-
--- Claim by message ids (the NOTIFY path, one statement for every wake-up a
--- worker has a free slot for): hide the messages still visible for the
--- lease, then claim their steps. Messages another claimer is hiding right
--- now are skipped, not waited for. queue_wait_ms is how long a message
--- waited between its enqueue and this read, on the database's clock
--- (tasker_message_queue_wait_duration_milliseconds).
--- The claim commits without waiting for its WAL flush: a claim lost in a
--- crash leaves the step enqueued and its message visible again.
--- +goose StatementBegin
-CREATE FUNCTION tasker.claim_step_messages(p_queue text, p_msg_ids bigint[], p_lease_ms integer, p_worker_id text)
-RETURNS TABLE (
-    msg_id bigint, read_ct integer, headers jsonb, queue_wait_ms double precision,
-    outcome text, task_uuid uuid, step_uuid uuid, step_name text, handler text, attempt integer, max_attempts integer,
-    timeout_ms integer, inputs jsonb, task_context jsonb, correlation_id uuid, parent_correlation_id uuid,
-    namespace text, task_name text, task_version text, dependency_results jsonb, prior_traceparent text)
-LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
-DECLARE
-    v_msgs tasker.queue_messages[];
-BEGIN
-    -- A claim need not wait for its WAL flush: if the server loses it in a
-    -- crash, the step is still enqueued and its message visible again, so
-    -- it is simply claimed again (steps run at least once either way). WAL
-    -- is flushed in order, so the result submission that follows (durable)
-    -- makes the claim durable too.
-    PERFORM set_config('synchronous_commit', 'off', true);
-    WITH v AS (
-        SELECT q.msg_id FROM tasker.queue_messages q
-        WHERE q.msg_id = ANY (p_msg_ids) AND q.queue_name = p_queue AND q.vt <= clock_timestamp()
-        ORDER BY q.msg_id
-        FOR UPDATE SKIP LOCKED
-    ), hidden AS (
-        UPDATE tasker.queue_messages q
-        SET vt = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0), read_ct = q.read_ct + 1
-        FROM v WHERE q.msg_id = v.msg_id
-        RETURNING q
-    )
-    SELECT array_agg(hidden.q) INTO v_msgs FROM hidden;
-    IF v_msgs IS NULL THEN
-        RETURN;
-    END IF;
-    RETURN QUERY SELECT * FROM tasker.claim_hidden_messages(p_queue, v_msgs, p_lease_ms, p_worker_id);
 END;
 $$;
 -- +goose StatementEnd
@@ -624,12 +633,9 @@ END;
 $$;
 -- +goose StatementEnd
 
--- Claim up to p_qty visible messages at least p_min_age_ms old (the
--- fallback poller and crash recovery path): highest priority first, oldest
--- first within a priority, read in the order of
--- queue_messages_priority_idx (priority is the task's, copied into its
--- steps' messages by enqueue_steps; the column and index come with
--- migration 20250101000012).
+-- Claim up to p_qty visible messages at least p_min_age_ms old, highest
+-- priority first and oldest first within a priority (the fallback poller and
+-- crash recovery path): claim_step_messages without message ids.
 -- +goose StatementBegin
 CREATE FUNCTION tasker.claim_steps(p_queue text, p_qty integer, p_lease_ms integer, p_worker_id text, p_min_age_ms integer DEFAULT 0)
 RETURNS TABLE (
@@ -637,31 +643,9 @@ RETURNS TABLE (
     outcome text, task_uuid uuid, step_uuid uuid, step_name text, handler text, attempt integer, max_attempts integer,
     timeout_ms integer, inputs jsonb, task_context jsonb, correlation_id uuid, parent_correlation_id uuid,
     namespace text, task_name text, task_version text, dependency_results jsonb, prior_traceparent text)
-LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
-DECLARE
-    v_msgs tasker.queue_messages[];
+LANGUAGE plpgsql AS $$
 BEGIN
-    -- As in claim_step_messages: a lost claim is claimed again.
-    PERFORM set_config('synchronous_commit', 'off', true);
-    WITH v AS (
-        SELECT q.msg_id FROM tasker.queue_messages q
-        WHERE q.queue_name = p_queue
-          AND q.vt <= clock_timestamp()
-          AND q.enqueued_at <= clock_timestamp() - make_interval(secs => p_min_age_ms / 1000.0)
-        ORDER BY q.priority DESC, q.msg_id
-        LIMIT p_qty
-        FOR UPDATE SKIP LOCKED
-    ), hidden AS (
-        UPDATE tasker.queue_messages q
-        SET vt = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0), read_ct = q.read_ct + 1
-        FROM v WHERE q.msg_id = v.msg_id
-        RETURNING q
-    )
-    SELECT array_agg(hidden.q) INTO v_msgs FROM hidden;
-    IF v_msgs IS NULL THEN
-        RETURN;
-    END IF;
-    RETURN QUERY SELECT * FROM tasker.claim_hidden_messages(p_queue, v_msgs, p_lease_ms, p_worker_id);
+    RETURN QUERY SELECT * FROM tasker.claim_step_messages(p_queue, NULL, p_lease_ms, p_worker_id, p_qty, p_min_age_ms);
 END;
 $$;
 -- +goose StatementEnd
@@ -859,8 +843,7 @@ DROP FUNCTION tasker.extend_step_leases(uuid[], integer[], bigint[], integer);
 DROP FUNCTION tasker.lock_step_leases(uuid[], integer[], bigint[]);
 DROP FUNCTION tasker.claim_steps(text, integer, integer, text, integer);
 DROP FUNCTION tasker.claim_step(text, bigint, integer, text);
-DROP FUNCTION tasker.claim_step_messages(text, bigint[], integer, text);
-DROP FUNCTION tasker.claim_hidden_messages(text, tasker.queue_messages[], integer, text);
+DROP FUNCTION tasker.claim_step_messages(text, bigint[], integer, text, integer, integer);
 DROP FUNCTION tasker.message_step_uuid(jsonb);
 DROP FUNCTION tasker.claim_step_message(text, bigint, jsonb, integer, text);
 DROP FUNCTION tasker.enqueue_steps(uuid, uuid[], text, jsonb, boolean);
