@@ -28,7 +28,10 @@ type TaskRequest struct {
 	SourceSystem        string     `json:"source_system,omitempty"`
 	Reason              string     `json:"reason,omitempty"`
 	Tags                []string   `json:"tags,omitempty"`
-	Priority            int        `json:"priority,omitempty"`
+	// Priority (−100 to 100, default 0) orders the work that waits: the
+	// task's steps are claimed from a backlog highest priority first (oldest
+	// first within a priority), and waiting tasks are resumed by priority.
+	Priority int `json:"priority,omitempty"`
 	// IdempotencyKey names this request so that sending it again cannot
 	// create a second task: a repeat with the same key for the same namespace
 	// and template name returns the task the first one created (HTTP 200

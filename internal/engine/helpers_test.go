@@ -83,6 +83,7 @@ type engineOpts struct {
 	namespaces  []string
 	lease       time.Duration
 	grace       time.Duration
+	concurrency int
 	dispatcher  worker.Dispatcher
 	submitter   handler.TaskSubmitter
 	logger      *slog.Logger
@@ -115,7 +116,7 @@ func (b *testBundle) start(t *testing.T, o engineOpts) *engine.Engine {
 			sub = svc
 		}
 		cfg.Worker = &worker.Config{Namespaces: ns, Dispatcher: d, Lease: o.lease, ShutdownGrace: o.grace,
-			PollInterval: 100 * time.Millisecond, Submitter: sub}
+			PollInterval: 100 * time.Millisecond, Submitter: sub, Concurrency: o.concurrency}
 	}
 	e, err := engine.Start(context.Background(), cfg)
 	require.NoError(t, err)

@@ -34,7 +34,7 @@ var (
 	// sqlFunctions lists every SQL function internal/db and internal/queue
 	// call (a test keeps it complete).
 	sqlFunctions = []string{
-		"can_finalize_task", "claim_step", "claim_steps", "claim_task_for_finalization", "enqueue_ready_steps", "enqueue_steps",
+		"can_finalize_task", "claim_step", "claim_step_messages", "claim_steps", "claim_task_for_finalization", "enqueue_ready_steps", "enqueue_steps",
 		"extend_step_leases", "get_next_ready_tasks", "get_step_readiness_status", "get_step_transitive_dependencies",
 		"get_task_execution_context", "lock_result_targets", "pg_notify", "queue_archive", "queue_create", "queue_delete", "queue_metrics",
 		"queue_read", "queue_read_message", "queue_send", "queue_send_batch", "queue_set_vt", "step_readiness",
