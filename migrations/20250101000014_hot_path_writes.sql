@@ -19,6 +19,13 @@
 -- rows of the database. History rows are written only by the engine's
 -- functions, in the statement that moves their parent, and retention
 -- deletes them with their task.
+--
+-- Nor do tasks and steps reference their template rows (named_tasks,
+-- named_steps) by foreign key: every task created checked the same few
+-- template rows (FOR KEY SHARE, twice for a row updated in the transaction
+-- that inserted it), so concurrent creations queued on those rows and
+-- churned multixacts. Template rows are never deleted, and tasks are only
+-- created from templates read in the same transaction.
 
 -- +goose Up
 DROP INDEX tasker.workflow_steps_task_idx;
@@ -31,8 +38,14 @@ ALTER TABLE tasker.workflow_steps SET (fillfactor = 70);
 ALTER TABLE tasker.tasks SET (fillfactor = 80);
 ALTER TABLE tasker.workflow_step_transitions DROP CONSTRAINT workflow_step_transitions_workflow_step_uuid_fkey;
 ALTER TABLE tasker.task_transitions DROP CONSTRAINT task_transitions_task_uuid_fkey;
+ALTER TABLE tasker.tasks DROP CONSTRAINT tasks_named_task_uuid_fkey;
+ALTER TABLE tasker.workflow_steps DROP CONSTRAINT workflow_steps_named_step_uuid_fkey;
 
 -- +goose Down
+ALTER TABLE tasker.workflow_steps ADD CONSTRAINT workflow_steps_named_step_uuid_fkey
+    FOREIGN KEY (named_step_uuid) REFERENCES tasker.named_steps;
+ALTER TABLE tasker.tasks ADD CONSTRAINT tasks_named_task_uuid_fkey
+    FOREIGN KEY (named_task_uuid) REFERENCES tasker.named_tasks;
 ALTER TABLE tasker.task_transitions ADD CONSTRAINT task_transitions_task_uuid_fkey
     FOREIGN KEY (task_uuid) REFERENCES tasker.tasks ON DELETE CASCADE;
 ALTER TABLE tasker.workflow_step_transitions ADD CONSTRAINT workflow_step_transitions_workflow_step_uuid_fkey
