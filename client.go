@@ -145,7 +145,8 @@ func (c *Client) Start(ctx context.Context) error {
 	ecfg := engine.Config{Pool: c.pool, Telemetry: base.Telemetry{Logger: c.log, Tracer: c.tracer, Metrics: c.metrics}}
 	if o := c.cfg.Orchestration; o != nil {
 		ecfg.Orchestration = &orchestration.Config{ResultWorkers: o.ResultWorkers, ReadinessInterval: o.ReadinessInterval,
-			FallbackInterval: o.FallbackInterval, Retention: o.Retention}
+			FallbackInterval: o.FallbackInterval, Retention: o.Retention, PruneInterval: o.PruneInterval, PruneBatch: o.PruneBatch,
+			ScheduleInterval: o.ScheduleInterval}
 	}
 	if w := c.cfg.Worker; w != nil {
 		ecfg.Worker = &worker.Config{Namespaces: c.cfg.namespaces(), ID: w.ID, Concurrency: w.Concurrency, Lease: w.Lease,

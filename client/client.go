@@ -254,6 +254,26 @@ func (c *Client) Templates(ctx context.Context) ([]Template, error) {
 	return list.Templates, nil
 }
 
+// Queues returns every queue's depth and the age of its oldest claimable
+// message.
+func (c *Client) Queues(ctx context.Context) (*QueueList, error) {
+	var list QueueList
+	if err := c.do(ctx, http.MethodGet, "/v1/queues", nil, &list); err != nil {
+		return nil, err
+	}
+	return &list, nil
+}
+
+// Workers returns the live workers and every registered namespace with how
+// many of them serve it.
+func (c *Client) Workers(ctx context.Context) (*WorkerList, error) {
+	var list WorkerList
+	if err := c.do(ctx, http.MethodGet, "/v1/workers", nil, &list); err != nil {
+		return nil, err
+	}
+	return &list, nil
+}
+
 // Health returns the server's health. An unhealthy server answers 503 with a
 // Health body; that comes back as the Health together with an *APIError, so
 // callers see both why and that it failed.

@@ -352,6 +352,44 @@ type TemplateList struct {
 	Templates []Template `json:"templates"`
 }
 
+// QueueInfo is one queue in GET /v1/queues.
+type QueueInfo struct {
+	Queue string `json:"queue"`
+	// Depth counts the queue's messages, Claimable those visible now.
+	Depth     int64 `json:"depth"`
+	Claimable int64 `json:"claimable"`
+	// OldestClaimableAgeSeconds is how long the oldest claimable message has waited.
+	OldestClaimableAgeSeconds float64 `json:"oldest_claimable_age_seconds"`
+}
+
+// QueueList is the body of GET /v1/queues.
+type QueueList struct {
+	Queues []QueueInfo `json:"queues"`
+}
+
+// WorkerInfo is one live worker in GET /v1/workers.
+type WorkerInfo struct {
+	WorkerID        string    `json:"worker_id"`
+	Namespaces      []string  `json:"namespaces"`
+	Hostname        string    `json:"hostname,omitempty"`
+	PID             int       `json:"pid,omitempty"`
+	StartedAt       time.Time `json:"started_at"`
+	LastHeartbeatAt time.Time `json:"last_heartbeat_at"`
+}
+
+// NamespaceWorkers counts the live workers serving one registered namespace.
+type NamespaceWorkers struct {
+	Namespace   string `json:"namespace"`
+	LiveWorkers int    `json:"live_workers"`
+}
+
+// WorkerList is the body of GET /v1/workers.
+type WorkerList struct {
+	Workers []WorkerInfo `json:"workers"`
+	// Namespaces lists every registered namespace, those no live worker serves with 0.
+	Namespaces []NamespaceWorkers `json:"namespaces"`
+}
+
 // CorrelationIDHeader carries a request's correlation ID in and the task's
 // correlation ID out of the REST API.
 const CorrelationIDHeader = "X-Correlation-ID"

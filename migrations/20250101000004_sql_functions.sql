@@ -5,8 +5,28 @@
 
 -- +goose Up
 
+-- State facts the functions below share, defined once (Go's twins are in
+-- internal/state): which task states are final, which step states satisfy a
+-- dependency.
 -- +goose StatementBegin
-CREATE FUNCTION tasker.get_step_readiness_status(input_task_uuid uuid, step_uuids uuid[] DEFAULT NULL)
+CREATE FUNCTION tasker.task_state_is_terminal(p_state text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT p_state IN ('complete', 'error', 'cancelled', 'resolved_manually');
+$$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+CREATE FUNCTION tasker.step_state_satisfies_dependencies(p_state text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT p_state IN ('complete', 'resolved_manually');
+$$;
+-- +goose StatementEnd
+
+-- Readiness of every step of several tasks in one read: orchestration
+-- evaluates a batch of tasks at once. get_step_readiness_status is this for
+-- one task.
+-- +goose StatementBegin
+CREATE FUNCTION tasker.step_readiness(p_task_uuids uuid[])
 RETURNS TABLE (
     workflow_step_uuid uuid, task_uuid uuid, named_step_uuid uuid, name text, current_state text,
     dependencies_satisfied boolean, retry_eligible boolean, ready_for_execution boolean,
@@ -27,14 +47,167 @@ LANGUAGE sql STABLE AS $$
     FROM tasker.workflow_steps s
     LEFT JOIN LATERAL (
         SELECT count(*) AS total,
-               count(*) FILTER (WHERE ps.state IN ('complete', 'resolved_manually')) AS done
+               count(*) FILTER (WHERE tasker.step_state_satisfies_dependencies(ps.state)) AS done
         FROM tasker.workflow_step_edges e
         JOIN tasker.workflow_steps ps ON ps.workflow_step_uuid = e.from_step_uuid
         WHERE e.to_step_uuid = s.workflow_step_uuid
     ) p ON true
-    WHERE s.task_uuid = input_task_uuid
-      AND (step_uuids IS NULL OR s.workflow_step_uuid = ANY (step_uuids))
-    ORDER BY s.workflow_step_uuid;
+    WHERE s.task_uuid = ANY (p_task_uuids)
+    ORDER BY s.task_uuid, s.workflow_step_uuid;
+$$;
+-- +goose StatementEnd
+
+-- Compare-and-swap of many steps' states, their side-effect columns and
+-- their history rows, in one statement. Element i of each array describes
+-- one step (no step twice). Returns the steps that moved; a step not in its
+-- from-state is left alone. transition_step_state_atomic is this for one.
+-- +goose StatementBegin
+CREATE FUNCTION tasker.transition_step_states(
+    p_step_uuids uuid[], p_from_states text[], p_to_states text[], p_metadata jsonb[], p_backoff_ms integer[])
+RETURNS TABLE (step_uuid uuid) LANGUAGE sql AS $$
+    WITH r AS (
+        SELECT * FROM unnest(p_step_uuids, p_from_states, p_to_states, p_metadata, p_backoff_ms)
+            AS r(step_uuid, from_state, to_state, metadata, backoff_ms)
+    ), u AS (
+        UPDATE tasker.workflow_steps s
+        SET state = r.to_state,
+            updated_at = clock_timestamp(),
+            in_process = r.to_state = 'in_progress',
+            processed = r.to_state IN ('complete', 'cancelled', 'resolved_manually'),
+            processed_at = CASE WHEN r.to_state IN ('complete', 'cancelled', 'resolved_manually')
+                                THEN clock_timestamp() ELSE s.processed_at END,
+            last_failure_at = CASE WHEN r.to_state IN ('error', 'waiting_for_retry')
+                                   THEN clock_timestamp() ELSE s.last_failure_at END,
+            backoff_request_ms = CASE WHEN r.to_state = 'waiting_for_retry' THEN r.backoff_ms ELSE s.backoff_request_ms END,
+            next_retry_at = CASE WHEN r.to_state = 'waiting_for_retry'
+                                 THEN clock_timestamp() + make_interval(secs => coalesce(r.backoff_ms, 0) / 1000.0)
+                                 WHEN r.to_state IN ('pending', 'enqueued') THEN s.next_retry_at
+                                 ELSE NULL END,
+            lease_expires_at = CASE WHEN r.to_state = 'in_progress' THEN s.lease_expires_at ELSE NULL END,
+            attempts = CASE WHEN r.metadata ->> 'reason' = 'reset_for_retry' THEN 0 ELSE s.attempts END
+        FROM r
+        WHERE s.workflow_step_uuid = r.step_uuid AND s.state = r.from_state
+        RETURNING s.workflow_step_uuid, s.task_uuid, s.attempts, r.from_state, r.to_state, r.metadata
+    ), h AS (
+        INSERT INTO tasker.workflow_step_transitions
+            (workflow_step_uuid, task_uuid, from_state, to_state, reason, attempt, metadata, correlation_id)
+        SELECT u.workflow_step_uuid, u.task_uuid, u.from_state, u.to_state, u.metadata ->> 'reason', u.attempts,
+               coalesce(u.metadata, '{}'), t.correlation_id
+        FROM u JOIN tasker.tasks t ON t.task_uuid = u.task_uuid
+        ORDER BY u.workflow_step_uuid
+    )
+    SELECT u.workflow_step_uuid FROM u;
+$$;
+-- +goose StatementEnd
+
+-- Moves many tasks along their paths in one statement: element i of each
+-- array is one hop (task, from, to, reason), a task's hops in path order.
+-- Each task's row is updated once (compare-and-swap on its first hop's
+-- from-state) and gets one history row per hop. Returns the tasks that moved.
+-- +goose StatementBegin
+CREATE FUNCTION tasker.transition_task_paths(
+    p_task_uuids uuid[], p_from_states text[], p_to_states text[], p_reasons text[], p_processor_uuid uuid)
+RETURNS TABLE (task_uuid uuid) LANGUAGE sql AS $$
+    WITH h AS (
+        SELECT * FROM unnest(p_task_uuids, p_from_states, p_to_states, p_reasons) WITH ORDINALITY
+            AS h(task_uuid, from_state, to_state, reason, ord)
+    ), p AS (
+        SELECT h.task_uuid, (array_agg(h.from_state ORDER BY h.ord))[1] AS from_state,
+               (array_agg(h.to_state ORDER BY h.ord DESC))[1] AS to_state
+        FROM h GROUP BY h.task_uuid
+    ), u AS (
+        UPDATE tasker.tasks t
+        SET state = p.to_state,
+            state_changed_at = clock_timestamp(),
+            updated_at = clock_timestamp(),
+            complete = (p.to_state = 'complete'),
+            completed_at = CASE WHEN tasker.task_state_is_terminal(p.to_state) THEN clock_timestamp() END
+        FROM p
+        WHERE t.task_uuid = p.task_uuid AND t.state = p.from_state
+        RETURNING t.task_uuid, t.correlation_id
+    ), i AS (
+        INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, reason, processor_uuid, metadata, correlation_id)
+        SELECT h.task_uuid, h.from_state, h.to_state, h.reason, p_processor_uuid,
+               jsonb_build_object('reason', h.reason), u.correlation_id
+        FROM h JOIN u ON u.task_uuid = h.task_uuid
+        ORDER BY h.ord
+    )
+    SELECT u.task_uuid FROM u;
+$$;
+-- +goose StatementEnd
+
+-- Moves the ready steps of many tasks to enqueued and sends one worker
+-- message per step, in one statement: element i of each array is one step
+-- with its task, queue and message headers. Steps no longer pending (or
+-- waiting for retry) are skipped. The caller holds the tasks' row locks.
+-- enqueue_steps is this for one task.
+-- +goose StatementBegin
+CREATE FUNCTION tasker.enqueue_ready_steps(p_task_uuids uuid[], p_step_uuids uuid[], p_queues text[], p_headers jsonb[])
+RETURNS TABLE (task_uuid uuid, step_uuid uuid, step_name text, msg_id bigint)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_missing text;
+BEGIN
+    SELECT q INTO v_missing FROM unnest(p_queues) AS q
+    WHERE NOT EXISTS (SELECT 1 FROM tasker.queues x WHERE x.queue_name = q) LIMIT 1;
+    IF v_missing IS NOT NULL THEN
+        RAISE EXCEPTION 'queue % does not exist', v_missing USING ERRCODE = 'undefined_object';
+    END IF;
+    RETURN QUERY
+    WITH r AS (
+        SELECT * FROM unnest(p_task_uuids, p_step_uuids, p_queues, p_headers) AS r(task_uuid, step_uuid, queue, headers)
+    ), s AS (
+        -- The caller holds the tasks' locks, so nothing else moves these
+        -- steps: no row locks (each would write WAL) before the update.
+        SELECT ws.workflow_step_uuid, ws.task_uuid, ws.name, ws.state, ws.attempts, r.queue, r.headers,
+               t.correlation_id, t.priority, ns.name AS namespace
+        FROM r
+        JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = r.step_uuid AND ws.task_uuid = r.task_uuid
+        JOIN tasker.tasks t ON t.task_uuid = ws.task_uuid
+        JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
+        JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
+        WHERE ws.state IN ('pending', 'waiting_for_retry')
+    ), u AS (
+        UPDATE tasker.workflow_steps ws SET state = 'enqueued', updated_at = clock_timestamp()
+        FROM s WHERE ws.workflow_step_uuid = s.workflow_step_uuid AND ws.state = s.state
+    ), h AS (
+        INSERT INTO tasker.workflow_step_transitions
+            (workflow_step_uuid, task_uuid, from_state, to_state, reason, attempt, correlation_id)
+        SELECT s.workflow_step_uuid, s.task_uuid, v.from_state, v.to_state, v.reason, s.attempts, s.correlation_id
+        FROM s CROSS JOIN (VALUES (1, 'waiting_for_retry', 'pending', 'retry_ready'), (2, 'pending', 'enqueued', 'enqueue'))
+            AS v(ord, from_state, to_state, reason)
+        WHERE v.ord = 2 OR s.state = 'waiting_for_retry'
+        ORDER BY s.workflow_step_uuid, v.ord
+    ), m AS (
+        -- A message carries its task's priority: the workers' polling claim
+        -- (claim_steps) takes the highest first.
+        INSERT INTO tasker.queue_messages (queue_name, message, headers, priority)
+        SELECT s.queue,
+               jsonb_build_object('task_uuid', s.task_uuid, 'step_uuid', s.workflow_step_uuid,
+                                  'correlation_id', s.correlation_id, 'namespace', s.namespace, 'step_name', s.name,
+                                  'attempt', s.attempts + 1),
+               coalesce(s.headers, '{}'), s.priority
+        FROM s ORDER BY s.task_uuid, s.workflow_step_uuid
+        RETURNING tasker.queue_messages.msg_id, tasker.queue_messages.message
+    )
+    SELECT (m.message ->> 'task_uuid')::uuid, (m.message ->> 'step_uuid')::uuid, m.message ->> 'step_name', m.msg_id
+    FROM m ORDER BY m.msg_id;
+END;
+$$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+CREATE FUNCTION tasker.get_step_readiness_status(input_task_uuid uuid, step_uuids uuid[] DEFAULT NULL)
+RETURNS TABLE (
+    workflow_step_uuid uuid, task_uuid uuid, named_step_uuid uuid, name text, current_state text,
+    dependencies_satisfied boolean, retry_eligible boolean, ready_for_execution boolean,
+    last_failure_at timestamptz, next_retry_at timestamptz, total_parents integer, completed_parents integer,
+    attempts integer, max_attempts integer, backoff_request_ms integer, last_attempted_at timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT r.* FROM tasker.step_readiness(ARRAY[input_task_uuid]) r
+    WHERE step_uuids IS NULL OR r.workflow_step_uuid = ANY (step_uuids)
+    ORDER BY r.workflow_step_uuid;
 $$;
 -- +goose StatementEnd
 
@@ -96,11 +269,15 @@ LANGUAGE sql STABLE AS $$
     -- execution context where the answer is known: a pending task's ready
     -- steps are its roots; a retry-due step already ran, so its parents are
     -- complete and it is ready. Only the waiting_for_dependencies safety net
-    -- needs the full context.
+    -- needs the full context; it takes undelayed tasks by priority and
+    -- delayed ones whose run_at has come by run_at, so a task delayed into
+    -- the future costs the poll nothing.
     WITH due AS (
         SELECT s.task_uuid, count(*) AS ready
         FROM (SELECT ws.task_uuid FROM tasker.workflow_steps ws
-              WHERE ws.state = 'waiting_for_retry' AND ws.next_retry_at <= clock_timestamp()
+              -- statement_timestamp(), not the volatile clock_timestamp(): an
+              -- index range over due retries, not a filter over every retry.
+              WHERE ws.state = 'waiting_for_retry' AND ws.next_retry_at <= statement_timestamp()
               ORDER BY ws.next_retry_at LIMIT greatest(p_limit, 1) * 2) s
         GROUP BY s.task_uuid
     ), cand AS (
@@ -113,8 +290,15 @@ LANGUAGE sql STABLE AS $$
         SELECT d.task_uuid, d.ready FROM due d
         UNION ALL
         SELECT w.task_uuid, ctx.ready_steps
-        FROM (SELECT t.task_uuid FROM tasker.tasks t WHERE t.state = 'waiting_for_dependencies'
-              ORDER BY t.priority DESC, t.created_at LIMIT greatest(p_limit, 1) * 2) w
+        FROM ((SELECT t.task_uuid FROM tasker.tasks t WHERE t.state = 'waiting_for_dependencies' AND t.run_at IS NULL
+               ORDER BY t.priority DESC, t.created_at LIMIT greatest(p_limit, 1) * 2)
+              UNION ALL
+              -- statement_timestamp(), not the volatile clock_timestamp(), so
+              -- that it bounds the index scan instead of filtering every
+              -- delayed task's entry.
+              (SELECT t.task_uuid FROM tasker.tasks t WHERE t.state = 'waiting_for_dependencies'
+                 AND t.run_at <= statement_timestamp()
+               ORDER BY t.run_at LIMIT greatest(p_limit, 1) * 2)) w
         CROSS JOIN LATERAL tasker.get_task_execution_context(w.task_uuid) ctx
         WHERE ctx.execution_status = 'has_ready_steps'
     ), per_task AS (
@@ -173,40 +357,9 @@ $$;
 -- +goose StatementBegin
 CREATE FUNCTION tasker.transition_step_state_atomic(
     p_step_uuid uuid, p_from_state text, p_to_state text, p_metadata jsonb DEFAULT '{}', p_backoff_ms integer DEFAULT NULL)
-RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE
-    v_task uuid;
-    v_attempts integer;
-    v_corr uuid;
-BEGIN
-    UPDATE tasker.workflow_steps s
-    SET state = p_to_state,
-        updated_at = clock_timestamp(),
-        in_process = CASE WHEN p_to_state = 'in_progress' THEN true ELSE false END,
-        processed = p_to_state IN ('complete', 'cancelled', 'resolved_manually'),
-        processed_at = CASE WHEN p_to_state IN ('complete', 'cancelled', 'resolved_manually')
-                            THEN clock_timestamp() ELSE s.processed_at END,
-        last_failure_at = CASE WHEN p_to_state IN ('error', 'waiting_for_retry')
-                               THEN clock_timestamp() ELSE s.last_failure_at END,
-        backoff_request_ms = CASE WHEN p_to_state = 'waiting_for_retry' THEN p_backoff_ms ELSE s.backoff_request_ms END,
-        next_retry_at = CASE WHEN p_to_state = 'waiting_for_retry'
-                             THEN clock_timestamp() + make_interval(secs => coalesce(p_backoff_ms, 0) / 1000.0)
-                             WHEN p_to_state IN ('pending', 'enqueued') THEN s.next_retry_at
-                             ELSE NULL END,
-        lease_expires_at = CASE WHEN p_to_state = 'in_progress' THEN s.lease_expires_at ELSE NULL END,
-        attempts = CASE WHEN p_metadata ->> 'reason' = 'reset_for_retry' THEN 0 ELSE s.attempts END
-    WHERE s.workflow_step_uuid = p_step_uuid AND s.state = p_from_state
-    RETURNING s.task_uuid, s.attempts INTO v_task, v_attempts;
-    IF NOT FOUND THEN
-        RETURN false;
-    END IF;
-    SELECT t.correlation_id INTO v_corr FROM tasker.tasks t WHERE t.task_uuid = v_task;
-    INSERT INTO tasker.workflow_step_transitions
-        (workflow_step_uuid, task_uuid, from_state, to_state, reason, attempt, metadata, correlation_id)
-    VALUES (p_step_uuid, v_task, p_from_state, p_to_state, p_metadata ->> 'reason', v_attempts,
-            coalesce(p_metadata, '{}'), v_corr);
-    RETURN true;
-END;
+RETURNS boolean LANGUAGE sql AS $$
+    SELECT count(*) = 1 FROM tasker.transition_step_states(
+        ARRAY[p_step_uuid], ARRAY[p_from_state], ARRAY[p_to_state], ARRAY[coalesce(p_metadata, '{}')], ARRAY[p_backoff_ms]);
 $$;
 -- +goose StatementEnd
 
@@ -272,56 +425,23 @@ $$;
 
 -- Moves ready steps to enqueued and sends one message per step to the
 -- namespace's worker queue, all in the caller's transaction. Each message
--- carries its task's priority, which orders the workers' polling claims
--- (claim_steps).
+-- carries its task's priority (enqueue_ready_steps), which orders the
+-- workers' polling claims (claim_steps).
 -- +goose StatementBegin
 CREATE FUNCTION tasker.enqueue_steps(p_task_uuid uuid, p_step_uuids uuid[], p_queue text, p_headers jsonb DEFAULT '{}', p_notify boolean DEFAULT true)
 RETURNS TABLE (step_uuid uuid, step_name text, msg_id bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
-    r record;
-    v_corr uuid;
-    v_ns text;
-    v_priority integer;
+    n integer := coalesce(cardinality(p_step_uuids), 0);
+    e record;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM tasker.queues WHERE queue_name = p_queue) THEN
-        RAISE EXCEPTION 'queue % does not exist', p_queue USING ERRCODE = 'undefined_object';
-    END IF;
-    SELECT t.correlation_id, ns.name, t.priority INTO v_corr, v_ns, v_priority
-    FROM tasker.tasks t
-    JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
-    JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
-    WHERE t.task_uuid = p_task_uuid;
-    FOR r IN
-        SELECT s.workflow_step_uuid, s.name, s.state, s.attempts
-        FROM tasker.workflow_steps s
-        WHERE s.task_uuid = p_task_uuid AND s.workflow_step_uuid = ANY (p_step_uuids)
-          AND s.state IN ('pending', 'waiting_for_retry')
-        ORDER BY s.workflow_step_uuid
-        FOR UPDATE
-    LOOP
-        IF r.state = 'waiting_for_retry' THEN
-            INSERT INTO tasker.workflow_step_transitions
-                (workflow_step_uuid, task_uuid, from_state, to_state, reason, attempt, correlation_id)
-            VALUES (r.workflow_step_uuid, p_task_uuid, 'waiting_for_retry', 'pending', 'retry_ready', r.attempts, v_corr);
-        END IF;
-        UPDATE tasker.workflow_steps SET state = 'enqueued', updated_at = clock_timestamp()
-        WHERE workflow_step_uuid = r.workflow_step_uuid;
-        INSERT INTO tasker.workflow_step_transitions
-            (workflow_step_uuid, task_uuid, from_state, to_state, reason, attempt, correlation_id)
-        VALUES (r.workflow_step_uuid, p_task_uuid, 'pending', 'enqueued', 'enqueue', r.attempts, v_corr);
-        step_uuid := r.workflow_step_uuid;
-        step_name := r.name;
-        -- queue_send's insert, with the priority it does not know of.
-        INSERT INTO tasker.queue_messages (queue_name, message, headers, priority)
-        VALUES (p_queue,
-                jsonb_build_object('task_uuid', p_task_uuid, 'step_uuid', r.workflow_step_uuid,
-                                   'correlation_id', v_corr, 'namespace', v_ns, 'step_name', r.name,
-                                   'attempt', r.attempts + 1),
-                coalesce(p_headers, '{}'), v_priority)
-        RETURNING queue_messages.msg_id INTO msg_id;
+    FOR e IN SELECT * FROM tasker.enqueue_ready_steps(array_fill(p_task_uuid, ARRAY[n]), p_step_uuids,
+            array_fill(p_queue, ARRAY[n]), array_fill(coalesce(p_headers, '{}'), ARRAY[n])) LOOP
+        step_uuid := e.step_uuid;
+        step_name := e.step_name;
+        msg_id := e.msg_id;
         IF p_notify THEN
-            PERFORM pg_notify(p_queue, tasker.queue_notify_payload(msg_id, p_headers));
+            PERFORM pg_notify(p_queue, tasker.queue_notify_payload(e.msg_id, p_headers));
         END IF;
         RETURN NEXT;
     END LOOP;
@@ -502,8 +622,8 @@ BEGIN
     ELSE
         -- Highest priority first, oldest first within a priority, read in
         -- the order of queue_messages_priority_idx (priority is the task's,
-        -- copied into its steps' messages by enqueue_steps; the column and
-        -- index come with migration 20250101000012).
+        -- copied into its steps' messages by enqueue_ready_steps; the column
+        -- and index come with migration 20250101000012).
         WITH v AS (
             SELECT q.msg_id FROM tasker.queue_messages q
             WHERE q.queue_name = p_queue
@@ -810,33 +930,17 @@ $$;
 
 CREATE FUNCTION tasker.transition_task_state_path(
     p_task_uuid uuid, p_from_state text, p_states text[], p_processor_uuid uuid, p_reasons text[])
-RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE
-    v_corr uuid;
-    v_to text := p_states[array_length(p_states, 1)];
-BEGIN
-    UPDATE tasker.tasks
-    SET state = v_to,
-        state_changed_at = clock_timestamp(),
-        updated_at = clock_timestamp(),
-        complete = (v_to = 'complete'),
-        completed_at = CASE WHEN v_to IN ('complete', 'error', 'cancelled', 'resolved_manually') THEN clock_timestamp() END
-    WHERE task_uuid = p_task_uuid AND state = p_from_state
-    RETURNING correlation_id INTO v_corr;
-    IF NOT FOUND THEN
-        RETURN false;
-    END IF;
-    INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, reason, processor_uuid, metadata, correlation_id)
-    SELECT p_task_uuid, coalesce(p_states[i - 1], p_from_state), p_states[i], p_reasons[i], p_processor_uuid,
-           jsonb_build_object('reason', p_reasons[i]), v_corr
-    FROM generate_subscripts(p_states, 1) AS i
-    ORDER BY i;
-    RETURN true;
-END;
+RETURNS boolean LANGUAGE sql AS $$
+    SELECT count(*) = 1 FROM tasker.transition_task_paths(
+        array_fill(p_task_uuid, ARRAY[cardinality(p_states)]),
+        p_from_state || p_states[1:cardinality(p_states) - 1], p_states, p_reasons, p_processor_uuid);
 $$;
 -- +goose StatementEnd
 
 -- +goose Down
+DROP FUNCTION tasker.enqueue_ready_steps(uuid[], uuid[], text[], jsonb[]);
+DROP FUNCTION tasker.transition_task_paths(uuid[], text[], text[], text[], uuid);
+DROP FUNCTION tasker.transition_step_states(uuid[], text[], text[], jsonb[], integer[]);
 DROP FUNCTION tasker.submit_step_result(uuid, integer, boolean, jsonb, text, text, bigint, text, jsonb, boolean);
 DROP FUNCTION tasker.transition_task_state_path(uuid, text, text[], uuid, text[]);
 DROP FUNCTION tasker.extend_step_leases(uuid[], integer[], bigint[], integer);
@@ -855,3 +959,6 @@ DROP FUNCTION tasker.transition_task_state_atomic(uuid, text, text, uuid, jsonb)
 DROP FUNCTION tasker.get_next_ready_tasks(integer);
 DROP FUNCTION tasker.get_task_execution_context(uuid);
 DROP FUNCTION tasker.get_step_readiness_status(uuid, uuid[]);
+DROP FUNCTION tasker.step_readiness(uuid[]);
+DROP FUNCTION tasker.step_state_satisfies_dependencies(text);
+DROP FUNCTION tasker.task_state_is_terminal(text);

@@ -45,6 +45,11 @@ type Backend interface {
 	CreateSchedule(ctx context.Context, req client.ScheduleRequest) (*client.Schedule, error)
 	ListSchedules(ctx context.Context) ([]client.Schedule, error)
 	DeleteSchedule(ctx context.Context, name string) error
+	// Queues reports every queue's depth and the age of its oldest
+	// claimable message; Workers lists the live workers and every registered
+	// namespace with how many of them serve it (the web console's views).
+	Queues(ctx context.Context) (*client.QueueList, error)
+	Workers(ctx context.Context) (*client.WorkerList, error)
 	Templates(ctx context.Context) ([]client.Template, error)
 	Ping(ctx context.Context) error
 }

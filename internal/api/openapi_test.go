@@ -89,6 +89,10 @@ func TestResponsesMatchTheOpenAPIDocument(t *testing.T) {
 	steps[0].State = "error"
 	b.backend.PutTask(mustGet(t, b, done.TaskUUID), steps...)
 
+	b.backend.SetQueues(client.QueueInfo{Queue: "worker_billing_queue", Depth: 3, Claimable: 2, OldestClaimableAgeSeconds: 1.5})
+	b.backend.SetWorkers(client.WorkerInfo{WorkerID: "w1", Namespaces: []string{"billing"}, Hostname: "h", PID: 7,
+		StartedAt: time.Now().Add(-time.Minute), LastHeartbeatAt: time.Now()})
+
 	calls := []struct {
 		method, path, body string
 		status             int
@@ -121,6 +125,10 @@ func TestResponsesMatchTheOpenAPIDocument(t *testing.T) {
 		{"DELETE", "/v1/schedules/nightly", "", 204, "DELETE /v1/schedules/{name}"},
 		{"DELETE", "/v1/schedules/nightly", "", 404, "DELETE /v1/schedules/{name}"},
 		{"GET", "/v1/templates", "", 200, "GET /v1/templates"},
+		{"GET", "/v1/queues", "", 200, "GET /v1/queues"},
+		{"GET", "/v1/workers", "", 200, "GET /v1/workers"},
+		// No tracing backend configured: the server's own 404.
+		{"GET", "/v1/traces/0af7651916cd43dd8448eb211c80319c", "", 404, "GET /v1/traces/{trace_id}"},
 		{"GET", "/health", "", 200, "GET /health"},
 		{"GET", "/health/ready", "", 200, "GET /health/ready"},
 		{"GET", "/health/live", "", 200, "GET /health/live"},

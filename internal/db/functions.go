@@ -267,6 +267,8 @@ func (f *Funcs) ClaimTaskForFinalization(ctx context.Context, q Querier, taskUUI
 
 // EnqueuedStep is one step enqueue_steps sent.
 type EnqueuedStep struct {
+	// TaskUUID is set by EnqueueReadySteps (steps of many tasks).
+	TaskUUID uuid.UUID
 	StepUUID uuid.UUID
 	StepName string
 	MsgID    int64

@@ -173,3 +173,21 @@ func runTask(t *testing.T, e *engine.Engine, ref string, n int) (*orchestration.
 	require.NoError(t, err)
 	return created, waitTerminal(t, e.Backend(), created.TaskUUID, 20*time.Second)
 }
+
+// recordSent keeps a copy of every queue message sent from now on in
+// public.sent_messages: the engine deletes a message once it is handled
+// (its content lives on in transition history), and tests replay or inspect
+// what was sent.
+func (b *testBundle) recordSent(t *testing.T) {
+	t.Helper()
+	_, err := b.pool.Exec(context.Background(), `
+		CREATE TABLE IF NOT EXISTS public.sent_messages (LIKE tasker.queue_messages);
+		CREATE OR REPLACE FUNCTION public.record_sent() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			INSERT INTO public.sent_messages SELECT NEW.*;
+			RETURN NEW;
+		END $$;
+		CREATE OR REPLACE TRIGGER record_sent AFTER INSERT ON tasker.queue_messages
+			FOR EACH ROW EXECUTE FUNCTION public.record_sent();`)
+	require.NoError(t, err)
+}

@@ -192,7 +192,7 @@ func TestOneTracePerTaskInJaeger(t *testing.T) {
 				"result_processor.trigger_next_steps", "task_finalizer.finalize_task",
 				"task_finalizer.check_task_finalization_ready", "task_finalizer.transition_to_terminal_state",
 				"sql.get_step_readiness_status", "sql.enqueue_steps", "sql.claim_step", "sql.submit_step_result",
-				"sql.transition_task_state_path", "sql.transition_step_state_atomic", "sql.claim_task_for_finalization",
+				"sql.transition_task_state_path", "sql.transition_step_state_atomic",
 			} {
 				require.Positive(t, names[want], "span %q missing; have %v", want, names)
 			}

@@ -38,6 +38,8 @@ type Backend struct {
 	keys      map[string]keyedTask
 	signals   *api.TaskSignals
 	schedules []client.Schedule
+	queues    []client.QueueInfo
+	workers   []client.WorkerInfo
 }
 
 type keyedTask struct {
