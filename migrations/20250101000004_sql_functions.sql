@@ -180,8 +180,8 @@ BEGIN
         WHERE v.ord = 2 OR s.state = 'waiting_for_retry'
         ORDER BY s.workflow_step_uuid, v.ord
     ), m AS (
-        -- A message carries its task's priority: the workers' polling claim
-        -- (claim_steps) takes the highest first.
+        -- Each message carries its task's priority, which orders the
+        -- workers' polling claims (claim_steps).
         INSERT INTO tasker.queue_messages (queue_name, message, headers, priority)
         SELECT s.queue,
                jsonb_build_object('task_uuid', s.task_uuid, 'step_uuid', s.workflow_step_uuid,
@@ -424,9 +424,8 @@ $$;
 -- +goose StatementEnd
 
 -- Moves ready steps to enqueued and sends one message per step to the
--- namespace's worker queue, all in the caller's transaction. Each message
--- carries its task's priority (enqueue_ready_steps), which orders the
--- workers' polling claims (claim_steps).
+-- namespace's worker queue, all in the caller's transaction: enqueue_ready_steps
+-- for one task, with an optional NOTIFY at commit.
 -- +goose StatementBegin
 CREATE FUNCTION tasker.enqueue_steps(p_task_uuid uuid, p_step_uuids uuid[], p_queue text, p_headers jsonb DEFAULT '{}', p_notify boolean DEFAULT true)
 RETURNS TABLE (step_uuid uuid, step_name text, msg_id bigint)
