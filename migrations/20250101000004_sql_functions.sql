@@ -621,8 +621,8 @@ BEGIN
     ELSE
         -- Highest priority first, oldest first within a priority, read in
         -- the order of queue_messages_priority_idx (priority is the task's,
-        -- copied into its steps' messages by enqueue_steps; the column and
-        -- index come with migration 20250101000012).
+        -- copied into its steps' messages by enqueue_ready_steps; the column
+        -- and index come with migration 20250101000012).
         WITH v AS (
             SELECT q.msg_id FROM tasker.queue_messages q
             WHERE q.queue_name = p_queue
