@@ -293,10 +293,17 @@ const MaxTaskBatch = 1000
 
 // Error is the code, the field when there is one, and the message.
 func (e *APIError) Error() string {
-	if e.Field != "" {
-		return fmt.Sprintf("%s (%s): %s", e.Code, e.Field, e.Message)
+	msg := e.Message
+	// The message names the first refused item of a batch; the others follow.
+	for i, it := range e.Items {
+		if i > 0 {
+			msg += fmt.Sprintf("; %s: %s", it.Field, it.Message)
+		}
 	}
-	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+	if e.Field != "" {
+		return fmt.Sprintf("%s (%s): %s", e.Code, e.Field, msg)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, msg)
 }
 
 // ErrorBody is the JSON envelope of an APIError.
