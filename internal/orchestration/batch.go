@@ -50,14 +50,14 @@ func (s *Service) CreateTasksAndRead(ctx context.Context, reqs []client.TaskRequ
 
 // batchItem is one request of a batch on its way to the database.
 type batchItem struct {
-	req     client.TaskRequest
-	reg     *templatestore.Registered
-	runAt   time.Time
-	queue   string
-	dupOf   int // index of an earlier request with the same idempotency key, or -1
-	row     db.NewTask
-	steps   []db.NewStep
-	edges   []db.NewEdge
+	req   client.TaskRequest
+	reg   *templatestore.Registered
+	runAt time.Time
+	queue string
+	dupOf int // index of an earlier request with the same idempotency key, or -1
+	row   db.NewTask
+	steps []db.NewStep
+	edges []db.NewEdge
 	// roots are the steps enqueued at creation, with headers (the trace
 	// context their workers continue).
 	roots   []uuid.UUID
