@@ -187,4 +187,9 @@ func printThroughput(w io.Writer, r *bench.ThroughputResult) {
 			m.Ratio, m.P50, m.P95, m.P99, m.Errors, m.DroppedSpans)
 	}
 	_ = tw.Flush()
+	if r.Load == bench.LoadBurnDown {
+		for _, m := range r.Modes {
+			fmt.Fprintf(w, "batched create (mode %s, no engine running): %.0f tasks/s median\n", m.Mode, m.CreatedPerSec)
+		}
+	}
 }

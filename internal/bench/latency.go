@@ -346,12 +346,14 @@ func runRate(ctx context.Context, cfg LatencyConfig, rate float64, server *orche
 		trk.forget(c.id)
 	}
 	if len(measuredIDs) > 0 {
-		var notComplete int
-		if err := q.QueryRow(ctx, `SELECT count(*) FROM tasker.tasks WHERE task_uuid = ANY($1) AND state <> 'complete'`,
-			measuredIDs).Scan(&notComplete); err != nil {
+		// Failed tasks: finished, but not complete (unfinished ones are
+		// counted as Incomplete, not here).
+		var failed int
+		if err := q.QueryRow(ctx, `SELECT count(*) FROM tasker.tasks WHERE task_uuid = ANY($1)
+			AND state IN ('error', 'cancelled', 'resolved_manually')`, measuredIDs).Scan(&failed); err != nil {
 			return rr, fmt.Errorf("reading final states: %w", err)
 		}
-		rr.Errors += notComplete - rr.Incomplete
+		rr.Errors += failed
 	}
 	window := cfg.Duration.Seconds()
 	rr.CreatedRate = round3(float64(rr.Tasks) / window)
@@ -392,8 +394,8 @@ func markSaturation(res *LatencyResult) {
 
 // ChartSVG draws create → complete p50 and p99 against the target rate.
 func (r *LatencyResult) ChartSVG() []byte {
-	c := chart{Title: "create → complete latency vs arrival rate (" + r.Template + ")", XLabel: "target rate, tasks/s",
-		YLabel: "latency, ms (log)", LogY: true}
+	c := chart{Title: "create → complete latency vs arrival rate (" + r.Template + ")", XLabel: "target rate, tasks/s (log)",
+		YLabel: "latency, ms (log)", LogX: true, LogY: true}
 	var p50, p99 [][2]float64
 	for _, rr := range r.Rates {
 		p50 = append(p50, [2]float64{rr.TargetRate, rr.P50})

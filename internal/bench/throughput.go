@@ -189,7 +189,11 @@ type ModeResult struct {
 	// database-recorded create → complete time (tasks.completed_at −
 	// created_at) of every measured task of every round. Under burn-down it
 	// includes the wait before the engine started.
-	TasksMeasured int64   `json:"tasks_measured"`
+	TasksMeasured int64 `json:"tasks_measured"`
+	// CreatedPerSec is the median rate at which burn-down's batched creates
+	// inserted the tasks (no engine running), tasks per second.
+	CreatedPerSec float64 `json:"median_created_per_second,omitempty"`
+	createRounds  []float64
 	P50           float64 `json:"task_p50_ms"`
 	P95           float64 `json:"task_p95_ms"`
 	P99           float64 `json:"task_p99_ms"`
@@ -302,6 +306,9 @@ func Throughput(ctx context.Context, cfg ThroughputConfig) (*ThroughputResult, e
 			mr.Rounds = append(mr.Rounds, rr.stepsPerSec)
 			mr.Errors += rr.errs
 			mr.DroppedSpans += rr.dropped
+			if rr.createdPerSec > 0 {
+				mr.createRounds = append(mr.createRounds, rr.createdPerSec)
+			}
 		}
 	}
 	base := median(byMode[cfg.Modes[0]].Rounds)
@@ -314,6 +321,7 @@ func Throughput(ctx context.Context, cfg ThroughputConfig) (*ThroughputResult, e
 		mr.TasksPerSec = mr.Median / float64(max(steps, 1))
 		h := hists[m]
 		mr.TasksMeasured, mr.P50, mr.P95, mr.P99 = h.count(), h.pct(50), h.pct(95), h.pct(99)
+		mr.CreatedPerSec = round3(median(mr.createRounds))
 		if base > 0 {
 			mr.Ratio = mr.Median / base
 		}
@@ -343,8 +351,10 @@ type roundTemplate struct {
 // roundResult is one measured round.
 type roundResult struct {
 	stepsPerSec float64
-	errs        int
-	dropped     int64
+	// createdPerSec is the burn-down creation rate, tasks per second.
+	createdPerSec float64
+	errs          int
+	dropped       int64
 }
 
 // throughputRound starts a fresh topology with mode's observability, pushes
@@ -424,10 +434,12 @@ func throughputRound(ctx context.Context, cfg ThroughputConfig, pool *pgxpool.Po
 		if err != nil {
 			return rr, err
 		}
+		created := time.Now()
 		ids, err := createInBatches(rctx, creator, reqs, cfg.Batch)
 		if err != nil {
 			return rr, err
 		}
+		rr.createdPerSec = float64(len(ids)) / time.Since(created).Seconds()
 		start := time.Now()
 		if set, err = startEngines(rctx, spec, pool, pools); err != nil {
 			return rr, err
