@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 
 	"github.com/google/uuid"
 
@@ -58,7 +60,7 @@ func (s *server) decodeTaskBatch(w http.ResponseWriter, r *http.Request) ([]clie
 	if e != nil {
 		return nil, e
 	}
-	for key := range fields {
+	for _, key := range slices.Sorted(maps.Keys(fields)) {
 		if key != "tasks" {
 			return nil, &client.APIError{Status: http.StatusBadRequest, Code: client.CodeUnknownField, Field: key,
 				Message: fmt.Sprintf("unknown field %q (a batch is {\"tasks\": [...]})", key)}

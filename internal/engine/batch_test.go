@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -176,6 +178,49 @@ func TestCreateTasksBatch(t *testing.T) {
 		require.Equal(t, http.StatusConflict, apiErr.Status)
 		require.Equal(t, "tasks[1].idempotency_key", apiErr.Items[0].Field)
 		require.Equal(t, before, tableCounts(t, b), "nothing written")
+	})
+
+	t.Run("ConcurrentRepeatsCreateOnce", func(t *testing.T) {
+		const m = 100
+		reqs := batch(m, "concurrent")
+		const n = 5
+		results := make([][]client.Task, n)
+		errs := make([]error, n)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range n {
+			// Half of the batches list the requests in reverse: the keys
+			// are claimed in one order whatever the request's.
+			mine := slices.Clone(reqs)
+			if i%2 == 1 {
+				slices.Reverse(mine)
+			}
+			wg.Go(func() {
+				<-start
+				results[i], errs[i] = c.CreateTasks(ctx, mine)
+				if i%2 == 1 {
+					slices.Reverse(results[i])
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		for i := range n {
+			require.NoError(t, errs[i])
+			for j := range reqs {
+				require.Equal(t, results[0][j].TaskUUID, results[i][j].TaskUUID, "every batch answers with the same tasks")
+			}
+		}
+		var tasks, steps int
+		require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*), (SELECT count(*) FROM tasker.workflow_steps s
+				JOIN tasker.tasks t USING (task_uuid) WHERE t.idempotency_key LIKE 'concurrent-%')
+			FROM tasker.tasks WHERE idempotency_key LIKE 'concurrent-%'`).Scan(&tasks, &steps))
+		require.Equal(t, m, tasks, "one task per key")
+		require.Equal(t, 4*m, steps, "one set of steps per task (linear and diamond have 4 each)")
+		for _, task := range results[0] {
+			_, err := c.WaitForTask(ctx, task.TaskUUID, 10*time.Millisecond)
+			require.NoError(t, err)
+		}
 	})
 
 	t.Run("Delayed", func(t *testing.T) {

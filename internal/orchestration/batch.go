@@ -1,10 +1,12 @@
 package orchestration
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -284,6 +286,11 @@ func (s *Service) writeBatch(ctx context.Context, tx pgx.Tx, items []*batchItem)
 			rows = append(rows, it.row)
 		}
 	}
+	// Keys are claimed in one order by every batch, so two batches sharing
+	// keys wait for each other instead of deadlocking.
+	slices.SortStableFunc(rows, func(a, b db.NewTask) int {
+		return cmp.Or(cmp.Compare(a.IdempotencyScope, b.IdempotencyScope), cmp.Compare(a.IdempotencyKey, b.IdempotencyKey))
+	})
 	inserted, err := db.InsertTaskRows(ctx, tx, rows)
 	if err != nil {
 		return nil, err
