@@ -31,8 +31,9 @@ type ReadBatchInTx func(ctx context.Context, tx pgx.Tx, created []*Created) erro
 // CreateTasks creates the tasks of reqs in one transaction: all of them or,
 // when any request can never succeed, none. Each table is written with one
 // multi-row statement for the whole batch, and the root steps of every task
-// are enqueued in the same transaction, with one wake-up per worker queue
-// after the commit. The result is in request order.
+// are enqueued in the same transaction; the workers' wake-ups for the whole
+// batch go out in one statement after the commit. The result is in request
+// order.
 //
 // Requests are checked as CreateTask checks one. Every refused request is
 // named in a *taskreq.BatchError; too many requests, or none, is a
