@@ -192,6 +192,25 @@ func (c *Client) CreateTask(ctx context.Context, req client.TaskRequest) (*Creat
 		Existing: created.Existing}, nil
 }
 
+// CreateTasks creates the tasks of reqs (at most client.MaxTaskBatch) in one
+// transaction, with one multi-row statement per table and one wake-up of the
+// workers for the whole batch: all of them, or none when any request can
+// never succeed. Then the error is a *client.APIError (code invalid_items)
+// whose Items name every refused request by index. The result is in request
+// order; an idempotency key that created a task before answers with that
+// task (Existing) as CreateTask does.
+func (c *Client) CreateTasks(ctx context.Context, reqs []client.TaskRequest) ([]CreatedTask, error) {
+	created, err := c.init.CreateTasks(ctx, reqs)
+	if err != nil {
+		return nil, publicError(err)
+	}
+	out := make([]CreatedTask, len(created))
+	for i, c := range created {
+		out[i] = CreatedTask{TaskUUID: c.TaskUUID, CorrelationID: c.CorrelationID, State: string(c.State), Existing: c.Existing}
+	}
+	return out, nil
+}
+
 // CreateTaskTx is CreateTask inside the caller's transaction: the task exists
 // if and only if tx commits, so it cannot be lost or created for a business
 // change that rolled back. Workers are woken when tx commits. A failure
@@ -315,6 +334,10 @@ func publicError(err error) error {
 	var fe *taskreq.FieldError
 	if errors.As(err, &fe) {
 		return api.FieldAPIError(fe)
+	}
+	var be *taskreq.BatchError
+	if errors.As(err, &be) {
+		return api.BatchAPIError(be)
 	}
 	return err
 }

@@ -96,21 +96,57 @@ func (c *Client) CreateTask(ctx context.Context, req TaskRequest) (*Task, error)
 		}
 		req.IdempotencyKey = key.String()
 	}
+	var task Task
+	if err := c.withCreateRetries(ctx, func() error { return c.do(ctx, http.MethodPost, "/v1/tasks", req, &task) }); err != nil {
+		return nil, err
+	}
+	return &task, nil
+}
+
+// CreateTasks submits reqs (at most MaxTaskBatch) as one batch
+// (POST /v1/tasks/batch) and returns the tasks in request order. The server
+// creates all of them in one transaction or, when any request is refused,
+// none: the *APIError's Items then name every refused request by index.
+//
+// As with CreateTask, a request without an IdempotencyKey gets a fresh
+// UUIDv7 one, so the whole batch can be sent again after a transport error
+// or a 5xx answer without creating any task twice.
+func (c *Client) CreateTasks(ctx context.Context, reqs []TaskRequest) ([]Task, error) {
+	body := TaskBatchRequest{Tasks: make([]TaskRequest, len(reqs))}
+	for i, req := range reqs {
+		if req.IdempotencyKey == "" {
+			key, err := uuid.NewV7()
+			if err != nil {
+				return nil, fmt.Errorf("generating idempotency key: %w", err)
+			}
+			req.IdempotencyKey = key.String()
+		}
+		body.Tasks[i] = req
+	}
+	var out TaskBatch
+	if err := c.withCreateRetries(ctx, func() error { return c.do(ctx, http.MethodPost, "/v1/tasks/batch", body, &out) }); err != nil {
+		return nil, err
+	}
+	return out.Tasks, nil
+}
+
+// withCreateRetries runs send until it succeeds, fails for good, or the
+// client's create retries are spent, pausing with backoff in between.
+func (c *Client) withCreateRetries(ctx context.Context, send func() error) error {
 	pause := retryBackoff
 	for attempt := 0; ; attempt++ {
-		var task Task
-		err := c.do(ctx, http.MethodPost, "/v1/tasks", req, &task)
+		err := send()
 		if err == nil {
-			return &task, nil
+			return nil
 		}
 		if attempt >= c.createRetries || !retryable(err) || ctx.Err() != nil {
-			return nil, err
+			return err
 		}
 		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, err
+			return err
 		case <-t.C:
 		}
 		pause = min(2*pause, maxRetryBackoff)

@@ -258,14 +258,52 @@ type APIError struct {
 	Code    string `json:"code"`
 	Field   string `json:"field,omitempty"`
 	Message string `json:"message"`
+	// Items names every refused request of a refused batch
+	// (POST /v1/tasks/batch, code invalid_items).
+	Items []ItemError `json:"items,omitempty"`
 }
+
+// ItemError is the problem with one request of a batch. Field is the full
+// path of the field at fault, such as tasks[3].name.
+type ItemError struct {
+	Index   int    `json:"index"`
+	Code    string `json:"code"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+// TaskBatchRequest is the body of POST /v1/tasks/batch: at most
+// MaxTaskBatch task requests, created all together or not at all.
+type TaskBatchRequest struct {
+	Tasks []TaskRequest `json:"tasks"`
+}
+
+// TaskBatch is the answer of POST /v1/tasks/batch: the tasks in request
+// order.
+type TaskBatch struct {
+	Tasks []Task `json:"tasks"`
+	// Existing lists the indexes of the requests answered with the task
+	// their idempotency key created before (or that an earlier request of the
+	// batch with the same key created): nothing was created for them.
+	Existing []int `json:"existing,omitempty"`
+}
+
+// MaxTaskBatch is the most task requests one POST /v1/tasks/batch may hold.
+const MaxTaskBatch = 1000
 
 // Error is the code, the field when there is one, and the message.
 func (e *APIError) Error() string {
-	if e.Field != "" {
-		return fmt.Sprintf("%s (%s): %s", e.Code, e.Field, e.Message)
+	msg := e.Message
+	// The message names the first refused item of a batch; the others follow.
+	for i, it := range e.Items {
+		if i > 0 {
+			msg += fmt.Sprintf("; %s: %s", it.Field, it.Message)
+		}
 	}
-	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+	if e.Field != "" {
+		return fmt.Sprintf("%s (%s): %s", e.Code, e.Field, msg)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, msg)
 }
 
 // ErrorBody is the JSON envelope of an APIError.
@@ -409,6 +447,9 @@ const (
 	CodeUnknownVersion           = "unknown_version"
 	CodeMethodNotAllowed         = "method_not_allowed"
 	CodeIdempotencyConflict      = "idempotency_conflict"
+	// CodeInvalidItems: requests of a batch were refused; APIError.Items
+	// names each, and nothing of the batch was created.
+	CodeInvalidItems = "invalid_items"
 	// CodeStateConflict: the task's or step's state does not allow the
 	// operation (cancelling a completed task, retrying a running one).
 	CodeStateConflict = "state_conflict"

@@ -19,6 +19,11 @@ type Backend interface {
 	// existing reports an idempotent repeat answered with the task its key
 	// created before.
 	CreateTask(ctx context.Context, req client.TaskRequest) (task *client.Task, existing bool, err error)
+	// CreateTasks creates every task of reqs in one transaction, or none: a
+	// batch with requests that can never succeed comes back as
+	// *taskreq.BatchError naming each (too many or none: *taskreq.FieldError
+	// on "tasks"). tasks and existing are in request order.
+	CreateTasks(ctx context.Context, reqs []client.TaskRequest) (tasks []client.Task, existing []bool, err error)
 	GetTask(ctx context.Context, taskUUID uuid.UUID) (*client.Task, error)    // ErrNotFound when missing
 	ListSteps(ctx context.Context, taskUUID uuid.UUID) ([]client.Step, error) // ErrNotFound when the task is missing
 	// ListTasks returns one page of the tasks f selects, newest first. A bad

@@ -83,6 +83,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		waiters: make(chan struct{}, cmp.Or(cfg.MaxWaiters, DefaultMaxWaiters)),
 	}
 	s.handle("POST /v1/tasks", s.createTask)
+	s.handle("POST /v1/tasks/batch", s.createTasks)
 	s.handle("GET /v1/tasks", s.listTasks)
 	s.handle("GET /v1/tasks/{uuid}", s.getTask)
 	s.handle("GET /v1/tasks/{uuid}/workflow_steps", s.listSteps)
