@@ -75,6 +75,8 @@ type LockedTask struct {
 	CorrelationID uuid.UUID
 	Namespace     string
 	Name          string
+	// TraceContext is the creating request's trace context (set by LockTask).
+	TraceContext []byte
 }
 
 // ResultStep is what applying a result needs of its step.

@@ -53,29 +53,21 @@ func (s *Service) pollReady(ctx context.Context) {
 	}
 }
 
-// nextRunAtSQL is how long until the earliest run_at still ahead of a waiting
-// delayed task, measured on the database's clock: the one the readiness poll
-// compares run_at with. statement_timestamp() is stable, so it bounds the
-// scan of tasks_delayed_idx instead of filtering it.
-const nextRunAtSQL = `SELECT extract(epoch FROM min(run_at) - statement_timestamp())::float8 FROM tasker.tasks
-	WHERE state = 'waiting_for_dependencies' AND run_at > statement_timestamp()`
-
 // wakeAtNextRunAt sets a timer for the earliest future run_at unless one is
 // already set for that time or earlier, so a delayed task starts when its
 // time comes rather than at the next tick, even when another process created
 // it or this one restarted since.
 func (s *Service) wakeAtNextRunAt(ctx context.Context) {
-	var secs *float64
-	if err := s.pool.QueryRow(tracing.Suppress(ctx), nextRunAtSQL).Scan(&secs); err != nil {
+	d, ok, err := s.funcs.NextRunAt(tracing.Suppress(ctx), s.pool)
+	if err != nil {
 		if ctx.Err() == nil {
 			s.log.WarnContext(ctx, "reading the next run_at failed", "operation", "process_batch", "error", err)
 		}
 		return
 	}
-	if secs == nil {
+	if !ok {
 		return
 	}
-	d := time.Duration(*secs * float64(time.Second))
 	at := time.Now().Add(d)
 	s.timersMu.Lock()
 	armed := s.runAtWake
@@ -209,19 +201,7 @@ func (s *Service) drainQueue(ctx context.Context, q string, minAge time.Duration
 	}
 }
 
-// pendingMessages lists visible messages at least minAge old. It does not hide
-// them: the processors lock each message for the length of their transaction.
+// pendingMessages lists visible messages at least minAge old (db.PendingMessages).
 func (s *Service) pendingMessages(ctx context.Context, q string, minAge time.Duration, after int64, limit int) ([]int64, error) {
-	rows, err := s.pool.Query(tracing.Suppress(ctx), `SELECT msg_id FROM tasker.queue_messages
-		WHERE queue_name = $1 AND vt <= clock_timestamp() AND enqueued_at <= clock_timestamp() - make_interval(secs => $2)
-			AND msg_id > $3
-		ORDER BY msg_id LIMIT $4`, q, minAge.Seconds(), after, limit)
-	if err != nil {
-		return nil, fmt.Errorf("polling %s: %w", q, err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return nil, fmt.Errorf("polling %s: %w", q, err)
-	}
-	return ids, nil
+	return s.funcs.PendingMessages(tracing.Suppress(ctx), s.pool, db.PendingMessagesParams{Queue: q, MinAge: minAge, After: after, Limit: limit})
 }

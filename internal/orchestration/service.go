@@ -238,28 +238,16 @@ type taskRow struct {
 	traceContext []byte
 }
 
-const lockTaskSQL = `SELECT t.task_uuid, t.state, t.correlation_id, ns.name, nt.name, t.trace_context
-	FROM tasker.tasks t
-	JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
-	JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
-	WHERE t.task_uuid = $1 FOR UPDATE OF t`
-
 func (s *Service) lockTask(ctx context.Context, tx pgx.Tx, id uuid.UUID, skipLocked bool) (*taskRow, error) {
-	sql := lockTaskSQL
-	if skipLocked {
-		sql += " SKIP LOCKED"
-	}
-	var t taskRow
-	var st string
-	err := tx.QueryRow(ctx, sql, id).Scan(&t.uuid, &st, &t.correlationID, &t.namespace, &t.name, &t.traceContext)
-	if errors.Is(err, pgx.ErrNoRows) {
+	t, err := s.funcs.LockTask(ctx, tx, db.LockTaskParams{TaskUUID: id, SkipLocked: skipLocked})
+	if errors.Is(err, db.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("locking task %s: %w", id, err)
+		return nil, err
 	}
-	t.state = state.Task(st)
-	return &t, nil
+	return &taskRow{uuid: t.UUID, state: t.State, correlationID: t.CorrelationID, namespace: t.Namespace,
+		name: t.Name, traceContext: t.TraceContext}, nil
 }
 
 // moveTask walks the task through each state in path by compare-and-swap:
