@@ -255,6 +255,9 @@ type APIError struct {
 	Code    string `json:"code"`
 	Field   string `json:"field,omitempty"`
 	Message string `json:"message"`
+	// RetryAfter is the wait the answer's Retry-After header asked for
+	// before the next try (503, 429); zero when it asked for none.
+	RetryAfter time.Duration `json:"-"`
 }
 
 // Error is the code, the field when there is one, and the message.
