@@ -26,20 +26,20 @@ FUZZTIMEOUT ?= 0
 # error; the context package sets and signals the parent's error before it
 # cancels the child, so on a busy machine the check can run in between and
 # report the ordinary end of the run as "context deadline exceeded", with no
-# failing input (golang/go#75804; about 1 run in 50 of a 2 s FuzzParse run on
+# failing input (golang/go#75804; 1 of 55 runs of FuzzParse for 2 s on
 # a loaded 2-core machine here). A count sets no deadline: the run ends when
 # the coordinator has counted the inputs, so the same work is done on every
 # machine, a slow one just takes longer. The minimizing budget is a count for
 # the same reason and so that one new input cannot hold a worker for Go's
-# default 60 s. 15,000 inputs is about 5-10 s per target on a loaded 2-core
-# machine (FuzzParse, the slowest, runs ~1,700 a second there). The workers
+# default 60 s. 15,000 inputs per target took 20-121 s for the four together
+# (median 33 s) on a 2-core machine at load average 10-24. The workers
 # default to one per CPU (-parallel), which changes only how fast the count
 # is reached. FUZZ_TEST_TIMEOUT is a backstop for a hung fuzzer, far above
 # the expected time, not a budget. A crash fails the step and is written to
 # the package's testdata/fuzz/<Name>/.
 FUZZ_TEST_EXECS ?= 15000
 FUZZ_TEST_MINIMIZE_EXECS ?= 1000
-FUZZ_TEST_TIMEOUT ?= 5m
+FUZZ_TEST_TIMEOUT ?= 10m
 
 # test prepares the machine (installs missing system packages when root),
 # then vets, runs every test with the race detector (every fuzz target's

@@ -127,16 +127,21 @@ func (c *Client) CreateTask(ctx context.Context, req TaskRequest) (*Task, error)
 		if attempt >= c.createRetries || !retryable(err) || ctx.Err() != nil {
 			return nil, err
 		}
-		wait := pause
-		var apiErr *APIError
-		if errors.As(err, &apiErr) && apiErr.RetryAfter > 0 && c.maxRetryAfter > 0 {
-			wait = min(apiErr.RetryAfter, c.maxRetryAfter)
-		}
-		if !sleep(ctx, wait) {
+		if !sleep(ctx, c.retryWait(err, pause)) {
 			return nil, err
 		}
 		pause = min(2*pause, maxRetryBackoff)
 	}
+}
+
+// retryWait is how long to wait before trying again after err: what the
+// answer's Retry-After asked for, up to maxRetryAfter, or else fallback.
+func (c *Client) retryWait(err error, fallback time.Duration) time.Duration {
+	var apiErr *APIError
+	if errors.As(err, &apiErr) && apiErr.RetryAfter > 0 && c.maxRetryAfter > 0 {
+		return min(apiErr.RetryAfter, c.maxRetryAfter)
+	}
+	return fallback
 }
 
 // sleep waits d, or less when ctx ends first, and reports whether the wait
@@ -361,11 +366,7 @@ func (c *Client) WaitTask(ctx context.Context, taskUUID uuid.UUID) (*Task, error
 			}
 		case ctx.Err() != nil:
 		case errors.As(err, &apiErr) && apiErr.Code == CodeTooManyWaiters:
-			wait := time.Second
-			if apiErr.RetryAfter > 0 && c.maxRetryAfter > 0 {
-				wait = min(apiErr.RetryAfter, c.maxRetryAfter)
-			}
-			t := time.NewTimer(wait)
+			t := time.NewTimer(c.retryWait(err, time.Second))
 			select {
 			case <-ctx.Done():
 				t.Stop()
