@@ -145,7 +145,8 @@ func (c *Client) Start(ctx context.Context) error {
 	ecfg := engine.Config{Pool: c.pool, Telemetry: base.Telemetry{Logger: c.log, Tracer: c.tracer, Metrics: c.metrics}}
 	if o := c.cfg.Orchestration; o != nil {
 		ecfg.Orchestration = &orchestration.Config{ResultWorkers: o.ResultWorkers, ReadinessInterval: o.ReadinessInterval,
-			FallbackInterval: o.FallbackInterval, Retention: o.Retention}
+			FallbackInterval: o.FallbackInterval, Retention: o.Retention, PruneInterval: o.PruneInterval, PruneBatch: o.PruneBatch,
+			ScheduleInterval: o.ScheduleInterval}
 	}
 	if w := c.cfg.Worker; w != nil {
 		ecfg.Worker = &worker.Config{Namespaces: c.cfg.namespaces(), ID: w.ID, Concurrency: w.Concurrency, Lease: w.Lease,
@@ -189,6 +190,25 @@ func (c *Client) CreateTask(ctx context.Context, req client.TaskRequest) (*Creat
 	}
 	return &CreatedTask{TaskUUID: created.TaskUUID, CorrelationID: created.CorrelationID, State: string(created.State),
 		Existing: created.Existing}, nil
+}
+
+// CreateTasks creates the tasks of reqs (at most client.MaxTaskBatch) in one
+// transaction, with one multi-row statement per table and one wake-up of the
+// workers for the whole batch: all of them, or none when any request can
+// never succeed. Then the error is a *client.APIError (code invalid_items)
+// whose Items name every refused request by index. The result is in request
+// order; an idempotency key that created a task before answers with that
+// task (Existing) as CreateTask does.
+func (c *Client) CreateTasks(ctx context.Context, reqs []client.TaskRequest) ([]CreatedTask, error) {
+	created, err := c.init.CreateTasks(ctx, reqs)
+	if err != nil {
+		return nil, publicError(err)
+	}
+	out := make([]CreatedTask, len(created))
+	for i, c := range created {
+		out[i] = CreatedTask{TaskUUID: c.TaskUUID, CorrelationID: c.CorrelationID, State: string(c.State), Existing: c.Existing}
+	}
+	return out, nil
 }
 
 // CreateTaskTx is CreateTask inside the caller's transaction: the task exists
@@ -314,6 +334,10 @@ func publicError(err error) error {
 	var fe *taskreq.FieldError
 	if errors.As(err, &fe) {
 		return api.FieldAPIError(fe)
+	}
+	var be *taskreq.BatchError
+	if errors.As(err, &be) {
+		return api.BatchAPIError(be)
 	}
 	return err
 }

@@ -138,6 +138,38 @@ func TestOwnWorkflowRunsToCompletion(t *testing.T) {
 	require.Contains(t, task.Error.Message, "count must be positive")
 }
 
+func TestCreateTasksInOneBatch(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	c := startClient(t, b.pool, &tasker.Config{
+		Templates: []*template.Template{etlTemplate("1.0.0")}, Handlers: etlHandlers(t),
+		Worker: &tasker.WorkerConfig{Concurrency: 4}, Orchestration: &tasker.OrchestrationConfig{},
+	})
+	ctx := context.Background()
+	reqs := []client.TaskRequest{etlRequest(t, 1), etlRequest(t, 2), etlRequest(t, 3)}
+	created, err := c.CreateTasks(ctx, reqs)
+	require.NoError(t, err)
+	require.Len(t, created, 3)
+	for i, cr := range created {
+		require.Equal(t, *reqs[i].CorrelationID, cr.CorrelationID, "request order")
+		task := waitTerminal(t, c, cr.TaskUUID)
+		require.Equal(t, "complete", task.State)
+	}
+
+	// A refused request refuses the batch, naming it; nothing is created.
+	reqs = []client.TaskRequest{etlRequest(t, 1), etlRequest(t, 2)}
+	reqs[1].Name = "nope"
+	_, err = c.CreateTasks(ctx, reqs)
+	var apiErr *client.APIError
+	require.ErrorAs(t, err, &apiErr)
+	require.Equal(t, client.CodeInvalidItems, apiErr.Code)
+	require.Equal(t, 1, apiErr.Items[0].Index)
+	require.Equal(t, "tasks[1].name", apiErr.Items[0].Field)
+	list, err := c.ListTasks(ctx, client.TaskFilter{CorrelationID: reqs[0].CorrelationID})
+	require.NoError(t, err)
+	require.Empty(t, list.Tasks, "nothing was created")
+}
+
 func TestCreateTaskTxFollowsTheCallersTransaction(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

@@ -96,6 +96,14 @@ type OrchestrationConfig struct {
 	// and archived queue messages are kept before they are pruned, in small
 	// batches. Default 7 days; negative keeps everything.
 	Retention time.Duration
+	// PruneInterval is how often what has outlived Retention is deleted.
+	// Default 1 minute.
+	PruneInterval time.Duration
+	// PruneBatch is how many rows one pruning transaction deletes. Default 500.
+	PruneBatch int
+	// ScheduleInterval is how often due cron schedules are looked for: a
+	// firing happens within this much of its time. Default 1 second.
+	ScheduleInterval time.Duration
 }
 
 func (c *Config) validate() error {

@@ -117,18 +117,56 @@ func (c *Client) CreateTask(ctx context.Context, req TaskRequest) (*Task, error)
 		}
 		req.IdempotencyKey = key.String()
 	}
+	var task Task
+	if err := c.withCreateRetries(ctx, func() error { return c.do(ctx, http.MethodPost, "/v1/tasks", req, &task) }); err != nil {
+		return nil, err
+	}
+	return &task, nil
+}
+
+// CreateTasks submits reqs (at most MaxTaskBatch) as one batch
+// (POST /v1/tasks/batch) and returns the tasks in request order. The server
+// creates all of them in one transaction or, when any request is refused,
+// none: the *APIError's Items then name every refused request by index.
+//
+// As with CreateTask, a request without an IdempotencyKey gets a fresh
+// UUIDv7 one, so the whole batch can be sent again after a transport error
+// or a 5xx or 429 answer (after its Retry-After, as CreateTask does) without
+// creating any task twice.
+func (c *Client) CreateTasks(ctx context.Context, reqs []TaskRequest) ([]Task, error) {
+	body := TaskBatchRequest{Tasks: make([]TaskRequest, len(reqs))}
+	for i, req := range reqs {
+		if req.IdempotencyKey == "" {
+			key, err := uuid.NewV7()
+			if err != nil {
+				return nil, fmt.Errorf("generating idempotency key: %w", err)
+			}
+			req.IdempotencyKey = key.String()
+		}
+		body.Tasks[i] = req
+	}
+	var out TaskBatch
+	if err := c.withCreateRetries(ctx, func() error { return c.do(ctx, http.MethodPost, "/v1/tasks/batch", body, &out) }); err != nil {
+		return nil, err
+	}
+	return out.Tasks, nil
+}
+
+// withCreateRetries runs send until it succeeds, fails for good, or the
+// client's create retries are spent, pausing in between with backoff or as
+// long as the answer's Retry-After asks (retryWait).
+func (c *Client) withCreateRetries(ctx context.Context, send func() error) error {
 	pause := retryBackoff
 	for attempt := 0; ; attempt++ {
-		var task Task
-		err := c.do(ctx, http.MethodPost, "/v1/tasks", req, &task)
+		err := send()
 		if err == nil {
-			return &task, nil
+			return nil
 		}
 		if attempt >= c.createRetries || !retryable(err) || ctx.Err() != nil {
-			return nil, err
+			return err
 		}
 		if !sleep(ctx, c.retryWait(err, pause)) {
-			return nil, err
+			return err
 		}
 		pause = min(2*pause, maxRetryBackoff)
 	}
@@ -315,6 +353,26 @@ func (c *Client) Templates(ctx context.Context) ([]Template, error) {
 		return nil, err
 	}
 	return list.Templates, nil
+}
+
+// Queues returns every queue's depth and the age of its oldest claimable
+// message.
+func (c *Client) Queues(ctx context.Context) (*QueueList, error) {
+	var list QueueList
+	if err := c.do(ctx, http.MethodGet, "/v1/queues", nil, &list); err != nil {
+		return nil, err
+	}
+	return &list, nil
+}
+
+// Workers returns the live workers and every registered namespace with how
+// many of them serve it.
+func (c *Client) Workers(ctx context.Context) (*WorkerList, error) {
+	var list WorkerList
+	if err := c.do(ctx, http.MethodGet, "/v1/workers", nil, &list); err != nil {
+		return nil, err
+	}
+	return &list, nil
 }
 
 // Health returns the server's health. An unhealthy server answers 503 with a

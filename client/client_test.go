@@ -174,6 +174,28 @@ func TestTemplates(t *testing.T) {
 	require.Len(t, templates[0].Steps, 2)
 }
 
+func TestQueuesAndWorkers(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	q := client.QueueInfo{Queue: "worker_billing_queue", Depth: 4, Claimable: 3, OldestClaimableAgeSeconds: 2.5}
+	b.backend.SetQueues(q)
+	started := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	w := client.WorkerInfo{WorkerID: "w1", Namespaces: []string{"billing"}, Hostname: "h", PID: 7, StartedAt: started, LastHeartbeatAt: started.Add(time.Minute)}
+	b.backend.SetWorkers(w)
+
+	queues, err := b.client.Queues(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, []client.QueueInfo{q}, queues.Queues)
+	workers, err := b.client.Workers(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, []client.WorkerInfo{w}, workers.Workers)
+	require.Equal(t, []client.NamespaceWorkers{{Namespace: "billing", LiveWorkers: 1}}, workers.Namespaces)
+
+	b.backend.FailWith("Workers", errors.New("boom"))
+	_, err = b.client.Workers(t.Context())
+	requireAPIError(t, err, http.StatusInternalServerError, client.CodeInternal, "")
+}
+
 func TestHealth(t *testing.T) {
 	t.Parallel()
 

@@ -28,7 +28,10 @@ type TaskRequest struct {
 	SourceSystem        string     `json:"source_system,omitempty"`
 	Reason              string     `json:"reason,omitempty"`
 	Tags                []string   `json:"tags,omitempty"`
-	Priority            int        `json:"priority,omitempty"`
+	// Priority (−100 to 100, default 0) orders the work that waits: the
+	// task's steps are claimed from a backlog highest priority first (oldest
+	// first within a priority), and waiting tasks are resumed by priority.
+	Priority int `json:"priority,omitempty"`
 	// IdempotencyKey names this request so that sending it again cannot
 	// create a second task: a repeat with the same key for the same namespace
 	// and template name returns the task the first one created (HTTP 200
@@ -255,17 +258,55 @@ type APIError struct {
 	Code    string `json:"code"`
 	Field   string `json:"field,omitempty"`
 	Message string `json:"message"`
+	// Items names every refused request of a refused batch
+	// (POST /v1/tasks/batch, code invalid_items).
+	Items []ItemError `json:"items,omitempty"`
 	// RetryAfter is the wait the answer's Retry-After header asked for
 	// before the next try (503, 429); zero when it asked for none.
 	RetryAfter time.Duration `json:"-"`
 }
 
+// ItemError is the problem with one request of a batch. Field is the full
+// path of the field at fault, such as tasks[3].name.
+type ItemError struct {
+	Index   int    `json:"index"`
+	Code    string `json:"code"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+// TaskBatchRequest is the body of POST /v1/tasks/batch: at most
+// MaxTaskBatch task requests, created all together or not at all.
+type TaskBatchRequest struct {
+	Tasks []TaskRequest `json:"tasks"`
+}
+
+// TaskBatch is the answer of POST /v1/tasks/batch: the tasks in request
+// order.
+type TaskBatch struct {
+	Tasks []Task `json:"tasks"`
+	// Existing lists the indexes of the requests answered with the task
+	// their idempotency key created before (or that an earlier request of the
+	// batch with the same key created): nothing was created for them.
+	Existing []int `json:"existing,omitempty"`
+}
+
+// MaxTaskBatch is the most task requests one POST /v1/tasks/batch may hold.
+const MaxTaskBatch = 1000
+
 // Error is the code, the field when there is one, and the message.
 func (e *APIError) Error() string {
-	if e.Field != "" {
-		return fmt.Sprintf("%s (%s): %s", e.Code, e.Field, e.Message)
+	msg := e.Message
+	// The message names the first refused item of a batch; the others follow.
+	for i, it := range e.Items {
+		if i > 0 {
+			msg += fmt.Sprintf("; %s: %s", it.Field, it.Message)
+		}
 	}
-	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+	if e.Field != "" {
+		return fmt.Sprintf("%s (%s): %s", e.Code, e.Field, msg)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, msg)
 }
 
 // ErrorBody is the JSON envelope of an APIError.
@@ -352,6 +393,44 @@ type TemplateList struct {
 	Templates []Template `json:"templates"`
 }
 
+// QueueInfo is one queue in GET /v1/queues.
+type QueueInfo struct {
+	Queue string `json:"queue"`
+	// Depth counts the queue's messages, Claimable those visible now.
+	Depth     int64 `json:"depth"`
+	Claimable int64 `json:"claimable"`
+	// OldestClaimableAgeSeconds is how long the oldest claimable message has waited.
+	OldestClaimableAgeSeconds float64 `json:"oldest_claimable_age_seconds"`
+}
+
+// QueueList is the body of GET /v1/queues.
+type QueueList struct {
+	Queues []QueueInfo `json:"queues"`
+}
+
+// WorkerInfo is one live worker in GET /v1/workers.
+type WorkerInfo struct {
+	WorkerID        string    `json:"worker_id"`
+	Namespaces      []string  `json:"namespaces"`
+	Hostname        string    `json:"hostname,omitempty"`
+	PID             int       `json:"pid,omitempty"`
+	StartedAt       time.Time `json:"started_at"`
+	LastHeartbeatAt time.Time `json:"last_heartbeat_at"`
+}
+
+// NamespaceWorkers counts the live workers serving one registered namespace.
+type NamespaceWorkers struct {
+	Namespace   string `json:"namespace"`
+	LiveWorkers int    `json:"live_workers"`
+}
+
+// WorkerList is the body of GET /v1/workers.
+type WorkerList struct {
+	Workers []WorkerInfo `json:"workers"`
+	// Namespaces lists every registered namespace, those no live worker serves with 0.
+	Namespaces []NamespaceWorkers `json:"namespaces"`
+}
+
 // CorrelationIDHeader carries a request's correlation ID in and the task's
 // correlation ID out of the REST API.
 const CorrelationIDHeader = "X-Correlation-ID"
@@ -371,6 +450,9 @@ const (
 	CodeUnknownVersion           = "unknown_version"
 	CodeMethodNotAllowed         = "method_not_allowed"
 	CodeIdempotencyConflict      = "idempotency_conflict"
+	// CodeInvalidItems: requests of a batch were refused; APIError.Items
+	// names each, and nothing of the batch was created.
+	CodeInvalidItems = "invalid_items"
 	// CodeStateConflict: the task's or step's state does not allow the
 	// operation (cancelling a completed task, retrying a running one).
 	CodeStateConflict = "state_conflict"

@@ -39,17 +39,23 @@ CREATE TABLE tasker.tasks (
                          'evaluating_results', 'waiting_for_dependencies', 'waiting_for_retry',
                          'blocked_by_failures', 'complete', 'error', 'cancelled', 'resolved_manually')),
     complete         boolean NOT NULL DEFAULT false,
-    context          jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(context) = 'object'),
     initiator        varchar(128),
     source_system    varchar(128),
     reason           varchar(128),
-    tags             jsonb NOT NULL DEFAULT '[]',
     priority         integer NOT NULL DEFAULT 0 CHECK (priority BETWEEN -100 AND 100),
     requested_at     timestamptz NOT NULL DEFAULT now(),
     state_changed_at timestamptz NOT NULL DEFAULT now(),
     completed_at     timestamptz,
     created_at       timestamptz NOT NULL DEFAULT now(),
-    updated_at       timestamptz NOT NULL DEFAULT now()
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    -- run_at is when a delayed task (run_at / delay) may start; NULL for a
+    -- task that may start at once.
+    run_at           timestamptz,
+    -- The large columns come last and never change after insert: an update
+    -- that stays on its page logs only the bytes between the first and the
+    -- last column it changes, so they stay out of the WAL.
+    context          jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(context) = 'object'),
+    tags             jsonb NOT NULL DEFAULT '[]'
 );
 CREATE INDEX tasks_named_task_idx ON tasker.tasks (named_task_uuid);
 -- Only tasks that may need the readiness poller are indexed, so its cost
@@ -83,10 +89,11 @@ CREATE TABLE tasker.workflow_steps (
     next_retry_at      timestamptz,
     lease_expires_at   timestamptz,
     worker_id          varchar(128),
-    inputs             jsonb,
-    results            jsonb,
     created_at         timestamptz NOT NULL DEFAULT now(),
     updated_at         timestamptz NOT NULL DEFAULT now(),
+    -- Large columns last (see tasks): inputs never change, results once.
+    inputs             jsonb,
+    results            jsonb,
     UNIQUE (task_uuid, named_step_uuid)
 );
 CREATE INDEX workflow_steps_task_idx ON tasker.workflow_steps (task_uuid);

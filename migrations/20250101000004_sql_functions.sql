@@ -5,8 +5,28 @@
 
 -- +goose Up
 
+-- State facts the functions below share, defined once (Go's twins are in
+-- internal/state): which task states are final, which step states satisfy a
+-- dependency.
 -- +goose StatementBegin
-CREATE FUNCTION tasker.get_step_readiness_status(input_task_uuid uuid, step_uuids uuid[] DEFAULT NULL)
+CREATE FUNCTION tasker.task_state_is_terminal(p_state text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT p_state IN ('complete', 'error', 'cancelled', 'resolved_manually');
+$$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+CREATE FUNCTION tasker.step_state_satisfies_dependencies(p_state text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT p_state IN ('complete', 'resolved_manually');
+$$;
+-- +goose StatementEnd
+
+-- Readiness of every step of several tasks in one read: orchestration
+-- evaluates a batch of tasks at once. get_step_readiness_status is this for
+-- one task.
+-- +goose StatementBegin
+CREATE FUNCTION tasker.step_readiness(p_task_uuids uuid[])
 RETURNS TABLE (
     workflow_step_uuid uuid, task_uuid uuid, named_step_uuid uuid, name text, current_state text,
     dependencies_satisfied boolean, retry_eligible boolean, ready_for_execution boolean,
@@ -27,14 +47,167 @@ LANGUAGE sql STABLE AS $$
     FROM tasker.workflow_steps s
     LEFT JOIN LATERAL (
         SELECT count(*) AS total,
-               count(*) FILTER (WHERE ps.state IN ('complete', 'resolved_manually')) AS done
+               count(*) FILTER (WHERE tasker.step_state_satisfies_dependencies(ps.state)) AS done
         FROM tasker.workflow_step_edges e
         JOIN tasker.workflow_steps ps ON ps.workflow_step_uuid = e.from_step_uuid
         WHERE e.to_step_uuid = s.workflow_step_uuid
     ) p ON true
-    WHERE s.task_uuid = input_task_uuid
-      AND (step_uuids IS NULL OR s.workflow_step_uuid = ANY (step_uuids))
-    ORDER BY s.workflow_step_uuid;
+    WHERE s.task_uuid = ANY (p_task_uuids)
+    ORDER BY s.task_uuid, s.workflow_step_uuid;
+$$;
+-- +goose StatementEnd
+
+-- Compare-and-swap of many steps' states, their side-effect columns and
+-- their history rows, in one statement. Element i of each array describes
+-- one step (no step twice). Returns the steps that moved; a step not in its
+-- from-state is left alone. transition_step_state_atomic is this for one.
+-- +goose StatementBegin
+CREATE FUNCTION tasker.transition_step_states(
+    p_step_uuids uuid[], p_from_states text[], p_to_states text[], p_metadata jsonb[], p_backoff_ms integer[])
+RETURNS TABLE (step_uuid uuid) LANGUAGE sql AS $$
+    WITH r AS (
+        SELECT * FROM unnest(p_step_uuids, p_from_states, p_to_states, p_metadata, p_backoff_ms)
+            AS r(step_uuid, from_state, to_state, metadata, backoff_ms)
+    ), u AS (
+        UPDATE tasker.workflow_steps s
+        SET state = r.to_state,
+            updated_at = clock_timestamp(),
+            in_process = r.to_state = 'in_progress',
+            processed = r.to_state IN ('complete', 'cancelled', 'resolved_manually'),
+            processed_at = CASE WHEN r.to_state IN ('complete', 'cancelled', 'resolved_manually')
+                                THEN clock_timestamp() ELSE s.processed_at END,
+            last_failure_at = CASE WHEN r.to_state IN ('error', 'waiting_for_retry')
+                                   THEN clock_timestamp() ELSE s.last_failure_at END,
+            backoff_request_ms = CASE WHEN r.to_state = 'waiting_for_retry' THEN r.backoff_ms ELSE s.backoff_request_ms END,
+            next_retry_at = CASE WHEN r.to_state = 'waiting_for_retry'
+                                 THEN clock_timestamp() + make_interval(secs => coalesce(r.backoff_ms, 0) / 1000.0)
+                                 WHEN r.to_state IN ('pending', 'enqueued') THEN s.next_retry_at
+                                 ELSE NULL END,
+            lease_expires_at = CASE WHEN r.to_state = 'in_progress' THEN s.lease_expires_at ELSE NULL END,
+            attempts = CASE WHEN r.metadata ->> 'reason' = 'reset_for_retry' THEN 0 ELSE s.attempts END
+        FROM r
+        WHERE s.workflow_step_uuid = r.step_uuid AND s.state = r.from_state
+        RETURNING s.workflow_step_uuid, s.task_uuid, s.attempts, r.from_state, r.to_state, r.metadata
+    ), h AS (
+        INSERT INTO tasker.workflow_step_transitions
+            (workflow_step_uuid, task_uuid, from_state, to_state, reason, attempt, metadata, correlation_id)
+        SELECT u.workflow_step_uuid, u.task_uuid, u.from_state, u.to_state, u.metadata ->> 'reason', u.attempts,
+               coalesce(u.metadata, '{}'), t.correlation_id
+        FROM u JOIN tasker.tasks t ON t.task_uuid = u.task_uuid
+        ORDER BY u.workflow_step_uuid
+    )
+    SELECT u.workflow_step_uuid FROM u;
+$$;
+-- +goose StatementEnd
+
+-- Moves many tasks along their paths in one statement: element i of each
+-- array is one hop (task, from, to, reason), a task's hops in path order.
+-- Each task's row is updated once (compare-and-swap on its first hop's
+-- from-state) and gets one history row per hop. Returns the tasks that moved.
+-- +goose StatementBegin
+CREATE FUNCTION tasker.transition_task_paths(
+    p_task_uuids uuid[], p_from_states text[], p_to_states text[], p_reasons text[], p_processor_uuid uuid)
+RETURNS TABLE (task_uuid uuid) LANGUAGE sql AS $$
+    WITH h AS (
+        SELECT * FROM unnest(p_task_uuids, p_from_states, p_to_states, p_reasons) WITH ORDINALITY
+            AS h(task_uuid, from_state, to_state, reason, ord)
+    ), p AS (
+        SELECT h.task_uuid, (array_agg(h.from_state ORDER BY h.ord))[1] AS from_state,
+               (array_agg(h.to_state ORDER BY h.ord DESC))[1] AS to_state
+        FROM h GROUP BY h.task_uuid
+    ), u AS (
+        UPDATE tasker.tasks t
+        SET state = p.to_state,
+            state_changed_at = clock_timestamp(),
+            updated_at = clock_timestamp(),
+            complete = (p.to_state = 'complete'),
+            completed_at = CASE WHEN tasker.task_state_is_terminal(p.to_state) THEN clock_timestamp() END
+        FROM p
+        WHERE t.task_uuid = p.task_uuid AND t.state = p.from_state
+        RETURNING t.task_uuid, t.correlation_id
+    ), i AS (
+        INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, reason, processor_uuid, metadata, correlation_id)
+        SELECT h.task_uuid, h.from_state, h.to_state, h.reason, p_processor_uuid,
+               jsonb_build_object('reason', h.reason), u.correlation_id
+        FROM h JOIN u ON u.task_uuid = h.task_uuid
+        ORDER BY h.ord
+    )
+    SELECT u.task_uuid FROM u;
+$$;
+-- +goose StatementEnd
+
+-- Moves the ready steps of many tasks to enqueued and sends one worker
+-- message per step, in one statement: element i of each array is one step
+-- with its task, queue and message headers. Steps no longer pending (or
+-- waiting for retry) are skipped. The caller holds the tasks' row locks.
+-- enqueue_steps is this for one task.
+-- +goose StatementBegin
+CREATE FUNCTION tasker.enqueue_ready_steps(p_task_uuids uuid[], p_step_uuids uuid[], p_queues text[], p_headers jsonb[])
+RETURNS TABLE (task_uuid uuid, step_uuid uuid, step_name text, msg_id bigint)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_missing text;
+BEGIN
+    SELECT q INTO v_missing FROM unnest(p_queues) AS q
+    WHERE NOT EXISTS (SELECT 1 FROM tasker.queues x WHERE x.queue_name = q) LIMIT 1;
+    IF v_missing IS NOT NULL THEN
+        RAISE EXCEPTION 'queue % does not exist', v_missing USING ERRCODE = 'undefined_object';
+    END IF;
+    RETURN QUERY
+    WITH r AS (
+        SELECT * FROM unnest(p_task_uuids, p_step_uuids, p_queues, p_headers) AS r(task_uuid, step_uuid, queue, headers)
+    ), s AS (
+        -- The caller holds the tasks' locks, so nothing else moves these
+        -- steps: no row locks (each would write WAL) before the update.
+        SELECT ws.workflow_step_uuid, ws.task_uuid, ws.name, ws.state, ws.attempts, r.queue, r.headers,
+               t.correlation_id, t.priority, ns.name AS namespace
+        FROM r
+        JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = r.step_uuid AND ws.task_uuid = r.task_uuid
+        JOIN tasker.tasks t ON t.task_uuid = ws.task_uuid
+        JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
+        JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
+        WHERE ws.state IN ('pending', 'waiting_for_retry')
+    ), u AS (
+        UPDATE tasker.workflow_steps ws SET state = 'enqueued', updated_at = clock_timestamp()
+        FROM s WHERE ws.workflow_step_uuid = s.workflow_step_uuid AND ws.state = s.state
+    ), h AS (
+        INSERT INTO tasker.workflow_step_transitions
+            (workflow_step_uuid, task_uuid, from_state, to_state, reason, attempt, correlation_id)
+        SELECT s.workflow_step_uuid, s.task_uuid, v.from_state, v.to_state, v.reason, s.attempts, s.correlation_id
+        FROM s CROSS JOIN (VALUES (1, 'waiting_for_retry', 'pending', 'retry_ready'), (2, 'pending', 'enqueued', 'enqueue'))
+            AS v(ord, from_state, to_state, reason)
+        WHERE v.ord = 2 OR s.state = 'waiting_for_retry'
+        ORDER BY s.workflow_step_uuid, v.ord
+    ), m AS (
+        -- Each message carries its task's priority, which orders the
+        -- workers' polling claims (claim_steps).
+        INSERT INTO tasker.queue_messages (queue_name, message, headers, priority)
+        SELECT s.queue,
+               jsonb_build_object('task_uuid', s.task_uuid, 'step_uuid', s.workflow_step_uuid,
+                                  'correlation_id', s.correlation_id, 'namespace', s.namespace, 'step_name', s.name,
+                                  'attempt', s.attempts + 1),
+               coalesce(s.headers, '{}'), s.priority
+        FROM s ORDER BY s.task_uuid, s.workflow_step_uuid
+        RETURNING tasker.queue_messages.msg_id, tasker.queue_messages.message
+    )
+    SELECT (m.message ->> 'task_uuid')::uuid, (m.message ->> 'step_uuid')::uuid, m.message ->> 'step_name', m.msg_id
+    FROM m ORDER BY m.msg_id;
+END;
+$$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+CREATE FUNCTION tasker.get_step_readiness_status(input_task_uuid uuid, step_uuids uuid[] DEFAULT NULL)
+RETURNS TABLE (
+    workflow_step_uuid uuid, task_uuid uuid, named_step_uuid uuid, name text, current_state text,
+    dependencies_satisfied boolean, retry_eligible boolean, ready_for_execution boolean,
+    last_failure_at timestamptz, next_retry_at timestamptz, total_parents integer, completed_parents integer,
+    attempts integer, max_attempts integer, backoff_request_ms integer, last_attempted_at timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT r.* FROM tasker.step_readiness(ARRAY[input_task_uuid]) r
+    WHERE step_uuids IS NULL OR r.workflow_step_uuid = ANY (step_uuids)
+    ORDER BY r.workflow_step_uuid;
 $$;
 -- +goose StatementEnd
 
@@ -96,11 +269,15 @@ LANGUAGE sql STABLE AS $$
     -- execution context where the answer is known: a pending task's ready
     -- steps are its roots; a retry-due step already ran, so its parents are
     -- complete and it is ready. Only the waiting_for_dependencies safety net
-    -- needs the full context.
+    -- needs the full context; it takes undelayed tasks by priority and
+    -- delayed ones whose run_at has come by run_at, so a task delayed into
+    -- the future costs the poll nothing.
     WITH due AS (
         SELECT s.task_uuid, count(*) AS ready
         FROM (SELECT ws.task_uuid FROM tasker.workflow_steps ws
-              WHERE ws.state = 'waiting_for_retry' AND ws.next_retry_at <= clock_timestamp()
+              -- statement_timestamp(), not the volatile clock_timestamp(): an
+              -- index range over due retries, not a filter over every retry.
+              WHERE ws.state = 'waiting_for_retry' AND ws.next_retry_at <= statement_timestamp()
               ORDER BY ws.next_retry_at LIMIT greatest(p_limit, 1) * 2) s
         GROUP BY s.task_uuid
     ), cand AS (
@@ -113,8 +290,15 @@ LANGUAGE sql STABLE AS $$
         SELECT d.task_uuid, d.ready FROM due d
         UNION ALL
         SELECT w.task_uuid, ctx.ready_steps
-        FROM (SELECT t.task_uuid FROM tasker.tasks t WHERE t.state = 'waiting_for_dependencies'
-              ORDER BY t.priority DESC, t.created_at LIMIT greatest(p_limit, 1) * 2) w
+        FROM ((SELECT t.task_uuid FROM tasker.tasks t WHERE t.state = 'waiting_for_dependencies' AND t.run_at IS NULL
+               ORDER BY t.priority DESC, t.created_at LIMIT greatest(p_limit, 1) * 2)
+              UNION ALL
+              -- statement_timestamp(), not the volatile clock_timestamp(), so
+              -- that it bounds the index scan instead of filtering every
+              -- delayed task's entry.
+              (SELECT t.task_uuid FROM tasker.tasks t WHERE t.state = 'waiting_for_dependencies'
+                 AND t.run_at <= statement_timestamp()
+               ORDER BY t.run_at LIMIT greatest(p_limit, 1) * 2)) w
         CROSS JOIN LATERAL tasker.get_task_execution_context(w.task_uuid) ctx
         WHERE ctx.execution_status = 'has_ready_steps'
     ), per_task AS (
@@ -173,40 +357,9 @@ $$;
 -- +goose StatementBegin
 CREATE FUNCTION tasker.transition_step_state_atomic(
     p_step_uuid uuid, p_from_state text, p_to_state text, p_metadata jsonb DEFAULT '{}', p_backoff_ms integer DEFAULT NULL)
-RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE
-    v_task uuid;
-    v_attempts integer;
-    v_corr uuid;
-BEGIN
-    UPDATE tasker.workflow_steps s
-    SET state = p_to_state,
-        updated_at = clock_timestamp(),
-        in_process = CASE WHEN p_to_state = 'in_progress' THEN true ELSE false END,
-        processed = p_to_state IN ('complete', 'cancelled', 'resolved_manually'),
-        processed_at = CASE WHEN p_to_state IN ('complete', 'cancelled', 'resolved_manually')
-                            THEN clock_timestamp() ELSE s.processed_at END,
-        last_failure_at = CASE WHEN p_to_state IN ('error', 'waiting_for_retry')
-                               THEN clock_timestamp() ELSE s.last_failure_at END,
-        backoff_request_ms = CASE WHEN p_to_state = 'waiting_for_retry' THEN p_backoff_ms ELSE s.backoff_request_ms END,
-        next_retry_at = CASE WHEN p_to_state = 'waiting_for_retry'
-                             THEN clock_timestamp() + make_interval(secs => coalesce(p_backoff_ms, 0) / 1000.0)
-                             WHEN p_to_state IN ('pending', 'enqueued') THEN s.next_retry_at
-                             ELSE NULL END,
-        lease_expires_at = CASE WHEN p_to_state = 'in_progress' THEN s.lease_expires_at ELSE NULL END,
-        attempts = CASE WHEN p_metadata ->> 'reason' = 'reset_for_retry' THEN 0 ELSE s.attempts END
-    WHERE s.workflow_step_uuid = p_step_uuid AND s.state = p_from_state
-    RETURNING s.task_uuid, s.attempts INTO v_task, v_attempts;
-    IF NOT FOUND THEN
-        RETURN false;
-    END IF;
-    SELECT t.correlation_id INTO v_corr FROM tasker.tasks t WHERE t.task_uuid = v_task;
-    INSERT INTO tasker.workflow_step_transitions
-        (workflow_step_uuid, task_uuid, from_state, to_state, reason, attempt, metadata, correlation_id)
-    VALUES (p_step_uuid, v_task, p_from_state, p_to_state, p_metadata ->> 'reason', v_attempts,
-            coalesce(p_metadata, '{}'), v_corr);
-    RETURN true;
-END;
+RETURNS boolean LANGUAGE sql AS $$
+    SELECT count(*) = 1 FROM tasker.transition_step_states(
+        ARRAY[p_step_uuid], ARRAY[p_from_state], ARRAY[p_to_state], ARRAY[coalesce(p_metadata, '{}')], ARRAY[p_backoff_ms]);
 $$;
 -- +goose StatementEnd
 
@@ -271,49 +424,38 @@ $$;
 -- +goose StatementEnd
 
 -- Moves ready steps to enqueued and sends one message per step to the
--- namespace's worker queue, all in the caller's transaction.
+-- namespace's worker queue, all in the caller's transaction: enqueue_ready_steps
+-- for one task, with an optional NOTIFY at commit.
 -- +goose StatementBegin
 CREATE FUNCTION tasker.enqueue_steps(p_task_uuid uuid, p_step_uuids uuid[], p_queue text, p_headers jsonb DEFAULT '{}', p_notify boolean DEFAULT true)
 RETURNS TABLE (step_uuid uuid, step_name text, msg_id bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
-    r record;
-    v_corr uuid;
-    v_ns text;
+    n integer := coalesce(cardinality(p_step_uuids), 0);
+    e record;
 BEGIN
-    SELECT t.correlation_id, ns.name INTO v_corr, v_ns
-    FROM tasker.tasks t
-    JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
-    JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
-    WHERE t.task_uuid = p_task_uuid;
-    FOR r IN
-        SELECT s.workflow_step_uuid, s.name, s.state, s.attempts
-        FROM tasker.workflow_steps s
-        WHERE s.task_uuid = p_task_uuid AND s.workflow_step_uuid = ANY (p_step_uuids)
-          AND s.state IN ('pending', 'waiting_for_retry')
-        ORDER BY s.workflow_step_uuid
-        FOR UPDATE
-    LOOP
-        IF r.state = 'waiting_for_retry' THEN
-            INSERT INTO tasker.workflow_step_transitions
-                (workflow_step_uuid, task_uuid, from_state, to_state, reason, attempt, correlation_id)
-            VALUES (r.workflow_step_uuid, p_task_uuid, 'waiting_for_retry', 'pending', 'retry_ready', r.attempts, v_corr);
+    FOR e IN SELECT * FROM tasker.enqueue_ready_steps(array_fill(p_task_uuid, ARRAY[n]), p_step_uuids,
+            array_fill(p_queue, ARRAY[n]), array_fill(coalesce(p_headers, '{}'), ARRAY[n])) LOOP
+        step_uuid := e.step_uuid;
+        step_name := e.step_name;
+        msg_id := e.msg_id;
+        IF p_notify THEN
+            PERFORM pg_notify(p_queue, tasker.queue_notify_payload(e.msg_id, p_headers));
         END IF;
-        UPDATE tasker.workflow_steps SET state = 'enqueued', updated_at = clock_timestamp()
-        WHERE workflow_step_uuid = r.workflow_step_uuid;
-        INSERT INTO tasker.workflow_step_transitions
-            (workflow_step_uuid, task_uuid, from_state, to_state, reason, attempt, correlation_id)
-        VALUES (r.workflow_step_uuid, p_task_uuid, 'pending', 'enqueued', 'enqueue', r.attempts, v_corr);
-        step_uuid := r.workflow_step_uuid;
-        step_name := r.name;
-        msg_id := tasker.queue_send(p_queue,
-            jsonb_build_object('task_uuid', p_task_uuid, 'step_uuid', r.workflow_step_uuid,
-                               'correlation_id', v_corr, 'namespace', v_ns, 'step_name', r.name,
-                               'attempt', r.attempts + 1),
-            p_headers, 0, p_notify);
         RETURN NEXT;
     END LOOP;
 END;
+$$;
+-- +goose StatementEnd
+
+-- The step a worker message names, or NULL when the message is malformed
+-- (a regex rather than an EXCEPTION block: that would open a subtransaction
+-- on every claim). Inlined by the planner where it is used.
+-- +goose StatementBegin
+CREATE FUNCTION tasker.message_step_uuid(p_message jsonb) RETURNS uuid
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p_message ->> 'step_uuid' ~ '^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$'
+                THEN (p_message ->> 'step_uuid')::uuid END;
 $$;
 -- +goose StatementEnd
 
@@ -415,11 +557,187 @@ END;
 $$;
 -- +goose StatementEnd
 
--- Claim by message id (the NOTIFY path): hide the message for the lease, then claim its step.
--- queue_wait_ms is how long the message waited between its enqueue and this
--- read, on the database's clock (tasker_message_queue_wait_duration_milliseconds).
--- The claim commits without waiting for its WAL flush: a claim lost in a
--- crash leaves the step enqueued and its message visible again.
+-- Claim by message ids (the NOTIFY path, one statement for every wake-up a
+-- worker has a free slot for), or, with p_msg_ids NULL, up to p_qty visible
+-- messages at least p_min_age_ms old (the poller's claim_steps): hide the
+-- messages for the lease, then claim their steps. queue_wait_ms is how long
+-- a message waited between its enqueue and this read, on the database's
+-- clock (tasker_message_queue_wait_duration_milliseconds).
+--
+-- The common case, a step still enqueued, is set-based: one statement moves
+-- every such step to in_progress, writes all their history rows and returns
+-- every claim. The uncommon ones (a reclaim after an expired lease,
+-- exhausted, busy, stale, malformed) go one by one through
+-- claim_step_message.
+--
+-- Messages, then steps (in uuid order), are locked with SKIP LOCKED: a claim
+-- never waits for a lock, so it cannot take part in a deadlock. A message
+-- another claimer is hiding right now is skipped; one whose step another
+-- transaction holds (a result being stored after its lease expired, a
+-- heartbeat, a cancel) is made visible again for a later claim.
+--
+-- The claim commits without waiting for its WAL flush (synchronous_commit
+-- off): if the server loses it in a crash, the step is still enqueued and
+-- its message visible again, so it is simply claimed again (steps run at
+-- least once either way). WAL is flushed in order, so the result submission
+-- that follows (durable) makes the claim durable too.
+-- It runs with generic plans (as submit_step_results and extend_step_leases
+-- do): PostgreSQL would otherwise find a statement over an array parameter
+-- cheaper to plan for each call's array and plan it again on every call (a
+-- fifth of a claim's time in a profile); the generic plans use the same
+-- indexes.
+-- +goose StatementBegin
+CREATE FUNCTION tasker.claim_step_messages(p_queue text, p_msg_ids bigint[], p_lease_ms integer, p_worker_id text,
+    p_qty integer DEFAULT NULL, p_min_age_ms integer DEFAULT 0)
+RETURNS TABLE (
+    msg_id bigint, read_ct integer, headers jsonb, queue_wait_ms double precision,
+    outcome text, task_uuid uuid, step_uuid uuid, step_name text, handler text, attempt integer, max_attempts integer,
+    timeout_ms integer, inputs jsonb, task_context jsonb, correlation_id uuid, parent_correlation_id uuid,
+    namespace text, task_name text, task_version text, dependency_results jsonb, prior_traceparent text)
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    v_msgs tasker.queue_messages[];
+    v_steps uuid[];
+    v_locked uuid[];
+    v_enqueued uuid[];
+    v_released bigint[];
+    v_claimed integer;
+    r record;
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    IF p_msg_ids IS NOT NULL THEN
+        WITH v AS (
+            SELECT q.msg_id FROM tasker.queue_messages q
+            WHERE q.msg_id = ANY (p_msg_ids) AND q.queue_name = p_queue AND q.vt <= clock_timestamp()
+            ORDER BY q.msg_id
+            FOR UPDATE SKIP LOCKED
+        ), hidden AS (
+            UPDATE tasker.queue_messages q
+            SET vt = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0), read_ct = q.read_ct + 1
+            FROM v WHERE q.msg_id = v.msg_id
+            RETURNING q
+        )
+        SELECT array_agg(hidden.q) INTO v_msgs FROM hidden;
+    ELSE
+        -- Highest priority first, oldest first within a priority, read in
+        -- the order of queue_messages_priority_idx (priority is the task's,
+        -- copied into its steps' messages by enqueue_ready_steps; the column
+        -- and index come with migration 20250101000012).
+        WITH v AS (
+            SELECT q.msg_id FROM tasker.queue_messages q
+            WHERE q.queue_name = p_queue
+              AND q.vt <= clock_timestamp()
+              AND q.enqueued_at <= clock_timestamp() - make_interval(secs => p_min_age_ms / 1000.0)
+            ORDER BY q.priority DESC, q.msg_id
+            LIMIT p_qty
+            FOR UPDATE SKIP LOCKED
+        ), hidden AS (
+            UPDATE tasker.queue_messages q
+            SET vt = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0), read_ct = q.read_ct + 1
+            FROM v WHERE q.msg_id = v.msg_id
+            RETURNING q
+        )
+        SELECT array_agg(hidden.q) INTO v_msgs FROM hidden;
+    END IF;
+    IF v_msgs IS NULL THEN
+        RETURN;
+    END IF;
+
+    -- A malformed message names no step; claim_step_message archives it.
+    SELECT array_agg(DISTINCT tasker.message_step_uuid(mm.message)) FILTER (WHERE tasker.message_step_uuid(mm.message) IS NOT NULL)
+    INTO v_steps FROM unnest(v_msgs) mm;
+    SELECT coalesce(array_agg(l.workflow_step_uuid), '{}'),
+           coalesce(array_agg(l.workflow_step_uuid) FILTER (WHERE l.state = 'enqueued'), '{}')
+    INTO v_locked, v_enqueued
+    FROM (SELECT ws.workflow_step_uuid, ws.state FROM tasker.workflow_steps ws
+          WHERE ws.workflow_step_uuid = ANY (v_steps)
+          ORDER BY ws.workflow_step_uuid
+          FOR UPDATE SKIP LOCKED) l;
+    IF cardinality(v_locked) < coalesce(cardinality(v_steps), 0) THEN
+        -- Either locked by another transaction (its message is released) or
+        -- gone (its message is stale: claim_step_message archives it).
+        WITH released AS (
+            UPDATE tasker.queue_messages q SET vt = clock_timestamp()
+            FROM unnest(v_msgs) mm
+            WHERE q.msg_id = mm.msg_id
+              AND tasker.message_step_uuid(mm.message) IN (
+                  SELECT ws.workflow_step_uuid FROM tasker.workflow_steps ws
+                  WHERE ws.workflow_step_uuid = ANY (v_steps) AND ws.workflow_step_uuid <> ALL (v_locked))
+            RETURNING q.msg_id)
+        SELECT array_agg(rel.msg_id) INTO v_released FROM released rel;
+    END IF;
+
+    RETURN QUERY
+    WITH m AS (
+        -- One message per step takes the common path; a duplicate falls to
+        -- claim_step_message below, which finds its step busy.
+        SELECT DISTINCT ON (1) tasker.message_step_uuid(mm.message) AS step, mm.msg_id, mm.read_ct, mm.headers, mm.enqueued_at
+        FROM unnest(v_msgs) mm
+        WHERE tasker.message_step_uuid(mm.message) = ANY (v_enqueued)
+        ORDER BY 1, mm.msg_id
+    ), c AS (
+        UPDATE tasker.workflow_steps ws
+        SET state = 'in_progress', in_process = true, attempts = ws.attempts + 1,
+            last_attempted_at = clock_timestamp(), updated_at = clock_timestamp(),
+            lease_expires_at = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0),
+            worker_id = p_worker_id
+        FROM m
+        WHERE ws.workflow_step_uuid = m.step AND ws.state = 'enqueued'
+        RETURNING m.msg_id, m.read_ct, m.headers, m.enqueued_at, ws.workflow_step_uuid, ws.task_uuid, ws.name, ws.handler,
+                  ws.attempts, ws.max_attempts, ws.timeout_ms, ws.inputs, ws.results -> 'metadata' ->> 'traceparent' AS prior
+    ), t AS (
+        SELECT c.*, tk.context, tk.correlation_id AS corr, tk.parent_correlation_id AS parent_corr,
+               ns.name::text AS ns_name, nt.name::text AS nt_name, nt.version::text AS nt_version
+        FROM c
+        JOIN tasker.tasks tk ON tk.task_uuid = c.task_uuid
+        JOIN tasker.named_tasks nt ON nt.named_task_uuid = tk.named_task_uuid
+        JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
+    ), h AS (
+        INSERT INTO tasker.workflow_step_transitions
+            (workflow_step_uuid, task_uuid, from_state, to_state, reason, attempt, worker_id, correlation_id)
+        SELECT t.workflow_step_uuid, t.task_uuid, 'enqueued', 'in_progress', 'claimed', t.attempts, p_worker_id, t.corr
+        FROM t
+        ORDER BY t.workflow_step_uuid
+    )
+    SELECT t.msg_id, t.read_ct, t.headers, extract(epoch FROM clock_timestamp() - t.enqueued_at)::double precision * 1000,
+           'claimed'::text, t.task_uuid, t.workflow_step_uuid, t.name::text, t.handler::text, t.attempts, t.max_attempts,
+           t.timeout_ms, t.inputs, t.context, t.corr, t.parent_corr, t.ns_name, t.nt_name, t.nt_version,
+           -- The ancestor walk is inlined (not get_step_transitive_dependencies, a
+           -- SQL function PostgreSQL would plan on every call).
+           (WITH RECURSIVE anc (step_uuid, depth) AS (
+                SELECT e.from_step_uuid, 1 FROM tasker.workflow_step_edges e WHERE e.to_step_uuid = t.workflow_step_uuid
+                UNION
+                SELECT e.from_step_uuid, a.depth + 1
+                FROM tasker.workflow_step_edges e JOIN anc a ON e.to_step_uuid = a.step_uuid
+                WHERE a.depth < 50)
+            SELECT coalesce(jsonb_object_agg(d.name, d.results -> 'result'), '{}')
+            FROM tasker.workflow_steps d
+            WHERE d.workflow_step_uuid IN (SELECT anc.step_uuid FROM anc)
+              AND d.state IN ('complete', 'resolved_manually') AND d.results IS NOT NULL),
+           t.prior
+    FROM t;
+    GET DIAGNOSTICS v_claimed = ROW_COUNT;
+
+    IF v_claimed + coalesce(cardinality(v_released), 0) < cardinality(v_msgs) THEN
+        FOR r IN
+            SELECT mm.msg_id, mm.read_ct, mm.headers, mm.message, mm.enqueued_at
+            FROM unnest(v_msgs) mm
+            WHERE NOT (coalesce(tasker.message_step_uuid(mm.message) = ANY (v_enqueued), false)
+                       AND mm.msg_id = (SELECT min(m2.msg_id) FROM unnest(v_msgs) m2
+                                        WHERE tasker.message_step_uuid(m2.message) = tasker.message_step_uuid(mm.message)))
+              AND mm.msg_id <> ALL (coalesce(v_released, '{}'))
+            ORDER BY tasker.message_step_uuid(mm.message), mm.msg_id
+        LOOP
+            RETURN QUERY SELECT r.msg_id, r.read_ct, r.headers,
+                    extract(epoch FROM clock_timestamp() - r.enqueued_at)::double precision * 1000, c.*
+                FROM tasker.claim_step_message(p_queue, r.msg_id, r.message, p_lease_ms, p_worker_id) c;
+        END LOOP;
+    END IF;
+END;
+$$;
+-- +goose StatementEnd
+
+-- Claim by one message id: claim_step_messages of one.
 -- +goose StatementBegin
 CREATE FUNCTION tasker.claim_step(p_queue text, p_msg_id bigint, p_lease_ms integer, p_worker_id text)
 RETURNS TABLE (
@@ -428,33 +746,15 @@ RETURNS TABLE (
     timeout_ms integer, inputs jsonb, task_context jsonb, correlation_id uuid, parent_correlation_id uuid,
     namespace text, task_name text, task_version text, dependency_results jsonb, prior_traceparent text)
 LANGUAGE plpgsql AS $$
-DECLARE
-    v_read integer;
-    v_headers jsonb;
-    v_message jsonb;
-    v_enqueued timestamptz;
 BEGIN
-    -- A claim need not wait for its WAL flush: if the server loses it in a
-    -- crash, the step is still enqueued and its message visible again, so
-    -- it is simply claimed again (steps run at least once either way). WAL
-    -- is flushed in order, so the result submission that follows (durable)
-    -- makes the claim durable too.
-    PERFORM set_config('synchronous_commit', 'off', true);
-    UPDATE tasker.queue_messages q
-    SET vt = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0), read_ct = q.read_ct + 1
-    WHERE q.msg_id = p_msg_id AND q.queue_name = p_queue AND q.vt <= clock_timestamp()
-    RETURNING q.read_ct, q.headers, q.message, q.enqueued_at INTO v_read, v_headers, v_message, v_enqueued;
-    IF NOT FOUND THEN
-        RETURN;
-    END IF;
-    RETURN QUERY SELECT p_msg_id, v_read, v_headers,
-            extract(epoch FROM clock_timestamp() - v_enqueued)::double precision * 1000, c.*
-        FROM tasker.claim_step_message(p_queue, p_msg_id, v_message, p_lease_ms, p_worker_id) c;
+    RETURN QUERY SELECT * FROM tasker.claim_step_messages(p_queue, ARRAY[p_msg_id], p_lease_ms, p_worker_id);
 END;
 $$;
 -- +goose StatementEnd
 
--- Claim up to p_qty visible messages (the fallback poller and crash recovery path).
+-- Claim up to p_qty visible messages at least p_min_age_ms old, highest
+-- priority first and oldest first within a priority (the fallback poller and
+-- crash recovery path): claim_step_messages without message ids.
 -- +goose StatementBegin
 CREATE FUNCTION tasker.claim_steps(p_queue text, p_qty integer, p_lease_ms integer, p_worker_id text, p_min_age_ms integer DEFAULT 0)
 RETURNS TABLE (
@@ -463,14 +763,8 @@ RETURNS TABLE (
     timeout_ms integer, inputs jsonb, task_context jsonb, correlation_id uuid, parent_correlation_id uuid,
     namespace text, task_name text, task_version text, dependency_results jsonb, prior_traceparent text)
 LANGUAGE plpgsql AS $$
-DECLARE
-    m record;
 BEGIN
-    FOR m IN SELECT * FROM tasker.queue_read(p_queue, p_lease_ms, p_qty, p_min_age_ms) LOOP
-        RETURN QUERY SELECT m.msg_id, m.read_ct, m.headers,
-                extract(epoch FROM clock_timestamp() - m.enqueued_at)::double precision * 1000, c.*
-            FROM tasker.claim_step_message(p_queue, m.msg_id, m.message, p_lease_ms, p_worker_id) c;
-    END LOOP;
+    RETURN QUERY SELECT * FROM tasker.claim_step_messages(p_queue, NULL, p_lease_ms, p_worker_id, p_qty, p_min_age_ms);
 END;
 $$;
 -- +goose StatementEnd
@@ -481,12 +775,16 @@ $$;
 -- lease must not keep hiding the message the step's next holder (or, after
 -- that holder stops, the next reclaim) depends on. The three arrays are
 -- parallel: element i of each describes one lease.
+-- Rows are locked in the order submit_step_results uses (steps by uuid,
+-- then their messages by id), so a heartbeat and a result batch of one
+-- worker, which share steps, cannot deadlock.
 -- +goose StatementBegin
 CREATE FUNCTION tasker.extend_step_leases(p_step_uuids uuid[], p_attempts integer[], p_msg_ids bigint[], p_lease_ms integer)
-RETURNS integer LANGUAGE plpgsql AS $$
+RETURNS integer LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     v_n integer;
 BEGIN
+    PERFORM tasker.lock_step_leases(p_step_uuids, p_attempts, p_msg_ids);
     WITH extended AS (
         UPDATE tasker.workflow_steps ws
         SET lease_expires_at = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0)
@@ -501,6 +799,29 @@ BEGIN
     )
     SELECT count(*) INTO v_n FROM extended;
     RETURN v_n;
+END;
+$$;
+-- +goose StatementEnd
+
+-- Locks, in one fixed order, the step rows of the given attempts that still
+-- hold their step (by step uuid) and then their messages (by id): the
+-- order every function that changes a worker's leased steps and their
+-- messages takes (extend_step_leases, submit_step_results), so two of them
+-- sharing rows wait for each other instead of deadlocking. Claims take their
+-- locks with SKIP LOCKED and never wait.
+-- +goose StatementBegin
+CREATE FUNCTION tasker.lock_step_leases(p_step_uuids uuid[], p_attempts integer[], p_msg_ids bigint[])
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM tasker.workflow_steps ws
+    JOIN unnest(p_step_uuids, p_attempts) AS l(step_uuid, attempt) ON ws.workflow_step_uuid = l.step_uuid
+    WHERE ws.attempts = l.attempt AND ws.state = 'in_progress'
+    ORDER BY ws.workflow_step_uuid
+    FOR UPDATE OF ws;
+    PERFORM 1 FROM tasker.queue_messages q
+    WHERE q.msg_id = ANY (p_msg_ids)
+    ORDER BY q.msg_id
+    FOR UPDATE;
 END;
 $$;
 -- +goose StatementEnd
@@ -556,51 +877,77 @@ $$;
 CREATE FUNCTION tasker.submit_step_results(
     p_step_uuids uuid[], p_attempts integer[], p_success boolean[], p_results jsonb[], p_worker_id text,
     p_queues text[], p_msg_ids bigint[], p_result_queue text, p_headers jsonb[])
-RETURNS TABLE (step_uuid uuid, msg_id bigint) LANGUAGE plpgsql AS $$
+RETURNS TABLE (step_uuid uuid, msg_id bigint) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
-    FOR i IN 1 .. coalesce(array_length(p_step_uuids, 1), 0) LOOP
-        step_uuid := p_step_uuids[i];
-        msg_id := tasker.submit_step_result(p_step_uuids[i], p_attempts[i], p_success[i], p_results[i], p_worker_id,
-                                            p_queues[i], p_msg_ids[i], p_result_queue, p_headers[i], false);
-        RETURN NEXT;
-    END LOOP;
+    IF NOT EXISTS (SELECT 1 FROM tasker.queues WHERE queue_name = p_result_queue) THEN
+        RAISE EXCEPTION 'queue % does not exist', p_result_queue USING ERRCODE = 'undefined_object';
+    END IF;
+    -- The heartbeat's lock order (see lock_step_leases), not the batch's.
+    PERFORM tasker.lock_step_leases(p_step_uuids, p_attempts, p_msg_ids);
+    -- Set-based: one UPDATE for every step this batch still holds, one
+    -- INSERT of their history, one archive of their worker messages and one
+    -- INSERT of their result messages, whatever the batch's size.
+    RETURN QUERY
+    WITH l AS (
+        SELECT * FROM unnest(p_step_uuids, p_attempts, p_success, p_results, p_queues, p_msg_ids, p_headers)
+            WITH ORDINALITY AS l(step, attempt, success, results, queue, msg, headers, i)
+    ), s AS (
+        UPDATE tasker.workflow_steps ws
+        SET state = CASE WHEN l.success THEN 'enqueued_for_orchestration' ELSE 'enqueued_as_error_for_orchestration' END,
+            in_process = false, results = l.results, lease_expires_at = NULL, updated_at = clock_timestamp()
+        FROM l
+        WHERE ws.workflow_step_uuid = l.step AND ws.state = 'in_progress' AND ws.attempts = l.attempt
+        RETURNING l.i, l.step, l.attempt, l.success, l.results, l.queue, l.msg, l.headers, ws.task_uuid, ws.name, ws.state AS to_state
+    ), c AS (
+        SELECT s.*, t.correlation_id AS corr FROM s JOIN tasker.tasks t ON t.task_uuid = s.task_uuid
+    ), h AS (
+        INSERT INTO tasker.workflow_step_transitions
+            (workflow_step_uuid, task_uuid, from_state, to_state, reason, attempt, worker_id, correlation_id, metadata)
+        SELECT c.step, c.task_uuid, 'in_progress', c.to_state, CASE WHEN c.success THEN 'handler_succeeded' ELSE 'handler_failed' END,
+               c.attempt, p_worker_id, c.corr, jsonb_build_object('execution_time_ms', c.results -> 'metadata' -> 'execution_time_ms')
+        FROM c ORDER BY c.i
+    ), moved AS (
+        DELETE FROM tasker.queue_messages q USING c
+        WHERE q.msg_id = c.msg AND q.queue_name = c.queue
+        RETURNING q.msg_id, q.queue_name, q.read_ct, q.enqueued_at, q.message, q.headers
+    ), archived AS (
+        INSERT INTO tasker.queue_archive (msg_id, queue_name, read_ct, enqueued_at, message, headers)
+        SELECT * FROM moved
+    ), sent AS (
+        INSERT INTO tasker.queue_messages (queue_name, message, headers)
+        SELECT p_result_queue,
+               jsonb_build_object('task_uuid', c.task_uuid, 'step_uuid', c.step, 'correlation_id', c.corr,
+                                  'step_name', c.name, 'attempt', c.attempt, 'success', c.success, 'worker_id', p_worker_id),
+               coalesce(c.headers, '{}')
+        FROM c ORDER BY c.i
+        RETURNING queue_messages.msg_id AS id, (queue_messages.message ->> 'step_uuid')::uuid AS step
+    )
+    SELECT l.step, sent.id FROM l LEFT JOIN sent ON sent.step = l.step AND l.i = (SELECT c.i FROM c WHERE c.step = l.step)
+    ORDER BY l.i;
 END;
 $$;
 
 CREATE FUNCTION tasker.transition_task_state_path(
     p_task_uuid uuid, p_from_state text, p_states text[], p_processor_uuid uuid, p_reasons text[])
-RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE
-    v_corr uuid;
-    v_to text := p_states[array_length(p_states, 1)];
-BEGIN
-    UPDATE tasker.tasks
-    SET state = v_to,
-        state_changed_at = clock_timestamp(),
-        updated_at = clock_timestamp(),
-        complete = (v_to = 'complete'),
-        completed_at = CASE WHEN v_to IN ('complete', 'error', 'cancelled', 'resolved_manually') THEN clock_timestamp() END
-    WHERE task_uuid = p_task_uuid AND state = p_from_state
-    RETURNING correlation_id INTO v_corr;
-    IF NOT FOUND THEN
-        RETURN false;
-    END IF;
-    INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, reason, processor_uuid, metadata, correlation_id)
-    SELECT p_task_uuid, coalesce(p_states[i - 1], p_from_state), p_states[i], p_reasons[i], p_processor_uuid,
-           jsonb_build_object('reason', p_reasons[i]), v_corr
-    FROM generate_subscripts(p_states, 1) AS i
-    ORDER BY i;
-    RETURN true;
-END;
+RETURNS boolean LANGUAGE sql AS $$
+    SELECT count(*) = 1 FROM tasker.transition_task_paths(
+        array_fill(p_task_uuid, ARRAY[cardinality(p_states)]),
+        p_from_state || p_states[1:cardinality(p_states) - 1], p_states, p_reasons, p_processor_uuid);
 $$;
 -- +goose StatementEnd
 
 -- +goose Down
+DROP FUNCTION tasker.enqueue_ready_steps(uuid[], uuid[], text[], jsonb[]);
+DROP FUNCTION tasker.transition_task_paths(uuid[], text[], text[], text[], uuid);
+DROP FUNCTION tasker.transition_step_states(uuid[], text[], text[], jsonb[], integer[]);
 DROP FUNCTION tasker.submit_step_result(uuid, integer, boolean, jsonb, text, text, bigint, text, jsonb, boolean);
 DROP FUNCTION tasker.transition_task_state_path(uuid, text, text[], uuid, text[]);
 DROP FUNCTION tasker.extend_step_leases(uuid[], integer[], bigint[], integer);
+DROP FUNCTION tasker.lock_step_leases(uuid[], integer[], bigint[]);
 DROP FUNCTION tasker.claim_steps(text, integer, integer, text, integer);
 DROP FUNCTION tasker.claim_step(text, bigint, integer, text);
+DROP FUNCTION tasker.claim_step_messages(text, bigint[], integer, text, integer, integer);
+DROP FUNCTION tasker.message_step_uuid(jsonb);
 DROP FUNCTION tasker.claim_step_message(text, bigint, jsonb, integer, text);
 DROP FUNCTION tasker.enqueue_steps(uuid, uuid[], text, jsonb, boolean);
 DROP FUNCTION tasker.claim_task_for_finalization(uuid, uuid);
@@ -611,3 +958,6 @@ DROP FUNCTION tasker.transition_task_state_atomic(uuid, text, text, uuid, jsonb)
 DROP FUNCTION tasker.get_next_ready_tasks(integer);
 DROP FUNCTION tasker.get_task_execution_context(uuid);
 DROP FUNCTION tasker.get_step_readiness_status(uuid, uuid[]);
+DROP FUNCTION tasker.step_readiness(uuid[]);
+DROP FUNCTION tasker.step_state_satisfies_dependencies(text);
+DROP FUNCTION tasker.task_state_is_terminal(text);

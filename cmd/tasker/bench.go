@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"runtime/pprof"
@@ -10,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/taskerhq/tasker/internal/bench"
-	"github.com/taskerhq/tasker/internal/devdb"
 )
 
 func newBenchCmd(getenv func(string) string) *cobra.Command {
@@ -26,7 +24,7 @@ write JSON.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: groupRunE,
 	}
-	cmd.AddCommand(newBenchE2ECmd(getenv), newBenchThroughputCmd(getenv), newBenchSoakCmd(getenv))
+	cmd.AddCommand(newBenchE2ECmd(getenv), newBenchThroughputCmd(getenv), newBenchLatencyCmd(getenv), newBenchSoakCmd(getenv))
 	cmd.AddCommand(newBenchHandlerOverheadCmd(getenv))
 	cmd.AddCommand(newBenchGenerateCmd(getenv), newBenchSQLCmd(getenv), newBenchExplainCmd(getenv), newBenchPathsCmd(getenv), newBenchReportCmd(getenv))
 	return cmd
@@ -120,24 +118,15 @@ func runBenchE2E(cmd *cobra.Command, f benchE2EFlags) (err error) {
 		}
 	}
 
-	url := f.db.URL
-	if url == "" {
-		if _, err := devdb.FindBinDir(); err != nil {
-			return &exitError{code: exitFailed, err: err}
-		}
-		fmt.Fprintln(errOut, "starting ephemeral durable PostgreSQL (fsync, synchronous_commit, full_page_writes on)…")
-		cluster, err := devdb.Start(ctx, devdb.Options{Durable: true,
-			Log: func(format string, args ...any) { logger.Debug(fmt.Sprintf(format, args...)) }})
-		if err != nil {
-			return fmt.Errorf("starting ephemeral PostgreSQL: %w", err)
-		}
-		defer func() {
-			if serr := cluster.Stop(context.Background()); serr != nil && err == nil {
-				err = serr
-			}
-		}()
-		url = cluster.URL("postgres")
+	url, stop, err := benchDatabase(ctx, f.db, errOut, logger)
+	if err != nil {
+		return err
 	}
+	defer func() {
+		if serr := stop(); serr != nil && err == nil {
+			err = serr
+		}
+	}()
 
 	if f.cpuProfile != "" {
 		pf, err := os.Create(f.cpuProfile)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/taskerhq/tasker/internal/bench"
-	"github.com/taskerhq/tasker/internal/devdb"
 	"github.com/taskerhq/tasker/internal/rubyproc"
 )
 
@@ -73,23 +71,15 @@ Goal: the Ruby handler adds at most 100 µs per step at p50.`,
 					return err
 				}
 			}
-			url := db.URL
-			if url == "" {
-				if _, err := devdb.FindBinDir(); err != nil {
-					return &exitError{code: exitFailed, err: err}
-				}
-				fmt.Fprintln(errOut, "starting ephemeral durable PostgreSQL (fsync, synchronous_commit, full_page_writes on)…")
-				cluster, err := devdb.Start(ctx, devdb.Options{Durable: true})
-				if err != nil {
-					return fmt.Errorf("starting ephemeral PostgreSQL: %w", err)
-				}
-				defer func() {
-					if serr := cluster.Stop(context.Background()); serr != nil && err == nil {
-						err = serr
-					}
-				}()
-				url = cluster.URL("postgres")
+			url, stop, err := benchDatabase(ctx, db, errOut, logger)
+			if err != nil {
+				return err
 			}
+			defer func() {
+				if serr := stop(); serr != nil && err == nil {
+					err = serr
+				}
+			}()
 			cfg.DatabaseURL, cfg.MaxConns, cfg.Logger, cfg.RepoRoot = url, db.MaxConns, logger, root
 			if rubyLog {
 				cfg.RubyOutput = errOut

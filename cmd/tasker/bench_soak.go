@@ -1,16 +1,14 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/taskerhq/tasker/internal/bench"
-	"github.com/taskerhq/tasker/internal/devdb"
 )
 
 func newBenchSoakCmd(getenv func(string) string) *cobra.Command {
@@ -42,23 +40,16 @@ the run (bytes per minute): flat is the goal, as is at most 150 MB RSS each.`,
 			if cfg.Binary, err = os.Executable(); err != nil {
 				return fmt.Errorf("finding this executable: %w", err)
 			}
-			cfg.DatabaseURL = dbf.URL
-			if cfg.DatabaseURL == "" {
-				if _, err := devdb.FindBinDir(); err != nil {
-					return &exitError{code: exitFailed, err: err}
-				}
-				fmt.Fprintln(errOut, "starting ephemeral durable PostgreSQL…")
-				cluster, err := devdb.Start(ctx, devdb.Options{Durable: true})
-				if err != nil {
-					return fmt.Errorf("starting ephemeral PostgreSQL: %w", err)
-				}
-				defer func() {
-					if serr := cluster.Stop(context.Background()); serr != nil && err == nil {
-						err = serr
-					}
-				}()
-				cfg.DatabaseURL = cluster.URL("postgres")
+			url, stop, err := benchDatabase(ctx, dbf, errOut, slog.New(slog.DiscardHandler))
+			if err != nil {
+				return err
 			}
+			defer func() {
+				if serr := stop(); serr != nil && err == nil {
+					err = serr
+				}
+			}()
+			cfg.DatabaseURL = url
 			// Migrate first so that the server and worker do not race to.
 			pool, err := openDB(ctx, cfg.DatabaseURL, 2)
 			if err != nil {
@@ -77,14 +68,7 @@ the run (bytes per minute): flat is the goal, as is at most 150 MB RSS each.`,
 			fmt.Fprintf(out, "\nRSS max: server %.1f MB, worker %.1f MB; slope over the second half: server %+.2f MB/min, worker %+.2f MB/min; create errors: %d\n",
 				rep.MaxServerRSS/(1<<20), rep.MaxWorkerRSS/(1<<20), rep.ServerRSSSlope/(1<<20), rep.WorkerRSSSlope/(1<<20), rep.Errors)
 			if jsonPath != "" {
-				b, err := json.MarshalIndent(rep, "", "  ")
-				if err != nil {
-					return err
-				}
-				if err := os.WriteFile(jsonPath, append(b, '\n'), 0o644); err != nil {
-					return fmt.Errorf("writing %s: %w", jsonPath, err)
-				}
-				fmt.Fprintf(errOut, "wrote %s\n", jsonPath)
+				return writeJSONFile(jsonPath, rep, errOut)
 			}
 			return nil
 		},

@@ -135,3 +135,78 @@ func TestBenchBadFlags(t *testing.T) {
 		require.Contains(t, res.stderr, tc.flag, tc.args)
 	}
 }
+
+// The load benchmarks run at a tiny size: every load of throughput (one of
+// them on 2 orchestrators + 2 workers) and latency-under-load, which also
+// writes its chart beside the JSON. Figures are not checked, only that the
+// commands run the load and report it.
+func TestBenchLoadCommands(t *testing.T) {
+	t.Parallel()
+	url := dbtest.NewDatabase(t)
+	dir := t.TempDir()
+	for _, load := range [][]string{
+		{"--load", "closed"},
+		{"--load", "burn-down", "--batch", "3", "--orchestrators", "2", "--workers", "2"},
+		{"--load", "continuous", "--duration", "500ms", "--warmup", "200ms", "--backlog", "4"},
+	} {
+		path := filepath.Join(dir, load[1]+".json")
+		args := append([]string{"throughput", "--database-url", url, "--modes", "off", "--rounds", "1", "--tasks", "6",
+			"--template", "single", "--floor-samples", "3", "--json", path}, load...)
+		res := runBench(t, args...)
+		require.Equal(t, exitOK, res.code, "%v: %s", load, res.stderr)
+		require.Contains(t, res.stdout, "floor     commit")
+		require.Contains(t, res.stdout, load[1])
+		tp := readJSON(t, path)
+		requireKeys(t, tp, "benchmark", "load", "topology", "modes", "floor", "postgres", "machine", "commit")
+		require.Equal(t, load[1], tp["load"])
+		modes := tp["modes"].([]any)
+		require.Len(t, modes, 1)
+		requireKeys(t, modes[0], "median_steps_per_second", "task_p50_ms", "task_p95_ms", "task_p99_ms", "tasks_measured")
+		if load[1] != "continuous" {
+			require.EqualValues(t, 6, modes[0].(map[string]any)["tasks_measured"], "every task completed and was measured")
+		}
+	}
+
+	path := filepath.Join(dir, "latency.json")
+	res := runBench(t, "latency-under-load", "--database-url", url, "--rate", "20,40", "--duration", "500ms", "--warmup", "100ms",
+		"--floor-samples", "3", "--json", path)
+	require.Equal(t, exitOK, res.code, res.stderr)
+	require.Contains(t, res.stdout, "TARGET/S")
+	lat := readJSON(t, path)
+	requireKeys(t, lat, "benchmark", "template", "rates", "saturates_at", "floor", "postgres", "machine", "commit")
+	rates := lat["rates"].([]any)
+	require.Len(t, rates, 2)
+	for i, want := range []float64{20, 40} {
+		r := rates[i].(map[string]any)
+		requireKeys(t, r, "created_per_second", "completed_per_second", "p50_ms", "p95_ms", "p99_ms", "saturated")
+		require.EqualValues(t, want, r["target_rate"])
+		require.Positive(t, r["tasks"], "arrivals were created and measured")
+	}
+	svg, err := os.ReadFile(filepath.Join(dir, "latency.svg"))
+	require.NoError(t, err)
+	require.Contains(t, string(svg), "<svg")
+}
+
+// Bad flags of the load benchmarks exit 2 naming the flag.
+func TestBenchLoadBadFlags(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"throughput", "--load", "steady"}, "--load"},
+		{[]string{"throughput", "--modes", "off,loud"}, "--modes"},
+		{[]string{"throughput", "--orchestrators", "0"}, "--orchestrators"},
+		{[]string{"throughput", "--workers", "17"}, "--workers"},
+		{[]string{"throughput", "--batch", "1001"}, "--batch"},
+		{[]string{"throughput", "--template", "nope"}, "--template"},
+		{[]string{"latency-under-load"}, "--rate"},
+		{[]string{"latency-under-load", "--rate", "10,-5"}, "--rate"},
+		{[]string{"latency-under-load", "--rate", "10", "--duration", "0s"}, "--duration"},
+		{[]string{"latency-under-load", "--rate", "10", "--creators", "0"}, "--creators"},
+	} {
+		res := runBench(t, tc.args...)
+		require.Equal(t, exitUsage, res.code, "%v: %s", tc.args, res.stderr)
+		require.Contains(t, res.stderr, tc.flag, tc.args)
+	}
+}

@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"regexp"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/require"
+
+	"github.com/taskerhq/tasker/internal/config"
+	"github.com/taskerhq/tasker/internal/orchestration"
 )
 
 func runConfigShow(t *testing.T, args ...string) result {
@@ -53,4 +57,30 @@ func TestConfigShowTelemetry(t *testing.T) {
 	res = runConfigShow(t)
 	require.Equal(t, exitUsage, res.code)
 	require.Contains(t, res.stderr, `env OTEL_TRACES_EXPORTER: "zipkin" is not one of otlp, console, none`)
+}
+
+// The orchestration keys are listed with their defaults, a variable sets
+// one, and the server's orchestrator gets what they say.
+func TestConfigShowOrchestration(t *testing.T) {
+	t.Setenv("TASKER_ORCHESTRATION_PRUNE_BATCH", "100")
+	res := runConfigShow(t)
+	require.Equal(t, exitOK, res.code, res.stderr)
+	require.Regexp(t, regexp.MustCompile(`(?m)^orchestration\.retention_seconds\s+604800\s+\S+base/orchestration\.toml$`), res.stdout)
+	require.Regexp(t, regexp.MustCompile(`(?m)^orchestration\.prune_interval_seconds\s+60\s+\S+base/orchestration\.toml$`), res.stdout)
+	require.Regexp(t, regexp.MustCompile(`(?m)^orchestration\.schedule_interval_seconds\s+1\s+\S+base/orchestration\.toml$`), res.stdout)
+	require.Regexp(t, regexp.MustCompile(`(?m)^orchestration\.prune_batch\s+100\s+env TASKER_ORCHESTRATION_PRUNE_BATCH$`), res.stdout)
+
+	t.Setenv("TASKER_ORCHESTRATION_RETENTION_SECONDS", "0")
+	res = runConfigShow(t)
+	require.Equal(t, exitUsage, res.code)
+	require.Contains(t, res.stderr, "env TASKER_ORCHESTRATION_RETENTION_SECONDS: orchestration.retention_seconds: 0 would delete")
+}
+
+func TestOrchestrationConfigFromKeys(t *testing.T) {
+	got := orchestrationConfig(config.Orchestration{Retention: config.Duration(-time.Second),
+		PruneInterval: config.Duration(5 * time.Second), PruneBatch: 20, ScheduleInterval: config.Duration(250 * time.Millisecond)})
+	require.Equal(t, &orchestration.Config{Retention: -time.Second, PruneInterval: 5 * time.Second, PruneBatch: 20,
+		ScheduleInterval: 250 * time.Millisecond}, got)
+	// The defaults of the keys are the orchestrator's own.
+	require.Equal(t, orchestration.DefaultRetention, orchestrationConfig(config.Default().Orchestration).Retention)
 }

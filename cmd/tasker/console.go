@@ -4,24 +4,22 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/taskerhq/tasker/internal/ui"
 )
 
 // apiRoutes are the routes a process serving the REST API adds to it: those
-// of every process plus the web console at /ui/ (with GET /v1/queues and
-// GET /v1/workers), configured by telemetry.ui.
-func (o *observability) apiRoutes(pool *pgxpool.Pool) (map[string]http.Handler, error) {
+// of every process plus the web console at /ui/, and the handler of the API's
+// GET /v1/traces/{trace_id}, configured by telemetry.ui.
+func (o *observability) apiRoutes() (map[string]http.Handler, http.Handler, error) {
 	routes := o.extraRoutes()
-	cfg := ui.FromConfig(pool, o.cfg.Telemetry.UI)
+	cfg := ui.FromConfig(o.cfg.Telemetry.UI)
 	cfg.Logger = o.logger
-	console, err := ui.Routes(cfg)
+	console, err := ui.New(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("web console: %w", err)
+		return nil, nil, fmt.Errorf("web console: %w", err)
 	}
-	for pattern, h := range console {
+	for pattern, h := range console.Routes {
 		routes[pattern] = h
 	}
-	return routes, nil
+	return routes, console.Traces, nil
 }

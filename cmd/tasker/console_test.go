@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/taskerhq/tasker/client"
 	"github.com/taskerhq/tasker/internal/dbtest"
 	"github.com/taskerhq/tasker/internal/ui"
 )
@@ -82,7 +83,7 @@ func TestServerServesConsole(t *testing.T) {
 	resp, err = http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	var queues ui.QueueList
+	var queues client.QueueList
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&queues))
 	resp.Body.Close()
 	require.NotEmpty(t, queues.Queues, "the example templates' queues")

@@ -144,7 +144,7 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 		return err
 	}
 	ecfg := engine.Config{Pool: pool,
-		Orchestration: &orchestration.Config{},
+		Orchestration: orchestrationConfig(obs.cfg.Orchestration),
 		Telemetry:     base.Telemetry{Logger: logger, Metrics: obs.metrics, Tracer: obs.tracer}}
 	// With no templates of its own (--examples=false), dev is a database,
 	// orchestration and the API for workers in other processes.
@@ -162,11 +162,11 @@ func runDev(cmd *cobra.Command, f devFlags) (err error) {
 			err = serr
 		}
 	}()
-	routes, err := obs.apiRoutes(pool)
+	routes, traces, err := obs.apiRoutes()
 	if err != nil {
 		return err
 	}
-	srv, err := serveHTTP(ln, e.Backend(), routes, logger, obs.wrapHTTP, obs.cfg.API)
+	srv, err := serveHTTP(ln, e.Backend(), routes, traces, logger, obs.wrapHTTP, obs.cfg.API)
 	if err != nil {
 		return err
 	}

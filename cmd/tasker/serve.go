@@ -32,23 +32,24 @@ func listen(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-func startHTTP(addr string, backend api.Backend, extra map[string]http.Handler, logger *slog.Logger, wrap func(http.Handler) http.Handler, cfg config.API) (*httpServer, error) {
+func startHTTP(addr string, backend api.Backend, extra map[string]http.Handler, traces http.Handler, logger *slog.Logger, wrap func(http.Handler) http.Handler, cfg config.API) (*httpServer, error) {
 	ln, err := listen(addr)
 	if err != nil {
 		return nil, err
 	}
-	s, err := serveHTTP(ln, backend, extra, logger, wrap, cfg)
+	s, err := serveHTTP(ln, backend, extra, traces, logger, wrap, cfg)
 	if err != nil {
 		_ = ln.Close()
 	}
 	return s, err
 }
 
-// serveHTTP serves the API (when backend is set) and extra on ln, behind the
+// serveHTTP serves the API (when backend is set; traces answers its
+// GET /v1/traces/{trace_id}) and extra on ln, behind the
 // token check and with the timeouts and TLS of cfg. The timeouts are this
 // program's: the public runtime's APIHandler is only a handler, and a
 // program mounting it sets its own server's.
-func serveHTTP(ln net.Listener, backend api.Backend, extra map[string]http.Handler, logger *slog.Logger, wrap func(http.Handler) http.Handler, cfg config.API) (*httpServer, error) {
+func serveHTTP(ln net.Listener, backend api.Backend, extra map[string]http.Handler, traces http.Handler, logger *slog.Logger, wrap func(http.Handler) http.Handler, cfg config.API) (*httpServer, error) {
 	auth, err := api.NewAuth(api.AuthConfig(cfg.Auth), ln.Addr().String())
 	if errors.Is(err, api.ErrNoToken) {
 		return nil, usageError("api.auth: %v: %s is not a loopback address, so set %s (or api.auth.token_sha256), "+
@@ -60,7 +61,7 @@ func serveHTTP(ln net.Listener, backend api.Backend, extra map[string]http.Handl
 	auth.Open(ui.PublicPrefix) // the console's files; its reads carry the user's token
 	var h http.Handler
 	if backend != nil {
-		if h, err = api.NewHandler(api.Config{Backend: backend, Logger: logger, Extra: extra}); err != nil {
+		if h, err = api.NewHandler(api.Config{Backend: backend, Logger: logger, Extra: extra, Traces: traces}); err != nil {
 			return nil, err
 		}
 	} else {

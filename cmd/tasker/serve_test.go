@@ -29,7 +29,7 @@ func serveTest(t *testing.T, cfg config.API) (*httpServer, *apitest.Backend) {
 	backend := apitest.NewBackend(apitest.Template("billing", "invoice", "1.0.0", "fetch", "charge"))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	srv, err := serveHTTP(ln, backend, nil, slog.New(slog.DiscardHandler), nil, cfg)
+	srv, err := serveHTTP(ln, backend, nil, nil, slog.New(slog.DiscardHandler), nil, cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, srv.Shutdown()) })
 	return srv, backend
@@ -58,7 +58,7 @@ func TestServerRefusesNonLoopbackWithoutToken(t *testing.T) {
 	ln, err := net.Listen("tcp", "0.0.0.0:0")
 	require.NoError(t, err)
 	defer ln.Close()
-	_, err = serveHTTP(ln, apitest.NewBackend(), nil, slog.New(slog.DiscardHandler), nil, config.Default().API)
+	_, err = serveHTTP(ln, apitest.NewBackend(), nil, nil, slog.New(slog.DiscardHandler), nil, config.Default().API)
 	var ee *exitError
 	require.ErrorAs(t, err, &ee)
 	require.Equal(t, exitUsage, ee.code)
@@ -183,7 +183,7 @@ func TestLongAnswersExtendTheWriteDeadline(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	wrap := func(h http.Handler) http.Handler { return otelhttp.NewHandler(h, "test") }
-	srv, err := serveHTTP(ln, backend, map[string]http.Handler{"GET /extended": hold(true), "GET /plain": hold(false)},
+	srv, err := serveHTTP(ln, backend, map[string]http.Handler{"GET /extended": hold(true), "GET /plain": hold(false)}, nil,
 		slog.New(slog.DiscardHandler), wrap, cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, srv.Shutdown()) })

@@ -2,10 +2,12 @@ package main
 
 import (
 	"errors"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/taskerhq/tasker/internal/base"
+	"github.com/taskerhq/tasker/internal/config"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/orchestration"
 )
@@ -44,16 +46,16 @@ func newServerCmd(getenv func(string) string) *cobra.Command {
 				return err
 			}
 			e, err := engine.Start(ctx, engine.Config{Pool: pool,
-				Orchestration: &orchestration.Config{},
+				Orchestration: orchestrationConfig(obs.cfg.Orchestration),
 				Telemetry:     base.Telemetry{Logger: logger, Metrics: obs.metrics, Tracer: obs.tracer}})
 			if err != nil {
 				return err
 			}
-			routes, err := obs.apiRoutes(pool)
+			routes, traces, err := obs.apiRoutes()
 			if err != nil {
 				return errors.Join(err, e.Stop())
 			}
-			srv, err := startHTTP(listen, e.Backend(), routes, logger, obs.wrapHTTP, obs.cfg.API)
+			srv, err := startHTTP(listen, e.Backend(), routes, traces, logger, obs.wrapHTTP, obs.cfg.API)
 			if err != nil {
 				return errors.Join(err, e.Stop())
 			}
@@ -70,4 +72,15 @@ func newServerCmd(getenv func(string) string) *cobra.Command {
 	cmd.Flags().StringSliceVar(&templates, "templates", nil, "directories of task template YAML files to register")
 	cmd.Flags().BoolVar(&withExamples, "examples", false, "register the example templates")
 	return cmd
+}
+
+// orchestrationConfig is the orchestrator configuration the orchestration.*
+// keys set; the rest keeps the orchestrator's defaults.
+func orchestrationConfig(c config.Orchestration) *orchestration.Config {
+	return &orchestration.Config{
+		Retention:        time.Duration(c.Retention),
+		PruneInterval:    time.Duration(c.PruneInterval),
+		PruneBatch:       c.PruneBatch,
+		ScheduleInterval: time.Duration(c.ScheduleInterval),
+	}
 }

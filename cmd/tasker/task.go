@@ -40,19 +40,27 @@ type taskCreateFlags struct {
 	parentCorrelationID string
 	wait                bool
 	timeout             time.Duration
+	file                string
 }
 
 func newTaskCreateCmd(g *globalFlags) *cobra.Command {
 	var f taskCreateFlags
 	cmd := &cobra.Command{
-		Use:   "create --template NS/NAME[@VERSION] [--context JSON]",
-		Short: "Create a task from a registered template",
+		Use:   "create --template NS/NAME[@VERSION] [--context JSON] | --file TASKS.jsonl",
+		Short: "Create a task from a registered template, or many from a file",
 		Long: `Create a task from a registered template and print its UUID, correlation ID and state.
 With --wait, wait until the task is finished (the server answers when it is: no polling),
-print its final state, result and error, and exit 1 unless it completed.`,
+print its final state, result and error, and exit 1 unless it completed.
+
+With --file, create the tasks of a JSON-lines file (- for standard input), one task
+request per line as POST /v1/tasks takes it, at most 1000, in one batch: all of them or,
+when any line is refused, none (each refused line is named).`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SilenceUsage = true // past flag parsing, usage text would bury the error
+			if f.file != "" {
+				return runTaskCreateFile(cmd.Context(), cmd.InOrStdin(), cmd.OutOrStdout(), g, f)
+			}
 			return runTaskCreate(cmd.Context(), cmd.OutOrStdout(), g, f)
 		},
 	}
@@ -63,6 +71,7 @@ print its final state, result and error, and exit 1 unless it completed.`,
 	fl.StringVar(&f.parentCorrelationID, "parent-correlation-id", "", "correlation ID (UUID) of the parent workflow")
 	fl.BoolVar(&f.wait, "wait", false, "wait until the task is finished; exit 1 unless it completed")
 	fl.DurationVar(&f.timeout, "timeout", 60*time.Second, "how long --wait waits")
+	fl.StringVar(&f.file, "file", "", "create the task requests of this JSON-lines file (- for standard input) in one batch")
 	return cmd
 }
 

@@ -658,3 +658,42 @@ steps:
 		require.Equal(t, exitUsage, res.code)
 	})
 }
+
+func TestTaskCreateFile(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tasks.jsonl")
+	require.NoError(t, os.WriteFile(path, []byte(`{"namespace":"billing","name":"invoice","context":{"order":1}}
+
+{"namespace":"billing","name":"invoice","context":{"order":2},"priority":5}
+`), 0o644))
+	res := b.run(t, "task", "create", "--file", path)
+	require.Equal(t, exitOK, res.code, res.stderr)
+	require.Len(t, b.backend.CreateRequests(), 2)
+	require.Equal(t, 5, b.backend.CreateRequests()[1].Priority)
+	require.Regexp(t, `(?m)^[0-9a-f-]{36}\s+[0-9a-f-]{36}\s+billing/invoice@1.0.0\s+pending$`, res.stdout)
+
+	// One refused request: nothing is created, and the error names it.
+	require.NoError(t, os.WriteFile(path, []byte(`{"namespace":"billing","name":"invoice"}
+{"namespace":"billing","name":"nope"}
+`), 0o644))
+	res = b.run(t, "task", "create", "--file", path)
+	require.NotEqual(t, exitOK, res.code)
+	require.Contains(t, res.stderr, "tasks[1].name")
+	require.Len(t, b.backend.CreateRequests(), 2, "nothing more was created")
+
+	for _, tc := range []struct {
+		body, inError string
+		args          []string
+	}{
+		{`{"namespace":"billing","name":"invoice","colour":"red"}`, "line 1", nil},
+		{"\n\n", "no task request", nil},
+		{`{"namespace":"billing","name":"invoice"}`, "--file takes the whole requests", []string{"--template", "billing/invoice"}},
+	} {
+		require.NoError(t, os.WriteFile(path, []byte(tc.body), 0o644))
+		res = b.run(t, append([]string{"task", "create", "--file", path}, tc.args...)...)
+		require.Equal(t, exitUsage, res.code, res.stderr)
+		require.Contains(t, res.stderr, tc.inError)
+	}
+}

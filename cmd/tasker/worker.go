@@ -77,7 +77,7 @@ handler it does not have.`,
 			}
 			routes := obs.extraRoutes()
 			maps.Copy(routes, api.Health{Ping: pool.Ping, Logger: logger}.Routes())
-			srv, err := startHTTP(listen, nil, routes, logger, nil, obs.cfg.API)
+			srv, err := startHTTP(listen, nil, routes, nil, logger, nil, obs.cfg.API)
 			if err != nil {
 				return errors.Join(err, e.Stop())
 			}

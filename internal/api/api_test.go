@@ -142,6 +142,26 @@ func TestNewHandler(t *testing.T) {
 		require.Equal(t, "tasker_up 1\n", rec.Body.String())
 	})
 
+	t.Run("MountsTraces", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, func(c *api.Config) {
+			c.Traces = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusTeapot)
+				_, _ = fmt.Fprintf(w, `{"asked":%q}`, r.PathValue("trace_id"))
+			})
+		})
+		rec := b.do(t, http.MethodGet, "/v1/traces/abc", "")
+		require.Equal(t, http.StatusTeapot, rec.Code, "the handler's answer is passed through")
+		require.JSONEq(t, `{"asked":"abc"}`, rec.Body.String())
+		require.Contains(t, api.Routes(b.handler), api.TracesPattern)
+
+		// Without a handler the route still exists and says why it cannot answer.
+		rec = setup(t).do(t, http.MethodGet, "/v1/traces/abc", "")
+		requireAPIError(t, rec, http.StatusNotFound, client.CodeNotFound, "")
+		require.Contains(t, rec.Body.String(), "no tracing backend")
+	})
+
 	t.Run("RejectsBadExtraPattern", func(t *testing.T) {
 		t.Parallel()
 		_, err := api.NewHandler(api.Config{Backend: apitest.NewBackend(), Extra: map[string]http.Handler{"GET metrics": http.NotFoundHandler()}})
@@ -152,6 +172,14 @@ func TestNewHandler(t *testing.T) {
 		t.Parallel()
 		_, err := api.NewHandler(api.Config{Backend: apitest.NewBackend(), Extra: map[string]http.Handler{"GET /health": http.NotFoundHandler()}})
 		require.ErrorContains(t, err, `mounting "GET /health"`)
+	})
+
+	t.Run("RejectsExtraUnderV1", func(t *testing.T) {
+		t.Parallel()
+		for _, pattern := range []string{"GET /v1/queues2", "/v1/anything"} {
+			_, err := api.NewHandler(api.Config{Backend: apitest.NewBackend(), Extra: map[string]http.Handler{pattern: http.NotFoundHandler()}})
+			require.ErrorContains(t, err, "is under /v1/", pattern)
+		}
 	})
 
 	t.Run("RejectsNilExtraHandler", func(t *testing.T) {
@@ -738,13 +766,15 @@ func requireNoAddress(t *testing.T, body string) {
 func TestDatabaseUnavailableIs503(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	for _, m := range []string{"CreateTask", "GetTask", "Templates"} {
+	for _, m := range []string{"CreateTask", "GetTask", "Templates", "Queues", "Workers"} {
 		b.backend.FailWith(m, refused())
 	}
 	for _, c := range []struct{ method, path, body string }{
 		{http.MethodPost, "/v1/tasks", `{"namespace":"ns","name":"tpl"}`},
 		{http.MethodGet, "/v1/tasks/" + uuid.NewString(), ""},
 		{http.MethodGet, "/v1/templates", ""},
+		{http.MethodGet, "/v1/queues", ""},
+		{http.MethodGet, "/v1/workers", ""},
 	} {
 		rec := b.do(t, c.method, c.path, c.body, "Content-Type", "application/json")
 		requireAPIError(t, rec, http.StatusServiceUnavailable, client.CodeUnavailable, "")

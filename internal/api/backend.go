@@ -19,6 +19,11 @@ type Backend interface {
 	// existing reports an idempotent repeat answered with the task its key
 	// created before.
 	CreateTask(ctx context.Context, req client.TaskRequest) (task *client.Task, existing bool, err error)
+	// CreateTasks creates every task of reqs in one transaction, or none: a
+	// batch with requests that can never succeed comes back as
+	// *taskreq.BatchError naming each (too many or none: *taskreq.FieldError
+	// on "tasks"). tasks and existing are in request order.
+	CreateTasks(ctx context.Context, reqs []client.TaskRequest) (tasks []client.Task, existing []bool, err error)
 	GetTask(ctx context.Context, taskUUID uuid.UUID) (*client.Task, error)    // ErrNotFound when missing
 	ListSteps(ctx context.Context, taskUUID uuid.UUID) ([]client.Step, error) // ErrNotFound when the task is missing
 	// ListTasks returns one page of the tasks f selects, newest first. A bad
@@ -45,6 +50,11 @@ type Backend interface {
 	CreateSchedule(ctx context.Context, req client.ScheduleRequest) (*client.Schedule, error)
 	ListSchedules(ctx context.Context) ([]client.Schedule, error)
 	DeleteSchedule(ctx context.Context, name string) error
+	// Queues reports every queue's depth and the age of its oldest
+	// claimable message; Workers lists the live workers and every registered
+	// namespace with how many of them serve it (the web console's views).
+	Queues(ctx context.Context) (*client.QueueList, error)
+	Workers(ctx context.Context) (*client.WorkerList, error)
 	Templates(ctx context.Context) ([]client.Template, error)
 	Ping(ctx context.Context) error
 }

@@ -89,6 +89,10 @@ func TestResponsesMatchTheOpenAPIDocument(t *testing.T) {
 	steps[0].State = "error"
 	b.backend.PutTask(mustGet(t, b, done.TaskUUID), steps...)
 
+	b.backend.SetQueues(client.QueueInfo{Queue: "worker_billing_queue", Depth: 3, Claimable: 2, OldestClaimableAgeSeconds: 1.5})
+	b.backend.SetWorkers(client.WorkerInfo{WorkerID: "w1", Namespaces: []string{"billing"}, Hostname: "h", PID: 7,
+		StartedAt: time.Now().Add(-time.Minute), LastHeartbeatAt: time.Now()})
+
 	calls := []struct {
 		method, path, body string
 		status             int
@@ -100,6 +104,12 @@ func TestResponsesMatchTheOpenAPIDocument(t *testing.T) {
 		{"POST", "/v1/tasks", `{"namespace":"billing","name":"nope"}`, 404, "POST /v1/tasks"},
 		{"POST", "/v1/tasks", `{"namespace":"billing"`, 400, "POST /v1/tasks"},
 		{"POST", "/v1/tasks", `{"namespace":"billing","name":"invoice","priority":1000}`, 422, "POST /v1/tasks"},
+		{"POST", "/v1/tasks/batch", `{"tasks":[{"namespace":"billing","name":"invoice","idempotency_key":"b1"},{"namespace":"billing","name":"invoice"}]}`, 201, "POST /v1/tasks/batch"},
+		{"POST", "/v1/tasks/batch", `{"tasks":[{"namespace":"billing","name":"invoice","idempotency_key":"b1"}]}`, 200, "POST /v1/tasks/batch"},
+		{"POST", "/v1/tasks/batch", `{"tasks":[{"namespace":"billing","name":"invoice"},{"namespace":"billing","name":"invoice","priority":1000}]}`, 422, "POST /v1/tasks/batch"},
+		{"POST", "/v1/tasks/batch", `{"tasks":[{"namespace":"billing","name":"nope"}]}`, 404, "POST /v1/tasks/batch"},
+		{"POST", "/v1/tasks/batch", `{"tasks":[{"namespace":"billing","name":"invoice","idempotency_key":"b1","priority":3}]}`, 409, "POST /v1/tasks/batch"},
+		{"POST", "/v1/tasks/batch", `{"tasks":[{"namespace":"billing","name":"invoice","nope":1}]}`, 400, "POST /v1/tasks/batch"},
 		{"GET", "/v1/tasks?state=pending&limit=1", "", 200, "GET /v1/tasks"},
 		{"GET", "/v1/tasks?state=nope", "", 400, "GET /v1/tasks"},
 		{"GET", "/v1/tasks/" + id, "", 200, "GET /v1/tasks/{uuid}"},
@@ -121,6 +131,10 @@ func TestResponsesMatchTheOpenAPIDocument(t *testing.T) {
 		{"DELETE", "/v1/schedules/nightly", "", 204, "DELETE /v1/schedules/{name}"},
 		{"DELETE", "/v1/schedules/nightly", "", 404, "DELETE /v1/schedules/{name}"},
 		{"GET", "/v1/templates", "", 200, "GET /v1/templates"},
+		{"GET", "/v1/queues", "", 200, "GET /v1/queues"},
+		{"GET", "/v1/workers", "", 200, "GET /v1/workers"},
+		// No tracing backend configured: the server's own 404.
+		{"GET", "/v1/traces/0af7651916cd43dd8448eb211c80319c", "", 404, "GET /v1/traces/{trace_id}"},
 		{"GET", "/health", "", 200, "GET /health"},
 		{"GET", "/health/ready", "", 200, "GET /health/ready"},
 		{"GET", "/health/live", "", 200, "GET /health/live"},

@@ -44,9 +44,13 @@ type Config struct {
 	// with ?wait= and event streams); more are answered 503 with
 	// Retry-After. Zero means DefaultMaxWaiters.
 	MaxWaiters int
+	// Traces answers GET /v1/traces/{trace_id} (TracesPattern), a task's
+	// trace as the tracing backend has it; its answers are passed through
+	// untouched. Nil: 404, no tracing backend.
+	Traces http.Handler
 	// Extra mounts more handlers on the same server, keyed by http.ServeMux
-	// pattern (e.g. "GET /metrics"). They share the request log and the panic
-	// recovery; their answers are passed through untouched.
+	// pattern (e.g. "GET /metrics"), outside /v1/. They share the request log
+	// and the panic recovery; their answers are passed through untouched.
 	Extra map[string]http.Handler
 }
 
@@ -79,6 +83,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		waiters: make(chan struct{}, cmp.Or(cfg.MaxWaiters, DefaultMaxWaiters)),
 	}
 	s.handle("POST /v1/tasks", s.createTask)
+	s.handle("POST /v1/tasks/batch", s.createTasks)
 	s.handle("GET /v1/tasks", s.listTasks)
 	s.handle("GET /v1/tasks/{uuid}", s.getTask)
 	s.handle("GET /v1/tasks/{uuid}/workflow_steps", s.listSteps)
@@ -89,11 +94,17 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	}
 	s.routeOperations()
 	s.routeSchedules()
+	s.routeConsole(cfg.Traces)
 	if err := s.routeOpenAPI(); err != nil {
 		return nil, err
 	}
 	// Sorted so that a bad configuration always reports the same pattern.
 	for _, pattern := range slices.Sorted(maps.Keys(cfg.Extra)) {
+		if _, path, _ := strings.Cut(pattern, " "); strings.HasPrefix(cmp.Or(path, pattern), "/v1/") {
+			// Everything under /v1/ is an API operation, in the router and in
+			// the OpenAPI document that a test checks against it.
+			return nil, fmt.Errorf("api config: Extra %q is under /v1/, which holds only the API's own routes", pattern)
+		}
 		if err := mount(s.mux, pattern, cfg.Extra[pattern]); err != nil {
 			return nil, fmt.Errorf("api config: mounting %q: %w", pattern, err)
 		}

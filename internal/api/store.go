@@ -40,6 +40,7 @@ type Store struct {
 	pool    *pgxpool.Pool
 	funcs   *db.Funcs
 	creator TaskCreator
+	batch   BatchCreator
 	ops     TaskOperator
 	signals *TaskSignals
 }
@@ -56,6 +57,7 @@ func NewStore(pool *pgxpool.Pool, creator TaskCreator, funcs *db.Funcs) *Store {
 	s := &Store{pool: pool, funcs: funcs, creator: creator}
 	// The orchestrator that creates tasks also operates on them.
 	s.ops, _ = creator.(TaskOperator)
+	s.batch, _ = creator.(BatchCreator)
 	return s
 }
 
@@ -117,7 +119,26 @@ func (s *Store) fillTask(ctx context.Context, q db.Querier, t *client.Task, hist
 	if err != nil {
 		return err
 	}
-	if ok {
+	outcomes, err := db.TaskStepOutcomes(ctx, q, t.TaskUUID)
+	if err != nil {
+		return err
+	}
+	assembleTask(t, ec, ok, outcomes)
+	if !history {
+		return nil
+	}
+	transitions, err := db.TaskTransitions(ctx, q, t.TaskUUID)
+	if err != nil {
+		return err
+	}
+	addHistory(t, transitions)
+	return nil
+}
+
+// assembleTask adds the execution summary (when found), the leaf results and
+// the error to t.
+func assembleTask(t *client.Task, ec db.ExecutionContext, found bool, outcomes []db.StepOutcome) {
+	if found {
 		t.ExecutionStatus = ec.ExecutionStatus
 		t.TotalSteps, t.PendingSteps = int(ec.TotalSteps), int(ec.PendingSteps)
 		// Enqueued is told apart from in progress: a step nobody claims
@@ -128,10 +149,6 @@ func (s *Store) fillTask(ctx context.Context, q db.Querier, t *client.Task, hist
 	}
 	// Leaf steps (no dependents) carry the task's result; the latest failed
 	// step carries its error.
-	outcomes, err := db.TaskStepOutcomes(ctx, q, t.TaskUUID)
-	if err != nil {
-		return err
-	}
 	for _, o := range outcomes {
 		r := decodeStoredResult(o.Results)
 		if o.Leaf && o.State == "complete" && t.State == "complete" {
@@ -144,18 +161,13 @@ func (s *Store) fillTask(ctx context.Context, q db.Querier, t *client.Task, hist
 			t.Error = r.stepError(o.Name)
 		}
 	}
-	if !history {
-		return nil
-	}
-	transitions, err := db.TaskTransitions(ctx, q, t.TaskUUID)
-	if err != nil {
-		return err
-	}
+}
+
+func addHistory(t *client.Task, transitions []db.Transition) {
 	t.Transitions = make([]client.Transition, len(transitions))
 	for i, h := range transitions {
 		t.Transitions[i] = client.Transition{From: h.From, To: h.To, Reason: h.Reason, At: h.At, Meta: h.Meta}
 	}
-	return nil
 }
 
 // ListSteps implements Backend.

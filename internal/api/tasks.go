@@ -64,48 +64,70 @@ func (s *server) createTask(w http.ResponseWriter, r *http.Request) {
 // resolves its correlation ID (body, else header, else a new UUIDv7), which it
 // also sets on the response so even a rejected request can be traced.
 func (s *server) decodeTaskRequest(w http.ResponseWriter, r *http.Request) (client.TaskRequest, *client.APIError) {
-	var req client.TaskRequest
 	if e := checkContentType(r.Header.Get("Content-Type")); e != nil {
-		return req, e
+		return client.TaskRequest{}, e
 	}
 	headerID, hasHeaderID, e := parseHeaderCorrelationID(r)
 	if e != nil {
-		return req, e
+		return client.TaskRequest{}, e
 	}
 	fields, e := s.readObject(w, r)
 	if e != nil {
-		return req, e
+		return client.TaskRequest{}, e
 	}
+	return parseTaskRequest(fields, func(bodyID uuid.UUID, hasBodyID bool) (uuid.UUID, *client.APIError) {
+		switch {
+		case hasBodyID && hasHeaderID && bodyID != headerID:
+			// Neither ID is the task's: do not echo one as if it were.
+			w.Header().Del(client.CorrelationIDHeader)
+			return bodyID, &client.APIError{Status: http.StatusUnprocessableEntity, Code: client.CodeConflictingCorrelationID, Field: "correlation_id",
+				Message: fmt.Sprintf("body correlation_id %s differs from %s header %s", bodyID, client.CorrelationIDHeader, headerID)}
+		case hasBodyID:
+		case hasHeaderID:
+			bodyID = headerID
+		default:
+			id, e := newCorrelationID()
+			if e != nil {
+				return bodyID, e
+			}
+			bodyID = id
+		}
+		w.Header().Set(client.CorrelationIDHeader, bodyID.String())
+		return bodyID, nil
+	})
+}
+
+func newCorrelationID() (uuid.UUID, *client.APIError) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.Nil, &client.APIError{Status: http.StatusInternalServerError, Code: client.CodeInternal,
+			Message: "generating correlation id: " + err.Error()}
+	}
+	return id, nil
+}
+
+// parseTaskRequest turns a task request's JSON fields into a validated
+// client.TaskRequest; each error names its field. correlation picks the
+// task's correlation ID from the body's (if any): it is called once the
+// body's ID is parsed, before the other fields, so its error comes first.
+func parseTaskRequest(fields map[string]json.RawMessage,
+	correlation func(bodyID uuid.UUID, hasBodyID bool) (uuid.UUID, *client.APIError)) (client.TaskRequest, *client.APIError) {
+	var req client.TaskRequest
 	for _, key := range slices.Sorted(maps.Keys(fields)) {
 		if !isTaskRequestField(key) {
 			return req, &client.APIError{Status: http.StatusBadRequest, Code: client.CodeUnknownField, Field: key,
 				Message: fmt.Sprintf("unknown field %q", key)}
 		}
 	}
-
 	bodyID, hasBodyID, e := uuidField(fields, "correlation_id")
 	if e != nil {
 		return req, e
 	}
-	switch {
-	case hasBodyID && hasHeaderID && bodyID != headerID:
-		// Neither ID is the task's: do not echo one as if it were.
-		w.Header().Del(client.CorrelationIDHeader)
-		return req, &client.APIError{Status: http.StatusUnprocessableEntity, Code: client.CodeConflictingCorrelationID, Field: "correlation_id",
-			Message: fmt.Sprintf("body correlation_id %s differs from %s header %s", bodyID, client.CorrelationIDHeader, headerID)}
-	case hasBodyID:
-	case hasHeaderID:
-		bodyID = headerID
-	default:
-		id, err := uuid.NewV7()
-		if err != nil {
-			return req, &client.APIError{Status: http.StatusInternalServerError, Code: client.CodeInternal,
-				Message: "generating correlation id: " + err.Error()}
-		}
-		bodyID = id
+	corr, e := correlation(bodyID, hasBodyID)
+	if e != nil {
+		return req, e
 	}
-	req.CorrelationID = &bodyID
-	w.Header().Set(client.CorrelationIDHeader, bodyID.String())
+	req.CorrelationID = &corr
 
 	if parent, ok, e := uuidField(fields, "parent_correlation_id"); e != nil {
 		return req, e

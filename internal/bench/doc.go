@@ -31,4 +31,10 @@
 // After the runs, the step and task transition history of the measured tasks
 // gives the per-hop breakdown (enqueue → claim → result submitted →
 // complete → next enqueue).
+//
+// Throughput pushes a load (closed, burn-down or continuous) through a
+// topology of orchestrators and workers (Topology: separate engines sharing
+// the database) under each telemetry mode, and reports steps per second.
+// LatencyUnderLoad offers tasks open loop at fixed rates and reports each
+// rate's achieved rate, create → complete percentiles and saturation.
 package bench

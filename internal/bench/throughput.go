@@ -18,14 +18,12 @@ import (
 	"github.com/taskerhq/tasker/handler"
 	"github.com/taskerhq/tasker/internal/base"
 	"github.com/taskerhq/tasker/internal/config"
-	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/jaegertest"
 	"github.com/taskerhq/tasker/internal/metrics"
 	"github.com/taskerhq/tasker/internal/orchestration"
 	"github.com/taskerhq/tasker/internal/telemetry"
 	"github.com/taskerhq/tasker/internal/tracing"
-	"github.com/taskerhq/tasker/internal/worker"
 )
 
 // Throughput modes: what observability runs while the same load is pushed.
@@ -37,6 +35,21 @@ const (
 	// ModeFull: metrics, 100 % sampled traces and OTLP logs/metrics/traces
 	// exported to a local Jaeger (started by the benchmark).
 	ModeFull = "full"
+)
+
+// Throughput loads: how tasks arrive.
+const (
+	// LoadClosed: Submitters goroutines create Tasks tasks one at a time as
+	// fast as they can while the engine runs; steps/s from the first create
+	// until every task is terminal.
+	LoadClosed = "closed"
+	// LoadBurnDown: Tasks tasks are inserted first (batched creates, engine
+	// stopped), then the engine starts; steps/s to drain them.
+	LoadBurnDown = "burn-down"
+	// LoadContinuous: producers keep Backlog tasks open (batched creates)
+	// while the engine runs; steps/s of the tasks completed in a Duration
+	// window after Warmup.
+	LoadContinuous = "continuous"
 )
 
 // ThroughputConfig configures Throughput. Zero values mean the documented default.
@@ -60,9 +73,26 @@ type ThroughputConfig struct {
 	// ResultWorkers is orchestration's result-processing concurrency. Default 8.
 	ResultWorkers int
 	// Timeout bounds one round. Default 5m.
-	Timeout  time.Duration
-	Logger   *slog.Logger
-	Progress func(format string, args ...any)
+	Timeout time.Duration
+	// Load is LoadClosed (default), LoadBurnDown or LoadContinuous.
+	Load string
+	// Topology is how many orchestrators and workers run. Default 1 + 1.
+	Topology Topology
+	// Batch is the size of the batched creates of burn-down and continuous
+	// loads. Default 500.
+	Batch int
+	// Duration is the continuous load's measured window, after Warmup.
+	// Defaults 10s and 2s.
+	Duration time.Duration
+	Warmup   time.Duration
+	// Backlog is how many tasks the continuous load keeps open. Default
+	// 2 × WorkerConcurrency × workers: one ready step per slot and as many
+	// waiting, however many steps a task has.
+	Backlog int
+	// FloorSamples is how many commits and notifications the floor takes. Default 100.
+	FloorSamples int
+	Logger       *slog.Logger
+	Progress     func(format string, args ...any)
 }
 
 func (c ThroughputConfig) withDefaults() ThroughputConfig {
@@ -93,6 +123,25 @@ func (c ThroughputConfig) withDefaults() ThroughputConfig {
 	if c.Timeout == 0 {
 		c.Timeout = 5 * time.Minute
 	}
+	if c.Load == "" {
+		c.Load = LoadClosed
+	}
+	c.Topology = c.Topology.withDefaults()
+	if c.Batch == 0 {
+		c.Batch = 500
+	}
+	if c.Duration == 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.Warmup == 0 {
+		c.Warmup = 2 * time.Second
+	}
+	if c.Backlog == 0 {
+		c.Backlog = 2 * c.WorkerConcurrency * c.Topology.Workers
+	}
+	if c.FloorSamples == 0 {
+		c.FloorSamples = 100
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -114,7 +163,16 @@ func (c ThroughputConfig) validate() error {
 			return fmt.Errorf("bench: mode %q is not one of %s, %s, %s", m, ModeOff, ModeMetrics, ModeFull)
 		}
 	}
-	return nil
+	switch {
+	case c.Load != LoadClosed && c.Load != LoadBurnDown && c.Load != LoadContinuous:
+		return fmt.Errorf("bench: load %q is not one of %s, %s, %s", c.Load, LoadClosed, LoadBurnDown, LoadContinuous)
+	case c.Batch < 1 || c.Batch > client.MaxTaskBatch:
+		return fmt.Errorf("bench: batch must be from 1 to %d, got %d", client.MaxTaskBatch, c.Batch)
+	case c.Duration < 0 || c.Warmup < 0 || c.Backlog < 1 || c.FloorSamples < 1:
+		return fmt.Errorf("bench: duration and warmup must be ≥ 0, backlog and floor samples ≥ 1 (got %s, %s, %d, %d)",
+			c.Duration, c.Warmup, c.Backlog, c.FloorSamples)
+	}
+	return c.Topology.validate()
 }
 
 // ModeResult is one mode's rounds.
@@ -127,20 +185,41 @@ type ModeResult struct {
 	Errors       int       `json:"errors"`
 	Ratio        float64   `json:"ratio_vs_off"`
 	DroppedSpans int64     `json:"dropped_telemetry,omitempty"`
+	// TasksMeasured counts the completed tasks behind the latencies: the
+	// database-recorded create → complete time (tasks.completed_at −
+	// created_at) of every measured task of every round. Under burn-down it
+	// includes the wait before the engine started.
+	TasksMeasured int64 `json:"tasks_measured"`
+	// CreatedPerSec is the median rate at which burn-down's batched creates
+	// inserted the tasks (no engine running), tasks per second.
+	CreatedPerSec float64 `json:"median_created_per_second,omitempty"`
+	createRounds  []float64
+	P50           float64 `json:"task_p50_ms"`
+	P95           float64 `json:"task_p95_ms"`
+	P99           float64 `json:"task_p99_ms"`
 }
 
 // ThroughputResult compares the modes.
 type ThroughputResult struct {
-	Benchmark  string       `json:"benchmark"`
-	Template   string       `json:"template"`
-	Tasks      int          `json:"tasks_per_round"`
-	Steps      int          `json:"steps_per_task"`
-	Submitters int          `json:"submitters"`
-	Modes      []ModeResult `json:"modes"`
-	Postgres   Postgres     `json:"postgres"`
-	Machine    Machine      `json:"machine"`
-	Commit     string       `json:"commit"`
-	StartedAt  time.Time    `json:"started_at"`
+	Benchmark  string   `json:"benchmark"`
+	Template   string   `json:"template"`
+	Tasks      int      `json:"tasks_per_round"`
+	Steps      int      `json:"steps_per_task"`
+	Submitters int      `json:"submitters"`
+	Load       string   `json:"load"`
+	Topology   Topology `json:"topology"`
+	// Batch is the batched-create size (burn-down, continuous); Backlog,
+	// WindowS and WarmupS describe the continuous load.
+	Batch     int          `json:"batch,omitempty"`
+	Backlog   int          `json:"backlog,omitempty"`
+	WindowS   float64      `json:"window_s,omitempty"`
+	WarmupS   float64      `json:"warmup_s,omitempty"`
+	Modes     []ModeResult `json:"modes"`
+	Floor     Floor        `json:"floor"`
+	Postgres  Postgres     `json:"postgres"`
+	Machine   Machine      `json:"machine"`
+	Commit    string       `json:"commit"`
+	StartedAt time.Time    `json:"started_at"`
 }
 
 // Throughput pushes the same load through the engine under each
@@ -171,7 +250,18 @@ func Throughput(ctx context.Context, cfg ThroughputConfig) (*ThroughputResult, e
 		}
 	}
 	res := &ThroughputResult{Benchmark: "throughput", Template: cfg.Template, Tasks: cfg.Tasks, Steps: steps,
-		Submitters: cfg.Submitters, Postgres: pg, Machine: ThisMachine(), Commit: Commit(), StartedAt: time.Now().UTC()}
+		Submitters: cfg.Submitters, Load: cfg.Load, Topology: cfg.Topology, Postgres: pg, Machine: ThisMachine(),
+		Commit: Commit(), StartedAt: time.Now().UTC()}
+	switch cfg.Load {
+	case LoadBurnDown:
+		res.Batch = cfg.Batch
+	case LoadContinuous:
+		res.Batch, res.Backlog, res.WindowS, res.WarmupS = cfg.Batch, cfg.Backlog, cfg.Duration.Seconds(), cfg.Warmup.Seconds()
+	}
+	cfg.Progress("floor (%d commits, %d notifications)", cfg.FloorSamples, cfg.FloorSamples)
+	if res.Floor, err = MeasureFloor(ctx, cfg.DatabaseURL, cfg.FloorSamples); err != nil {
+		return nil, err
+	}
 
 	var jaeger *jaegertest.Jaeger
 	if slices.Contains(cfg.Modes, ModeFull) {
@@ -188,25 +278,37 @@ func Throughput(ctx context.Context, cfg ThroughputConfig) (*ThroughputResult, e
 	}
 
 	byMode := map[string]*ModeResult{}
+	hists := map[string]*hist{}
 	for _, m := range cfg.Modes {
 		byMode[m] = &ModeResult{Mode: m}
+		hists[m] = newHist()
 	}
-	// One unmeasured warm-up round fills caches and the pool.
+	tpl := roundTemplate{ns: ns, name: name, version: version, steps: steps}
+	// One unmeasured warm-up round (closed load) fills caches and the pool.
 	cfg.Progress("warm-up round (%d tasks)", cfg.Tasks/4+1)
-	if _, _, _, err := throughputRound(ctx, cfg, pool, reg, ModeOff, nil, ns, name, version, cfg.Tasks/4+1); err != nil {
+	warm := cfg
+	warm.Load, warm.Tasks = LoadClosed, cfg.Tasks/4+1
+	if _, err := throughputRound(ctx, warm, pool, reg, ModeOff, nil, tpl, newHist()); err != nil {
 		return nil, err
 	}
 	for r := range cfg.Rounds {
 		for _, m := range cfg.Modes {
-			cfg.Progress("round %d/%d, mode %s: %d %s tasks", r+1, cfg.Rounds, m, cfg.Tasks, cfg.Template)
-			d, errs, dropped, err := throughputRound(ctx, cfg, pool, reg, m, jaeger, ns, name, version, cfg.Tasks)
+			what := fmt.Sprintf("%d %s tasks", cfg.Tasks, cfg.Template)
+			if cfg.Load == LoadContinuous {
+				what = fmt.Sprintf("%s window after %s warm-up, %d %s tasks open", cfg.Duration, cfg.Warmup, cfg.Backlog, cfg.Template)
+			}
+			cfg.Progress("round %d/%d, mode %s, %s load: %s", r+1, cfg.Rounds, m, cfg.Load, what)
+			rr, err := throughputRound(ctx, cfg, pool, reg, m, jaeger, tpl, hists[m])
 			if err != nil {
 				return nil, err
 			}
 			mr := byMode[m]
-			mr.Rounds = append(mr.Rounds, float64(cfg.Tasks*steps)/d.Seconds())
-			mr.Errors += errs
-			mr.DroppedSpans += dropped
+			mr.Rounds = append(mr.Rounds, rr.stepsPerSec)
+			mr.Errors += rr.errs
+			mr.DroppedSpans += rr.dropped
+			if rr.createdPerSec > 0 {
+				mr.createRounds = append(mr.createRounds, rr.createdPerSec)
+			}
 		}
 	}
 	base := median(byMode[cfg.Modes[0]].Rounds)
@@ -217,6 +319,9 @@ func Throughput(ctx context.Context, cfg ThroughputConfig) (*ThroughputResult, e
 		mr := byMode[m]
 		mr.Median = median(mr.Rounds)
 		mr.TasksPerSec = mr.Median / float64(max(steps, 1))
+		h := hists[m]
+		mr.TasksMeasured, mr.P50, mr.P95, mr.P99 = h.count(), h.pct(50), h.pct(95), h.pct(99)
+		mr.CreatedPerSec = round3(median(mr.createRounds))
 		if base > 0 {
 			mr.Ratio = mr.Median / base
 		}
@@ -237,10 +342,25 @@ func median(v []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// throughputRound starts a fresh engine with mode's observability, creates
-// n tasks from cfg.Submitters goroutines, and waits until all are terminal.
+// roundTemplate is the template a round's tasks are created from.
+type roundTemplate struct {
+	ns, name, version string
+	steps             int
+}
+
+// roundResult is one measured round.
+type roundResult struct {
+	stepsPerSec float64
+	// createdPerSec is the burn-down creation rate, tasks per second.
+	createdPerSec float64
+	errs          int
+	dropped       int64
+}
+
+// throughputRound starts a fresh topology with mode's observability, pushes
+// cfg.Load through it, and records the measured tasks' latencies in h.
 func throughputRound(ctx context.Context, cfg ThroughputConfig, pool *pgxpool.Pool, reg *handler.Registry, mode string,
-	jaeger *jaegertest.Jaeger, ns, name, version string, n int) (elapsed time.Duration, errs int, dropped int64, err error) {
+	jaeger *jaegertest.Jaeger, tpl roundTemplate, h *hist) (rr roundResult, err error) {
 	var m *metrics.Metrics
 	tr := tracing.Noop()
 	var provs []*telemetry.Providers
@@ -249,7 +369,7 @@ func throughputRound(ctx context.Context, cfg ThroughputConfig, pool *pgxpool.Po
 		defer cancel()
 		for _, p := range provs {
 			err = errors.Join(err, p.Shutdown(sctx))
-			dropped += p.Dropped()
+			rr.dropped += p.Dropped()
 		}
 	}()
 	logger := cfg.Logger
@@ -257,10 +377,10 @@ func throughputRound(ctx context.Context, cfg ThroughputConfig, pool *pgxpool.Po
 	case ModeMetrics:
 		prom, perr := metrics.NewPrometheus()
 		if perr != nil {
-			return 0, 0, 0, perr
+			return rr, perr
 		}
 		if m, err = metrics.New(prom.MeterProvider()); err != nil {
-			return 0, 0, 0, err
+			return rr, err
 		}
 	case ModeFull:
 		tc := config.Default().Telemetry
@@ -270,37 +390,75 @@ func throughputRound(ctx context.Context, cfg ThroughputConfig, pool *pgxpool.Po
 		tc.Metrics.ExportInterval = config.Duration(time.Second)
 		prom, perr := metrics.NewPrometheus()
 		if perr != nil {
-			return 0, 0, 0, perr
+			return rr, perr
 		}
 		p, perr := telemetry.New(ctx, tc, "tasker-bench", telemetry.WithMetricReader(prom.Reader), telemetry.WithLogger(logger))
 		if perr != nil {
-			return 0, 0, 0, perr
+			return rr, perr
 		}
 		provs = append(provs, p)
 		tr = tracing.New(p.TracerProvider, p.Propagator)
 		if m, err = metrics.New(p.MeterProvider); err != nil {
-			return 0, 0, 0, err
+			return rr, err
 		}
 		// Lifecycle records at info, exported as OTLP logs (stderr output discarded).
 		tc.Logs.Level = config.LevelInfo
 		logger = telemetry.NewLogger(tc.Logs, discard{}, p)
 	}
-	sub, err := orchestration.New(pool, orchestration.Config{Telemetry: base.Telemetry{Tracer: tr, Metrics: m, Logger: logger}})
+	tel := base.Telemetry{Tracer: tr, Metrics: m, Logger: logger}
+	spec := engineSpec{topo: cfg.Topology, url: cfg.DatabaseURL, maxConns: cfg.MaxConns, namespace: tpl.ns, reg: reg,
+		workerConcurrency: cfg.WorkerConcurrency, resultWorkers: cfg.ResultWorkers, tel: tel}
+	pools, err := openPools(ctx, spec)
 	if err != nil {
-		return 0, 0, 0, err
+		return rr, err
 	}
-	e, err := engine.Start(ctx, engine.Config{Pool: pool,
-		Orchestration: &orchestration.Config{ResultWorkers: cfg.ResultWorkers},
-		Worker: &worker.Config{Namespaces: []string{ns}, Dispatcher: worker.RegistryDispatcher{Registry: reg},
-			Concurrency: cfg.WorkerConcurrency, Submitter: sub}, Telemetry: base.Telemetry{Logger: logger, Metrics: m, Tracer: tr}})
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	defer func() { err = errors.Join(err, e.Stop()) }()
-
+	var set *engineSet
+	defer func() {
+		if set != nil {
+			err = errors.Join(err, set.stop())
+		} else {
+			for _, p := range pools {
+				p.Close()
+			}
+		}
+	}()
 	rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	ids := make([]uuid.UUID, n)
+	switch cfg.Load {
+	case LoadBurnDown:
+		creator, err := orchestration.New(pool, orchestration.Config{Telemetry: tel})
+		if err != nil {
+			return rr, err
+		}
+		reqs, err := taskRequests(tpl.ns, tpl.name, tpl.version, cfg.Tasks, 0)
+		if err != nil {
+			return rr, err
+		}
+		created := time.Now()
+		ids, err := createInBatches(rctx, creator, reqs, cfg.Batch)
+		if err != nil {
+			return rr, err
+		}
+		rr.createdPerSec = float64(len(ids)) / time.Since(created).Seconds()
+		start := time.Now()
+		if set, err = startEngines(rctx, spec, pool, pools); err != nil {
+			return rr, err
+		}
+		if rr.errs, err = waitTerminal(rctx, pool, ids, cfg.Timeout); err != nil {
+			return rr, err
+		}
+		rr.stepsPerSec = float64(cfg.Tasks*tpl.steps) / time.Since(start).Seconds()
+		return rr, recordDBLatency(ctx, pool, h, ids, time.Time{}, time.Time{})
+	case LoadContinuous:
+		if set, err = startEngines(rctx, spec, pool, pools); err != nil {
+			return rr, err
+		}
+		return continuousRound(rctx, cfg, pool, set.server, tpl, h)
+	}
+	if set, err = startEngines(rctx, spec, pool, pools); err != nil {
+		return rr, err
+	}
+	ids := make([]uuid.UUID, cfg.Tasks)
 	var next atomic.Int64
 	var failed atomic.Int64
 	start := time.Now()
@@ -309,13 +467,13 @@ func throughputRound(ctx context.Context, cfg ThroughputConfig, pool *pgxpool.Po
 		wg.Go(func() {
 			for {
 				i := next.Add(1) - 1
-				if i >= int64(n) || rctx.Err() != nil {
+				if i >= int64(cfg.Tasks) || rctx.Err() != nil {
 					return
 				}
-				req, err := client.NewTaskRequest(ns, name, version, map[string]int{"even_number": 2 + 2*int(i%10)})
+				req, err := client.NewTaskRequest(tpl.ns, tpl.name, tpl.version, map[string]int{"even_number": 2 + 2*int(i%10)})
 				if err == nil {
 					var c *orchestration.Created
-					if c, err = e.Orchestrator.CreateTask(rctx, req); err == nil {
+					if c, err = set.server.CreateTask(rctx, req); err == nil {
 						ids[i] = c.TaskUUID
 						continue
 					}
@@ -325,23 +483,81 @@ func throughputRound(ctx context.Context, cfg ThroughputConfig, pool *pgxpool.Po
 		})
 	}
 	wg.Wait()
-	for {
-		var open, bad int
-		if err := pool.QueryRow(rctx, `SELECT count(*) FILTER (WHERE state NOT IN ('complete','error','cancelled','resolved_manually')),
-				count(*) FILTER (WHERE state <> 'complete') FROM tasker.tasks WHERE task_uuid = ANY($1)`, ids).Scan(&open, &bad); err != nil {
-			return 0, 0, 0, fmt.Errorf("waiting for tasks: %w", err)
+	bad, err := waitTerminal(rctx, pool, ids, cfg.Timeout)
+	if err != nil {
+		return rr, err
+	}
+	rr.stepsPerSec = float64(cfg.Tasks*tpl.steps) / time.Since(start).Seconds()
+	rr.errs = bad + int(failed.Load())
+	return rr, recordDBLatency(ctx, pool, h, ids, time.Time{}, time.Time{})
+}
+
+// continuousRound keeps cfg.Backlog tasks open with batched creates and
+// measures the steps of the tasks completed in a cfg.Duration window after
+// cfg.Warmup, on the database's clock. Then it stops creating and lets the
+// engine drain, so the next round starts empty.
+func continuousRound(ctx context.Context, cfg ThroughputConfig, pool *pgxpool.Pool, server *orchestration.Service,
+	tpl roundTemplate, h *hist) (rr roundResult, err error) {
+	var ids []uuid.UUID
+	produce := func() error {
+		var open int
+		// Open tasks are what tasks_unfinished_idx holds: counting them costs
+		// little however many tasks the round created. (Earlier rounds drained.)
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM tasker.tasks WHERE NOT complete`).Scan(&open); err != nil {
+			return fmt.Errorf("counting open tasks: %w", err)
 		}
-		if open == 0 {
-			return time.Since(start), bad + int(failed.Load()), 0, nil
+		if open >= cfg.Backlog {
+			return nil
+		}
+		reqs, err := taskRequests(tpl.ns, tpl.name, tpl.version, min(cfg.Backlog-open, client.MaxTaskBatch), len(ids))
+		if err != nil {
+			return err
+		}
+		created, err := createInBatches(ctx, server, reqs, cfg.Batch)
+		ids = append(ids, created...)
+		return err
+	}
+	now := func() (time.Time, error) {
+		var t time.Time
+		err := pool.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&t)
+		return t, err
+	}
+	// The producer checks the backlog every 20 ms: often enough that a
+	// batch is never drained before the next arrives.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var from, to time.Time
+	warmEnd := time.Now().Add(cfg.Warmup)
+	end := warmEnd.Add(cfg.Duration)
+	for {
+		if err := produce(); err != nil {
+			return rr, err
+		}
+		if from.IsZero() && time.Now().After(warmEnd) {
+			if from, err = now(); err != nil {
+				return rr, err
+			}
+		}
+		if time.Now().After(end) {
+			if to, err = now(); err != nil {
+				return rr, err
+			}
+			break
 		}
 		select {
-		case <-rctx.Done():
-			return 0, 0, 0, fmt.Errorf("round did not finish within %s: %d tasks open", cfg.Timeout, open)
-		// Coarse on purpose: the check itself costs database time the
-		// engine is being measured on.
-		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return rr, ctx.Err()
+		case <-tick.C:
 		}
 	}
+	window := newHist()
+	if err := recordDBLatency(ctx, pool, window, nil, from, to); err != nil {
+		return rr, err
+	}
+	_ = h.h.Merge(window.h)
+	rr.stepsPerSec = float64(window.count()*int64(tpl.steps)) / to.Sub(from).Seconds()
+	rr.errs, err = waitTerminal(ctx, pool, ids, cfg.Timeout)
+	return rr, err
 }
 
 type discard struct{}

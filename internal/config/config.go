@@ -12,6 +12,8 @@ import (
 type Config struct {
 	Telemetry Telemetry `toml:"telemetry"`
 	API       API       `toml:"api"`
+	// Orchestration is read by the processes that run an orchestrator.
+	Orchestration Orchestration `toml:"orchestration"`
 
 	// sources maps a dotted key to where its value came from ("default" when
 	// absent), so Validate can name the file or variable behind a bad value.
@@ -269,7 +271,8 @@ func Default() *Config {
 			},
 			Logs: Logs{Level: LevelInfo, Format: FormatText, Exporter: ExporterOTLP, Components: map[string]string{}},
 		},
-		API: defaultAPI(),
+		API:           defaultAPI(),
+		Orchestration: defaultOrchestration(),
 	}
 }
 

@@ -61,9 +61,12 @@ func TestBaseFileEqualsDefault(t *testing.T) {
 	require.NoError(t, err)
 	apiBase, err := os.ReadFile(filepath.Join(repoConfig, "base", "api.toml"))
 	require.NoError(t, err)
+	orchBase, err := os.ReadFile(filepath.Join(repoConfig, "base", "orchestration.toml"))
+	require.NoError(t, err)
 	dir := writeTree(t, map[string]string{
 		"base/telemetry.toml":         string(base),
 		"base/api.toml":               string(apiBase),
+		"base/orchestration.toml":     string(orchBase),
 		"environments/empty/.keep":    "",
 		"environments/empty/notes.md": "not toml, ignored",
 	})
@@ -71,6 +74,7 @@ func TestBaseFileEqualsDefault(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, Default().Telemetry, cfg.Telemetry)
 	assert.Equal(t, Default().API, cfg.API)
+	assert.Equal(t, Default().Orchestration, cfg.Orchestration)
 	for key, s := range sources {
 		if key == "telemetry.enabled" {
 			// Left unset on purpose, so an OTLP endpoint variable can turn export on.
@@ -81,6 +85,9 @@ func TestBaseFileEqualsDefault(t *testing.T) {
 		if strings.HasPrefix(key, "api.") {
 			file = "api.toml"
 		}
+		if strings.HasPrefix(key, "orchestration.") {
+			file = "orchestration.toml"
+		}
 		assert.Equal(t, filepath.Join(dir, "base", file), s.From, key)
 	}
 }
@@ -90,7 +97,7 @@ func TestNoFilesGivesDefaultsWithDefaultProvenance(t *testing.T) {
 	cfg, sources, err := load(t, dir, "", nil)
 	require.NoError(t, err)
 	assert.Equal(t, Default().Telemetry, cfg.Telemetry)
-	require.Len(t, sources, 43)
+	require.Len(t, sources, 47)
 	for key, s := range sources {
 		assert.Equal(t, FromDefault, s.From, key)
 	}
@@ -364,6 +371,14 @@ func TestBadFileValues(t *testing.T) {
 			`telemetry.traces.exporter: "zipkin" is not one of otlp, console, none`},
 		{"resource service.name", "[telemetry]\nresource_attributes = { \"service.name\" = \"x\" }",
 			`telemetry.resource_attributes.service.name: is set by telemetry.service_name`},
+		{"retention zero", "[orchestration]\nretention_seconds = 0",
+			`orchestration.retention_seconds: 0 would delete every task as it finishes`},
+		{"prune interval", "[orchestration]\nprune_interval_seconds = 0.001",
+			`orchestration.prune_interval_seconds: 0.001 is less than 0.01 seconds`},
+		{"prune batch", "[orchestration]\nprune_batch = 0",
+			`orchestration.prune_batch: 0 is less than 1`},
+		{"schedule interval", "[orchestration]\nschedule_interval_seconds = -1",
+			`orchestration.schedule_interval_seconds: -1 is less than 0.01 seconds`},
 		{"syntax", "[telemetry\nenabled = true", ``},
 	}
 	for _, c := range cases {
@@ -418,6 +433,11 @@ func TestBadEnvValues(t *testing.T) {
 		{"OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/json", `env OTEL_EXPORTER_OTLP_LOGS_PROTOCOL: telemetry.otlp.logs_protocol: "http/json" is not one of grpc, http/protobuf`},
 		{"OTEL_RESOURCE_ATTRIBUTES", "team", `env OTEL_RESOURCE_ATTRIBUTES: "team" is not key=value`},
 		{"OTEL_RESOURCE_ATTRIBUTES", "team=a%zz", `env OTEL_RESOURCE_ATTRIBUTES: "team=a%zz" has a value that is not percent-encoded correctly`},
+		{"TASKER_ORCHESTRATION_RETENTION_SECONDS", "7d", `env TASKER_ORCHESTRATION_RETENTION_SECONDS: "7d" is not a number of seconds`},
+		{"TASKER_ORCHESTRATION_RETENTION_SECONDS", "0", `env TASKER_ORCHESTRATION_RETENTION_SECONDS: orchestration.retention_seconds: 0 would delete`},
+		{"TASKER_ORCHESTRATION_PRUNE_INTERVAL_SECONDS", "NaN", `env TASKER_ORCHESTRATION_PRUNE_INTERVAL_SECONDS: "NaN" is not a number of seconds`},
+		{"TASKER_ORCHESTRATION_PRUNE_BATCH", "0", `env TASKER_ORCHESTRATION_PRUNE_BATCH: orchestration.prune_batch: 0 is less than 1`},
+		{"TASKER_ORCHESTRATION_SCHEDULE_INTERVAL_SECONDS", "0", `env TASKER_ORCHESTRATION_SCHEDULE_INTERVAL_SECONDS: orchestration.schedule_interval_seconds: 0 is less than 0.01 seconds`},
 		{"OTEL_SERVICE_NAME", "", ``}, // empty is unset: no error
 		{"TASKER_ENV", "../base", `env TASKER_ENV: "../base" is not an environment name`},
 		{"TASKER_ENV", "staging", `env TASKER_ENV: environment "staging" has no directory`},
@@ -455,7 +475,7 @@ func TestUnknownKeys(t *testing.T) {
 	})
 	_, _, err = load(t, dir, "", nil)
 	require.Error(t, err)
-	assert.Equal(t, filepath.Join(dir, "base", "db.toml")+": unknown key database (top level allows telemetry, api)", err.Error())
+	assert.Equal(t, filepath.Join(dir, "base", "db.toml")+": unknown key database (top level allows telemetry, api, orchestration)", err.Error())
 }
 
 func TestKeySetTwiceInOneLayer(t *testing.T) {
@@ -594,4 +614,27 @@ func TestDefaultEnvironmentIsProduction(t *testing.T) {
 			require.Contains(t, s.From, filepath.Join("environments", "production"))
 		}
 	}
+}
+
+func TestOrchestrationKeys(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"base/.keep": "",
+		"environments/production/orchestration.toml": "[orchestration]\nretention_seconds = -1\nprune_batch = 50\n",
+	})
+	cfg, sources, err := load(t, dir, "", map[string]string{EnvPruneInterval: "2.5", EnvScheduleInterval: "0.2"})
+	require.NoError(t, err)
+	assert.Equal(t, Orchestration{Retention: Duration(-time.Second), PruneInterval: Duration(2500 * time.Millisecond),
+		PruneBatch: 50, ScheduleInterval: Duration(200 * time.Millisecond)}, cfg.Orchestration)
+	file := filepath.Join(dir, "environments", "production", "orchestration.toml")
+	assert.Equal(t, Source{Key: "orchestration.retention_seconds", Value: "-1", From: file}, sources["orchestration.retention_seconds"])
+	assert.Equal(t, "env "+EnvPruneInterval, sources["orchestration.prune_interval_seconds"].From)
+	assert.Equal(t, "2.5", sources["orchestration.prune_interval_seconds"].Value)
+	assert.Equal(t, "env "+EnvScheduleInterval, sources["orchestration.schedule_interval_seconds"].From)
+	assert.Equal(t, file, sources["orchestration.prune_batch"].From)
+
+	// The variable beats the file.
+	cfg, _, err = load(t, dir, "", map[string]string{EnvRetention: "86400", EnvPruneBatch: "7"})
+	require.NoError(t, err)
+	assert.Equal(t, Duration(24*time.Hour), cfg.Orchestration.Retention)
+	assert.Equal(t, 7, cfg.Orchestration.PruneBatch)
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"sort"
 	"strconv"
@@ -33,6 +34,11 @@ const (
 	EnvAPIAuth       = "TASKER_API_AUTH"
 	EnvAPITLSCert    = "TASKER_API_TLS_CERT_FILE"
 	EnvAPITLSKey     = "TASKER_API_TLS_KEY_FILE"
+
+	EnvRetention        = "TASKER_ORCHESTRATION_RETENTION_SECONDS"
+	EnvPruneInterval    = "TASKER_ORCHESTRATION_PRUNE_INTERVAL_SECONDS"
+	EnvPruneBatch       = "TASKER_ORCHESTRATION_PRUNE_BATCH"
+	EnvScheduleInterval = "TASKER_ORCHESTRATION_SCHEDULE_INTERVAL_SECONDS"
 
 	EnvOTELSDKDisabled       = "OTEL_SDK_DISABLED"
 	EnvOTELServiceName       = "OTEL_SERVICE_NAME"
@@ -137,6 +143,22 @@ func (a *envApplier) millis(name, key string, dst *Duration) {
 	a.set(key, name)
 }
 
+// seconds reads a number of seconds (fractions allowed), the unit of the
+// *_seconds keys the TASKER_* variables set.
+func (a *envApplier) seconds(name, key string, dst *Duration) {
+	v, ok := a.get(name)
+	if !ok {
+		return
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		a.fail(name, v, "is not a number of seconds")
+		return
+	}
+	*dst = Duration(f * float64(time.Second))
+	a.set(key, name)
+}
+
 func (a *envApplier) int(name, key string, dst *int) {
 	v, ok := a.get(name)
 	if !ok {
@@ -183,6 +205,12 @@ func applyEnv(cfg *Config, getenv func(string) string, environ func() []string) 
 	a.str(EnvAPIAuth, "api.auth.mode", &cfg.API.Auth.Mode, lower)
 	a.str(EnvAPITLSCert, "api.tls.cert_file", &cfg.API.TLS.CertFile, strings.TrimSpace)
 	a.str(EnvAPITLSKey, "api.tls.key_file", &cfg.API.TLS.KeyFile, strings.TrimSpace)
+
+	o := &cfg.Orchestration
+	a.seconds(EnvRetention, "orchestration.retention_seconds", &o.Retention)
+	a.seconds(EnvPruneInterval, "orchestration.prune_interval_seconds", &o.PruneInterval)
+	a.int(EnvPruneBatch, "orchestration.prune_batch", &o.PruneBatch)
+	a.seconds(EnvScheduleInterval, "orchestration.schedule_interval_seconds", &o.ScheduleInterval)
 
 	sdkDisabled := false
 	if v, ok := a.get(EnvOTELSDKDisabled); ok {

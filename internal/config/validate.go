@@ -116,6 +116,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	v.api(c.API)
+	v.orchestration(c.Orchestration)
 	return errors.Join(v.errs...)
 }
 

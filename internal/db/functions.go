@@ -267,6 +267,8 @@ func (f *Funcs) ClaimTaskForFinalization(ctx context.Context, q Querier, taskUUI
 
 // EnqueuedStep is one step enqueue_steps sent.
 type EnqueuedStep struct {
+	// TaskUUID is set by EnqueueReadySteps (steps of many tasks).
+	TaskUUID uuid.UUID
 	StepUUID uuid.UUID
 	StepName string
 	MsgID    int64
@@ -395,7 +397,26 @@ func (f *Funcs) ClaimStep(ctx context.Context, q Querier, queue string, msgID in
 	return out, nil
 }
 
-// ClaimSteps takes up to qty visible step messages at least minAge old (the polling path).
+// ClaimStepMessages takes the steps behind messages msgIDs in one statement
+// (the NOTIFY path, for every wake-up a worker has a free slot for). A
+// message that is not visible (another worker has it) yields no row.
+func (f *Funcs) ClaimStepMessages(ctx context.Context, q Querier, queue string, msgIDs []int64, lease time.Duration, workerID string) (out []ClaimedStep, err error) {
+	ctx, sc := f.in.Begin(ctx, Call{Function: "claim_step_messages", Queue: queue, Messaging: "receive"})
+	defer func() { sc.End(err) }()
+	rows, err := q.Query(ctx, "SELECT "+claimColumns+" FROM tasker.claim_step_messages($1, $2, $3, $4)",
+		queue, msgIDs, int32(lease/time.Millisecond), workerID)
+	if err != nil {
+		return nil, fmt.Errorf("claim_step_messages: %w", err)
+	}
+	out, err = pgx.CollectRows(rows, scanClaim)
+	if err != nil {
+		return nil, fmt.Errorf("claim_step_messages: %w", err)
+	}
+	return out, nil
+}
+
+// ClaimSteps takes up to qty visible step messages at least minAge old (the
+// polling path), highest priority first and oldest first within a priority.
 func (f *Funcs) ClaimSteps(ctx context.Context, q Querier, queue string, qty int, lease time.Duration, workerID string, minAge time.Duration) (out []ClaimedStep, err error) {
 	ctx, sc := f.in.Begin(ctx, Call{Function: "claim_steps", Queue: queue, Messaging: "receive"})
 	defer func() { sc.End(err) }()

@@ -1376,6 +1376,147 @@ func TestClaimStepBusyAndStale(t *testing.T) {
 	require.True(t, archived(t, e.pool, q, badMsg))
 }
 
+func TestClaimStepMessages(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	q := e.workerQueue(t)
+	d := e.build(t, taskSpec{},
+		stepSpec{Name: "a", State: "complete", Attempts: 1, Results: `{"result": "A"}`},
+		stepSpec{Name: "b", Parents: []string{"a"}},
+		stepSpec{Name: "c", Parents: []string{"a"}},
+		stepSpec{Name: "d"},
+		stepSpec{Name: "e"},
+		stepSpec{Name: "done", State: "complete", Attempts: 1},
+		stepSpec{Name: "running", State: "in_progress", Attempts: 1, LeaseIn: in(time.Hour)},
+		stepSpec{Name: "lapsed", State: "in_progress", Attempts: 1, LeaseIn: in(-time.Second)},
+	)
+	out, err := e.funcs.EnqueueSteps(ctx, e.pool, d.Task, []uuid.UUID{d.id(t, "b"), d.id(t, "c"), d.id(t, "d"), d.id(t, "e")}, q,
+		map[string]string{"traceparent": "tp"})
+	require.NoError(t, err)
+	require.Len(t, out, 4)
+	msg := map[string]int64{}
+	for _, o := range out {
+		msg[o.StepName] = o.MsgID
+	}
+	dup := sendRaw(t, e.pool, q, map[string]any{"step_uuid": d.id(t, "b")})
+	stale := sendRaw(t, e.pool, q, map[string]any{"step_uuid": d.id(t, "done")})
+	busy := sendRaw(t, e.pool, q, map[string]any{"step_uuid": d.id(t, "running")})
+	lapsed := sendRaw(t, e.pool, q, map[string]any{"step_uuid": d.id(t, "lapsed")})
+	bad := sendRaw(t, e.pool, q, map[string]any{"step_uuid": "nope"})
+
+	// Another transaction holds step e (say, a cancel): its message is
+	// handed back at once rather than waited for.
+	tx, err := e.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck
+	_, err = tx.Exec(ctx, "SELECT 1 FROM tasker.workflow_steps WHERE workflow_step_uuid = $1 FOR UPDATE", d.id(t, "e"))
+	require.NoError(t, err)
+	// Step d's message is being claimed by another worker: skipped.
+	_, err = tx.Exec(ctx, "SELECT 1 FROM tasker.queue_messages WHERE msg_id = $1 FOR UPDATE", msg["d"])
+	require.NoError(t, err)
+
+	ids := []int64{bad, lapsed, busy, stale, dup, msg["e"], msg["d"], msg["c"], msg["b"], 999999999}
+	claims, err := e.funcs.ClaimStepMessages(ctx, e.pool, q, ids, time.Minute, "w1")
+	require.NoError(t, err)
+	got := map[int64]db.ClaimedStep{}
+	for _, c := range claims {
+		require.NotContains(t, got, c.MsgID, "one row per message")
+		got[c.MsgID] = c
+	}
+	require.Len(t, got, 7, "every visible message but d's and e's")
+	for _, name := range []string{"b", "c"} {
+		c := got[msg[name]]
+		require.Equal(t, db.ClaimClaimed, c.Outcome, name)
+		require.Equal(t, d.id(t, name), c.StepUUID)
+		require.Equal(t, name, c.StepName)
+		require.Equal(t, name+"_handler", c.Handler)
+		require.Equal(t, 1, c.Attempt)
+		require.Equal(t, 3, c.MaxAttempts)
+		require.Equal(t, 1, c.ReadCount)
+		require.Equal(t, d.Corr, c.CorrelationID)
+		require.Equal(t, e.ns, c.Namespace)
+		require.Equal(t, e.taskName, c.TaskName)
+		require.JSONEq(t, `{"traceparent": "tp"}`, string(c.Headers))
+		require.JSONEq(t, `{"a": "A"}`, string(c.DependencyResults))
+		s := getStep(t, e.pool, c.StepUUID)
+		require.Equal(t, "in_progress", s.State)
+		require.Equal(t, ptr("w1"), s.WorkerID)
+		h := stepHistory(t, e.pool, c.StepUUID)
+		require.Equal(t, stepTransition{From: ptr("enqueued"), To: "in_progress", Reason: ptr("claimed"), Attempt: ptr(int32(1)),
+			WorkerID: ptr("w1"), Corr: &d.Corr, Metadata: []byte("{}")}, h[len(h)-1])
+	}
+	require.Equal(t, db.ClaimBusy, got[dup].Outcome, "a second message for a step claimed in the same batch")
+	require.Equal(t, db.ClaimStale, got[stale].Outcome)
+	require.True(t, archived(t, e.pool, q, stale))
+	require.Equal(t, db.ClaimBusy, got[busy].Outcome)
+	require.Equal(t, db.ClaimReclaimed, got[lapsed].Outcome)
+	require.Equal(t, 2, got[lapsed].Attempt)
+	require.Equal(t, db.ClaimStale, got[bad].Outcome)
+	require.True(t, archived(t, e.pool, q, bad))
+	require.Equal(t, 1, getStep(t, e.pool, d.id(t, "b")).Attempts, "claimed once")
+
+	require.NoError(t, tx.Rollback(ctx))
+	require.Equal(t, "enqueued", getStep(t, e.pool, d.id(t, "e")).State)
+	m, ok := liveMessage(t, e.pool, msg["e"])
+	require.True(t, ok)
+	require.False(t, m.VT.After(dbNow(t, e.pool)), "the message of a step held elsewhere is visible again")
+	require.Equal(t, 0, mustReadCt(t, e, msg["d"]), "a message locked by another claimer is not read")
+
+	// Both are claimed by the next claim.
+	claims, err = e.funcs.ClaimStepMessages(ctx, e.pool, q, []int64{msg["d"], msg["e"]}, time.Minute, "w2")
+	require.NoError(t, err)
+	require.Len(t, claims, 2)
+	for _, c := range claims {
+		require.Equal(t, db.ClaimClaimed, c.Outcome)
+	}
+	// Messages already hidden yield nothing.
+	claims, err = e.funcs.ClaimStepMessages(ctx, e.pool, q, []int64{msg["b"], msg["d"]}, time.Minute, "w3")
+	require.NoError(t, err)
+	require.Empty(t, claims)
+}
+
+func mustReadCt(t *testing.T, e *env, id int64) int {
+	t.Helper()
+	m, ok := liveMessage(t, e.pool, id)
+	require.True(t, ok)
+	return m.ReadCt
+}
+
+func TestClaimStepsByPriority(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	q := e.workerQueue(t)
+	var order []uuid.UUID // the claim order expected
+	byPriority := map[int][]uuid.UUID{}
+	for _, p := range []int{0, 5, -3, 5, 0, 100} {
+		d := e.build(t, taskSpec{Priority: p}, stepSpec{Name: "s"})
+		_, err := e.funcs.EnqueueSteps(ctx, e.pool, d.Task, []uuid.UUID{d.id(t, "s")}, q, nil)
+		require.NoError(t, err)
+		byPriority[p] = append(byPriority[p], d.id(t, "s"))
+	}
+	for _, p := range []int{100, 5, 0, -3} {
+		order = append(order, byPriority[p]...)
+	}
+	var got []uuid.UUID
+	for len(got) < len(order) {
+		claims, err := e.funcs.ClaimSteps(ctx, e.pool, q, 2, time.Minute, "w", 0)
+		require.NoError(t, err)
+		require.NotEmpty(t, claims)
+		sort.Slice(claims, func(i, j int) bool { return claims[i].MsgID < claims[j].MsgID })
+		// Within one claim, the rows' order is not promised; between claims it is.
+		batch := order[len(got):min(len(got)+2, len(order))]
+		var ids []uuid.UUID
+		for _, c := range claims {
+			ids = append(ids, c.StepUUID)
+		}
+		require.ElementsMatch(t, batch, ids)
+		got = append(got, batch...)
+	}
+
+}
+
 func TestSendToUnknownQueueFails(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -1615,4 +1756,158 @@ func TestClaimStepLeaseLapsesOnItsOwn(t *testing.T) {
 	require.Equal(t, db.ClaimReclaimed, got.Outcome)
 	require.Equal(t, 2, got.Attempt)
 	require.Equal(t, ptr("w2"), getStep(t, e.pool, f.id(t, "s")).WorkerID)
+}
+
+// A heartbeat and a result batch of one worker share steps. Listed in
+// opposite orders, they would lock the rows in opposite orders and deadlock
+// (one of them failing with SQLSTATE 40P01) if each locked as it went; both
+// lock in the same fixed order instead. The interleaving is forced: a third
+// transaction holds the first step while the batch and then the heartbeat
+// queue up behind it.
+func TestResultBatchAndHeartbeatDoNotDeadlock(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	q := e.workerQueue(t)
+	rq := "orchestration_step_results"
+	e.createQueue(t, rq)
+	d := e.build(t, taskSpec{}, stepSpec{Name: "s1"}, stepSpec{Name: "s2"})
+	out, err := e.funcs.EnqueueSteps(ctx, e.pool, d.Task, []uuid.UUID{d.id(t, "s1"), d.id(t, "s2")}, q, nil)
+	require.NoError(t, err)
+	claims, err := e.funcs.ClaimStepMessages(ctx, e.pool, q, []int64{out[0].MsgID, out[1].MsgID}, time.Minute, "w")
+	require.NoError(t, err)
+	require.Len(t, claims, 2)
+	sort.Slice(claims, func(i, j int) bool { return claims[i].StepUUID.String() < claims[j].StepUUID.String() })
+	lo, hi := claims[0], claims[1]
+	// lo gets a later lease and a newer row version, so that a statement
+	// locking rows as it scans them (by lease, or in table order) meets hi
+	// first.
+	_, err = e.pool.Exec(ctx, `UPDATE tasker.workflow_steps SET lease_expires_at = lease_expires_at + interval '1 minute'
+		WHERE workflow_step_uuid = $1`, lo.StepUUID)
+	require.NoError(t, err)
+
+	blocker, err := e.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer blocker.Rollback(ctx) //nolint:errcheck
+	_, err = blocker.Exec(ctx, "SELECT 1 FROM tasker.workflow_steps WHERE workflow_step_uuid = $1 FOR UPDATE", lo.StepUUID)
+	require.NoError(t, err)
+	waiting := func(n int) {
+		t.Helper()
+		require.Eventually(t, func() bool {
+			var got int
+			require.NoError(t, e.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+				WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&got))
+			return got == n
+		}, 30*time.Second, 10*time.Millisecond, "waiting for %d blocked statements", n)
+	}
+
+	sub := func(c db.ClaimedStep) db.StepResultSubmission {
+		return db.StepResultSubmission{StepUUID: c.StepUUID, Attempt: c.Attempt, Success: true, Results: json.RawMessage(`{"result": 1}`),
+			WorkerID: "w", Queue: q, MsgID: c.MsgID, ResultQueue: rq}
+	}
+	submitted := make(chan error, 1)
+	go func() {
+		_, err := e.funcs.SubmitStepResults(ctx, e.pool, "w", rq, []db.StepResultSubmission{sub(lo), sub(hi)})
+		submitted <- err
+	}()
+	waiting(1)
+	extended := make(chan error, 1)
+	go func() {
+		_, err := e.funcs.ExtendStepLeases(ctx, e.pool, []db.LeaseRef{
+			{StepUUID: hi.StepUUID, Attempt: hi.Attempt, MsgID: hi.MsgID},
+			{StepUUID: lo.StepUUID, Attempt: lo.Attempt, MsgID: lo.MsgID},
+		}, time.Minute)
+		extended <- err
+	}()
+	waiting(2)
+	require.NoError(t, blocker.Rollback(ctx))
+	require.NoError(t, <-submitted)
+	require.NoError(t, <-extended)
+	require.Equal(t, "enqueued_for_orchestration", getStep(t, e.pool, lo.StepUUID).State)
+	require.Equal(t, "enqueued_for_orchestration", getStep(t, e.pool, hi.StepUUID).State)
+}
+
+func TestSubmitStepResults(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	q := e.workerQueue(t)
+	rq := "orchestration_step_results"
+	e.createQueue(t, rq)
+	d := e.build(t, taskSpec{}, stepSpec{Name: "ok"}, stepSpec{Name: "bad"}, stepSpec{Name: "lost"})
+	out, err := e.funcs.EnqueueSteps(ctx, e.pool, d.Task, []uuid.UUID{d.id(t, "ok"), d.id(t, "bad"), d.id(t, "lost")}, q, nil)
+	require.NoError(t, err)
+	ids := make([]int64, len(out))
+	for i, o := range out {
+		ids[i] = o.MsgID
+	}
+	claims, err := e.funcs.ClaimStepMessages(ctx, e.pool, q, ids, time.Minute, "w")
+	require.NoError(t, err)
+	require.Len(t, claims, 3)
+	c := map[string]db.ClaimedStep{}
+	for _, cl := range claims {
+		c[cl.StepName] = cl
+	}
+	lostHistory := stepHistory(t, e.pool, d.id(t, "lost"))
+	sub := func(name string, attempt int, success bool) db.StepResultSubmission {
+		return db.StepResultSubmission{StepUUID: c[name].StepUUID, Attempt: attempt, Success: success,
+			Results: json.RawMessage(`{"result": "` + name + `", "metadata": {"execution_time_ms": 5}}`), WorkerID: "w", Queue: q,
+			MsgID: c[name].MsgID, ResultQueue: rq, Headers: map[string]string{"traceparent": "tp-" + name}}
+	}
+	batch := []db.StepResultSubmission{sub("ok", 1, true), sub("lost", 2, true), sub("bad", 1, false)}
+	res, err := e.funcs.SubmitStepResults(ctx, e.pool, "w", rq, batch)
+	require.NoError(t, err)
+	require.Len(t, res, 3)
+	for i, r := range res {
+		require.Equal(t, batch[i].StepUUID, r.StepUUID, "rows in the batch's order")
+	}
+	require.Positive(t, res[0].MsgID)
+	require.Zero(t, res[1].MsgID, "an attempt that lost its step writes nothing")
+	require.Positive(t, res[2].MsgID)
+
+	for _, tc := range []struct {
+		name, state, reason string
+		msg                 int64
+		success             bool
+	}{
+		{"ok", "enqueued_for_orchestration", "handler_succeeded", res[0].MsgID, true},
+		{"bad", "enqueued_as_error_for_orchestration", "handler_failed", res[2].MsgID, false},
+	} {
+		s := getStep(t, e.pool, c[tc.name].StepUUID)
+		require.Equal(t, tc.state, s.State)
+		require.False(t, s.InProcess)
+		require.Nil(t, s.LeaseExpiresAt)
+		require.JSONEq(t, `{"result": "`+tc.name+`", "metadata": {"execution_time_ms": 5}}`, string(s.Results))
+		h := stepHistory(t, e.pool, c[tc.name].StepUUID)
+		require.Equal(t, stepTransition{From: ptr("in_progress"), To: tc.state, Reason: ptr(tc.reason), Attempt: ptr(int32(1)),
+			WorkerID: ptr("w"), Corr: &d.Corr, Metadata: []byte(`{"execution_time_ms": 5}`)}, h[len(h)-1])
+		_, live := liveMessage(t, e.pool, c[tc.name].MsgID)
+		require.False(t, live)
+		require.True(t, archived(t, e.pool, q, c[tc.name].MsgID))
+		m, live := liveMessage(t, e.pool, tc.msg)
+		require.True(t, live)
+		success := "false"
+		if tc.success {
+			success = "true"
+		}
+		require.JSONEq(t, `{"task_uuid": "`+d.Task.String()+`", "step_uuid": "`+c[tc.name].StepUUID.String()+`", "correlation_id": "`+
+			d.Corr.String()+`", "step_name": "`+tc.name+`", "attempt": 1, "success": `+success+`, "worker_id": "w"}`, string(m.Body))
+		require.JSONEq(t, `{"traceparent": "tp-`+tc.name+`"}`, string(m.Headers))
+	}
+	require.Equal(t, "in_progress", getStep(t, e.pool, c["lost"].StepUUID).State)
+	require.Equal(t, lostHistory, stepHistory(t, e.pool, c["lost"].StepUUID))
+	_, live := liveMessage(t, e.pool, c["lost"].MsgID)
+	require.True(t, live)
+	require.Len(t, queueMessages(t, e.pool, rq), 2)
+
+	// The same batch again changes nothing.
+	res, err = e.funcs.SubmitStepResults(ctx, e.pool, "w", rq, batch)
+	require.NoError(t, err)
+	for _, r := range res {
+		require.Zero(t, r.MsgID)
+	}
+	require.Len(t, queueMessages(t, e.pool, rq), 2)
+
+	_, err = e.funcs.SubmitStepResults(ctx, e.pool, "w", "never_created", batch[:1])
+	require.ErrorContains(t, err, "queue never_created does not exist")
 }

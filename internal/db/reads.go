@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // ErrNotFound is returned (wrapped) by reads of a row that does not exist.
@@ -21,6 +22,21 @@ func noRows(err error, what string) error {
 		return fmt.Errorf("%s: %w", what, ErrNotFound)
 	}
 	return fmt.Errorf("reading %s: %w", what, err)
+}
+
+// ErrAlreadyExists is returned (wrapped) by an insert whose unique key is
+// taken. It is the one place a unique violation (SQLSTATE 23505) becomes a
+// domain error.
+var ErrAlreadyExists = errors.New("already exists")
+
+// uniqueViolation maps a unique violation to ErrAlreadyExists, naming what
+// was being written.
+func uniqueViolation(err error, what string) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return fmt.Errorf("%s: %w", what, ErrAlreadyExists)
+	}
+	return fmt.Errorf("writing %s: %w", what, err)
 }
 
 // TaskRow is a task as stored, with its template's identity.

@@ -97,6 +97,7 @@ func TestBadInputWritesNothing(t *testing.T) {
 func TestCorrelationIDs(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
+	b.recordSent(t)
 	srv, c := apiFor(t, b, engineOpts{work: true})
 	ctx := context.Background()
 
@@ -111,7 +112,7 @@ func TestCorrelationIDs(t *testing.T) {
 		require.Equal(t, "complete", final.State)
 		require.Equal(t, want, final.CorrelationID)
 		// Every message that carried this task's steps carries the id.
-		rows, err := b.pool.Query(ctx, `SELECT queue_name, message, headers FROM tasker.queue_archive
+		rows, err := b.pool.Query(ctx, `SELECT queue_name, message, headers FROM public.sent_messages
 			WHERE message->>'task_uuid' = $1`, task.TaskUUID.String())
 		require.NoError(t, err)
 		var n int

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskerhq/tasker/client"
@@ -150,6 +151,7 @@ func (d *countingDispatcher) Has(name string) bool { return d.inner.Has(name) }
 func TestTwoServersTwoWorkers(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
+	b.recordSent(t)
 	counter := &countingDispatcher{inner: worker.RegistryDispatcher{Registry: b.registry}, runs: map[uuid.UUID]int{}}
 	s1 := b.start(t, engineOpts{orchestrate: true})
 	s2 := b.start(t, engineOpts{orchestrate: true})
@@ -210,6 +212,32 @@ func TestTwoServersTwoWorkers(t *testing.T) {
 	var depth int
 	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT count(*) FROM tasker.queue_messages`).Scan(&depth))
 	require.Zero(t, depth)
+
+	// Every result was applied once: one completion per step in history.
+	var completions, repeated int
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT count(*), count(*) - count(DISTINCT workflow_step_uuid)
+		FROM tasker.workflow_step_transitions WHERE task_uuid = ANY($1) AND to_state = 'complete'`, ids).Scan(&completions, &repeated))
+	require.Equal(t, steps, completions)
+	require.Zero(t, repeated)
+
+	// Every result delivered twice more, in one batch, changes nothing.
+	before := map[uuid.UUID]string{}
+	for _, id := range ids[:20] {
+		before[id] = historyCounts(t, b, id)
+	}
+	rows, err := b.pool.Query(context.Background(), `INSERT INTO tasker.queue_messages (queue_name, message, headers)
+		SELECT a.queue_name, a.message, a.headers FROM public.sent_messages a CROSS JOIN generate_series(1, 2)
+		WHERE a.queue_name = 'orchestration_step_results' AND (a.message->>'task_uuid')::uuid = ANY($1) RETURNING msg_id`, ids[:20])
+	require.NoError(t, err)
+	replay, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	require.NoError(t, err)
+	require.NotEmpty(t, replay)
+	require.NoError(t, s1.Orchestrator.ProcessResultMessages(context.Background(), replay))
+	for _, id := range ids[:20] {
+		require.Equal(t, before[id], historyCounts(t, b, id), "task %s", id)
+	}
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT count(*) FROM tasker.queue_messages`).Scan(&depth))
+	require.Zero(t, depth, "the duplicates are acknowledged")
 }
 
 // blockingDispatcher blocks the first attempt of every step until its
@@ -278,6 +306,7 @@ func TestWorkerStoppedMidStep(t *testing.T) {
 func TestDuplicateResultChangesNothing(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
+	b.recordSent(t)
 	e := b.start(t, engineOpts{orchestrate: true, work: true})
 	be := e.Backend()
 	created, task := runTask(t, e, "single_workflow/single_step", 4)
@@ -286,7 +315,7 @@ func TestDuplicateResultChangesNothing(t *testing.T) {
 	// Replay the archived result message as if it were delivered again.
 	var msgID int64
 	require.NoError(t, b.pool.QueryRow(context.Background(), `INSERT INTO tasker.queue_messages (queue_name, message, headers)
-		SELECT queue_name, message, headers FROM tasker.queue_archive
+		SELECT queue_name, message, headers FROM public.sent_messages
 		WHERE queue_name = 'orchestration_step_results' AND message->>'task_uuid' = $1 RETURNING msg_id`,
 		created.TaskUUID.String()).Scan(&msgID))
 	require.NoError(t, e.Orchestrator.ProcessResultMessage(context.Background(), msgID))

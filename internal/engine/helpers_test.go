@@ -83,6 +83,7 @@ type engineOpts struct {
 	namespaces  []string
 	lease       time.Duration
 	grace       time.Duration
+	concurrency int
 	dispatcher  worker.Dispatcher
 	submitter   handler.TaskSubmitter
 	logger      *slog.Logger
@@ -115,7 +116,7 @@ func (b *testBundle) start(t *testing.T, o engineOpts) *engine.Engine {
 			sub = svc
 		}
 		cfg.Worker = &worker.Config{Namespaces: ns, Dispatcher: d, Lease: o.lease, ShutdownGrace: o.grace,
-			PollInterval: 100 * time.Millisecond, Submitter: sub}
+			PollInterval: 100 * time.Millisecond, Submitter: sub, Concurrency: o.concurrency}
 	}
 	e, err := engine.Start(context.Background(), cfg)
 	require.NoError(t, err)
@@ -171,4 +172,22 @@ func runTask(t *testing.T, e *engine.Engine, ref string, n int) (*orchestration.
 	created, err := e.Orchestrator.CreateTask(context.Background(), newRequest(t, ref, map[string]any{"even_number": n}))
 	require.NoError(t, err)
 	return created, waitTerminal(t, e.Backend(), created.TaskUUID, 20*time.Second)
+}
+
+// recordSent keeps a copy of every queue message sent from now on in
+// public.sent_messages: the engine deletes a message once it is handled
+// (its content lives on in transition history), and tests replay or inspect
+// what was sent.
+func (b *testBundle) recordSent(t *testing.T) {
+	t.Helper()
+	_, err := b.pool.Exec(context.Background(), `
+		CREATE TABLE IF NOT EXISTS public.sent_messages (LIKE tasker.queue_messages);
+		CREATE OR REPLACE FUNCTION public.record_sent() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			INSERT INTO public.sent_messages SELECT NEW.*;
+			RETURN NEW;
+		END $$;
+		CREATE OR REPLACE TRIGGER record_sent AFTER INSERT ON tasker.queue_messages
+			FOR EACH ROW EXECUTE FUNCTION public.record_sent();`)
+	require.NoError(t, err)
 }

@@ -97,6 +97,7 @@ func TestDashboardsAndAlertsAgainstPrometheus(t *testing.T) {
 
 	// The engine with metrics, served for Prometheus to scrape.
 	b := setup(t)
+	b.recordSent(t)
 	exporter, err := metrics.NewPrometheus()
 	require.NoError(t, err)
 	m, err := metrics.New(exporter.MeterProvider())
@@ -146,7 +147,7 @@ func TestDashboardsAndAlertsAgainstPrometheus(t *testing.T) {
 	_, err = b.pool.Exec(ctx, `INSERT INTO tasker.queue_messages (queue_name, message) VALUES ('orchestration_step_results', '"not an object"')`)
 	require.NoError(t, err)
 	_, err = b.pool.Exec(ctx, `INSERT INTO tasker.queue_messages (queue_name, message, headers)
-		SELECT queue_name, message, headers FROM tasker.queue_archive WHERE queue_name = 'orchestration_step_results' LIMIT 1`)
+		SELECT queue_name, message, headers FROM public.sent_messages WHERE queue_name = 'orchestration_step_results' LIMIT 1`)
 	require.NoError(t, err)
 	_, err = queue.NewClient(m).Send(ctx, b.pool, "never_created_queue", map[string]int{"x": 1}, nil, 0)
 	require.Error(t, err)

@@ -53,6 +53,7 @@ func hasSample(text, name string) bool {
 func TestEveryMetricIsRecorded(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
+	b.recordSent(t)
 	prom, err := metrics.NewPrometheus()
 	require.NoError(t, err)
 	m, err := metrics.New(prom.MeterProvider())
@@ -79,7 +80,7 @@ func TestEveryMetricIsRecorded(t *testing.T) {
 	_, err = b.pool.Exec(ctx, `INSERT INTO tasker.queue_messages (queue_name, message) VALUES ('orchestration_step_results', '"not an object"')`)
 	require.NoError(t, err)
 	_, err = b.pool.Exec(ctx, `INSERT INTO tasker.queue_messages (queue_name, message, headers)
-		SELECT queue_name, message, headers FROM tasker.queue_archive WHERE queue_name = 'orchestration_step_results' LIMIT 1`)
+		SELECT queue_name, message, headers FROM public.sent_messages WHERE queue_name = 'orchestration_step_results' LIMIT 1`)
 	require.NoError(t, err)
 	// A failing SQL function call is counted as an error.
 	_, err = queue.NewClient(m).Send(ctx, b.pool, "never_created_queue", map[string]int{"x": 1}, nil, 0)

@@ -19,7 +19,7 @@ import (
 
 // TestRealAnswersMatchTheOpenAPIDocument validates what the API answers over
 // the real database (complete, failed, cancelled and delayed tasks, steps,
-// history, schedules) against the OpenAPI document.
+// history, schedules, queues and workers) against the OpenAPI document.
 func TestRealAnswersMatchTheOpenAPIDocument(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -49,7 +49,7 @@ func TestRealAnswersMatchTheOpenAPIDocument(t *testing.T) {
 	_, err = c.CreateSchedule(ctx, client.ScheduleRequest{Name: "n", Cron: "0 3 * * *", Task: newRequestNoIDs(t, "single_workflow/single_step", nil)})
 	require.NoError(t, err)
 
-	paths := []string{"/v1/tasks", "/v1/tasks?state=error", "/v1/schedules", "/v1/templates", "/health"}
+	paths := []string{"/v1/tasks", "/v1/tasks?state=error", "/v1/schedules", "/v1/templates", "/health", "/v1/queues", "/v1/workers"}
 	for _, id := range ids {
 		paths = append(paths, "/v1/tasks/"+id, "/v1/tasks/"+id+"?wait=1s", "/v1/tasks/"+id+"/workflow_steps", "/v1/tasks/"+id+"/events")
 	}

@@ -119,6 +119,8 @@ func TestDelayedTask(t *testing.T) {
 	}
 	_, err = b.pool.Exec(ctx, `UPDATE tasker.workflow_steps SET next_retry_at = now() WHERE task_uuid = $1`, task.TaskUUID)
 	require.NoError(t, err)
+	_, err = b.pool.Exec(ctx, `UPDATE tasker.tasks SET run_at = now() WHERE task_uuid = $1`, task.TaskUUID)
+	require.NoError(t, err)
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	final, err := c.WaitTask(wctx, task.TaskUUID)

@@ -192,7 +192,7 @@ func TestOneTracePerTaskInJaeger(t *testing.T) {
 				"result_processor.trigger_next_steps", "task_finalizer.finalize_task",
 				"task_finalizer.check_task_finalization_ready", "task_finalizer.transition_to_terminal_state",
 				"sql.get_step_readiness_status", "sql.enqueue_steps", "sql.claim_step", "sql.submit_step_result",
-				"sql.transition_task_state_path", "sql.transition_step_state_atomic", "sql.claim_task_for_finalization",
+				"sql.transition_task_state_path", "sql.transition_step_state_atomic",
 			} {
 				require.Positive(t, names[want], "span %q missing; have %v", want, names)
 			}
@@ -492,4 +492,54 @@ func TestOTLPLogsCarryTraceContext(t *testing.T) {
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	require.NoError(t, prov.Shutdown(sctx))
+}
+
+// Tasks created together in one batch are each a trace of their own, linked
+// to the batch request's, and every step of a task runs in its task's trace.
+func TestBatchCreatedTasksAreTracesOfTheirOwn(t *testing.T) {
+	t.Parallel()
+	jg := jaegertest.Start(t)
+	b := setup(t)
+	st := startTraced(t, b, telemetryConfig("http://"+jg.OTLPGRPCEndpoint(), config.ProtocolGRPC), "batch")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	reqs := []client.TaskRequest{newRequest(t, "diamond_workflow/diamond_pattern", map[string]any{"even_number": 4}),
+		newRequest(t, "diamond_workflow/diamond_pattern", map[string]any{"even_number": 6})}
+	created, err := st.api.CreateTasks(ctx, reqs)
+	require.NoError(t, err)
+	require.Len(t, created, 2)
+	var traceIDs []string
+	for i, c := range created {
+		final, err := st.api.WaitForTask(ctx, c.TaskUUID, 10*time.Millisecond)
+		require.NoError(t, err)
+		require.Equal(t, "complete", final.State)
+		require.Len(t, final.TraceID, 32)
+		require.Equal(t, *reqs[i].CorrelationID, final.CorrelationID)
+		traceIDs = append(traceIDs, final.TraceID)
+	}
+	require.NotEqual(t, traceIDs[0], traceIDs[1], "a trace per task")
+	st.flush(t)
+	for i, id := range traceIDs {
+		tr := waitForOps(t, jg, id, "task_finalizer.finalize_task", 1)
+		tr = waitForOps(t, jg, id, "worker.execute_step_with_context", 4)
+		byID := map[string]*jaegertest.Span{}
+		for j := range tr.Spans {
+			byID[tr.Spans[j].SpanID] = &tr.Spans[j]
+		}
+		claimed := 0
+		for _, s := range tr.Spans {
+			require.Equal(t, reqs[i].CorrelationID.String(), s.Tags["correlation_id"], "span %s", s.OperationName)
+			if s.ParentSpanID() == "" {
+				require.Equal(t, "task_initializer.create_and_enqueue_task_from_request", s.OperationName, "the task's root")
+				require.NotEmpty(t, s.References, "linked to the batch request")
+			}
+			if s.OperationName == "worker.execute_step_with_context" && s.Tags["claim_outcome"] == "claimed" {
+				claimed++
+				p := byID[s.ParentSpanID()]
+				require.NotNil(t, p)
+				require.Equal(t, "step_enqueuer.enqueue_steps_batch", p.OperationName)
+			}
+		}
+		require.Equal(t, 4, claimed, "every step of the task in its trace")
+	}
 }

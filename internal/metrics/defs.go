@@ -109,7 +109,7 @@ var defs = []Def{
 	{"tasker_messages_read_total", "tasker.messages.read", Counter, "", []string{"queue"}, "messaging",
 		"worker claims, orchestration consumers", "Messages taken by a consumer, per queue."},
 	{"tasker_messages_archived_total", "tasker.messages.archived", Counter, "", []string{"queue"}, "messaging",
-		"acknowledgements", "Messages acknowledged (archived), per queue."},
+		"acknowledgements", "Messages acknowledged (archived, or deleted on the hot path), per queue."},
 	{"tasker_messages_failed_total", "tasker.messages.failed", Counter, "", []string{"queue"}, "messaging",
 		"consumers", "Messages whose processing failed (retried later) or that were discarded as malformed."},
 	{"tasker_message_send_duration_milliseconds", "tasker.message.send.duration", Histogram, "ms", []string{"queue"}, "messaging",

@@ -34,11 +34,16 @@ var (
 	// sqlFunctions lists every SQL function internal/db and internal/queue
 	// call (a test keeps it complete).
 	sqlFunctions = []string{
-		"can_finalize_task", "claim_step", "claim_steps", "claim_task_for_finalization", "enqueue_steps",
+		"can_finalize_task", "claim_step", "claim_step_messages", "claim_steps", "claim_task_for_finalization", "enqueue_ready_steps", "enqueue_steps",
 		"extend_step_leases", "get_next_ready_tasks", "get_step_readiness_status", "get_step_transitive_dependencies",
-		"get_task_execution_context", "pg_notify", "queue_archive", "queue_create", "queue_delete", "queue_metrics",
-		"queue_read", "queue_read_message", "queue_send", "queue_send_batch", "queue_set_vt", "submit_step_result", "submit_step_results",
-		"transition_step_state_atomic", "transition_task_state_atomic", "transition_task_state_path",
+		"get_task_execution_context", "lock_result_targets", "pg_notify", "queue_archive", "queue_create", "queue_delete", "queue_metrics",
+		"queue_read", "queue_read_message", "queue_send", "queue_send_batch", "queue_set_vt", "step_readiness",
+		"submit_step_result", "submit_step_results", "take_messages",
+		"transition_step_state_atomic", "transition_step_states", "transition_task_paths", "transition_task_state_atomic",
+		"transition_task_state_path",
+		// Operator actions, schedules and retention.
+		"advance_schedule", "cancel_task_steps", "delete_schedule", "insert_schedule", "list_schedules", "lock_due_schedule",
+		"lock_step", "prune_queue_archive", "prune_tasks", "reset_failed_steps", "resolve_step", "unfinished_child_tasks",
 	}
 )
 

@@ -16,6 +16,10 @@ type Config struct {
 	// ResultWorkers is how many results (and task requests) are processed at
 	// once. Default 8.
 	ResultWorkers int
+	// ResultBatch is the most result messages one transaction processes:
+	// results that arrive while a batch is being processed are processed
+	// together in the next. Default 64.
+	ResultBatch int
 	// ReadinessInterval is how often the readiness poller looks for tasks whose
 	// retry backoff elapsed. It is also woken at the exact retry time by this
 	// process's own timers. Default 1s.
@@ -60,6 +64,7 @@ func (c Config) withDefaults() Config {
 		c.ProcessorUUID = uuid.Must(uuid.NewV7())
 	}
 	c.ResultWorkers = cmp.Or(c.ResultWorkers, 8)
+	c.ResultBatch = cmp.Or(c.ResultBatch, 64)
 	c.ReadinessInterval = cmp.Or(c.ReadinessInterval, time.Second)
 	c.ReadinessBatch = cmp.Or(c.ReadinessBatch, 50)
 	c.FallbackInterval = cmp.Or(c.FallbackInterval, time.Second)
@@ -83,6 +88,8 @@ func (c Config) validate() error {
 	switch {
 	case c.ResultWorkers < 1:
 		return fmt.Errorf("orchestration.result_workers: must be ≥ 1, got %d", c.ResultWorkers)
+	case c.ResultBatch < 1:
+		return fmt.Errorf("orchestration.result_batch: must be ≥ 1, got %d", c.ResultBatch)
 	case c.ReadinessInterval < 10*time.Millisecond:
 		return fmt.Errorf("orchestration.readiness_interval: must be ≥ 10ms, got %s", c.ReadinessInterval)
 	case c.FallbackInterval < 10*time.Millisecond:

@@ -20,161 +20,232 @@ import (
 // txEvents collects what happened inside a transaction so lifecycle records
 // are written once, and only if it commits.
 type txEvents struct {
-	// wake sends the NOTIFYs the transaction left for after its commit.
-	wake  []func()
+	// wakes are the NOTIFYs the transaction leaves for after its commit,
+	// sent in one statement.
+	wakes []queue.Wake
 	after []func()
 	// retryIn is the earliest retry backoff scheduled in the transaction.
 	retryIn time.Duration
-	// enqueued is set when the transaction enqueued steps.
-	enqueued bool
 	// notifyInTx sends NOTIFYs inside the transaction, delivered at commit:
-	// for a caller's transaction, whose commit this process does not see.
+	// for a caller's transaction, whose commit this process does not see,
+	// and for transactions that commit without waiting for their WAL flush.
 	notifyInTx bool
+	// notify sends wakes after commit (set by the service that flushes).
+	notify func([]queue.Wake)
 }
 
 func (e *txEvents) add(fn func()) { e.after = append(e.after, fn) }
 
 func (e *txEvents) flush() {
-	for _, fn := range e.wake {
-		fn()
+	if len(e.wakes) > 0 && e.notify != nil {
+		e.notify(e.wakes)
 	}
 	for _, fn := range e.after {
 		fn()
 	}
 }
 
-// summarize computes get_task_execution_context's execution status from
-// readiness rows, so the hot path reads the steps once.
-func summarize(rows []db.StepReadiness) (status string, ready []uuid.UUID, inFlight, retrying int) {
-	var failed, completed int
-	for _, r := range rows {
-		switch state.Step(r.CurrentState) {
-		case state.StepError:
-			failed++
-		case state.StepComplete, state.StepResolvedManually:
-			completed++
-		case state.StepWaitingForRetry:
-			retrying++
+// events returns a txEvents whose wake-ups this service sends after commit.
+func (s *Service) events() *txEvents {
+	return &txEvents{notify: func(w []queue.Wake) {
+		// Outside the transaction's commit, so notifying commits do not
+		// queue behind each other's WAL flush; a lost wake-up is found by
+		// the fallback pollers.
+		if err := s.queues.NotifyAll(tracing.Suppress(context.Background()), s.pool, w); err != nil {
+			s.log.Warn("sending wake-ups failed; pollers will find the work", "wakes", len(w), "error", err)
 		}
-		if state.Step(r.CurrentState).InFlight() {
-			inFlight++
-		}
-		if r.ReadyForExecution {
-			ready = append(ready, r.StepUUID)
-		}
-	}
-	switch {
-	case failed > 0:
-		status = "blocked_by_failures"
-	case len(ready) > 0:
-		status = "has_ready_steps"
-	case inFlight > 0:
-		status = "processing"
-	case len(rows) > 0 && completed == len(rows):
-		status = "all_complete"
-	default:
-		status = "waiting_for_dependencies"
-	}
-	return status, ready, inFlight, retrying
+	}}
 }
 
-// evaluateTask is the StepEnqueuer and TaskFinalizer for one locked task:
-// it enqueues the steps that became ready, finalizes the task, or parks it
-// in a waiting state.
-func (s *Service) evaluateTask(ctx context.Context, tx pgx.Tx, t *taskRow, ev *txEvents) (err error) {
-	dctx, span := s.tr.Start(ctx, "step_enqueuer.discover_ready_steps",
-		trace.WithAttributes(tracing.IDs(t.correlationID, t.uuid, uuid.Nil, t.namespace, "")...))
-	rows, err := s.funcs.GetStepReadinessStatus(dctx, tx, t.uuid, nil)
-	status, ready, inFlight, retrying := summarize(rows)
-	span.SetAttributes(attribute.String("execution_status", status), attribute.Int("ready_steps", len(ready)))
-	tracing.End(span, err)
+// evalTask is a locked task to evaluate and the context its spans go under.
+type evalTask struct {
+	t   *taskRow
+	ctx context.Context
+	// enqueued is set by evaluateTasks to the number of steps enqueued.
+	enqueued int
+}
+
+// evaluateTask evaluates one locked task (see evaluateTasks).
+func (s *Service) evaluateTask(ctx context.Context, tx pgx.Tx, t *taskRow, ev *txEvents) error {
+	return s.evaluateTasks(ctx, tx, []*evalTask{{t: t, ctx: ctx}}, ev)
+}
+
+// evaluation is one task's part of evaluateTasks.
+type evaluation struct {
+	*evalTask
+	d    taskDecision
+	hops []db.TaskHop
+	// mctx is the span context the task's move belongs to.
+	mctx  context.Context
+	spans []trace.Span
+	queue string
+	// finalizeStart is when finalization began (task duration metrics).
+	finalizeStart time.Time
+}
+
+// evaluateTasks is the StepEnqueuer and TaskFinalizer for locked tasks: it
+// reads the readiness of all their steps at once, enqueues every step that
+// became ready in one statement, and moves every task (to steps_in_process,
+// a waiting state, or its final state) in another. Each task keeps its own
+// spans; a batch statement is recorded in each task's trace as the
+// single-task call it replaces (tracing.BatchMember).
+func (s *Service) evaluateTasks(ctx context.Context, tx pgx.Tx, ts []*evalTask, ev *txEvents) error {
+	if len(ts) == 0 {
+		return nil
+	}
+	evs := make([]*evaluation, len(ts))
+	ids := make([]uuid.UUID, len(ts))
+	dspans := make([]trace.Span, len(ts))
+	dctxs := make([]context.Context, len(ts))
+	for i, e := range ts {
+		evs[i] = &evaluation{evalTask: e}
+		ids[i] = e.t.uuid
+		dctxs[i], dspans[i] = s.tr.Start(e.ctx, "step_enqueuer.discover_ready_steps",
+			trace.WithAttributes(tracing.IDs(e.t.correlationID, e.t.uuid, uuid.Nil, e.t.namespace, "")...))
+	}
+	start := time.Now()
+	rows, err := s.funcs.StepReadiness(tracing.Suppress(ctx), tx, ids)
+	end := time.Now()
+	byTask := map[uuid.UUID][]db.StepReadiness{}
+	for _, r := range rows {
+		byTask[r.TaskUUID] = append(byTask[r.TaskUUID], r)
+	}
+	for i, e := range evs {
+		s.tr.BatchMember(dctxs[i], db.Call{Function: "get_step_readiness_status"}, start, end, len(ts), err)
+		if err == nil {
+			e.d = decideTask(e.t.state, byTask[e.t.uuid])
+			dspans[i].SetAttributes(attribute.String("execution_status", e.d.status), attribute.Int("ready_steps", len(e.d.ready)))
+		}
+		tracing.End(dspans[i], err)
+	}
 	if err != nil {
 		return fmt.Errorf("discovering ready steps: %w", err)
 	}
-	switch status {
-	case "has_ready_steps":
-		return s.enqueueSteps(ctx, tx, t, ready, ev)
-	case "all_complete":
-		return s.finalizeTask(ctx, tx, t, ev)
-	case "blocked_by_failures":
-		if inFlight == 0 {
-			return s.finalizeTask(ctx, tx, t, ev)
+	defer func() {
+		for _, e := range evs {
+			for j := len(e.spans) - 1; j >= 0; j-- {
+				tracing.End(e.spans[j], err)
+			}
 		}
-		return s.moveTask(ctx, tx, t, "step_failed_permanently", state.TaskPath(t.state, state.TaskBlockedByFailures)...)
-	case "processing":
-		if t.state == state.TaskStepsInProcess || t.state.Waiting() {
-			return s.moveTask(ctx, tx, t, "step_result_received", state.TaskEvaluatingResults)
-		}
-		return nil
-	default: // waiting_for_dependencies
-		if retrying > 0 {
-			if err := s.moveTask(ctx, tx, t, "awaiting_retry_backoff", state.TaskPath(t.state, state.TaskWaitingForRetry)...); err != nil {
+	}()
+
+	var toEnqueue []db.StepToEnqueue
+	var hops []db.TaskHop
+	enqCtx := map[uuid.UUID]context.Context{}
+	for _, e := range evs {
+		e.mctx = e.ctx
+		switch e.d.action {
+		case actNone:
+			continue
+		case actEnqueue:
+			if e.queue, err = queue.WorkerQueue(e.t.namespace); err != nil {
 				return err
 			}
-			for _, r := range rows {
-				if r.NextRetryAt != nil && r.CurrentState == string(state.StepWaitingForRetry) {
-					d := time.Until(*r.NextRetryAt)
-					if ev.retryIn == 0 || d < ev.retryIn {
-						ev.retryIn = max(d, time.Millisecond)
-					}
+			ectx, span := s.tr.Start(e.ctx, "step_enqueuer.enqueue_steps_batch", trace.WithSpanKind(trace.SpanKindProducer),
+				trace.WithAttributes(tracing.IDs(e.t.correlationID, e.t.uuid, uuid.Nil, e.t.namespace, "")...),
+				trace.WithAttributes(semconv.MessagingDestinationNameKey.String(e.queue), attribute.Int("steps", len(e.d.ready))))
+			e.spans, e.mctx = append(e.spans, span), ectx
+			enqCtx[e.t.uuid] = ectx
+			// The message headers make this span the parent of the workers' spans.
+			headers := s.tr.Inject(ectx)
+			for _, id := range e.d.ready {
+				toEnqueue = append(toEnqueue, db.StepToEnqueue{TaskUUID: e.t.uuid, StepUUID: id, Queue: e.queue, Headers: headers})
+			}
+		case actFinalize:
+			e.finalizeStart = time.Now()
+			fctx, span := s.tr.Start(e.ctx, "task_finalizer.finalize_task",
+				trace.WithAttributes(tracing.IDs(e.t.correlationID, e.t.uuid, uuid.Nil, e.t.namespace, "")...))
+			final := e.d.path[len(e.d.path)-1]
+			span.SetAttributes(attribute.String("final_state", string(final)))
+			_, cspan := s.tr.Start(fctx, "task_finalizer.check_task_finalization_ready")
+			cspan.SetAttributes(attribute.Bool("claimed", true), attribute.String("execution_status", e.d.status))
+			cspan.End()
+			tctx, tspan := s.tr.Start(fctx, "task_finalizer.transition_to_terminal_state",
+				trace.WithAttributes(attribute.String("final_state", string(final))))
+			e.spans, e.mctx = append(e.spans, span, tspan), tctx
+		}
+		e.hops = taskHops(e.t.uuid, e.t.state, e.d.reason, e.d.path)
+		if err = checkHops(e.hops); err != nil {
+			return fmt.Errorf("task %s: %w", e.t.uuid, err)
+		}
+		hops = append(hops, e.hops...)
+	}
+
+	var enq []db.EnqueuedStep
+	if len(toEnqueue) > 0 {
+		start := time.Now()
+		enq, err = s.funcs.EnqueueReadySteps(tracing.Suppress(ctx), tx, toEnqueue)
+		end := time.Now()
+		for _, c := range enqCtx {
+			s.tr.BatchMember(c, db.Call{Function: "enqueue_steps", Messaging: "send"}, start, end, len(enqCtx), err)
+		}
+		if err != nil {
+			return fmt.Errorf("enqueuing steps: %w", err)
+		}
+	}
+	if len(hops) > 0 {
+		start := time.Now()
+		err = s.funcs.TransitionTaskPaths(tracing.Suppress(ctx), tx, hops, s.cfg.ProcessorUUID)
+		end := time.Now()
+		for _, e := range evs {
+			if len(e.hops) > 0 {
+				s.tr.BatchMember(e.mctx, db.Call{Function: "transition_task_state_path"}, start, end, len(evs), err)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("moving tasks: %w", err)
+		}
+	}
+
+	byTaskEnq := map[uuid.UUID][]db.EnqueuedStep{}
+	for _, x := range enq {
+		byTaskEnq[x.TaskUUID] = append(byTaskEnq[x.TaskUUID], x)
+	}
+	for _, e := range evs {
+		from := e.t.state
+		if len(e.hops) > 0 {
+			e.t.state = e.hops[len(e.hops)-1].To
+			s.log.DebugContext(e.mctx, "task transition", "correlation_id", e.t.correlationID, "task_uuid", e.t.uuid,
+				"namespace", e.t.namespace, "operation", "task_transition", "from_state", from, "to_state", e.t.state)
+		}
+		switch e.d.action {
+		case actEnqueue:
+			s.afterEnqueue(e, byTaskEnq[e.t.uuid], ev)
+		case actFinalize:
+			s.afterFinalize(e, ev)
+		case actMove:
+			if e.d.retryAt != nil {
+				if d := max(time.Until(*e.d.retryAt), time.Millisecond); ev.retryIn == 0 || d < ev.retryIn {
+					ev.retryIn = d
 				}
 			}
-			return nil
 		}
-		return s.moveTask(ctx, tx, t, "no_ready_steps", state.TaskPath(t.state, state.TaskWaitingForDependencies)...)
 	}
+	if ev.notifyInTx && len(ev.wakes) > 0 {
+		// Delivered at the transaction's commit.
+		if err = s.queues.NotifyAll(ctx, tx, ev.wakes); err != nil {
+			return fmt.Errorf("notifying workers: %w", err)
+		}
+		ev.wakes = nil
+	}
+	return nil
 }
 
-// enqueueSteps is StepEnqueuer.enqueue_steps_batch: one statement moves the
-// steps to enqueued and sends their messages, whose headers carry this span
-// as the parent of the workers' spans.
-func (s *Service) enqueueSteps(ctx context.Context, tx pgx.Tx, t *taskRow, ready []uuid.UUID, ev *txEvents) (err error) {
-	wq, err := queue.WorkerQueue(t.namespace)
-	if err != nil {
-		return err
+// afterEnqueue records one task's enqueued steps: wake-ups, metrics, lifecycle events.
+func (s *Service) afterEnqueue(e *evaluation, enq []db.EnqueuedStep, ev *txEvents) {
+	e.enqueued = len(enq)
+	headers := s.tr.Inject(e.mctx)
+	for _, x := range enq {
+		ev.wakes = append(ev.wakes, queue.MessageWake(e.queue, x.MsgID, headers))
 	}
-	ctx, span := s.tr.Start(ctx, "step_enqueuer.enqueue_steps_batch", trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(tracing.IDs(t.correlationID, t.uuid, uuid.Nil, t.namespace, "")...),
-		trace.WithAttributes(semconv.MessagingDestinationNameKey.String(wq), attribute.Int("steps", len(ready))))
-	defer func() { tracing.End(span, err) }()
-	headers := s.tr.Inject(ctx)
-	enq, err := s.funcs.EnqueueStepsQuiet(ctx, tx, t.uuid, ready, wq, headers)
-	if err != nil {
-		return fmt.Errorf("enqueuing steps of task %s: %w", t.uuid, err)
-	}
-	ids := make([]int64, len(enq))
-	for i, e := range enq {
-		ids[i] = e.MsgID
-	}
-	if ev.notifyInTx {
-		if err := s.queues.Notify(ctx, tx, wq, ids, headers); err != nil {
-			return fmt.Errorf("notifying workers of task %s: %w", t.uuid, err)
-		}
-	} else {
-		ev.wake = append(ev.wake, func() {
-			// Outside the transaction's commit, so notifying commits do not
-			// queue behind each other's WAL flush; a lost wake-up is found by
-			// the workers' fallback poller.
-			if err := s.queues.Notify(context.WithoutCancel(ctx), s.pool, wq, ids, headers); err != nil {
-				s.log.WarnContext(ctx, "notifying workers failed; their poller will find the steps", "queue", wq, "error", err)
-			}
-		})
-	}
-	// The task passes through enqueuing_steps within this transaction; one
-	// statement records both hops.
-	path := append(state.TaskPath(t.state, state.TaskEnqueuingSteps), state.TaskStepsInProcess)
-	if err := s.moveTask(ctx, tx, t, "ready_steps_found", path...); err != nil {
-		return err
-	}
-	corr, task, ns := t.correlationID, t.uuid, t.namespace
-	ev.enqueued = true
+	ctx, corr, task, ns, wq := e.mctx, e.t.correlationID, e.t.uuid, e.t.namespace, e.queue
 	ev.add(func() {
-		for _, e := range enq {
-			s.m.StepEnqueued(ctx, ns, e.StepName, wq)
+		for _, x := range enq {
+			s.m.StepEnqueued(ctx, ns, x.StepName, wq)
 		}
-		for _, e := range enq {
-			s.log.InfoContext(ctx, "step enqueued", "correlation_id", corr, "task_uuid", task, "step_uuid", e.StepUUID,
-				"namespace", ns, "operation", "enqueue_steps_batch", "event", "step.enqueued", "step_name", e.StepName, "queue", wq, "msg_id", e.MsgID)
+		for _, x := range enq {
+			s.log.InfoContext(ctx, "step enqueued", "correlation_id", corr, "task_uuid", task, "step_uuid", x.StepUUID,
+				"namespace", ns, "operation", "enqueue_steps_batch", "event", "step.enqueued", "step_name", x.StepName, "queue", wq, "msg_id", x.MsgID)
 		}
 		s.log.InfoContext(ctx, "task steps enqueued", "correlation_id", corr, "task_uuid", task, "namespace", ns,
 			"operation", "enqueue_steps_batch", "event", "task.steps_enqueued", "steps_enqueued", len(enq))
@@ -183,59 +254,31 @@ func (s *Service) enqueueSteps(ctx context.Context, tx pgx.Tx, t *taskRow, ready
 				"correlation_id", corr, "task_uuid", task, "namespace", ns, "queue", wq, "operation", "enqueue_steps_batch")
 		}
 	})
-	return nil
 }
 
-// finalizeTask is TaskFinalizer.finalize_task, under claim_task_for_finalization's lock.
-func (s *Service) finalizeTask(ctx context.Context, tx pgx.Tx, t *taskRow, ev *txEvents) (err error) {
-	start := time.Now()
-	ctx, span := s.tr.Start(ctx, "task_finalizer.finalize_task",
-		trace.WithAttributes(tracing.IDs(t.correlationID, t.uuid, uuid.Nil, t.namespace, "")...))
-	defer func() { tracing.End(span, err) }()
-	cctx, cspan := s.tr.Start(ctx, "task_finalizer.check_task_finalization_ready")
-	f, err := s.funcs.ClaimTaskForFinalization(cctx, tx, t.uuid, s.cfg.ProcessorUUID)
-	cspan.SetAttributes(attribute.Bool("claimed", f.Claimed), attribute.String("execution_status", f.ExecutionStatus))
-	tracing.End(cspan, err)
-	if err != nil {
-		return fmt.Errorf("finalizing task %s: %w", t.uuid, err)
-	}
-	if !f.Claimed {
-		if f.ExecutionStatus == "blocked_by_failures" {
-			return s.moveTask(ctx, tx, t, "step_failed_permanently", state.TaskPath(t.state, state.TaskBlockedByFailures)...)
-		}
-		return nil
-	}
-	corr, task, ns := t.correlationID, t.uuid, t.namespace
+// afterFinalize records one task's finalization: the terminal wake-up,
+// metrics and lifecycle events.
+func (s *Service) afterFinalize(e *evaluation, ev *txEvents) {
+	ctx, corr, task, ns, name, start, status := e.mctx, e.t.correlationID, e.t.uuid, e.t.namespace, e.t.name, e.finalizeStart, e.d.status
+	s.afterTerminal(ctx, e.t, ev)
 	ev.add(func() {
 		s.log.InfoContext(ctx, "task ready for finalization", "correlation_id", corr, "task_uuid", task, "namespace", ns,
-			"operation", "finalize_task", "event", "task.finalization_ready", "execution_status", f.ExecutionStatus)
+			"operation", "finalize_task", "event", "task.finalization_ready", "execution_status", status)
 	})
-	tctx, tspan := s.tr.Start(ctx, "task_finalizer.transition_to_terminal_state", trace.WithAttributes(attribute.String("final_state", f.TargetState)))
-	defer func() { tracing.End(tspan, err) }()
-	span.SetAttributes(attribute.String("final_state", f.TargetState))
-	switch f.TargetState {
-	case string(state.TaskComplete):
-		if err := s.moveTask(tctx, tx, t, "all_steps_complete", state.TaskPath(t.state, state.TaskComplete)...); err != nil {
-			return err
-		}
-		s.afterTerminal(ctx, t, ev)
+	switch e.t.state {
+	case state.TaskComplete:
 		ev.add(func() {
-			s.m.TaskFinalized(ctx, corr, ns, t.name, "complete", time.Since(start))
+			s.m.TaskFinalized(ctx, corr, ns, name, "complete", time.Since(start))
 			s.log.InfoContext(ctx, "task completed", "correlation_id", corr, "task_uuid", task, "namespace", ns,
 				"operation", "finalize_task", "event", "task.completed", "duration_ms", ms(time.Since(start)))
 		})
-	case string(state.TaskError):
-		if err := s.moveTask(tctx, tx, t, "step_failed_permanently", state.TaskPath(t.state, state.TaskError)...); err != nil {
-			return err
-		}
-		s.afterTerminal(ctx, t, ev)
+	case state.TaskError:
 		ev.add(func() {
-			s.m.TaskFinalized(ctx, corr, ns, t.name, "error", time.Since(start))
+			s.m.TaskFinalized(ctx, corr, ns, name, "error", time.Since(start))
 			s.log.ErrorContext(ctx, "task failed", "correlation_id", corr, "task_uuid", task, "namespace", ns,
 				"operation", "finalize_task", "event", "task.failed", "duration_ms", ms(time.Since(start)))
 		})
 	}
-	return nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -81,7 +81,8 @@ func (s *Service) createTask(ctx context.Context, callerTx pgx.Tx, req client.Ta
 		return nil, err
 	}
 	var out *Created
-	ev := &txEvents{notifyInTx: callerTx != nil}
+	ev := s.events()
+	ev.notifyInTx = callerTx != nil
 	create := func(tx pgx.Tx) error {
 		var err error
 		out, err = s.createTaskTx(ctx, tx, req, reg, ev)
@@ -204,8 +205,20 @@ func (s *Service) createTaskTx(ctx context.Context, tx pgx.Tx, req client.TaskRe
 		trace.WithAttributes(tracing.IDs(corr, taskUUID, uuid.Nil, tpl.Namespace, "")...),
 		trace.WithAttributes(attribute.Int("steps", n), attribute.String("template", tpl.Key())))
 	traceCtx, _ := json.Marshal(s.tr.Inject(ctx))
+	runAt, err := taskreq.RunAt(&req, time.Now())
+	if err != nil {
+		tracing.End(vspan, err)
+		return nil, err
+	}
+	// A delayed task's run_at keeps it out of the readiness poll until then
+	// and tells every orchestrator when to wake for it.
+	delayed := time.Until(runAt) > 0
+	var runAtCol *time.Time
+	if delayed {
+		runAtCol = &runAt
+	}
 	taskArgs := []any{taskUUID, reg.NamedTaskUUID, []byte(taskCtx), nullIfEmpty(req.Initiator), nullIfEmpty(req.SourceSystem),
-		nullIfEmpty(req.Reason), tagsJSON, req.Priority, corr, req.ParentCorrelationID, traceCtx}
+		nullIfEmpty(req.Reason), tagsJSON, req.Priority, corr, req.ParentCorrelationID, traceCtx, runAtCol}
 	b := &pgx.Batch{}
 	if req.IdempotencyKey == "" {
 		b.Queue(insertTaskSQL, taskArgs...)
@@ -232,12 +245,6 @@ func (s *Service) createTaskTx(ctx context.Context, tx pgx.Tx, req client.TaskRe
 		b.Queue(`INSERT INTO tasker.workflow_step_edges (workflow_step_edge_uuid, from_step_uuid, to_step_uuid)
 			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[])`, edgeIDs, from, to)
 	}
-	runAt, err := taskreq.RunAt(&req, time.Now())
-	if err != nil {
-		tracing.End(vspan, err)
-		return nil, err
-	}
-	delayed := time.Until(runAt) > 0
 	if delayed {
 		// Not ready before runAt: the readiness poller (and this process's
 		// timer) take the task on then.
@@ -269,7 +276,7 @@ func (s *Service) createTaskTx(ctx context.Context, tx pgx.Tx, req client.TaskRe
 // the same transaction that acknowledges the message. A request that can never
 // succeed (unknown template, bad context) is archived and logged.
 func (s *Service) ProcessTaskRequestMessage(ctx context.Context, msgID int64) error {
-	ev := &txEvents{}
+	ev := s.events()
 	var created *Created
 	var msg messages.TaskRequestMessage
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
@@ -354,8 +361,8 @@ func (s *Service) ProcessTaskRequestMessage(ctx context.Context, msgID int64) er
 }
 
 const insertTaskSQL = `INSERT INTO tasker.tasks (task_uuid, named_task_uuid, state, context, initiator, source_system, reason, tags,
-		priority, correlation_id, parent_correlation_id, trace_context)
-	VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11)`
+		priority, correlation_id, parent_correlation_id, trace_context, run_at)
+	VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
 
 // insertIdempotentTask inserts the task row of a request that carries an
 // idempotency key. When the key is taken (in its namespace/name scope) it
@@ -369,9 +376,9 @@ func (s *Service) insertIdempotentTask(ctx context.Context, tx pgx.Tx, req clien
 	args := append(taskArgs, req.IdempotencyKey, scope, fp)
 	var inserted uuid.UUID
 	err := tx.QueryRow(ctx, `INSERT INTO tasker.tasks (task_uuid, named_task_uuid, state, context, initiator, source_system,
-			reason, tags, priority, correlation_id, parent_correlation_id, trace_context,
+			reason, tags, priority, correlation_id, parent_correlation_id, trace_context, run_at,
 			idempotency_key, idempotency_scope, idempotency_fingerprint)
-		VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+		VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 		ON CONFLICT (idempotency_scope, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 		RETURNING task_uuid`, args...).Scan(&inserted)
 	if err == nil {

@@ -64,7 +64,7 @@ func (s *Service) CancelTask(ctx context.Context, taskUUID uuid.UUID, op Operati
 	if err := validateOperation(op); err != nil {
 		return false, err
 	}
-	ev := &txEvents{}
+	ev := s.events()
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		t, err := s.lockTask(ctx, tx, taskUUID, false)
 		if err != nil {
@@ -98,24 +98,12 @@ func (s *Service) cancelLocked(ctx context.Context, tx pgx.Tx, t *taskRow, op Op
 	if !ok {
 		return fmt.Errorf("cancelling task %s: state changed concurrently", t.uuid)
 	}
-	stepMeta, _ := json.Marshal(op.meta("task_cancelled"))
-	tag, err := tx.Exec(ctx, `WITH old AS (
-			SELECT workflow_step_uuid, state, attempts FROM tasker.workflow_steps
-			WHERE task_uuid = $1 AND state NOT IN ('complete', 'cancelled', 'resolved_manually', 'error')
-			FOR UPDATE),
-		upd AS (
-			UPDATE tasker.workflow_steps s
-			SET state = 'cancelled', in_process = false, processed = true, processed_at = clock_timestamp(),
-				lease_expires_at = NULL, next_retry_at = NULL, updated_at = clock_timestamp()
-			FROM old WHERE s.workflow_step_uuid = old.workflow_step_uuid)
-		INSERT INTO tasker.workflow_step_transitions
-			(workflow_step_uuid, task_uuid, from_state, to_state, reason, attempt, metadata, correlation_id)
-		SELECT old.workflow_step_uuid, $1, old.state, 'cancelled', 'task_cancelled', old.attempts, $2, $3 FROM old`,
-		t.uuid, stepMeta, t.correlationID)
+	steps, err := s.funcs.CancelTaskSteps(ctx, tx, db.TaskStepsChange{TaskUUID: t.uuid, CorrelationID: t.correlationID,
+		Metadata: op.meta("task_cancelled")})
 	if err != nil {
-		return fmt.Errorf("cancelling steps of task %s: %w", t.uuid, err)
+		return err
 	}
-	from, steps := t.state, tag.RowsAffected()
+	from := t.state
 	t.state = state.TaskCancelled
 	s.afterTerminal(ctx, t, ev)
 	ev.add(func() {
@@ -127,13 +115,7 @@ func (s *Service) cancelLocked(ctx context.Context, tx pgx.Tx, t *taskRow, op Op
 	if !children || depth >= maxCancelDepth {
 		return nil
 	}
-	rows, err := tx.Query(ctx, `SELECT task_uuid FROM tasker.tasks
-		WHERE parent_correlation_id = $1 AND state NOT IN ('complete', 'error', 'cancelled', 'resolved_manually')
-		ORDER BY task_uuid`, t.correlationID)
-	if err != nil {
-		return fmt.Errorf("finding children of task %s: %w", t.uuid, err)
-	}
-	kids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	kids, err := s.funcs.UnfinishedChildTasks(ctx, tx, t.correlationID)
 	if err != nil {
 		return fmt.Errorf("finding children of task %s: %w", t.uuid, err)
 	}
@@ -165,7 +147,7 @@ func (s *Service) RetryTask(ctx context.Context, taskUUID uuid.UUID, op Operatio
 	if err := validateOperation(op); err != nil {
 		return err
 	}
-	ev := &txEvents{}
+	ev := s.events()
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		t, err := s.lockTask(ctx, tx, taskUUID, false)
 		if err != nil {
@@ -177,27 +159,14 @@ func (s *Service) RetryTask(ctx context.Context, taskUUID uuid.UUID, op Operatio
 		if t.state != state.TaskError {
 			return stateConflict("task_uuid", "task %s is %s: only a task in error can be retried", taskUUID, t.state)
 		}
-		stepMeta, _ := json.Marshal(op.meta("operator_retry"))
-		tag, err := tx.Exec(ctx, `WITH old AS (
-				SELECT workflow_step_uuid, attempts FROM tasker.workflow_steps
-				WHERE task_uuid = $1 AND state = 'error' FOR UPDATE),
-			upd AS (
-				UPDATE tasker.workflow_steps s
-				SET state = 'pending', max_attempts = s.attempts + s.max_attempts, results = NULL,
-					in_process = false, processed = false, next_retry_at = NULL, backoff_request_ms = NULL,
-					lease_expires_at = NULL, updated_at = clock_timestamp()
-				FROM old WHERE s.workflow_step_uuid = old.workflow_step_uuid)
-			INSERT INTO tasker.workflow_step_transitions
-				(workflow_step_uuid, task_uuid, from_state, to_state, reason, attempt, metadata, correlation_id)
-			SELECT old.workflow_step_uuid, $1, 'error', 'pending', 'operator_retry', old.attempts, $2, $3 FROM old`,
-			t.uuid, stepMeta, t.correlationID)
+		steps, err := s.funcs.ResetFailedSteps(ctx, tx, db.TaskStepsChange{TaskUUID: t.uuid, CorrelationID: t.correlationID,
+			Metadata: op.meta("operator_retry")})
 		if err != nil {
-			return fmt.Errorf("resetting failed steps of task %s: %w", t.uuid, err)
+			return err
 		}
 		if err := s.reopen(ctx, tx, t, op.meta("operator_retry")); err != nil {
 			return err
 		}
-		steps := tag.RowsAffected()
 		ev.add(func() {
 			s.m.TaskOperation(ctx, t.correlationID, t.namespace, t.name, "retry")
 			s.log.InfoContext(ctx, "task retried", "correlation_id", t.correlationID, "task_uuid", t.uuid,
@@ -225,7 +194,7 @@ func (s *Service) ResolveStep(ctx context.Context, taskUUID uuid.UUID, step stri
 	if len(result) == 0 || !json.Valid(result) {
 		return &taskreq.FieldError{Field: "result", Code: client.CodeMissingField, Kind: taskreq.Missing, Message: "result is required: the JSON value the step produces"}
 	}
-	ev := &txEvents{}
+	ev := s.events()
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		t, err := s.lockTask(ctx, tx, taskUUID, false)
 		if err != nil {
@@ -234,39 +203,33 @@ func (s *Service) ResolveStep(ctx context.Context, taskUUID uuid.UUID, step stri
 		if t == nil {
 			return fmt.Errorf("task %s: %w", taskUUID, db.ErrNotFound)
 		}
-		var stepUUID uuid.UUID
-		var stepState, stepName string
-		var attempts int
-		byUUID, perr := uuid.Parse(step)
-		err = tx.QueryRow(ctx, `SELECT workflow_step_uuid, state, name, attempts FROM tasker.workflow_steps
-			WHERE task_uuid = $1 AND (name = $2 OR ($3 AND workflow_step_uuid = $4)) FOR UPDATE`,
-			t.uuid, step, perr == nil, byUUID).Scan(&stepUUID, &stepState, &stepName, &attempts)
-		if errors.Is(err, pgx.ErrNoRows) {
+		st, err := s.funcs.LockStep(ctx, tx, db.StepLookup{TaskUUID: t.uuid, Step: step})
+		if errors.Is(err, db.ErrNotFound) {
 			return &taskreq.FieldError{Field: "step", Code: client.CodeNotFound, Kind: taskreq.NotFound,
 				Message: fmt.Sprintf("task %s has no step %q", taskUUID, step)}
 		}
 		if err != nil {
-			return fmt.Errorf("reading step %s of task %s: %w", step, taskUUID, err)
+			return err
 		}
-		if state.Step(stepState) != state.StepError {
-			return stateConflict("step", "step %s is %s: only a step in error can be resolved", stepName, stepState)
+		if st.State != state.StepError {
+			return stateConflict("step", "step %s is %s: only a step in error can be resolved", st.Name, st.State)
 		}
 		if t.state.Terminal() && t.state != state.TaskError {
 			return stateConflict("task_uuid", "task %s is %s", taskUUID, t.state)
 		}
 		meta := op.meta("resolved_manually")
-		stored, _ := json.Marshal(map[string]any{"step_uuid": stepUUID, "success": true, "status": "resolved_manually",
-			"result": result, "metadata": map[string]any{"attempt": attempts, "resolved_by": meta["actor"], "reason": op.Reason}})
-		metaJSON, _ := json.Marshal(meta)
-		if _, err := tx.Exec(ctx, `WITH upd AS (
-				UPDATE tasker.workflow_steps SET state = 'resolved_manually', results = $2, in_process = false,
-					processed = true, processed_at = clock_timestamp(), next_retry_at = NULL, updated_at = clock_timestamp()
-				WHERE workflow_step_uuid = $1 AND state = 'error')
-			INSERT INTO tasker.workflow_step_transitions
-				(workflow_step_uuid, task_uuid, from_state, to_state, reason, attempt, metadata, correlation_id)
-			VALUES ($1, $3, 'error', 'resolved_manually', 'resolved_manually', $4, $5, $6)`,
-			stepUUID, stored, t.uuid, attempts, metaJSON, t.correlationID); err != nil {
-			return fmt.Errorf("resolving step %s of task %s: %w", stepName, taskUUID, err)
+		stored, err := json.Marshal(map[string]any{"step_uuid": st.UUID, "success": true, "status": "resolved_manually",
+			"result": result, "metadata": map[string]any{"attempt": st.Attempts, "resolved_by": meta["actor"], "reason": op.Reason}})
+		if err != nil {
+			return fmt.Errorf("resolving step %s of task %s: encoding its result: %w", st.Name, taskUUID, err)
+		}
+		ok, err := s.funcs.ResolveStep(ctx, tx, db.ResolveStepParams{TaskUUID: t.uuid, StepUUID: st.UUID,
+			CorrelationID: t.correlationID, Attempt: st.Attempts, Results: stored, Metadata: meta})
+		if err != nil {
+			return fmt.Errorf("resolving step %s of task %s: %w", st.Name, taskUUID, err)
+		}
+		if !ok {
+			return fmt.Errorf("resolving step %s of task %s: state changed concurrently", st.Name, taskUUID)
 		}
 		switch t.state {
 		case state.TaskError:
@@ -281,7 +244,7 @@ func (s *Service) ResolveStep(ctx context.Context, taskUUID uuid.UUID, step stri
 		ev.add(func() {
 			s.m.TaskOperation(ctx, t.correlationID, t.namespace, t.name, "resolve")
 			s.log.InfoContext(ctx, "step resolved manually", "correlation_id", t.correlationID, "task_uuid", t.uuid,
-				"step_uuid", stepUUID, "step_name", stepName, "namespace", t.namespace, "operation", "resolve_step",
+				"step_uuid", st.UUID, "step_name", st.Name, "namespace", t.namespace, "operation", "resolve_step",
 				"event", "step.resolved_manually", "actor", meta["actor"], "reason", op.Reason)
 		})
 		return s.evaluateTask(ctx, tx, t, ev)

@@ -16,31 +16,76 @@ import (
 )
 
 // readinessLoop is the task readiness poller (StepEnqueuerService.process_batch):
-// it resumes tasks whose retry backoff elapsed and any task left pending or
-// waiting. It runs every ReadinessInterval and whenever a retry timer fires.
+// it resumes tasks whose retry backoff elapsed or whose delay ended and any
+// task left pending or waiting. It runs at start, every ReadinessInterval,
+// whenever a retry timer fires and at the earliest run_at of a delayed task
+// it has seen, whichever process created that task.
 func (s *Service) readinessLoop(ctx context.Context) {
 	tick := time.NewTicker(s.cfg.ReadinessInterval)
 	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		case <-s.wakeReadiness:
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			case <-s.wakeReadiness:
+			}
 		}
-		for {
-			n, err := s.ProcessReadyTasks(ctx)
-			if err != nil {
-				if ctx.Err() == nil {
-					s.log.WarnContext(ctx, "readiness poll failed", "operation", "process_batch", "error", err)
-				}
-				break
+		s.pollReady(ctx)
+		s.wakeAtNextRunAt(ctx)
+	}
+}
+
+// pollReady runs readiness polls until one comes back short of a batch.
+func (s *Service) pollReady(ctx context.Context) {
+	for {
+		n, err := s.ProcessReadyTasks(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.WarnContext(ctx, "readiness poll failed", "operation", "process_batch", "error", err)
 			}
-			if n < s.cfg.ReadinessBatch {
-				break
-			}
+			return
+		}
+		if n < s.cfg.ReadinessBatch {
+			return
 		}
 	}
+}
+
+// nextRunAtSQL is how long until the earliest run_at still ahead of a waiting
+// delayed task, measured on the database's clock: the one the readiness poll
+// compares run_at with. statement_timestamp() is stable, so it bounds the
+// scan of tasks_delayed_idx instead of filtering it.
+const nextRunAtSQL = `SELECT extract(epoch FROM min(run_at) - statement_timestamp())::float8 FROM tasker.tasks
+	WHERE state = 'waiting_for_dependencies' AND run_at > statement_timestamp()`
+
+// wakeAtNextRunAt sets a timer for the earliest future run_at unless one is
+// already set for that time or earlier, so a delayed task starts when its
+// time comes rather than at the next tick, even when another process created
+// it or this one restarted since.
+func (s *Service) wakeAtNextRunAt(ctx context.Context) {
+	var secs *float64
+	if err := s.pool.QueryRow(tracing.Suppress(ctx), nextRunAtSQL).Scan(&secs); err != nil {
+		if ctx.Err() == nil {
+			s.log.WarnContext(ctx, "reading the next run_at failed", "operation", "process_batch", "error", err)
+		}
+		return
+	}
+	if secs == nil {
+		return
+	}
+	d := time.Duration(*secs * float64(time.Second))
+	at := time.Now().Add(d)
+	s.timersMu.Lock()
+	armed := s.runAtWake
+	if armed.After(time.Now()) && !armed.After(at) {
+		s.timersMu.Unlock()
+		return
+	}
+	s.runAtWake = at
+	s.timersMu.Unlock()
+	s.wakeAt(d)
 }
 
 // ProcessReadyTasks runs one readiness poll and returns how many tasks it found.
@@ -61,7 +106,7 @@ func (s *Service) ProcessReadyTasks(ctx context.Context) (int, error) {
 }
 
 func (s *Service) resumeTask(ctx context.Context, rt db.ReadyTask) error {
-	ev := &txEvents{}
+	ev := s.events()
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		// SKIP LOCKED: another orchestrator (or a result for this task) is
 		// already working on it and will evaluate it.
@@ -100,7 +145,7 @@ func (s *Service) resumeTask(ctx context.Context, rt db.ReadyTask) error {
 // fallbackLoop finds orchestration messages whose notification was missed
 // (listener reconnecting, a full buffer, a crashed orchestrator) and hands
 // them to the processors.
-func (s *Service) fallbackLoop(ctx context.Context, c *Consumers, jobs chan<- work) {
+func (s *Service) fallbackLoop(ctx context.Context, c *Consumers, results chan<- int64, jobs chan<- work) {
 	tick := time.NewTicker(s.cfg.FallbackInterval)
 	defer tick.Stop()
 	for {
@@ -114,15 +159,28 @@ func (s *Service) fallbackLoop(ctx context.Context, c *Consumers, jobs chan<- wo
 		case <-c.requests.Resync:
 			minAge = 0
 		}
-		for _, q := range []string{queue.StepResults, queue.TaskRequests} {
-			s.drainQueue(ctx, q, minAge, jobs)
-		}
+		s.drainQueue(ctx, queue.StepResults, minAge, func(id int64) bool {
+			select {
+			case results <- id:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		})
+		s.drainQueue(ctx, queue.TaskRequests, minAge, func(id int64) bool {
+			select {
+			case jobs <- work{queue: queue.TaskRequests, id: id}:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		})
 	}
 }
 
 // drainQueue hands every pending message of q to the processors, a page at
 // a time, until a page comes back short.
-func (s *Service) drainQueue(ctx context.Context, q string, minAge time.Duration, jobs chan<- work) {
+func (s *Service) drainQueue(ctx context.Context, q string, minAge time.Duration, hand func(int64) bool) {
 	const page = 500
 	after := int64(0)
 	for ctx.Err() == nil {
@@ -139,9 +197,7 @@ func (s *Service) drainQueue(ctx context.Context, q string, minAge time.Duration
 				s.log.DebugContext(ctx, "fallback poll found messages", "queue", q, "count", len(ids))
 			}
 			for _, id := range ids {
-				select {
-				case jobs <- work{queue: q, id: id}:
-				case <-ctx.Done():
+				if !hand(id) {
 					return
 				}
 			}

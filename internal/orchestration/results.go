@@ -3,10 +3,10 @@ package orchestration
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -15,79 +15,102 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/taskerhq/tasker/internal/db"
 	"github.com/taskerhq/tasker/internal/messages"
 	"github.com/taskerhq/tasker/internal/queue"
 	"github.com/taskerhq/tasker/internal/state"
 	"github.com/taskerhq/tasker/internal/tracing"
 )
 
-// ProcessResultMessage is ResultProcessor.process_single_step_result: in one
-// transaction it applies a worker's result to its step, enqueues whatever
-// became ready or finalizes the task, and acknowledges the message. A
-// duplicate (already applied) result changes nothing but the acknowledgement.
+// ProcessResultMessage processes one step result message (see ProcessResultMessages).
 func (s *Service) ProcessResultMessage(ctx context.Context, msgID int64) error {
+	return s.ProcessResultMessages(ctx, []int64{msgID})
+}
+
+// resultItem is one result message of a batch.
+type resultItem struct {
+	msg    messages.StepResultMessage
+	msgID  int64
+	waited time.Duration
+	// ctx and span are the item's result_processor.process_single_step_result.
+	ctx  context.Context
+	span trace.Span
+	// target is its task and step, once locked; nil when they are gone.
+	target *db.ResultTarget
+	task   *taskRow
+	d      resultDecision
+	// tr is the step's transition, when the result applies.
+	tr      *db.StepTransition
+	res     messages.StepExecutionResult
+	hctx    context.Context
+	hspan   trace.Span
+	applied bool
+	err     error
+}
+
+// ProcessResultMessages is ResultProcessor.process_single_step_result for a
+// batch of result messages, in one transaction: it takes (and archives) the
+// messages, locks their tasks in one order, applies every result to its step
+// in one statement, evaluates each touched task once (one readiness read for
+// all of them), enqueues every step that became ready in one statement and
+// moves every task in another. A duplicate (already applied) result changes
+// nothing but its acknowledgement. Messages another transaction holds are
+// skipped: that transaction processes them.
+func (s *Service) ProcessResultMessages(ctx context.Context, ids []int64) error {
 	start := time.Now()
-	ev := &txEvents{}
-	var waited time.Duration
-	var ns, result string
-	var pctx context.Context
+	ev := s.events()
+	// The wake-ups go out with the commit, from inside the transaction: it
+	// commits without waiting for its WAL flush (see TakeMessages), so the
+	// notification lock is not held through an fsync, and a separate
+	// notifying round trip and transaction is saved.
+	ev.notifyInTx = true
+	var items []*resultItem
+	var evals []*evalTask
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var body, headers []byte
-		var waitedSec float64
-		// Take and acknowledge the message in one statement: the archive
-		// commits with the rest of the processing or not at all.
-		err := tx.QueryRow(ctx, `WITH m AS (
-				DELETE FROM tasker.queue_messages q
-				WHERE q.msg_id = (SELECT msg_id FROM tasker.queue_messages
-					WHERE msg_id = $1 AND queue_name = $2 FOR UPDATE SKIP LOCKED)
-				RETURNING q.msg_id, q.queue_name, q.read_ct, q.enqueued_at, q.message, q.headers
-			), a AS (
-				INSERT INTO tasker.queue_archive (msg_id, queue_name, read_ct, enqueued_at, message, headers)
-				SELECT * FROM m
-			)
-			SELECT message, headers, extract(epoch FROM clock_timestamp() - enqueued_at)::float8,
-				-- Nothing here needs to wait for its WAL flush: if a crash loses
-				-- this transaction, the result message is back in the queue and
-				-- is processed again (and the worker's durable submission, or
-				-- the next durable commit, flushes it anyway).
-				set_config('synchronous_commit', 'off', true)
-			FROM m`,
-			msgID, queue.StepResults).Scan(&body, &headers, &waitedSec, nil)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil // another orchestrator has it, or it is done
-		}
+		items, evals = nil, nil
+		taken, err := s.funcs.TakeMessages(tracing.Suppress(ctx), tx, queue.StepResults, ids)
 		if err != nil {
-			return fmt.Errorf("reading step result %d: %w", msgID, err)
+			return fmt.Errorf("reading step results: %w", err)
 		}
-		waited = time.Duration(waitedSec * float64(time.Second))
-		s.m.MessagesRead(ctx, queue.StepResults, 1)
-		var msg messages.StepResultMessage
-		if err := json.Unmarshal(body, &msg); err != nil {
-			s.m.MessageFailed(ctx, queue.StepResults)
-			s.log.ErrorContext(ctx, "discarding malformed step result", "msg_id", msgID, "error", err)
-			return nil
+		if len(taken) == 0 {
+			return nil // other orchestrators have them, or they are done
 		}
-		_ = queue.DecodeHeaders(headers, &msg.Headers)
-		pctx = tracing.WithCorrelationID(s.tr.Extract(ctx, msg.Headers), msg.CorrelationID)
-		var span trace.Span
-		pctx, span = s.tr.Start(pctx, "result_processor.process_single_step_result", trace.WithSpanKind(trace.SpanKindConsumer),
-			trace.WithAttributes(tracing.IDs(msg.CorrelationID, msg.TaskUUID, msg.StepUUID, "", msg.StepName)...),
-			trace.WithAttributes(tracing.KeyAttempt.Int(msg.Attempt), attribute.Bool("success", msg.Success),
-				semconv.MessagingDestinationNameKey.String(queue.StepResults), semconv.MessagingMessageIDKey.String(fmt.Sprint(msgID))))
-		ns, result, err = s.processResult(pctx, tx, &msg, msgID, ev)
-		tracing.End(span, err)
+		s.m.MessagesRead(ctx, queue.StepResults, len(taken))
+		items = s.startItems(ctx, taken)
+		if err := s.applyResults(ctx, tx, items, ev); err != nil {
+			return err
+		}
+		evals = s.tasksToEvaluate(items, ev)
+		err = s.evaluateTasks(ctx, tx, evals, ev)
+		for _, e := range evals {
+			tracing.End(trace.SpanFromContext(e.ctx), err)
+		}
 		return err
 	})
+	for _, it := range items {
+		if it.hspan != nil {
+			tracing.End(it.hspan, err)
+		}
+		tracing.End(it.span, err)
+	}
 	if err != nil {
 		return err
 	}
-	if pctx != nil {
-		s.m.MessageArchived(pctx, queue.StepResults)
-		s.m.QueueWait(pctx, queue.StepResults, waited)
-		elapsed := time.Since(start)
-		s.m.ResultProcessed(pctx, ns, result, elapsed)
-		if ev.enqueued {
-			s.m.StepTransition(pctx, ns, waited+elapsed)
+	enqueued := map[uuid.UUID]bool{}
+	for _, e := range evals {
+		enqueued[e.t.uuid] = e.enqueued > 0
+	}
+	elapsed := time.Since(start)
+	for _, it := range items {
+		s.m.MessageArchived(it.ctx, queue.StepResults)
+		s.m.QueueWait(it.ctx, queue.StepResults, it.waited)
+		if it.task == nil {
+			s.m.ResultProcessed(it.ctx, "", outcomeDuplicate, elapsed)
+			continue
+		}
+		s.m.ResultProcessed(it.ctx, it.task.namespace, it.d.outcome, elapsed)
+		if it.applied && enqueued[it.task.uuid] {
+			s.m.StepTransition(it.ctx, it.task.namespace, it.waited+elapsed)
 		}
 	}
 	ev.flush()
@@ -97,143 +120,170 @@ func (s *Service) ProcessResultMessage(ctx context.Context, msgID int64) error {
 	return nil
 }
 
-func (s *Service) processResult(ctx context.Context, tx pgx.Tx, msg *messages.StepResultMessage, msgID int64, ev *txEvents) (ns, result string, err error) {
-	t, st, err := s.lockTaskAndStep(ctx, tx, msg)
-	if err != nil {
-		return "", "", err
+// startItems decodes the taken messages and starts their spans under the
+// trace context each carries. A malformed message is dropped (it is
+// archived with the batch) and logged.
+func (s *Service) startItems(ctx context.Context, taken []db.TakenMessage) []*resultItem {
+	items := make([]*resultItem, 0, len(taken))
+	for _, m := range taken {
+		it := &resultItem{msgID: m.MsgID, waited: m.Waited}
+		if err := json.Unmarshal(m.Body, &it.msg); err != nil {
+			s.m.MessageFailed(ctx, queue.StepResults)
+			s.log.ErrorContext(ctx, "discarding malformed step result", "msg_id", m.MsgID, "error", err)
+			continue
+		}
+		_ = queue.DecodeHeaders(m.Headers, &it.msg.Headers)
+		pctx := tracing.WithCorrelationID(s.tr.Extract(ctx, it.msg.Headers), it.msg.CorrelationID)
+		it.ctx, it.span = s.tr.Start(pctx, "result_processor.process_single_step_result", trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(tracing.IDs(it.msg.CorrelationID, it.msg.TaskUUID, it.msg.StepUUID, "", it.msg.StepName)...),
+			trace.WithAttributes(tracing.KeyAttempt.Int(it.msg.Attempt), attribute.Bool("success", it.msg.Success),
+				semconv.MessagingDestinationNameKey.String(queue.StepResults), semconv.MessagingMessageIDKey.String(strconv.FormatInt(m.MsgID, 10)),
+				attribute.Int("batch_size", len(taken))))
+		items = append(items, it)
 	}
-	if t == nil || st == nil {
-		return "", "duplicate", nil
-	}
-	trace.SpanFromContext(ctx).SetAttributes(tracing.KeyNamespace.String(t.namespace))
-	if result, err = s.applyStepResult(ctx, tx, t, st, msg, ev); err != nil {
-		return t.namespace, result, fmt.Errorf("processing result of step %s: %w", msg.StepUUID, err)
-	}
-	return t.namespace, result, nil
+	return items
 }
 
-// lockTaskAndStep locks the task row (serialising every decision about the
-// task) and reads the step, in one round trip.
-func (s *Service) lockTaskAndStep(ctx context.Context, tx pgx.Tx, msg *messages.StepResultMessage) (*taskRow, *stepRow, error) {
-	var t taskRow
-	var st stepRow
-	var tstate, sstate string
-	var baseMs, capMs int32
-	err := tx.QueryRow(ctx, `SELECT t.task_uuid, t.state, t.correlation_id, ns.name, nt.name,
-			s.state, s.attempts, s.max_attempts, s.retryable, s.backoff_base_ms, s.backoff_cap_ms, s.name, s.results
-		FROM tasker.tasks t
-		JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
-		JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
-		JOIN tasker.workflow_steps s ON s.task_uuid = t.task_uuid AND s.workflow_step_uuid = $2
-		WHERE t.task_uuid = $1 FOR UPDATE OF t`, msg.TaskUUID, msg.StepUUID).
-		Scan(&t.uuid, &tstate, &t.correlationID, &t.namespace, &t.name,
-			&sstate, &st.attempts, &st.maxAttempts, &st.retryable, &baseMs, &capMs, &st.name, &st.results)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil, nil
+// applyResults locks the items' tasks, decides each result and applies
+// every step transition in one statement.
+func (s *Service) applyResults(ctx context.Context, tx pgx.Tx, items []*resultItem, ev *txEvents) error {
+	refs := make([]db.StepRef, len(items))
+	for i, it := range items {
+		refs[i] = db.StepRef{TaskUUID: it.msg.TaskUUID, StepUUID: it.msg.StepUUID}
+	}
+	targets, err := s.funcs.LockResultTargets(tracing.Suppress(ctx), tx, refs)
+	if err != nil {
+		return err
+	}
+	steps := map[uuid.UUID]*db.ResultTarget{}
+	tasks := map[uuid.UUID]*taskRow{}
+	for i := range targets {
+		t := &targets[i]
+		steps[t.Step.UUID] = t
+		if tasks[t.Task.UUID] == nil {
+			tasks[t.Task.UUID] = &taskRow{uuid: t.Task.UUID, state: t.Task.State, correlationID: t.Task.CorrelationID,
+				namespace: t.Task.Namespace, name: t.Task.Name}
+		}
+	}
+	var trs []db.StepTransition
+	var applying []*resultItem
+	for _, it := range items {
+		it.target = steps[it.msg.StepUUID]
+		if it.target == nil || it.target.Task.UUID != it.msg.TaskUUID {
+			it.target, it.d = nil, resultDecision{outcome: outcomeDuplicate}
+			continue
+		}
+		it.task = tasks[it.msg.TaskUUID]
+		it.span.SetAttributes(tracing.KeyNamespace.String(it.task.namespace))
+		st := &it.target.Step
+		if len(st.Results) > 0 {
+			if err := json.Unmarshal(st.Results, &it.res); err != nil {
+				return fmt.Errorf("processing result of step %s: decoding stored result: %w", st.UUID, err)
+			}
+		}
+		it.d = decideResult(*st, &it.res)
+		if it.d.outcome == outcomeDuplicate {
+			s.log.DebugContext(it.ctx, "duplicate step result ignored", append(s.stepAttrs(it), "step_state", st.State)...)
+			continue
+		}
+		if err := state.CheckStep(st.State, it.d.to); err != nil {
+			return fmt.Errorf("processing result of step %s: %w", st.UUID, err)
+		}
+		meta := map[string]any{"reason": it.d.reason}
+		if it.res.Error != nil {
+			meta["error"] = it.res.Error
+		}
+		it.tr = &db.StepTransition{StepUUID: st.UUID, From: st.State, To: it.d.to, Metadata: meta}
+		if it.d.retry {
+			it.tr.Backoff = s.backoff(st.BackoffBase, st.BackoffCap, st.Attempts)
+		}
+		// A second delivery of this result in the same batch is a duplicate.
+		st.State = it.d.to
+		it.hctx, it.hspan = s.tr.Start(it.ctx, "result_processor.handle_step_completion",
+			trace.WithAttributes(tracing.IDs(it.task.correlationID, it.task.uuid, it.msg.StepUUID, it.task.namespace, st.Name)...),
+			trace.WithAttributes(attribute.String("from_state", string(it.tr.From)), attribute.String("to_state", string(it.d.to)),
+				attribute.String("reason", it.d.reason)))
+		if it.d.retry {
+			it.hspan.SetAttributes(attribute.Int64("backoff_ms", it.tr.Backoff.Milliseconds()))
+		}
+		trs = append(trs, *it.tr)
+		applying = append(applying, it)
+	}
+	if len(trs) == 0 {
+		return nil
+	}
+	start := time.Now()
+	moved, err := s.funcs.TransitionSteps(tracing.Suppress(ctx), tx, trs)
+	end := time.Now()
+	for _, it := range applying {
+		s.tr.BatchMember(it.hctx, db.Call{Function: "transition_step_state_atomic"}, start, end, len(trs), err)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("locking task %s: %w", msg.TaskUUID, err)
+		return err
 	}
-	t.state, st.state = state.Task(tstate), state.Step(sstate)
-	st.base, st.cap = time.Duration(baseMs)*time.Millisecond, time.Duration(capMs)*time.Millisecond
-	return &t, &st, nil
+	if len(moved) != len(trs) {
+		// Impossible while the task is locked, unless something bypassed the lock.
+		return fmt.Errorf("processing results: %d of %d steps changed state concurrently", len(trs)-len(moved), len(trs))
+	}
+	for _, it := range applying {
+		it.applied = true
+		s.resultEvents(it, ev)
+	}
+	return nil
 }
 
-type stepRow struct {
-	state       state.Step
-	attempts    int
-	maxAttempts int
-	retryable   bool
-	base, cap   time.Duration
-	name        string
-	results     []byte
+func (s *Service) stepAttrs(it *resultItem) []any {
+	return []any{"correlation_id", it.task.correlationID, "task_uuid", it.task.uuid, "step_uuid", it.msg.StepUUID,
+		"namespace", it.task.namespace, "operation", "process_single_step_result", "step_name", it.target.Step.Name,
+		"attempt", it.target.Step.Attempts}
 }
 
-func (s *Service) applyStepResult(ctx context.Context, tx pgx.Tx, t *taskRow, st *stepRow, msg *messages.StepResultMessage, ev *txEvents) (result string, err error) {
-	var res messages.StepExecutionResult
-	if len(st.results) > 0 {
-		if err := json.Unmarshal(st.results, &res); err != nil {
-			return "", fmt.Errorf("decoding stored result: %w", err)
-		}
-	}
-	logAttrs := []any{"correlation_id", t.correlationID, "task_uuid", t.uuid, "step_uuid", msg.StepUUID,
-		"namespace", t.namespace, "operation", "process_single_step_result", "step_name", st.name, "attempt", st.attempts}
-
-	var to state.Step
-	var reason string
-	var backoff time.Duration
-	switch st.state {
-	case state.StepEnqueuedForOrchestration:
-		to, reason = state.StepComplete, "result_success"
-		if !res.Success {
-			to, reason = state.StepError, "result_reported_failure"
-		}
-	case state.StepEnqueuedAsErrorForOrchestration:
-		retryable := res.Error != nil && res.Error.Retryable && res.Metadata.Retryable
-		switch {
-		case !retryable:
-			to, reason = state.StepError, "non_retryable_failure"
-		case !st.retryable:
-			to, reason = state.StepError, "step_not_retryable"
-		case st.attempts >= st.maxAttempts:
-			to, reason = state.StepError, "retries_exhausted"
-		default:
-			to, reason = state.StepWaitingForRetry, "retryable_failure"
-			backoff = s.backoff(st.base, st.cap, st.attempts)
-		}
-	default:
-		// Already applied (a duplicate delivery) or superseded: nothing to do.
-		s.log.DebugContext(ctx, "duplicate step result ignored", append(logAttrs, "step_state", st.state)...)
-		return "duplicate", nil
-	}
-	if err := state.CheckStep(st.state, to); err != nil {
-		return "", err
-	}
-	result = map[state.Step]string{state.StepComplete: "success", state.StepWaitingForRetry: "retry", state.StepError: "failure"}[to]
-	meta := map[string]any{"reason": reason}
-	if res.Error != nil {
-		meta["error"] = res.Error
-	}
-	hctx, hspan := s.tr.Start(ctx, "result_processor.handle_step_completion",
-		trace.WithAttributes(tracing.IDs(t.correlationID, t.uuid, msg.StepUUID, t.namespace, st.name)...),
-		trace.WithAttributes(attribute.String("from_state", string(st.state)), attribute.String("to_state", string(to)),
-			attribute.String("reason", reason)))
-	ok, err := s.funcs.TransitionStepStateAtomic(hctx, tx, msg.StepUUID, string(st.state), string(to), meta, backoff)
-	if err == nil && !ok {
-		err = fmt.Errorf("step %s changed state concurrently", msg.StepUUID)
-	}
-	if to == state.StepWaitingForRetry {
-		hspan.SetAttributes(attribute.Int64("backoff_ms", backoff.Milliseconds()))
-	}
-	tracing.End(hspan, err)
-	if err != nil {
-		return "", err
-	}
+// resultEvents records a result's lifecycle event.
+func (s *Service) resultEvents(it *resultItem, ev *txEvents) {
+	ctx, attrs, res, tr, reason := it.ctx, s.stepAttrs(it), it.res, it.tr, it.d.reason
 	ev.add(func() {
-		switch to {
+		switch tr.To {
 		case state.StepComplete:
-			s.log.InfoContext(ctx, "step completed", append(logAttrs, "event", "step.completed",
+			s.log.InfoContext(ctx, "step completed", append(attrs, "event", "step.completed",
 				"duration_ms", res.Metadata.ExecutionTimeMs)...)
 		case state.StepWaitingForRetry:
-			s.log.WarnContext(ctx, "step retry scheduled", append(logAttrs, "event", "step.retry_scheduled",
-				"backoff_ms", backoff.Milliseconds(), "error", errMessage(res.Error))...)
+			s.log.WarnContext(ctx, "step retry scheduled", append(attrs, "event", "step.retry_scheduled",
+				"backoff_ms", tr.Backoff.Milliseconds(), "error", errMessage(res.Error))...)
 		case state.StepError:
-			s.log.ErrorContext(ctx, "step failed permanently", append(logAttrs, "event", "step.failed",
+			s.log.ErrorContext(ctx, "step failed permanently", append(attrs, "event", "step.failed",
 				"reason", reason, "error", errMessage(res.Error))...)
 		}
 	})
-	if t.state.Terminal() {
-		return result, nil
+}
+
+// tasksToEvaluate returns each task an applied result touched, once, unless
+// it is already final; its evaluation (result_processor.trigger_next_steps)
+// is traced under the last of its results in the batch.
+func (s *Service) tasksToEvaluate(items []*resultItem, ev *txEvents) []*evalTask {
+	last := map[uuid.UUID]*resultItem{}
+	var order []uuid.UUID
+	for _, it := range items {
+		if !it.applied || it.task.state.Terminal() {
+			continue
+		}
+		if last[it.task.uuid] == nil {
+			order = append(order, it.task.uuid)
+		}
+		last[it.task.uuid] = it
 	}
-	ev.add(func() {
-		s.log.InfoContext(ctx, "task evaluation started", "correlation_id", t.correlationID, "task_uuid", t.uuid,
-			"namespace", t.namespace, "operation", "trigger_next_steps", "event", "task.evaluation_started", "trigger", "step_result")
-	})
-	tctx, tspan := s.tr.Start(ctx, "result_processor.trigger_next_steps",
-		trace.WithAttributes(tracing.IDs(t.correlationID, t.uuid, uuid.Nil, t.namespace, "")...))
-	err = s.evaluateTask(tctx, tx, t, ev)
-	tracing.End(tspan, err)
-	return result, err
+	evals := make([]*evalTask, 0, len(order))
+	for _, id := range order {
+		it := last[id]
+		t := it.task
+		tctx, _ := s.tr.Start(it.ctx, "result_processor.trigger_next_steps",
+			trace.WithAttributes(tracing.IDs(t.correlationID, t.uuid, uuid.Nil, t.namespace, "")...))
+		ev.add(func() {
+			s.log.InfoContext(tctx, "task evaluation started", "correlation_id", t.correlationID, "task_uuid", t.uuid,
+				"namespace", t.namespace, "operation", "trigger_next_steps", "event", "task.evaluation_started", "trigger", "step_result")
+		})
+		evals = append(evals, &evalTask{t: t, ctx: tctx})
+	}
+	return evals
 }
 
 // backoff is base·2^(attempt-1), capped, with ± jitter.

@@ -2,9 +2,9 @@ package orchestration
 
 import (
 	"context"
-	"fmt"
 	"time"
 
+	"github.com/taskerhq/tasker/internal/db"
 	"github.com/taskerhq/tasker/internal/tracing"
 )
 
@@ -41,15 +41,12 @@ type Pruned struct {
 func (s *Service) Prune(ctx context.Context, cutoff time.Time) (Pruned, error) {
 	ctx = tracing.Suppress(ctx)
 	var out Pruned
+	batch := db.PruneParams{Before: cutoff, Limit: s.cfg.PruneBatch}
 	for {
-		tag, err := s.pool.Exec(ctx, `DELETE FROM tasker.tasks WHERE task_uuid IN (
-				SELECT task_uuid FROM tasker.tasks
-				WHERE state IN ('complete', 'error', 'cancelled', 'resolved_manually') AND completed_at < $1
-				ORDER BY completed_at LIMIT $2 FOR UPDATE SKIP LOCKED)`, cutoff, s.cfg.PruneBatch)
+		n, err := s.funcs.PruneTasks(ctx, s.pool, batch)
 		if err != nil {
-			return out, fmt.Errorf("pruning tasks: %w", err)
+			return out, err
 		}
-		n := tag.RowsAffected()
 		out.Tasks += n
 		s.m.Pruned(ctx, "tasks", n)
 		if n < int64(s.cfg.PruneBatch) {
@@ -57,14 +54,10 @@ func (s *Service) Prune(ctx context.Context, cutoff time.Time) (Pruned, error) {
 		}
 	}
 	for {
-		tag, err := s.pool.Exec(ctx, `DELETE FROM tasker.queue_archive WHERE msg_id IN (
-				SELECT msg_id FROM tasker.queue_archive WHERE archived_at < $1
-				ORDER BY archived_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
-			cutoff, s.cfg.PruneBatch)
+		n, err := s.funcs.PruneArchivedMessages(ctx, s.pool, batch)
 		if err != nil {
-			return out, fmt.Errorf("pruning archived messages: %w", err)
+			return out, err
 		}
-		n := tag.RowsAffected()
 		out.ArchivedMessages += n
 		s.m.Pruned(ctx, "queue_archive", n)
 		if n < int64(s.cfg.PruneBatch) {

@@ -10,12 +10,12 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/robfig/cron/v3"
 
 	"github.com/taskerhq/tasker/client"
 	"github.com/taskerhq/tasker/internal/db"
 	"github.com/taskerhq/tasker/internal/taskreq"
+	"github.com/taskerhq/tasker/internal/tracing"
 )
 
 // scheduleNameRE is what a schedule name looks like: it is typed on command
@@ -74,11 +74,9 @@ func (s *Service) CreateSchedule(ctx context.Context, req client.ScheduleRequest
 	}
 	out := &client.Schedule{ScheduleUUID: uuid.Must(uuid.NewV7()), Name: req.Name, Cron: req.Cron, TimeZone: req.TimeZone,
 		Task: req.Task, NextRunAt: sched.Next(time.Now().In(loc)).UTC()}
-	err = s.pool.QueryRow(ctx, `INSERT INTO tasker.schedules (schedule_uuid, name, cron, time_zone, task_request, next_run_at)
-		VALUES ($1, $2, $3, $4, $5, $6) RETURNING created_at`,
-		out.ScheduleUUID, out.Name, out.Cron, out.TimeZone, body, out.NextRunAt).Scan(&out.CreatedAt)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+	out.CreatedAt, err = s.funcs.InsertSchedule(ctx, s.pool, db.InsertScheduleParams{ScheduleUUID: out.ScheduleUUID,
+		Name: out.Name, Cron: out.Cron, TimeZone: out.TimeZone, TaskRequest: body, NextRunAt: out.NextRunAt})
+	if errors.Is(err, db.ErrAlreadyExists) {
 		return nil, &taskreq.FieldError{Field: "name", Code: client.CodeAlreadyExists, Kind: taskreq.Conflict,
 			Message: fmt.Sprintf("a schedule named %q exists", req.Name)}
 	}
@@ -92,34 +90,25 @@ func (s *Service) CreateSchedule(ctx context.Context, req client.ScheduleRequest
 
 // ListSchedules returns every schedule by name.
 func (s *Service) ListSchedules(ctx context.Context) ([]client.Schedule, error) {
-	rows, err := s.pool.Query(ctx, `SELECT schedule_uuid, name, cron, time_zone, task_request, next_run_at,
-			last_run_at, last_task_uuid, created_at FROM tasker.schedules ORDER BY name`)
+	rows, err := s.funcs.ListSchedules(ctx, s.pool)
 	if err != nil {
-		return nil, fmt.Errorf("listing schedules: %w", err)
+		return nil, err
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (client.Schedule, error) {
-		var sc client.Schedule
-		var body []byte
-		if err := r.Scan(&sc.ScheduleUUID, &sc.Name, &sc.Cron, &sc.TimeZone, &body, &sc.NextRunAt, &sc.LastRunAt,
-			&sc.LastTaskUUID, &sc.CreatedAt); err != nil {
-			return sc, err
+	out := make([]client.Schedule, len(rows))
+	for i, r := range rows {
+		out[i] = client.Schedule{ScheduleUUID: r.ScheduleUUID, Name: r.Name, Cron: r.Cron, TimeZone: r.TimeZone,
+			NextRunAt: r.NextRunAt, LastRunAt: r.LastRunAt, LastTaskUUID: r.LastTaskUUID, CreatedAt: r.CreatedAt}
+		if err := json.Unmarshal(r.TaskRequest, &out[i].Task); err != nil {
+			return nil, fmt.Errorf("listing schedules: decoding the task of %s: %w", r.Name, err)
 		}
-		return sc, json.Unmarshal(body, &sc.Task)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listing schedules: %w", err)
 	}
 	return out, nil
 }
 
 // DeleteSchedule removes a schedule; db.ErrNotFound when there is none by that name.
 func (s *Service) DeleteSchedule(ctx context.Context, name string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM tasker.schedules WHERE name = $1`, name)
-	if err != nil {
-		return fmt.Errorf("deleting schedule %s: %w", name, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("schedule %s: %w", name, db.ErrNotFound)
+	if err := s.funcs.DeleteSchedule(ctx, s.pool, name); err != nil {
+		return err
 	}
 	s.log.InfoContext(ctx, "schedule deleted", "operation", "delete_schedule", "event", "schedule.deleted", "schedule", name)
 	return nil
@@ -159,33 +148,32 @@ func (s *Service) RunDueSchedules(ctx context.Context) (fired int, err error) {
 }
 
 func (s *Service) fireOne(ctx context.Context) (bool, error) {
-	ev := &txEvents{}
+	ev := s.events()
 	found := false
+	// The scheduler's own statements start no spans: they run every
+	// ScheduleInterval and would each be a trace of their own. The task a
+	// firing creates has its trace as any other.
+	quiet := tracing.Suppress(ctx)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var id uuid.UUID
-		var name, expr, tz string
-		var body []byte
-		var due time.Time
-		err := tx.QueryRow(ctx, `SELECT schedule_uuid, name, cron, time_zone, task_request, next_run_at
-			FROM tasker.schedules WHERE next_run_at <= clock_timestamp()
-			ORDER BY next_run_at LIMIT 1 FOR UPDATE SKIP LOCKED`).Scan(&id, &name, &expr, &tz, &body, &due)
-		if errors.Is(err, pgx.ErrNoRows) {
+		row, err := s.funcs.LockDueSchedule(quiet, tx)
+		if errors.Is(err, db.ErrNotFound) {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("reading due schedules: %w", err)
+			return err
 		}
 		found = true
-		sched, loc, err := parseCron(expr, tz)
+		name, due := row.Name, row.NextRunAt
+		sched, loc, err := parseCron(row.Cron, row.TimeZone)
 		if err != nil {
 			return fmt.Errorf("schedule %s: %w", name, err)
 		}
 		next := sched.Next(time.Now().In(loc)).UTC()
 		var req client.TaskRequest
-		if err := json.Unmarshal(body, &req); err != nil {
+		if err := json.Unmarshal(row.TaskRequest, &req); err != nil {
 			return fmt.Errorf("schedule %s: decoding its task: %w", name, err)
 		}
-		req.IdempotencyKey = fmt.Sprintf("schedule/%s/%d", id, due.Unix())
+		req.IdempotencyKey = fmt.Sprintf("schedule/%s/%d", row.ScheduleUUID, due.Unix())
 		corr := uuid.Must(uuid.NewV7())
 		req.CorrelationID = &corr
 		var taskUUID *uuid.UUID
@@ -216,10 +204,8 @@ func (s *Service) fireOne(ctx context.Context) (bool, error) {
 					"schedule", name, "due_at", due, "error", ferr)
 			})
 		}
-		_, err = tx.Exec(ctx, `UPDATE tasker.schedules SET next_run_at = $2, last_run_at = $3,
-				last_task_uuid = coalesce($4, last_task_uuid), updated_at = now()
-			WHERE schedule_uuid = $1`, id, next, due, taskUUID)
-		return err
+		return s.funcs.AdvanceSchedule(quiet, tx, db.AdvanceScheduleParams{ScheduleUUID: row.ScheduleUUID, NextRunAt: next,
+			RanAt: due, TaskUUID: taskUUID})
 	})
 	if err != nil {
 		return found, err

@@ -34,7 +34,9 @@ type Service struct {
 	tplCache      map[string]cachedTemplate
 	timersMu      sync.Mutex
 	timers        map[*time.Timer]struct{}
-	presence      presence
+	// runAtWake is when the timer wakeAtNextRunAt set fires (guarded by timersMu).
+	runAtWake time.Time
+	presence  presence
 }
 
 // New returns an orchestrator over pool.
@@ -106,6 +108,7 @@ func (s *Service) Run(ctx context.Context, c *Consumers) error {
 		return err
 	}
 	jobs := make(chan work, 1024)
+	results := make(chan int64, 4096)
 	var wg sync.WaitGroup
 	for range s.cfg.ResultWorkers {
 		wg.Go(func() {
@@ -113,15 +116,17 @@ func (s *Service) Run(ctx context.Context, c *Consumers) error {
 				select {
 				case <-ctx.Done():
 					return
+				case id := <-results:
+					s.processResults(ctx, gather(id, results, s.cfg.ResultBatch))
 				case w := <-jobs:
 					s.processMessage(ctx, w)
 				}
 			}
 		})
 	}
-	wg.Go(func() { s.forward(ctx, c.results, jobs) })
+	wg.Go(func() { s.forwardResults(ctx, c.results, results) })
 	wg.Go(func() { s.forward(ctx, c.requests, jobs) })
-	wg.Go(func() { s.fallbackLoop(ctx, c, jobs) })
+	wg.Go(func() { s.fallbackLoop(ctx, c, results, jobs) })
 	wg.Go(func() { s.presenceLoop(ctx) })
 	wg.Go(func() { s.readinessLoop(ctx) })
 	wg.Go(func() { s.pruneLoop(ctx) })
@@ -130,6 +135,23 @@ func (s *Service) Run(ctx context.Context, c *Consumers) error {
 	wg.Wait()
 	s.stopTimers()
 	return nil
+}
+
+// gather is group commit for result messages: it takes first and whatever
+// else is waiting, up to limit, without waiting for more. An idle
+// orchestrator processes a result at once; a busy one processes the results
+// that arrived during its previous batch together.
+func gather(first int64, ch <-chan int64, limit int) []int64 {
+	batch := []int64{first}
+	for len(batch) < limit {
+		select {
+		case id := <-ch:
+			batch = append(batch, id)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 func (s *Service) forward(ctx context.Context, sub *queue.Subscription, jobs chan<- work) {
@@ -147,6 +169,41 @@ func (s *Service) forward(ctx context.Context, sub *queue.Subscription, jobs cha
 	}
 }
 
+func (s *Service) forwardResults(ctx context.Context, sub *queue.Subscription, results chan<- int64) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case n := <-sub.C:
+			select {
+			case results <- n.ID:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// processResults processes a batch of result messages. When the batch
+// fails, each message is tried on its own, so one message that cannot be
+// processed delays only itself.
+func (s *Service) processResults(ctx context.Context, ids []int64) {
+	err := s.ProcessResultMessages(ctx, ids)
+	if err == nil || ctx.Err() != nil {
+		return
+	}
+	if len(ids) == 1 {
+		s.messageFailed(ctx, queue.StepResults, ids[0], err)
+		return
+	}
+	s.log.DebugContext(ctx, "result batch failed; processing its messages one by one", "messages", len(ids), "error", err)
+	for _, id := range ids {
+		if err := s.ProcessResultMessage(ctx, id); err != nil && ctx.Err() == nil {
+			s.messageFailed(ctx, queue.StepResults, id, err)
+		}
+	}
+}
+
 func (s *Service) processMessage(ctx context.Context, w work) {
 	var err error
 	switch w.queue {
@@ -156,13 +213,17 @@ func (s *Service) processMessage(ctx context.Context, w work) {
 		err = s.ProcessTaskRequestMessage(ctx, w.id)
 	}
 	if err != nil && ctx.Err() == nil {
-		s.m.MessageFailed(ctx, w.queue)
-		s.log.WarnContext(ctx, "processing message failed; it will be retried",
-			"queue", w.queue, "msg_id", w.id, "error", err)
-		// Hide it for a while so a poison message cannot spin a core.
-		if _, verr := s.queues.SetVT(context.WithoutCancel(ctx), s.pool, w.queue, w.id, s.cfg.FailedMessageDelay); verr != nil {
-			s.log.WarnContext(ctx, "delaying failed message", "queue", w.queue, "msg_id", w.id, "error", verr)
-		}
+		s.messageFailed(ctx, w.queue, w.id, err)
+	}
+}
+
+// messageFailed counts and logs a message that could not be processed and
+// hides it for a while, so a poison message cannot spin a core.
+func (s *Service) messageFailed(ctx context.Context, q string, id int64, err error) {
+	s.m.MessageFailed(ctx, q)
+	s.log.WarnContext(ctx, "processing message failed; it will be retried", "queue", q, "msg_id", id, "error", err)
+	if _, verr := s.queues.SetVT(context.WithoutCancel(ctx), s.pool, q, id, s.cfg.FailedMessageDelay); verr != nil {
+		s.log.WarnContext(ctx, "delaying failed message", "queue", q, "msg_id", id, "error", verr)
 	}
 }
 
@@ -204,38 +265,24 @@ func (s *Service) lockTask(ctx context.Context, tx pgx.Tx, id uuid.UUID, skipLoc
 // moveTask walks the task through each state in path by compare-and-swap:
 // one statement for the whole path, one history row per hop.
 func (s *Service) moveTask(ctx context.Context, q db.Querier, t *taskRow, reason string, path ...state.Task) error {
-	var states, reasons []string
-	from := t.state
-	cur := t.state
-	for _, to := range path {
-		if to == cur {
-			continue
-		}
-		if err := state.CheckTask(cur, to); err != nil {
-			return fmt.Errorf("task %s: %w", t.uuid, err)
-		}
-		why := reason
-		switch {
-		case to == state.TaskInitializing:
-			why = "initialize"
-		case to == state.TaskEvaluatingResults && cur == state.TaskStepsInProcess:
-			why = "step_result_received"
-		case to == state.TaskStepsInProcess && cur == state.TaskEnqueuingSteps:
-			why = "steps_enqueued"
-		}
-		states = append(states, string(to))
-		reasons = append(reasons, why)
-		cur = to
-	}
-	if len(states) == 0 {
+	hops := taskHops(t.uuid, t.state, reason, path)
+	if len(hops) == 0 {
 		return nil
 	}
+	if err := checkHops(hops); err != nil {
+		return fmt.Errorf("task %s: %w", t.uuid, err)
+	}
+	from, to := t.state, hops[len(hops)-1].To
 	var ok bool
 	var err error
-	if len(states) == 1 {
-		ok, err = s.funcs.TransitionTaskStateAtomic(ctx, q, t.uuid, string(from), states[0], s.cfg.ProcessorUUID,
-			map[string]any{"reason": reasons[0]})
+	if len(hops) == 1 {
+		ok, err = s.funcs.TransitionTaskStateAtomic(ctx, q, t.uuid, string(from), string(to), s.cfg.ProcessorUUID,
+			map[string]any{"reason": hops[0].Reason})
 	} else {
+		states, reasons := make([]string, len(hops)), make([]string, len(hops))
+		for i, h := range hops {
+			states[i], reasons[i] = string(h.To), h.Reason
+		}
 		ok, err = s.funcs.TransitionTaskStatePath(ctx, q, t.uuid, string(from), states, reasons, s.cfg.ProcessorUUID)
 	}
 	if err != nil {
@@ -245,8 +292,8 @@ func (s *Service) moveTask(ctx context.Context, q db.Querier, t *taskRow, reason
 		return fmt.Errorf("task %s: state changed concurrently (expected %s)", t.uuid, from)
 	}
 	s.log.DebugContext(ctx, "task transition", "correlation_id", t.correlationID, "task_uuid", t.uuid,
-		"namespace", t.namespace, "operation", "task_transition", "from_state", from, "to_state", cur, "path", states)
-	t.state = cur
+		"namespace", t.namespace, "operation", "task_transition", "from_state", from, "to_state", to)
+	t.state = to
 	return nil
 }
 

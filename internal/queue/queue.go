@@ -4,6 +4,7 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -205,36 +206,66 @@ func (c *Client) SetVT(ctx context.Context, q db.Querier, queue string, id int64
 	return ok, nil
 }
 
+// Wake is one NOTIFY: a channel (a queue's name, or another channel) and
+// its payload.
+type Wake struct {
+	Channel string
+	Payload string
+}
+
+// MessageWake is the wake-up for message id of queue sent without a NOTIFY.
+// The payload format matches queue_notify_payload: "<id>" or "<id> <headers
+// JSON>" (headers too large for a payload are left for the consumer to read
+// from the message).
+func MessageWake(queue string, id int64, headers map[string]string) Wake {
+	payload := strconv.FormatInt(id, 10)
+	if len(headers) > 0 {
+		if b, err := json.Marshal(headers); err == nil && len(b) <= 7000 {
+			payload += " " + string(b)
+		}
+	}
+	return Wake{Channel: queue, Payload: payload}
+}
+
 // Notify wakes queue's consumers for messages ids that were sent without a
 // NOTIFY (after their transaction committed). q must not be inside a
-// transaction: Notify commits asynchronously. The payload format matches
-// queue_notify_payload: "<id>" or "<id> <headers JSON>".
-func (c *Client) Notify(ctx context.Context, q db.Querier, queue string, ids []int64, headers map[string]string) (err error) {
-	if len(ids) == 0 {
+// transaction: Notify commits asynchronously.
+func (c *Client) Notify(ctx context.Context, q db.Querier, queue string, ids []int64, headers map[string]string) error {
+	wakes := make([]Wake, len(ids))
+	for i, id := range ids {
+		wakes[i] = MessageWake(queue, id, headers)
+	}
+	return c.NotifyAll(ctx, q, wakes)
+}
+
+// NotifyAll sends every wake-up in one statement: a batch's wake-ups cost
+// one round trip and one (asynchronous) commit. Given a transaction, they
+// are delivered when it commits.
+func (c *Client) NotifyAll(ctx context.Context, q db.Querier, wakes []Wake) (err error) {
+	if len(wakes) == 0 {
 		return nil
 	}
-	suffix := ""
-	if len(headers) > 0 {
-		b, err := json.Marshal(headers)
-		if err != nil {
-			return fmt.Errorf("encoding headers for %s: %w", queue, err)
-		}
-		if len(b) <= 7000 {
-			suffix = " " + string(b)
+	channels, payloads := make([]string, len(wakes)), make([]string, len(wakes))
+	common := wakes[0].Channel
+	for i, w := range wakes {
+		channels[i], payloads[i] = w.Channel, w.Payload
+		if w.Channel != common {
+			common = ""
 		}
 	}
-	payloads := make([]string, len(ids))
-	for i, id := range ids {
-		payloads[i] = strconv.FormatInt(id, 10) + suffix
-	}
-	ctx, sc := c.in.Begin(ctx, db.Call{Function: "pg_notify", Queue: queue})
+	ctx, sc := c.in.Begin(ctx, db.Call{Function: "pg_notify", Queue: common})
 	defer func() { sc.End(err) }()
 	// NOTIFY gives the transaction an ID, so its commit would wait for a WAL
 	// flush while holding the cluster-wide notify lock. A transaction that
 	// only notifies has nothing to lose in a crash: commit it asynchronously.
-	if _, err = q.Exec(ctx, `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, p)
-		FROM unnest($2::text[]) AS p`, queue, payloads); err != nil {
-		return fmt.Errorf("notifying %s: %w", queue, err)
+	// A caller's transaction keeps its own durability.
+	async := true
+	if _, inTx := q.(pgx.Tx); inTx {
+		async = false
+	}
+	if _, err = q.Exec(ctx, `SELECT CASE WHEN $3 THEN set_config('synchronous_commit', 'off', true) END, pg_notify(c, p)
+		FROM unnest($1::text[], $2::text[]) AS w(c, p)`, channels, payloads, async); err != nil {
+		return fmt.Errorf("notifying %s: %w", cmp.Or(common, "queues"), err)
 	}
 	return nil
 }

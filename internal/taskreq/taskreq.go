@@ -261,3 +261,27 @@ func RunAt(req *client.TaskRequest, now time.Time) (time.Time, error) {
 	}
 	return time.Time{}, nil
 }
+
+// MaxBatch is the most task requests one batch may hold: a batch is one
+// transaction, and its locks and answer grow with it.
+const MaxBatch = client.MaxTaskBatch
+
+// ItemError is the problem with one request of a batch, by its index.
+type ItemError struct {
+	Index int
+	*FieldError
+}
+
+// BatchError refuses a batch of task requests, naming every request that can
+// never succeed. Nothing of the batch is written.
+type BatchError struct {
+	// Total is the number of requests in the batch.
+	Total int
+	Items []ItemError
+}
+
+func (e *BatchError) Error() string {
+	first := e.Items[0]
+	return fmt.Sprintf("%d of %d task requests refused; request %d: %s: %s", len(e.Items), e.Total, first.Index,
+		first.Field, first.Message)
+}

@@ -38,6 +38,9 @@ const (
 	KeyHandler       = attribute.Key("handler")
 	KeyClaimMethod   = attribute.Key("claim_method")
 	KeyWorkerID      = attribute.Key("worker_id")
+	// KeyClaimBatchSize is how many messages the claim statement that took a
+	// step asked for (event path) or returned (poll path).
+	KeyClaimBatchSize = attribute.Key("claim_batch_size")
 )
 
 // BaggageCorrelationID is the baggage member that carries the correlation ID

@@ -86,9 +86,9 @@ func startStack(t *testing.T, token string) *stack {
 			PollInterval: 100 * time.Millisecond, Telemetry: base.Telemetry{Tracer: workTr}},
 	})
 	require.NoError(t, err)
-	routes, err := ui.Routes(ui.Config{DB: pool, TraceURLTemplate: "http://jaeger.example:16686/trace/{trace_id}", JaegerQueryURL: jg.QueryURL()})
+	console, err := ui.New(ui.Config{TraceURLTemplate: "http://jaeger.example:16686/trace/{trace_id}", JaegerQueryURL: jg.QueryURL()})
 	require.NoError(t, err)
-	h, err := api.NewHandler(api.Config{Backend: e.Backend(), Extra: routes})
+	h, err := api.NewHandler(api.Config{Backend: e.Backend(), Extra: console.Routes, Traces: console.Traces})
 	require.NoError(t, err)
 	if token != "" {
 		auth, err := api.NewAuth(api.AuthConfig{Mode: api.AuthRequired, TokenSHA256: []string{config.TokenDigest(token)}}, "127.0.0.1:0")

@@ -5,7 +5,6 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/taskerhq/tasker/client"
 	"github.com/taskerhq/tasker/internal/config"
-	"github.com/taskerhq/tasker/internal/db"
 )
 
 //go:embed assets
@@ -34,8 +32,6 @@ const maxTraceBytes = 32 << 20
 
 // Config configures Routes. Zero values mean the documented default.
 type Config struct {
-	// DB answers the queue and worker reads. Required.
-	DB db.Querier
 	// TraceURLTemplate links a task to its trace in a tracing UI; the
 	// console replaces {trace_id}. Empty: the trace ID is shown as text.
 	TraceURLTemplate string
@@ -51,8 +47,8 @@ type Config struct {
 }
 
 // FromConfig returns the console configuration set in cfg's telemetry.ui keys.
-func FromConfig(q db.Querier, ui config.UI) Config {
-	return Config{DB: q, TraceURLTemplate: ui.TraceURLTemplate, JaegerQueryURL: ui.JaegerQueryURL}
+func FromConfig(ui config.UI) Config {
+	return Config{TraceURLTemplate: ui.TraceURLTemplate, JaegerQueryURL: ui.JaegerQueryURL}
 }
 
 func (c Config) withDefaults() Config {
@@ -67,9 +63,6 @@ func (c Config) withDefaults() Config {
 }
 
 func (c Config) validate() error {
-	if c.DB == nil {
-		return errors.New("ui config: DB is required")
-	}
 	if c.TraceURLTemplate != "" && !strings.Contains(c.TraceURLTemplate, config.TraceIDPlaceholder) {
 		return fmt.Errorf("ui config: TraceURLTemplate %q has no %s placeholder", c.TraceURLTemplate, config.TraceIDPlaceholder)
 	}
@@ -91,12 +84,20 @@ func (c Config) validate() error {
 // bearer token when it opens a page.
 const PublicPrefix = "/ui"
 
-// Routes returns the console's handlers keyed by http.ServeMux pattern, to
-// mount next to the REST API (api.Config.Extra), or an error naming what is
-// wrong with cfg. Everything under PublicPrefix is files and the console's
-// configuration; the reads (queues, workers, traces) are under /v1/ with the
-// rest of the API.
-func Routes(cfg Config) (map[string]http.Handler, error) {
+// Console is the web console's handlers.
+type Console struct {
+	// Routes are the console's files and configuration keyed by
+	// http.ServeMux pattern, all under PublicPrefix, to mount beside the REST
+	// API (api.Config.Extra).
+	Routes map[string]http.Handler
+	// Traces answers GET /v1/traces/{trace_id} (api.Config.Traces): a proxy
+	// to the Jaeger query service, or 404 naming the key that configures one.
+	Traces http.Handler
+}
+
+// New returns the console's handlers, or an error naming what is wrong with
+// cfg. Its other reads (tasks, queues, workers) are the REST API's.
+func New(cfg Config) (*Console, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -106,13 +107,13 @@ func Routes(cfg Config) (map[string]http.Handler, error) {
 		return nil, fmt.Errorf("ui: reading embedded assets: %w", err)
 	}
 	files := http.StripPrefix("/ui/", http.FileServerFS(static))
-	return map[string]http.Handler{
-		"GET /ui":                   http.RedirectHandler("/ui/", http.StatusMovedPermanently),
-		"GET /ui/":                  securityHeaders(files),
-		"GET /ui/config.json":       http.HandlerFunc(h.config),
-		"GET /v1/traces/{trace_id}": http.HandlerFunc(h.jaegerTrace),
-		"GET /v1/queues":            http.HandlerFunc(h.queues),
-		"GET /v1/workers":           http.HandlerFunc(h.workers),
+	return &Console{
+		Routes: map[string]http.Handler{
+			"GET /ui":             http.RedirectHandler("/ui/", http.StatusMovedPermanently),
+			"GET /ui/":            securityHeaders(files),
+			"GET /ui/config.json": http.HandlerFunc(h.config),
+		},
+		Traces: http.HandlerFunc(h.jaegerTrace),
 	}, nil
 }
 
@@ -143,83 +144,6 @@ type ConsoleConfig struct {
 
 func (h *handlers) config(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ConsoleConfig{TraceURLTemplate: h.cfg.TraceURLTemplate, Jaeger: h.cfg.JaegerQueryURL != ""})
-}
-
-// QueueInfo is one queue in GET /v1/queues.
-type QueueInfo struct {
-	Queue     string `json:"queue"`
-	Depth     int64  `json:"depth"`
-	Claimable int64  `json:"claimable"`
-	// OldestClaimableAgeSeconds is how long the oldest claimable message has waited.
-	OldestClaimableAgeSeconds float64 `json:"oldest_claimable_age_seconds"`
-}
-
-// QueueList is the body of GET /v1/queues.
-type QueueList struct {
-	Queues []QueueInfo `json:"queues"`
-}
-
-func (h *handlers) queues(w http.ResponseWriter, r *http.Request) {
-	stats, err := db.QueueStats(r.Context(), h.cfg.DB)
-	if err != nil {
-		h.internal(w, r, "reading queues", err)
-		return
-	}
-	out := QueueList{Queues: make([]QueueInfo, 0, len(stats))}
-	for _, s := range stats {
-		out.Queues = append(out.Queues, QueueInfo{Queue: s.Queue, Depth: s.Depth, Claimable: s.Claimable,
-			OldestClaimableAgeSeconds: s.OldestClaimableAge.Seconds()})
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-// WorkerInfo is one live worker in GET /v1/workers.
-type WorkerInfo struct {
-	WorkerID        string    `json:"worker_id"`
-	Namespaces      []string  `json:"namespaces"`
-	Hostname        string    `json:"hostname,omitempty"`
-	PID             int       `json:"pid,omitempty"`
-	StartedAt       time.Time `json:"started_at"`
-	LastHeartbeatAt time.Time `json:"last_heartbeat_at"`
-}
-
-// NamespaceWorkers counts the live workers serving one registered namespace.
-type NamespaceWorkers struct {
-	Namespace   string `json:"namespace"`
-	LiveWorkers int    `json:"live_workers"`
-}
-
-// WorkerList is the body of GET /v1/workers.
-type WorkerList struct {
-	Workers []WorkerInfo `json:"workers"`
-	// Namespaces lists every registered namespace, those no live worker serves with 0.
-	Namespaces []NamespaceWorkers `json:"namespaces"`
-}
-
-func (h *handlers) workers(w http.ResponseWriter, r *http.Request) {
-	ws, err := db.LiveWorkers(r.Context(), h.cfg.DB, db.WorkerLiveWindow)
-	if err != nil {
-		h.internal(w, r, "reading workers", err)
-		return
-	}
-	names, err := db.Namespaces(r.Context(), h.cfg.DB)
-	if err != nil {
-		h.internal(w, r, "reading namespaces", err)
-		return
-	}
-	live := map[string]int{}
-	out := WorkerList{Workers: make([]WorkerInfo, 0, len(ws)), Namespaces: make([]NamespaceWorkers, 0, len(names))}
-	for _, wr := range ws {
-		out.Workers = append(out.Workers, WorkerInfo{WorkerID: wr.WorkerID, Namespaces: wr.Namespaces, Hostname: wr.Hostname,
-			PID: wr.PID, StartedAt: wr.StartedAt, LastHeartbeatAt: wr.LastHeartbeatAt})
-		for _, ns := range wr.Namespaces {
-			live[ns]++
-		}
-	}
-	for _, ns := range names {
-		out.Namespaces = append(out.Namespaces, NamespaceWorkers{Namespace: ns, LiveWorkers: live[ns]})
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 // traceIDRE accepts W3C (32 hex digits) and legacy 64-bit (16) trace IDs, so
@@ -257,17 +181,44 @@ func (h *handlers) jaegerTrace(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer func() { _ = resp.Body.Close() }()
-	if ct := resp.Header.Get("Content-Type"); ct != "" {
-		w.Header().Set("Content-Type", ct)
+	if resp.StatusCode != http.StatusOK {
+		// Jaeger's errors come in its own shape (and as text/plain): they
+		// are answered in the API's, so every error a client sees is one.
+		e := &client.APIError{Status: http.StatusBadGateway, Code: "jaeger_error",
+			Message: fmt.Sprintf("Jaeger answered %d: %s", resp.StatusCode, jaegerErrorText(resp.Body))}
+		if resp.StatusCode == http.StatusNotFound {
+			e.Status, e.Code, e.Message = http.StatusNotFound, client.CodeNotFound, "Jaeger has no trace "+id
+		}
+		writeError(w, e)
+		return
 	}
-	w.WriteHeader(resp.StatusCode)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
 	if _, err := io.Copy(w, io.LimitReader(resp.Body, maxTraceBytes)); err != nil {
 		h.cfg.Logger.WarnContext(r.Context(), "copying jaeger answer failed", "url", target, "error", err)
 	}
 }
 
+// jaegerErrorText is the message of a Jaeger error answer
+// ({"errors":[{"msg"}]}), or the start of its body when it is not one.
+func jaegerErrorText(body io.Reader) string {
+	raw, _ := io.ReadAll(io.LimitReader(body, 4<<10))
+	var je struct {
+		Errors []struct {
+			Msg string `json:"msg"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(raw, &je) == nil && len(je.Errors) > 0 && je.Errors[0].Msg != "" {
+		return je.Errors[0].Msg
+	}
+	if text := strings.TrimSpace(string(raw)); text != "" {
+		return text
+	}
+	return "no message"
+}
+
 func (h *handlers) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
-	h.cfg.Logger.ErrorContext(r.Context(), "console read failed", "what", what, "error", err)
+	h.cfg.Logger.ErrorContext(r.Context(), "trace proxy failed", "what", what, "error", err)
 	writeError(w, &client.APIError{Status: http.StatusInternalServerError, Code: client.CodeInternal, Message: what + " failed"})
 }
 

@@ -1,7 +1,6 @@
 package ui_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"io/fs"
@@ -17,19 +16,18 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskerhq/tasker/client"
-	"github.com/taskerhq/tasker/internal/db"
-	"github.com/taskerhq/tasker/internal/dbtest"
 	"github.com/taskerhq/tasker/internal/ui"
 )
 
 func serve(t *testing.T, cfg ui.Config) string {
 	t.Helper()
-	routes, err := ui.Routes(cfg)
+	console, err := ui.New(cfg)
 	require.NoError(t, err)
 	mux := http.NewServeMux()
-	for p, h := range routes {
+	for p, h := range console.Routes {
 		mux.Handle(p, h)
 	}
+	mux.Handle("GET /v1/traces/{trace_id}", console.Traces)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv.URL
@@ -54,24 +52,22 @@ func apiError(t *testing.T, body []byte) *client.APIError {
 	return e.Error
 }
 
-func TestRoutesConfigErrors(t *testing.T) {
-	pool := dbtest.NewPool(t)
+func TestConfigErrors(t *testing.T) {
 	for _, c := range []struct {
 		cfg  ui.Config
 		want string
 	}{
-		{ui.Config{}, "DB is required"},
-		{ui.Config{DB: pool, TraceURLTemplate: "http://jaeger/trace/"}, "no {trace_id} placeholder"},
-		{ui.Config{DB: pool, JaegerQueryURL: "jaeger:16686"}, "is not an http:// or https:// URL"},
-		{ui.Config{DB: pool, JaegerTimeout: -time.Second}, "JaegerTimeout must not be negative"},
+		{ui.Config{TraceURLTemplate: "http://jaeger/trace/"}, "no {trace_id} placeholder"},
+		{ui.Config{JaegerQueryURL: "jaeger:16686"}, "is not an http:// or https:// URL"},
+		{ui.Config{JaegerTimeout: -time.Second}, "JaegerTimeout must not be negative"},
 	} {
-		_, err := ui.Routes(c.cfg)
+		_, err := ui.New(c.cfg)
 		require.ErrorContains(t, err, c.want)
 	}
 }
 
 func TestAssetsAndConfig(t *testing.T) {
-	base := serve(t, ui.Config{DB: dbtest.NewPool(t), TraceURLTemplate: "http://jaeger:16686/trace/{trace_id}"})
+	base := serve(t, ui.Config{TraceURLTemplate: "http://jaeger:16686/trace/{trace_id}"})
 	status, hdr, _ := get(t, base+"/ui")
 	require.Equal(t, http.StatusMovedPermanently, status)
 	require.Equal(t, "/ui/", hdr.Get("Location"))
@@ -113,42 +109,8 @@ func TestAssetsAreSelfContained(t *testing.T) {
 	}))
 }
 
-func TestQueuesAndWorkers(t *testing.T) {
-	pool := dbtest.NewPool(t)
-	ctx := context.Background()
-	for _, ns := range []string{"billing", "shipping"} {
-		_, err := pool.Exec(ctx, `INSERT INTO tasker.task_namespaces (task_namespace_uuid, name) VALUES (gen_random_uuid(), $1)`, ns)
-		require.NoError(t, err)
-		_, err = pool.Exec(ctx, `SELECT tasker.queue_create($1)`, "worker_"+ns+"_queue")
-		require.NoError(t, err)
-	}
-	_, err := pool.Exec(ctx, `SELECT tasker.queue_send('worker_shipping_queue', '{}'::jsonb)`)
-	require.NoError(t, err)
-	require.NoError(t, db.WorkerHeartbeat(ctx, pool, db.WorkerHeartbeatParams{WorkerID: "w1", Namespaces: []string{"billing"}, Hostname: "h", PID: 7}))
-	base := serve(t, ui.Config{DB: pool})
-
-	status, _, body := get(t, base+"/v1/queues")
-	require.Equal(t, http.StatusOK, status, string(body))
-	var qs ui.QueueList
-	require.NoError(t, json.Unmarshal(body, &qs))
-	depth := map[string]int64{}
-	for _, q := range qs.Queues {
-		depth[q.Queue] = q.Depth
-	}
-	require.Equal(t, map[string]int64{"worker_billing_queue": 0, "worker_shipping_queue": 1}, depth)
-
-	status, _, body = get(t, base+"/v1/workers")
-	require.Equal(t, http.StatusOK, status, string(body))
-	var ws ui.WorkerList
-	require.NoError(t, json.Unmarshal(body, &ws))
-	require.Len(t, ws.Workers, 1)
-	require.Equal(t, "w1", ws.Workers[0].WorkerID)
-	require.Equal(t, []ui.NamespaceWorkers{{Namespace: "billing", LiveWorkers: 1}, {Namespace: "shipping", LiveWorkers: 0}}, ws.Namespaces)
-}
-
 func TestJaegerProxyErrors(t *testing.T) {
-	pool := dbtest.NewPool(t)
-	status, _, body := get(t, serve(t, ui.Config{DB: pool})+"/v1/traces/0af7651916cd43dd8448eb211c80319c")
+	status, _, body := get(t, serve(t, ui.Config{})+"/v1/traces/0af7651916cd43dd8448eb211c80319c")
 	require.Equal(t, http.StatusNotFound, status)
 	require.Contains(t, apiError(t, body).Message, "telemetry.ui.jaeger_query_url")
 
@@ -157,7 +119,7 @@ func TestJaegerProxyErrors(t *testing.T) {
 	require.NoError(t, err)
 	closed := "http://" + ln.Addr().String()
 	require.NoError(t, ln.Close())
-	base := serve(t, ui.Config{DB: pool, JaegerQueryURL: closed})
+	base := serve(t, ui.Config{JaegerQueryURL: closed})
 	status, _, body = get(t, base+"/v1/traces/not-a-trace")
 	require.Equal(t, http.StatusBadRequest, status)
 	require.Equal(t, "trace_id", apiError(t, body).Field)

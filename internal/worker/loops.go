@@ -28,48 +28,135 @@ func (w *Worker) acquire(ctx context.Context) bool {
 
 func (w *Worker) release() { <-w.slots }
 
-func (w *Worker) eventLoop(ctx, execCtx context.Context, sub *queue.Subscription, execs *sync.WaitGroup) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case n := <-sub.C:
-			if !w.acquire(ctx) {
-				return
-			}
-			// Claim in the goroutine that runs the step, so sibling steps
-			// woken together are claimed in parallel.
-			execs.Go(func() {
-				defer w.release()
-				w.claimAndRun(ctx, execCtx, sub.Queue, n)
-			})
-		}
+// tryAcquire takes a free slot if there is one.
+func (w *Worker) tryAcquire() bool {
+	select {
+	case w.slots <- struct{}{}:
+		return true
+	default:
+		return false
 	}
 }
 
-func (w *Worker) claimAndRun(ctx, execCtx context.Context, q string, n queue.Notification) {
-	// The notification carries the enqueue's trace context, so the step span
-	// and its claim nest under it from the start.
-	sctx, span := w.startStepSpan(w.tr.Extract(ctx, n.Headers), q, n.ID, ClaimEvent, time.Now())
-	start := time.Now()
-	cctx, cspan := w.tr.Start(sctx, "worker.claim_step", trace.WithAttributes(tracing.KeyClaimMethod.String(ClaimEvent)))
-	claims, err := w.funcs.ClaimStep(cctx, w.pool, q, n.ID, w.cfg.Lease, w.cfg.ID)
-	tracing.End(cspan, err)
-	if err != nil {
-		tracing.End(span, err)
-		if ctx.Err() == nil {
-			w.log.WarnContext(sctx, "claiming step failed", "queue", q, "msg_id", n.ID, "error", err)
+// maxClaimsInFlight bounds the claim statements one queue's wake-ups have
+// running at once.
+const maxClaimsInFlight = 4
+
+// eventLoop claims the steps of one queue's wake-ups, group-commit style:
+// it never waits to gather a batch. Each claim statement takes every
+// wake-up pending when it starts (as many as there are free slots), and up
+// to maxClaimsInFlight statements run at once, so wake-ups arriving one at a
+// time are claimed at once and in parallel, while a burst (one NOTIFY
+// statement for a batch of steps, or wake-ups queued while the claims in
+// flight ran) is claimed in one statement.
+func (w *Worker) eventLoop(ctx, execCtx context.Context, sub *queue.Subscription, execs *sync.WaitGroup) {
+	inflight := make(chan struct{}, maxClaimsInFlight)
+	var next *queue.Notification // taken from the channel but not yet given a slot
+	for {
+		var first queue.Notification
+		if next != nil {
+			first, next = *next, nil
+		} else {
+			select {
+			case <-ctx.Done():
+				return
+			case first = <-sub.C:
+			}
 		}
-		return
+		if !w.acquire(ctx) {
+			return
+		}
+		select {
+		case inflight <- struct{}{}:
+		case <-ctx.Done():
+			w.release()
+			return
+		}
+		batch := []queue.Notification{first}
+	gather:
+		for {
+			select {
+			case n := <-sub.C:
+				if !w.tryAcquire() {
+					next = &n
+					break gather
+				}
+				batch = append(batch, n)
+			default:
+				break gather
+			}
+		}
+		execs.Go(func() { w.claimAndRun(ctx, execCtx, sub.Queue, batch, inflight, execs) })
 	}
-	if len(claims) == 0 {
-		// Another worker (or this one's poller) took the message first.
-		span.SetAttributes(attribute.String("claim_outcome", "not_visible"))
-		span.End()
-		return
+}
+
+// claimAndRun claims the steps of a batch of wake-ups, each holding a slot,
+// in one statement, then runs each claimed step in its slot (the first in
+// this goroutine). It frees its place in inflight once the claim returns.
+func (w *Worker) claimAndRun(ctx, execCtx context.Context, q string, batch []queue.Notification, inflight <-chan struct{}, execs *sync.WaitGroup) {
+	// Each notification carries its enqueue's trace context, so every step
+	// span and its claim nest under their own producer from the start.
+	start := time.Now()
+	type member struct {
+		ctx, cctx   context.Context
+		span, claim trace.Span
 	}
-	if run := w.prepareClaim(q, claimed{c: claims[0], ctx: sctx, span: span}, ClaimEvent, time.Since(start)); run != nil {
-		run(execCtx)
+	members := make([]member, len(batch))
+	ids := make([]int64, len(batch))
+	for i, n := range batch {
+		sctx, span := w.startStepSpan(w.tr.Extract(ctx, n.Headers), q, n.ID, ClaimEvent, start)
+		cctx, cspan := w.tr.Start(sctx, "worker.claim_step", trace.WithTimestamp(start),
+			trace.WithAttributes(tracing.KeyClaimMethod.String(ClaimEvent), tracing.KeyClaimBatchSize.Int(len(batch))))
+		members[i] = member{ctx: sctx, cctx: cctx, span: span, claim: cspan}
+		ids[i] = n.ID
+	}
+	// The statement has no trace of its own: each step records its part in
+	// its own trace, as sql.claim_step under its worker.claim_step.
+	claims, err := w.funcs.ClaimStepMessages(tracing.Suppress(ctx), w.pool, q, ids, w.cfg.Lease, w.cfg.ID)
+	end := time.Now()
+	<-inflight
+	call := db.Call{Function: "claim_step", Queue: q, Messaging: "receive"}
+	byID := make(map[int64]db.ClaimedStep, len(claims))
+	for _, c := range claims {
+		byID[c.MsgID] = c
+	}
+	var runs []func(context.Context)
+	for i, n := range batch {
+		m := members[i]
+		w.tr.BatchMember(m.cctx, call, start, end, len(batch), err)
+		tracing.End(m.claim, err)
+		c, ok := byID[n.ID]
+		delete(byID, n.ID) // a repeated wake-up finds its message taken
+		switch {
+		case err != nil:
+			tracing.End(m.span, err)
+			if ctx.Err() == nil {
+				w.log.WarnContext(m.ctx, "claiming step failed", "queue", q, "msg_id", n.ID, "error", err)
+			}
+		case !ok:
+			// Another worker (or this one's poller) took the message first.
+			m.span.SetAttributes(attribute.String("claim_outcome", "not_visible"))
+			m.span.End()
+		default:
+			if run := w.prepareClaim(q, claimed{c: c, ctx: m.ctx, span: m.span}, ClaimEvent, end.Sub(start)); run != nil {
+				runs = append(runs, run)
+				continue
+			}
+		}
+		w.release()
+	}
+	for i, run := range runs {
+		if i == 0 {
+			continue
+		}
+		execs.Go(func() {
+			defer w.release()
+			run(execCtx)
+		})
+	}
+	if len(runs) > 0 {
+		defer w.release()
+		runs[0](execCtx)
 	}
 }
 
@@ -174,7 +261,7 @@ func (w *Worker) pollQueue(ctx, execCtx context.Context, q string, minAge time.D
 		_ = queue.DecodeHeaders(c.Headers, &headers)
 		sctx, span := w.startStepSpan(w.tr.Extract(ctx, headers), q, c.MsgID, ClaimPoll, start)
 		_, cspan := w.tr.Start(sctx, "worker.claim_step", trace.WithTimestamp(start),
-			trace.WithAttributes(tracing.KeyClaimMethod.String(ClaimPoll)))
+			trace.WithAttributes(tracing.KeyClaimMethod.String(ClaimPoll), tracing.KeyClaimBatchSize.Int(len(claims))))
 		cspan.End(trace.WithTimestamp(end))
 		if run := w.prepareClaim(q, claimed{c: c, ctx: sctx, span: span}, ClaimPoll, end.Sub(start)); run != nil {
 			used++

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
@@ -38,6 +39,8 @@ type Backend struct {
 	keys      map[string]keyedTask
 	signals   *api.TaskSignals
 	schedules []client.Schedule
+	queues    []client.QueueInfo
+	workers   []client.WorkerInfo
 }
 
 type keyedTask struct {
@@ -188,6 +191,47 @@ func (b *Backend) CreateTask(_ context.Context, req client.TaskRequest) (*client
 	b.steps[id] = steps
 	out := *task
 	return &out, false, nil
+}
+
+// CreateTasks implements api.Backend: every request is checked first (the
+// template, and an idempotency key against the tasks it created before) and
+// only a batch without refused requests creates its tasks, one CreateTask
+// each. The fake does not check keys repeated within a batch.
+func (b *Backend) CreateTasks(ctx context.Context, reqs []client.TaskRequest) ([]client.Task, []bool, error) {
+	b.mu.Lock()
+	if err := b.errs["CreateTasks"]; err != nil {
+		b.mu.Unlock()
+		return nil, nil, err
+	}
+	var refused []taskreq.ItemError
+	for i, req := range reqs {
+		_, err := b.findTemplate(req)
+		var fe *taskreq.FieldError
+		if errors.As(err, &fe) {
+			refused = append(refused, taskreq.ItemError{Index: i, FieldError: fe})
+			continue
+		}
+		k, ok := b.keys[req.Namespace+"/"+req.Name+"/"+req.IdempotencyKey]
+		if ok && req.IdempotencyKey != "" && k.fingerprint != taskreq.Fingerprint(&req) {
+			refused = append(refused, taskreq.ItemError{Index: i, FieldError: &taskreq.FieldError{Field: "idempotency_key",
+				Code: taskreq.CodeIdempotencyConflict, Kind: taskreq.Conflict,
+				Message: fmt.Sprintf("idempotency_key %q was used for a different request", req.IdempotencyKey)}})
+		}
+	}
+	b.mu.Unlock()
+	if len(refused) > 0 {
+		return nil, nil, &taskreq.BatchError{Total: len(reqs), Items: refused}
+	}
+	tasks := make([]client.Task, len(reqs))
+	existing := make([]bool, len(reqs))
+	for i, req := range reqs {
+		t, ex, err := b.CreateTask(ctx, req)
+		if err != nil {
+			return nil, nil, err
+		}
+		tasks[i], existing[i] = *t, ex
+	}
+	return tasks, existing, nil
 }
 
 // findTemplate picks the template a request names; with no version, the one

@@ -1,0 +1,58 @@
+-- Step rows change on every hop of a step's life (enqueue, claim, result,
+-- completion). An update that changes no indexed column, and finds room on
+-- its page, is a HOT update: no new index entries, far less WAL. So no index
+-- on workflow_steps names a column that changes on those hops:
+--   * workflow_steps_task_idx duplicated the (task_uuid, named_step_uuid)
+--     unique index, which serves lookups by task;
+--   * the retry index's predicate named state; it now names next_retry_at,
+--     which only a retry sets (a step found through it is still checked for
+--     waiting_for_retry);
+--   * the lease index served no query (expired leases are found through
+--     their message's visibility).
+-- and pages keep room for the new versions (fillfactor). Together with the
+-- column order (large JSON columns last, see the schema migration), a hop
+-- of a step writes a few dozen bytes of WAL for its row instead of the row.
+--
+-- The history tables carry no foreign keys: a foreign-key check locks the
+-- parent row (FOR KEY SHARE), which writes a WAL record, and a multixact
+-- when several transactions do it, for every history row, on the hottest
+-- rows of the database. History rows are written only by the engine's
+-- functions, in the statement that moves their parent, and retention
+-- deletes them with their task.
+--
+-- Nor do tasks and steps reference their template rows (named_tasks,
+-- named_steps) by foreign key: every task created checked the same few
+-- template rows (FOR KEY SHARE, twice for a row updated in the transaction
+-- that inserted it), so concurrent creations queued on those rows and
+-- churned multixacts. Template rows are never deleted, and tasks are only
+-- created from templates read in the same transaction.
+
+-- +goose Up
+DROP INDEX tasker.workflow_steps_task_idx;
+DROP INDEX tasker.workflow_steps_lease_idx;
+DROP INDEX tasker.workflow_steps_retry_idx;
+CREATE INDEX workflow_steps_retry_idx ON tasker.workflow_steps (next_retry_at) WHERE next_retry_at IS NOT NULL;
+ALTER TABLE tasker.workflow_steps SET (fillfactor = 70);
+-- A task's own updates between steps (evaluating → enqueuing → in process)
+-- leave its indexed columns as they were: room on the page makes them HOT.
+ALTER TABLE tasker.tasks SET (fillfactor = 80);
+ALTER TABLE tasker.workflow_step_transitions DROP CONSTRAINT workflow_step_transitions_workflow_step_uuid_fkey;
+ALTER TABLE tasker.task_transitions DROP CONSTRAINT task_transitions_task_uuid_fkey;
+ALTER TABLE tasker.tasks DROP CONSTRAINT tasks_named_task_uuid_fkey;
+ALTER TABLE tasker.workflow_steps DROP CONSTRAINT workflow_steps_named_step_uuid_fkey;
+
+-- +goose Down
+ALTER TABLE tasker.workflow_steps ADD CONSTRAINT workflow_steps_named_step_uuid_fkey
+    FOREIGN KEY (named_step_uuid) REFERENCES tasker.named_steps;
+ALTER TABLE tasker.tasks ADD CONSTRAINT tasks_named_task_uuid_fkey
+    FOREIGN KEY (named_task_uuid) REFERENCES tasker.named_tasks;
+ALTER TABLE tasker.task_transitions ADD CONSTRAINT task_transitions_task_uuid_fkey
+    FOREIGN KEY (task_uuid) REFERENCES tasker.tasks ON DELETE CASCADE;
+ALTER TABLE tasker.workflow_step_transitions ADD CONSTRAINT workflow_step_transitions_workflow_step_uuid_fkey
+    FOREIGN KEY (workflow_step_uuid) REFERENCES tasker.workflow_steps ON DELETE CASCADE;
+ALTER TABLE tasker.tasks RESET (fillfactor);
+ALTER TABLE tasker.workflow_steps RESET (fillfactor);
+DROP INDEX tasker.workflow_steps_retry_idx;
+CREATE INDEX workflow_steps_retry_idx ON tasker.workflow_steps (next_retry_at) WHERE state = 'waiting_for_retry';
+CREATE INDEX workflow_steps_lease_idx ON tasker.workflow_steps (lease_expires_at) WHERE state = 'in_progress';
+CREATE INDEX workflow_steps_task_idx ON tasker.workflow_steps (task_uuid);
