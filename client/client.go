@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,11 +27,17 @@ const (
 	// maxErrorBody bounds how much of a non-JSON error answer is kept for the message.
 	maxErrorBody = 4 << 10
 	// defaultCreateRetries is how often CreateTask sends a request again
-	// after a transport error or a 5xx answer.
+	// after a transport error or a 5xx or 429 answer.
 	defaultCreateRetries = 3
 	// retryBackoff is the pause before the first retry; it doubles each time.
 	retryBackoff    = 100 * time.Millisecond
 	maxRetryBackoff = 2 * time.Second
+	// defaultMaxRetryAfter bounds the wait a server's Retry-After can ask
+	// for. It is above the server's own values (5 s while its database is
+	// down, 1 s for too many waiters), so those are honoured in full, and
+	// low enough that a misconfigured proxy asking for an hour cannot stall
+	// a caller that has no deadline.
+	defaultMaxRetryAfter = 10 * time.Second
 )
 
 // Client calls one Tasker server. It is safe for concurrent use.
@@ -39,6 +46,7 @@ type Client struct {
 	http          *http.Client
 	token         string
 	createRetries int
+	maxRetryAfter time.Duration
 }
 
 // Option configures a Client.
@@ -61,10 +69,17 @@ func WithToken(token string) Option {
 }
 
 // WithCreateRetries sets how many times CreateTask sends its request again
-// after a transport error or a 5xx answer (default 3; 0 turns retries off).
-// Retries are safe because every request carries an idempotency key.
+// after a transport error or a 5xx or 429 answer (default 3; 0 turns retries
+// off). Retries are safe because every request carries an idempotency key.
 func WithCreateRetries(n int) Option {
 	return func(c *Client) { c.createRetries = max(n, 0) }
+}
+
+// WithMaxRetryAfter sets the longest a retry waits when the answer's
+// Retry-After asks for a wait (default 10 s): a longer Retry-After is cut
+// to d. d ≤ 0 ignores Retry-After, so retries keep the client's own backoff.
+func WithMaxRetryAfter(d time.Duration) Option {
+	return func(c *Client) { c.maxRetryAfter = max(d, 0) }
 }
 
 // New returns a client of the server at baseURL (e.g. "http://127.0.0.1:8080").
@@ -73,6 +88,7 @@ func New(baseURL string, opts ...Option) *Client {
 		baseURL:       strings.TrimRight(baseURL, "/"),
 		http:          &http.Client{Timeout: defaultTimeout},
 		createRetries: defaultCreateRetries,
+		maxRetryAfter: defaultMaxRetryAfter,
 	}
 	for _, opt := range opts {
 		opt(c)
@@ -85,9 +101,14 @@ func New(baseURL string, opts ...Option) *Client {
 // the caller knows it before the call returns.
 //
 // A request without an IdempotencyKey gets a fresh UUIDv7 one, so that the
-// request can be sent again after a transport error or a 5xx answer (see
-// WithCreateRetries) without risking a second task: a lost answer to a
+// request can be sent again after a transport error or a 5xx or 429 answer
+// (see WithCreateRetries) without risking a second task: a lost answer to a
 // request that did create the task is answered by the retry with that task.
+// Retries back off from 100 ms, doubling up to 2 s, except that an answer
+// with Retry-After (a 503 while the server's database is down, a 429) is
+// retried after the wait it names, up to WithMaxRetryAfter. When that wait
+// would outlast ctx's deadline, CreateTask returns the answer's error at
+// once instead of sleeping until ctx ends.
 func (c *Client) CreateTask(ctx context.Context, req TaskRequest) (*Task, error) {
 	if req.IdempotencyKey == "" {
 		key, err := uuid.NewV7()
@@ -110,7 +131,8 @@ func (c *Client) CreateTask(ctx context.Context, req TaskRequest) (*Task, error)
 //
 // As with CreateTask, a request without an IdempotencyKey gets a fresh
 // UUIDv7 one, so the whole batch can be sent again after a transport error
-// or a 5xx answer without creating any task twice.
+// or a 5xx or 429 answer (after its Retry-After, as CreateTask does) without
+// creating any task twice.
 func (c *Client) CreateTasks(ctx context.Context, reqs []TaskRequest) ([]Task, error) {
 	body := TaskBatchRequest{Tasks: make([]TaskRequest, len(reqs))}
 	for i, req := range reqs {
@@ -131,7 +153,8 @@ func (c *Client) CreateTasks(ctx context.Context, reqs []TaskRequest) ([]Task, e
 }
 
 // withCreateRetries runs send until it succeeds, fails for good, or the
-// client's create retries are spent, pausing with backoff in between.
+// client's create retries are spent, pausing in between with backoff or as
+// long as the answer's Retry-After asks (retryWait).
 func (c *Client) withCreateRetries(ctx context.Context, send func() error) error {
 	pause := retryBackoff
 	for attempt := 0; ; attempt++ {
@@ -142,27 +165,69 @@ func (c *Client) withCreateRetries(ctx context.Context, send func() error) error
 		if attempt >= c.createRetries || !retryable(err) || ctx.Err() != nil {
 			return err
 		}
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, c.retryWait(err, pause)) {
 			return err
-		case <-t.C:
 		}
 		pause = min(2*pause, maxRetryBackoff)
 	}
 }
 
+// retryWait is how long to wait before trying again after err: what the
+// answer's Retry-After asked for, up to maxRetryAfter, or else fallback.
+func (c *Client) retryWait(err error, fallback time.Duration) time.Duration {
+	var apiErr *APIError
+	if errors.As(err, &apiErr) && apiErr.RetryAfter > 0 && c.maxRetryAfter > 0 {
+		return min(apiErr.RetryAfter, c.maxRetryAfter)
+	}
+	return fallback
+}
+
+// sleep waits d, or less when ctx ends first, and reports whether the wait
+// ran its course. A wait that would outlast ctx's deadline is not started:
+// the caller learns at once that there is no time for another try.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
 // retryable reports whether a failed request may have failed for reasons
-// that a second try can get past: the server erred (5xx) or the connection
-// did (no answer, or a cut-off one). 4xx answers are final.
+// that a second try can get past: the server erred (5xx) or asked to be
+// called less often (429), or the connection did (no answer, or a cut-off
+// one). Other 4xx answers are final.
 func retryable(err error) bool {
 	var apiErr *APIError
 	if errors.As(err, &apiErr) {
-		return apiErr.Status >= 500
+		return apiErr.Status >= 500 || apiErr.Status == http.StatusTooManyRequests
 	}
 	var urlErr *url.Error
 	return errors.As(err, &urlErr) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errReadingBody)
+}
+
+// parseRetryAfter reads a Retry-After header (RFC 9110 section 10.2.3):
+// delay-seconds or an HTTP-date, the latter measured from now (a date in
+// the past means no wait). It returns 0, no wait asked for, when the header
+// is absent or malformed.
+func parseRetryAfter(h string, now time.Time) time.Duration {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseUint(h, 10, 32); err == nil {
+		return time.Duration(secs) * time.Second
+	}
+	if at, err := http.ParseTime(h); err == nil {
+		return max(at.Sub(now), 0)
+	}
+	return 0
 }
 
 // errReadingBody marks an answer whose body was cut off.
@@ -332,7 +397,8 @@ const longPollWait = 25 * time.Second
 // (GET /v1/tasks/{uuid}?wait=), and is repeated until it does or ctx ends.
 // When ctx ends first it returns the last task seen (nil if none) with an
 // error wrapping ctx.Err(). A server at its limit of waiting requests (503
-// too_many_waiters) is asked again after a second.
+// too_many_waiters) is asked again after its Retry-After (a second when it
+// gives none), up to WithMaxRetryAfter.
 func (c *Client) WaitTask(ctx context.Context, taskUUID uuid.UUID) (*Task, error) {
 	var last *Task
 	for first := true; ; first = false {
@@ -358,7 +424,7 @@ func (c *Client) WaitTask(ctx context.Context, taskUUID uuid.UUID) (*Task, error
 			}
 		case ctx.Err() != nil:
 		case errors.As(err, &apiErr) && apiErr.Code == CodeTooManyWaiters:
-			t := time.NewTimer(time.Second)
+			t := time.NewTimer(c.retryWait(err, time.Second))
 			select {
 			case <-ctx.Done():
 				t.Stop()
@@ -454,9 +520,11 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 // the API's error envelope (a proxy's HTML page, say) still yields one, with
 // the HTTP status as the code, so callers handle one error type.
 func decodeAPIError(resp *http.Response, raw []byte, out any) *APIError {
+	retryAfter := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	var envelope ErrorBody
 	if err := json.Unmarshal(raw, &envelope); err == nil && envelope.Error != nil && envelope.Error.Code != "" {
 		envelope.Error.Status = resp.StatusCode
+		envelope.Error.RetryAfter = retryAfter
 		return envelope.Error
 	}
 	// Bodies such as Health's are meaningful even on error; keep them.
@@ -471,8 +539,9 @@ func decodeAPIError(resp *http.Response, raw []byte, out any) *APIError {
 		msg = http.StatusText(resp.StatusCode)
 	}
 	return &APIError{
-		Status:  resp.StatusCode,
-		Code:    strings.ReplaceAll(strings.ToLower(http.StatusText(resp.StatusCode)), " ", "_"),
-		Message: msg,
+		Status:     resp.StatusCode,
+		Code:       strings.ReplaceAll(strings.ToLower(http.StatusText(resp.StatusCode)), " ", "_"),
+		Message:    msg,
+		RetryAfter: retryAfter,
 	}
 }

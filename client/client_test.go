@@ -410,3 +410,174 @@ func TestCreateTaskRetries(t *testing.T) {
 		require.Len(t, b.backend.CreateRequests(), 1)
 	})
 }
+
+// rejecting answers the first `reject` requests with answer and forwards the
+// rest to an API backed by apitest, recording when each request arrived.
+func rejecting(t *testing.T, reject int, answer func(w http.ResponseWriter, arrived time.Time)) (*httptest.Server, func() []time.Time) {
+	t.Helper()
+	backend := apitest.NewBackend(apitest.Template("billing", "invoice", "1.0.0", "fetch"))
+	api := apitest.Server(t, backend)
+	var mu sync.Mutex
+	var arrivals []time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		now := time.Now()
+		mu.Lock()
+		arrivals = append(arrivals, now)
+		n := len(arrivals)
+		mu.Unlock()
+		if n <= reject {
+			answer(w, now)
+			return
+		}
+		resp, err := http.DefaultClient.Do(mustProxyRequest(t, r, api.URL))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func() []time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]time.Time(nil), arrivals...)
+	}
+}
+
+func mustProxyRequest(t *testing.T, r *http.Request, base string) *http.Request {
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, base+r.URL.RequestURI(), r.Body)
+	if err != nil {
+		t.Errorf("building proxied request: %v", err)
+	}
+	req.Header = r.Header.Clone()
+	return req
+}
+
+// refusing answers status with an error body and a Retry-After, as the API
+// does while its database is down (503 unavailable).
+func refusing(status int, code string, retryAfter func(arrived time.Time) string) func(http.ResponseWriter, time.Time) {
+	return func(w http.ResponseWriter, arrived time.Time) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Retry-After", retryAfter(arrived))
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(client.ErrorBody{Error: &client.APIError{Code: code, Message: "try again later"}})
+	}
+}
+
+func seconds(s string) func(time.Time) string { return func(time.Time) string { return s } }
+
+func TestCreateTaskHonoursRetryAfter(t *testing.T) {
+	t.Parallel()
+
+	newRequest := func(t *testing.T) client.TaskRequest {
+		req, err := client.NewTaskRequest("billing", "invoice", "", nil)
+		require.NoError(t, err)
+		return req
+	}
+
+	// The client's own first pause is 100 ms, so a second request that
+	// arrives a full advertised delay after the first shows the header was
+	// read; the server's clock measures it, as the header is meant for it.
+	for _, status := range []int{http.StatusServiceUnavailable, http.StatusTooManyRequests} {
+		t.Run(fmt.Sprintf("DelaySeconds%d", status), func(t *testing.T) {
+			t.Parallel()
+			srv, arrivals := rejecting(t, 1, refusing(status, "busy", seconds("1")))
+			task, err := client.New(srv.URL).CreateTask(t.Context(), newRequest(t))
+			require.NoError(t, err)
+			require.Equal(t, "pending", task.State)
+			got := arrivals()
+			require.Len(t, got, 2)
+			require.GreaterOrEqual(t, got[1].Sub(got[0]), time.Second, "retried before Retry-After: 1 had passed")
+		})
+	}
+
+	t.Run("HTTPDate", func(t *testing.T) {
+		t.Parallel()
+		var advertised time.Time
+		srv, arrivals := rejecting(t, 1, refusing(http.StatusServiceUnavailable, client.CodeUnavailable, func(arrived time.Time) string {
+			// HTTP-dates have whole seconds: this is 1–2 s after arrival.
+			advertised = arrived.Add(2 * time.Second).Truncate(time.Second)
+			return advertised.UTC().Format(http.TimeFormat)
+		}))
+		_, err := client.New(srv.URL).CreateTask(t.Context(), newRequest(t))
+		require.NoError(t, err)
+		got := arrivals()
+		require.Len(t, got, 2)
+		require.False(t, got[1].Before(advertised), "retried at %s, before the advertised %s", got[1], advertised)
+	})
+
+	t.Run("CutToMaxRetryAfter", func(t *testing.T) {
+		t.Parallel()
+		srv, arrivals := rejecting(t, 1, refusing(http.StatusServiceUnavailable, client.CodeUnavailable, seconds("3600")))
+		// Honouring the hour would outlast the test's deadline.
+		_, err := client.New(srv.URL, client.WithMaxRetryAfter(50*time.Millisecond)).CreateTask(t.Context(), newRequest(t))
+		require.NoError(t, err)
+		require.Len(t, arrivals(), 2)
+	})
+
+	t.Run("WaitPastDeadlineGivesUpAtOnce", func(t *testing.T) {
+		t.Parallel()
+		srv, arrivals := rejecting(t, 1, refusing(http.StatusServiceUnavailable, client.CodeUnavailable, seconds("5")))
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		_, err := client.New(srv.URL).CreateTask(ctx, newRequest(t))
+		requireAPIError(t, err, http.StatusServiceUnavailable, client.CodeUnavailable, "")
+		var apiErr *client.APIError
+		require.ErrorAs(t, err, &apiErr)
+		require.Equal(t, 5*time.Second, apiErr.RetryAfter)
+		require.NoError(t, ctx.Err(), "the client slept until the deadline instead of returning the 503")
+		require.Len(t, arrivals(), 1)
+	})
+
+	t.Run("MalformedHeaderKeepsOwnBackoff", func(t *testing.T) {
+		t.Parallel()
+		srv, arrivals := rejecting(t, 2, refusing(http.StatusServiceUnavailable, client.CodeUnavailable, seconds("soon")))
+		_, err := client.New(srv.URL).CreateTask(t.Context(), newRequest(t))
+		require.NoError(t, err)
+		require.Len(t, arrivals(), 3)
+	})
+
+	t.Run("OtherStatusesStayFinal", func(t *testing.T) {
+		t.Parallel()
+		srv, arrivals := rejecting(t, 1, refusing(http.StatusForbidden, "insufficient_scope", seconds("1")))
+		_, err := client.New(srv.URL).CreateTask(t.Context(), newRequest(t))
+		requireAPIError(t, err, http.StatusForbidden, "insufficient_scope", "")
+		require.Len(t, arrivals(), 1)
+	})
+}
+
+func TestWaitTaskHonoursRetryAfter(t *testing.T) {
+	t.Parallel()
+	taskUUID := uuid.New()
+	var mu sync.Mutex
+	var arrivals []time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		arrivals = append(arrivals, time.Now())
+		n := len(arrivals)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		switch n {
+		case 1:
+			_ = json.NewEncoder(w).Encode(client.Task{TaskUUID: taskUUID, State: "in_progress"})
+		case 2:
+			// More than WaitTask's own 1 s pause, so honouring it shows.
+			w.Header().Set("Retry-After", "2")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(client.ErrorBody{Error: &client.APIError{Code: client.CodeTooManyWaiters, Message: "busy"}})
+		default:
+			_ = json.NewEncoder(w).Encode(client.Task{TaskUUID: taskUUID, State: "complete"})
+		}
+	}))
+	t.Cleanup(srv.Close)
+	task, err := client.New(srv.URL).WaitTask(t.Context(), taskUUID)
+	require.NoError(t, err)
+	require.Equal(t, "complete", task.State)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, arrivals, 3)
+	require.GreaterOrEqual(t, arrivals[2].Sub(arrivals[1]), 2*time.Second, "asked again before Retry-After: 2 had passed")
+}

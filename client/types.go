@@ -261,6 +261,9 @@ type APIError struct {
 	// Items names every refused request of a refused batch
 	// (POST /v1/tasks/batch, code invalid_items).
 	Items []ItemError `json:"items,omitempty"`
+	// RetryAfter is the wait the answer's Retry-After header asked for
+	// before the next try (503, 429); zero when it asked for none.
+	RetryAfter time.Duration `json:"-"`
 }
 
 // ItemError is the problem with one request of a batch. Field is the full

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -173,6 +175,49 @@ func TestTaskCreate(t *testing.T) {
 		res := runCLI(t, map[string]string{"TASKER_API_URL": b.url}, "task", "create", "--template", "billing/invoice")
 		require.Equal(t, exitOK, res.code, res.stderr)
 		require.Len(t, b.backend.CreateRequests(), 1)
+	})
+
+	t.Run("RetriesAfterRetryAfter", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		// A gateway that is unavailable once, saying when to come back,
+		// then passes requests on; it notes when each arrived.
+		var mu sync.Mutex
+		var arrivals []time.Time
+		gateway := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			arrivals = append(arrivals, time.Now())
+			first := len(arrivals) == 1
+			mu.Unlock()
+			if first {
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, "restarting", http.StatusServiceUnavailable)
+				return
+			}
+			req, err := http.NewRequestWithContext(r.Context(), r.Method, b.url+r.URL.RequestURI(), r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+			req.Header = r.Header.Clone()
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+			defer resp.Body.Close()
+			w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+			w.WriteHeader(resp.StatusCode)
+			_, _ = io.Copy(w, resp.Body)
+		}))
+		t.Cleanup(gateway.Close)
+		res := runCLI(t, nil, "--api", gateway.URL, "task", "create", "--template", "billing/invoice")
+		require.Equal(t, exitOK, res.code, res.stderr)
+		require.Len(t, b.backend.CreateRequests(), 1)
+		mu.Lock()
+		defer mu.Unlock()
+		require.Len(t, arrivals, 2)
+		require.GreaterOrEqual(t, arrivals[1].Sub(arrivals[0]), time.Second, "retried before Retry-After: 1 had passed")
 	})
 
 	t.Run("BadAPIURL", func(t *testing.T) {
