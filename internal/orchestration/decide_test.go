@@ -169,3 +169,29 @@ func TestGatherTakesWhatIsWaitingWithoutWaiting(t *testing.T) {
 	require.Equal(t, []int64{1, 2, 3, 4}, gather(1, ch, 4), "up to the limit")
 	require.Equal(t, []int64{9, 5, 6, 7, 8}, gather(9, ch, 10), "then the rest")
 }
+
+func TestBackoffDelay(t *testing.T) {
+	t.Parallel()
+	const s = time.Second
+	for _, tc := range []struct {
+		name         string
+		base, cap    time.Duration
+		attempt      int
+		jitter, draw float64
+		want         time.Duration
+	}{
+		{"first attempt waits base", s, 30 * s, 1, 0, 0.5, s},
+		{"doubles per attempt", s, 30 * s, 3, 0, 0.5, 4 * s},
+		{"capped", s, 30 * s, 10, 0, 0.5, 30 * s},
+		{"attempt 0 counts as the first", s, 30 * s, 0, 0, 0.5, s},
+		{"jitter at its low end", s, 30 * s, 2, 0.15, 0, 1700 * time.Millisecond},
+		{"jitter at its high end", s, 30 * s, 2, 0.15, 1, 2300 * time.Millisecond},
+		{"jitter in the middle changes nothing", s, 30 * s, 2, 0.15, 0.5, 2 * s},
+		{"jitter applies after the cap", s, 4 * s, 5, 0.25, 1, 5 * s},
+		{"never negative", s, 30 * s, 1, 2, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, backoffDelay(tc.base, tc.cap, tc.attempt, tc.jitter, tc.draw))
+		})
+	}
+}

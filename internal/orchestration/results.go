@@ -286,14 +286,22 @@ func (s *Service) tasksToEvaluate(items []*resultItem, ev *txEvents) []*evalTask
 	return evals
 }
 
-// backoff is base·2^(attempt-1), capped, with ± jitter.
+// backoff is the retry delay after a failed attempt (backoffDelay with this
+// orchestrator's jitter and a random draw).
 func (s *Service) backoff(base, cap time.Duration, attempt int) time.Duration {
+	return backoffDelay(base, cap, attempt, s.cfg.RetryJitter, rand.Float64())
+}
+
+// backoffDelay is base·2^(attempt-1), capped at cap, then moved by up to
+// ±jitter of itself: draw in [0, 1) picks where in that range (0.5 is no
+// change), so orchestrators retrying many steps at once spread them out.
+func backoffDelay(base, cap time.Duration, attempt int, jitter, draw float64) time.Duration {
 	d := float64(base) * math.Pow(2, float64(max(attempt-1, 0)))
 	if d > float64(cap) {
 		d = float64(cap)
 	}
-	if j := s.cfg.RetryJitter; j > 0 {
-		d += d * j * (2*rand.Float64() - 1)
+	if jitter > 0 {
+		d += d * jitter * (2*draw - 1)
 	}
 	return time.Duration(max(d, 0))
 }
