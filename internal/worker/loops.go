@@ -180,13 +180,17 @@ func (w *Worker) pollLoop(ctx, execCtx context.Context, execs *sync.WaitGroup) {
 	resync := make(chan struct{}, 1)
 	for _, sub := range w.subs {
 		go func() {
-			select {
-			case <-sub.Resync:
+			// Every reconnect asks for a poll at once, not only the first.
+			for {
 				select {
-				case resync <- struct{}{}:
-				default:
+				case <-sub.Resync:
+					select {
+					case resync <- struct{}{}:
+					default:
+					}
+				case <-ctx.Done():
+					return
 				}
-			case <-ctx.Done():
 			}
 		}()
 	}
