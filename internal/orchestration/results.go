@@ -45,7 +45,6 @@ type resultItem struct {
 	hctx    context.Context
 	hspan   trace.Span
 	applied bool
-	err     error
 }
 
 // ProcessResultMessages is ResultProcessor.process_single_step_result for a
