@@ -79,6 +79,9 @@ type evaluation struct {
 	mctx  context.Context
 	spans []trace.Span
 	queue string
+	// headers are the enqueue span's trace context, carried by the task's
+	// step messages and their wake-ups.
+	headers map[string]string
 	// finalizeStart is when finalization began (task duration metrics).
 	finalizeStart time.Time
 }
@@ -147,9 +150,9 @@ func (s *Service) evaluateTasks(ctx context.Context, tx pgx.Tx, ts []*evalTask, 
 			e.spans, e.mctx = append(e.spans, span), ectx
 			enqCtx[e.t.uuid] = ectx
 			// The message headers make this span the parent of the workers' spans.
-			headers := s.tr.Inject(ectx)
+			e.headers = s.tr.Inject(ectx)
 			for _, id := range e.d.ready {
-				toEnqueue = append(toEnqueue, db.StepToEnqueue{TaskUUID: e.t.uuid, StepUUID: id, Queue: e.queue, Headers: headers})
+				toEnqueue = append(toEnqueue, db.StepToEnqueue{TaskUUID: e.t.uuid, StepUUID: id, Queue: e.queue, Headers: e.headers})
 			}
 		case actFinalize:
 			e.finalizeStart = time.Now()
@@ -234,9 +237,8 @@ func (s *Service) evaluateTasks(ctx context.Context, tx pgx.Tx, ts []*evalTask, 
 // afterEnqueue records one task's enqueued steps: wake-ups, metrics, lifecycle events.
 func (s *Service) afterEnqueue(e *evaluation, enq []db.EnqueuedStep, ev *txEvents) {
 	e.enqueued = len(enq)
-	headers := s.tr.Inject(e.mctx)
 	for _, x := range enq {
-		ev.wakes = append(ev.wakes, queue.MessageWake(e.queue, x.MsgID, headers))
+		ev.wakes = append(ev.wakes, queue.MessageWake(e.queue, x.MsgID, e.headers))
 	}
 	ctx, corr, task, ns, wq := e.mctx, e.t.correlationID, e.t.uuid, e.t.namespace, e.queue
 	ev.add(func() {
