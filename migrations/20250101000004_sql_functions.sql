@@ -849,7 +849,8 @@ $$;
 
 -- Worker result submission in one statement: store the result and move the
 -- step to enqueued_(as_error_)for_orchestration if this attempt still holds it,
--- archive the worker's message, and send the result to orchestration.
+-- delete the worker's message (the history row records it), and send the
+-- result to orchestration.
 -- Returns false (writing nothing) when the attempt lost its lease.
 -- +goose StatementBegin
 CREATE FUNCTION tasker.submit_step_result(
@@ -876,7 +877,7 @@ BEGIN
     VALUES (p_step_uuid, s.task_uuid, 'in_progress', v_to, CASE WHEN p_success THEN 'handler_succeeded' ELSE 'handler_failed' END,
             p_attempt, p_worker_id, v_corr,
             jsonb_build_object('execution_time_ms', p_results -> 'metadata' -> 'execution_time_ms'));
-    PERFORM tasker.queue_archive(p_queue, p_msg_id);
+    DELETE FROM tasker.queue_messages q WHERE q.msg_id = p_msg_id AND q.queue_name = p_queue;
     v_msg := tasker.queue_send(p_result_queue,
         jsonb_build_object('task_uuid', s.task_uuid, 'step_uuid', p_step_uuid, 'correlation_id', v_corr,
                            'step_name', s.name, 'attempt', p_attempt, 'success', p_success, 'worker_id', p_worker_id),
@@ -906,7 +907,7 @@ BEGIN
     -- The heartbeat's lock order (see lock_step_leases), not the batch's.
     PERFORM tasker.lock_step_leases(p_step_uuids, p_attempts, p_msg_ids);
     -- Set-based: one UPDATE for every step this batch still holds, one
-    -- INSERT of their history, one archive of their worker messages and one
+    -- INSERT of their history, one DELETE of their worker messages and one
     -- INSERT of their result messages, whatever the batch's size.
     RETURN QUERY
     WITH l AS (
@@ -927,13 +928,11 @@ BEGIN
         SELECT c.step, c.task_uuid, 'in_progress', c.to_state, CASE WHEN c.success THEN 'handler_succeeded' ELSE 'handler_failed' END,
                c.attempt, p_worker_id, c.corr, jsonb_build_object('execution_time_ms', c.results -> 'metadata' -> 'execution_time_ms')
         FROM c ORDER BY c.i
-    ), moved AS (
+    ), settled AS (
+        -- Deleted, not archived: the step's history row above says the
+        -- same, and an archive row per step was a tenth of its WAL.
         DELETE FROM tasker.queue_messages q USING c
         WHERE q.msg_id = c.msg AND q.queue_name = c.queue
-        RETURNING q.msg_id, q.queue_name, q.read_ct, q.enqueued_at, q.message, q.headers
-    ), archived AS (
-        INSERT INTO tasker.queue_archive (msg_id, queue_name, read_ct, enqueued_at, message, headers)
-        SELECT * FROM moved
     ), sent AS (
         INSERT INTO tasker.queue_messages (queue_name, message, headers)
         SELECT p_result_queue,

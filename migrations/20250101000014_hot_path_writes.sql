@@ -27,7 +27,17 @@
 -- churned multixacts. Template rows are never deleted, and tasks are only
 -- created from templates read in the same transaction.
 
+--
+-- A claim hides its messages by moving their visibility time (vt). No index
+-- names vt or read_ct any more (the queue's readers go by message id or by
+-- priority, and check visibility on the row), so hiding a message is a HOT
+-- update too; the few messages hidden at a time (those in flight) cost a
+-- reader a row visit each.
+
 -- +goose Up
+DROP INDEX tasker.queue_messages_visible_idx;
+CREATE INDEX queue_messages_queue_idx ON tasker.queue_messages (queue_name, msg_id);
+ALTER TABLE tasker.queue_messages SET (fillfactor = 70);
 DROP INDEX tasker.workflow_steps_task_idx;
 DROP INDEX tasker.workflow_steps_lease_idx;
 DROP INDEX tasker.workflow_steps_retry_idx;
@@ -56,3 +66,6 @@ DROP INDEX tasker.workflow_steps_retry_idx;
 CREATE INDEX workflow_steps_retry_idx ON tasker.workflow_steps (next_retry_at) WHERE state = 'waiting_for_retry';
 CREATE INDEX workflow_steps_lease_idx ON tasker.workflow_steps (lease_expires_at) WHERE state = 'in_progress';
 CREATE INDEX workflow_steps_task_idx ON tasker.workflow_steps (task_uuid);
+ALTER TABLE tasker.queue_messages RESET (fillfactor);
+DROP INDEX tasker.queue_messages_queue_idx;
+CREATE INDEX queue_messages_visible_idx ON tasker.queue_messages (queue_name, vt, msg_id);

@@ -1615,7 +1615,7 @@ func TestSubmitStepResult(t *testing.T) {
 	require.JSONEq(t, string(results), string(s.Results))
 	_, live = liveMessage(t, e.pool, f.msgID)
 	require.False(t, live, "the worker message is acknowledged")
-	require.True(t, archived(t, e.pool, q, f.msgID))
+	require.False(t, archived(t, e.pool, q, f.msgID), "deleted, not archived: the history row records it")
 
 	m, live := liveMessage(t, e.pool, resultMsg)
 	require.True(t, live)
@@ -1883,7 +1883,7 @@ func TestSubmitStepResults(t *testing.T) {
 			WorkerID: ptr("w"), Corr: &d.Corr, Metadata: []byte(`{"execution_time_ms": 5}`)}, h[len(h)-1])
 		_, live := liveMessage(t, e.pool, c[tc.name].MsgID)
 		require.False(t, live)
-		require.True(t, archived(t, e.pool, q, c[tc.name].MsgID))
+		require.False(t, archived(t, e.pool, q, c[tc.name].MsgID), "deleted, not archived")
 		m, live := liveMessage(t, e.pool, tc.msg)
 		require.True(t, live)
 		success := "false"

@@ -46,6 +46,7 @@ func ParseConfig(url string, maxConns int32) (*pgxpool.Config, error) {
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
 	}
+	cfg.AfterConnect = afterConnect
 	if cfg.ConnConfig.RuntimeParams == nil {
 		cfg.ConnConfig.RuntimeParams = map[string]string{}
 	}
