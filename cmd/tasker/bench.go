@@ -1,9 +1,8 @@
 package main
 
 import (
+	"errors"
 	"fmt"
-	"os"
-	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -128,22 +127,11 @@ func runBenchE2E(cmd *cobra.Command, f benchE2EFlags) (err error) {
 		}
 	}()
 
-	if f.cpuProfile != "" {
-		pf, err := os.Create(f.cpuProfile)
-		if err != nil {
-			return usageError("--cpuprofile: %v", err)
-		}
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			_ = pf.Close()
-			return fmt.Errorf("starting CPU profile: %w", err)
-		}
-		defer func() {
-			pprof.StopCPUProfile()
-			if cerr := pf.Close(); cerr != nil && err == nil {
-				err = fmt.Errorf("writing CPU profile: %w", cerr)
-			}
-		}()
+	stopProfile, err := startCPUProfile(f.cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer func() { err = errors.Join(err, stopProfile()) }()
 	results, err := bench.E2E(ctx, bench.Config{
 		DatabaseURL: url, MaxConns: f.db.MaxConns,
 		Runs: f.runs, Warmup: f.warmup, EvenNumber: f.number, FloorSamples: f.floorSamples,

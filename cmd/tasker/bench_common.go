@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -110,4 +111,27 @@ func (p *progressBar) Report(r bench.ProgressReport) {
 		fmt.Fprintf(p.w, "%s: %d/%d (%.0f%%), %s elapsed, eta %s\n", p.phase, r.Done, r.Total, frac*100,
 			elapsed.Round(100*time.Millisecond), eta)
 	}
+}
+
+// startCPUProfile starts a CPU profile of this process (engine and
+// benchmark) into path when path is set; the returned stop writes it.
+func startCPUProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	pf, err := os.Create(path)
+	if err != nil {
+		return nil, usageError("--cpuprofile: %v", err)
+	}
+	if err := pprof.StartCPUProfile(pf); err != nil {
+		_ = pf.Close()
+		return nil, fmt.Errorf("starting CPU profile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := pf.Close(); err != nil {
+			return fmt.Errorf("writing CPU profile: %w", err)
+		}
+		return nil
+	}, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -46,7 +47,7 @@ func newBenchThroughputCmd(getenv func(string) string) *cobra.Command {
 	var db dbFlags
 	var topo topologyFlags
 	var cfg bench.ThroughputConfig
-	var modes, jsonPath, logLevel string
+	var modes, jsonPath, logLevel, cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "throughput [--template NAME] [--tasks N] [--load closed|burn-down|continuous] [--modes off,metrics,full] [--json FILE]",
 		Short: "Steps per second under a load, with telemetry off, metrics only, and full telemetry",
@@ -125,6 +126,11 @@ database-recorded create → complete p50/p95/p99 of the measured tasks.`,
 			cfg.DatabaseURL, cfg.MaxConns, cfg.Logger = url, db.MaxConns, logger
 			cfg.Topology, cfg.WorkerConcurrency = topo.topology(), topo.workerConcurrency
 			cfg.Progress = func(format string, args ...any) { fmt.Fprintf(errOut, format+"\n", args...) }
+			stopProfile, err := startCPUProfile(cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer func() { err = errors.Join(err, stopProfile()) }()
 			res, err := bench.Throughput(ctx, cfg)
 			if err != nil {
 				return err
@@ -156,6 +162,7 @@ database-recorded create → complete p50/p95/p99 of the measured tasks.`,
 	topo.bind(fl)
 	fl.StringVar(&jsonPath, "json", "", "also write the results as JSON to this file")
 	fl.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
+	fl.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process (engine and benchmark) to this file")
 	return cmd
 }
 
