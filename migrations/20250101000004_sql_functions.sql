@@ -627,15 +627,20 @@ DECLARE
 BEGIN
     PERFORM set_config('synchronous_commit', 'off', true);
     IF p_msg_ids IS NOT NULL THEN
-        WITH v AS (
-            SELECT q.msg_id FROM tasker.queue_messages q
-            WHERE q.msg_id = ANY (p_msg_ids) AND q.queue_name = p_queue AND q.vt <= clock_timestamp()
+        -- Locked through the primary key, updated by the addresses the
+        -- lock returned (a locked row stays where it is); the queue's name
+        -- is checked on the locked rows, not offered to the planner: with
+        -- a queue's statistics from an empty moment it would otherwise
+        -- scan the whole queue by name, once per message.
+        WITH v AS MATERIALIZED (
+            SELECT q.ctid, q.queue_name FROM tasker.queue_messages q
+            WHERE q.msg_id = ANY (p_msg_ids) AND q.vt <= clock_timestamp()
             ORDER BY q.msg_id
             FOR UPDATE SKIP LOCKED
         ), hidden AS (
             UPDATE tasker.queue_messages q
             SET vt = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0), read_ct = q.read_ct + 1
-            FROM v WHERE q.msg_id = v.msg_id
+            WHERE q.ctid = ANY (ARRAY(SELECT v.ctid FROM v WHERE v.queue_name = p_queue))
             RETURNING q
         )
         SELECT array_agg(hidden.q) INTO v_msgs FROM hidden;
@@ -644,8 +649,8 @@ BEGIN
         -- the order of queue_messages_priority_idx (priority is the task's,
         -- copied into its steps' messages by enqueue_ready_steps; the column
         -- and index come with migration 20250101000012).
-        WITH v AS (
-            SELECT q.msg_id FROM tasker.queue_messages q
+        WITH v AS MATERIALIZED (
+            SELECT q.ctid FROM tasker.queue_messages q
             WHERE q.queue_name = p_queue
               AND q.vt <= clock_timestamp()
               AND q.enqueued_at <= clock_timestamp() - make_interval(secs => p_min_age_ms / 1000.0)
@@ -655,7 +660,7 @@ BEGIN
         ), hidden AS (
             UPDATE tasker.queue_messages q
             SET vt = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0), read_ct = q.read_ct + 1
-            FROM v WHERE q.msg_id = v.msg_id
+            WHERE q.ctid = ANY (ARRAY(SELECT v.ctid FROM v))
             RETURNING q
         )
         SELECT array_agg(hidden.q) INTO v_msgs FROM hidden;

@@ -74,7 +74,7 @@ With --json it also writes an SVG chart of rate vs p50/p99 next to the JSON file
 				}
 			}()
 			cfg.DatabaseURL, cfg.MaxConns, cfg.Logger = url, db.MaxConns, logger
-			cfg.Topology, cfg.WorkerConcurrency = topo.topology(), topo.workerConcurrency
+			cfg.Topology, cfg.WorkerConcurrency, cfg.ResultWorkers = topo.topology(), topo.workerConcurrency, topo.resultWorkers
 			cfg.Progress = func(format string, args ...any) { fmt.Fprintf(errOut, format+"\n", args...) }
 			res, err := bench.LatencyUnderLoad(ctx, cfg)
 			if err != nil {

@@ -17,13 +17,14 @@ import (
 
 // topologyFlags are the load benchmarks' engine flags.
 type topologyFlags struct {
-	orchestrators, workers, workerConcurrency int
+	orchestrators, workers, workerConcurrency, resultWorkers int
 }
 
 func (f *topologyFlags) bind(fl *pflag.FlagSet) {
 	fl.IntVar(&f.orchestrators, "orchestrators", 1, "orchestrators (engines in this process sharing the database; 1 + 1 share one engine)")
 	fl.IntVar(&f.workers, "workers", 1, "workers (engines in this process sharing the database)")
 	fl.IntVar(&f.workerConcurrency, "worker-concurrency", 32, "handler slots of each worker")
+	fl.IntVar(&f.resultWorkers, "result-workers", 8, "result batches each orchestrator processes at once (orchestration.result_workers)")
 }
 
 func (f topologyFlags) check() error {
@@ -31,7 +32,8 @@ func (f topologyFlags) check() error {
 		flag string
 		v    int
 		max  int
-	}{{"--orchestrators", f.orchestrators, 16}, {"--workers", f.workers, 16}, {"--worker-concurrency", f.workerConcurrency, 10000}} {
+	}{{"--orchestrators", f.orchestrators, 16}, {"--workers", f.workers, 16}, {"--worker-concurrency", f.workerConcurrency, 10000},
+		{"--result-workers", f.resultWorkers, 1000}} {
 		if c.v < 1 || c.v > c.max {
 			return usageError("%s must be from 1 to %d, got %d", c.flag, c.max, c.v)
 		}
@@ -124,7 +126,7 @@ database-recorded create → complete p50/p95/p99 of the measured tasks.`,
 				}
 			}()
 			cfg.DatabaseURL, cfg.MaxConns, cfg.Logger = url, db.MaxConns, logger
-			cfg.Topology, cfg.WorkerConcurrency = topo.topology(), topo.workerConcurrency
+			cfg.Topology, cfg.WorkerConcurrency, cfg.ResultWorkers = topo.topology(), topo.workerConcurrency, topo.resultWorkers
 			cfg.Progress = func(format string, args ...any) { fmt.Fprintf(errOut, format+"\n", args...) }
 			stopProfile, err := startCPUProfile(cpuProfile)
 			if err != nil {

@@ -38,6 +38,9 @@ type LatencyConfig struct {
 	Topology Topology
 	// WorkerConcurrency is each worker's handler slots. Default 32.
 	WorkerConcurrency int
+	// ResultWorkers is orchestration's result-processing concurrency
+	// (0: orchestration's default).
+	ResultWorkers int
 	// Creators are the goroutines that create the arriving tasks; arrivals
 	// due while all are busy are created together, in one batch. Default 4.
 	Creators int
@@ -189,7 +192,7 @@ func LatencyUnderLoad(ctx context.Context, cfg LatencyConfig) (*LatencyResult, e
 	trk := newTracker()
 	tel := base.Telemetry{Logger: cfg.Logger}
 	spec := engineSpec{topo: cfg.Topology, url: cfg.DatabaseURL, maxConns: cfg.MaxConns, namespace: ns, reg: reg,
-		workerConcurrency: cfg.WorkerConcurrency, tel: tel,
+		workerConcurrency: cfg.WorkerConcurrency, resultWorkers: cfg.ResultWorkers, tel: tel,
 		orchTel: &base.Telemetry{Logger: slog.New(hookHandler{inner: cfg.Logger.Handler(), t: trk})}}
 	pools, err := openPools(ctx, spec)
 	if err != nil {
