@@ -21,7 +21,7 @@ const (
 	PollIntervalDefault          = time.Second
 	ShutdownGraceDefault         = 10 * time.Second
 	OverdueHandlerWarningDefault = 30 * time.Second
-	ResultWorkersDefault         = 8
+	ResultWorkersDefault         = 2
 	ReadinessIntervalDefault     = time.Second
 	FallbackIntervalDefault      = time.Second
 )
@@ -83,7 +83,8 @@ type WorkerConfig struct {
 // OrchestrationConfig configures the orchestrator of a Client. Zero values
 // mean the documented defaults.
 type OrchestrationConfig struct {
-	// ResultWorkers is how many step results are processed at once. Default
+	// ResultWorkers is how many batches of step results are processed at
+	// once; each batch takes every result waiting when it starts. Default
 	// ResultWorkersDefault.
 	ResultWorkers int
 	// ReadinessInterval is how often tasks whose retry backoff elapsed are

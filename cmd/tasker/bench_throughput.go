@@ -24,7 +24,7 @@ func (f *topologyFlags) bind(fl *pflag.FlagSet) {
 	fl.IntVar(&f.orchestrators, "orchestrators", 1, "orchestrators (engines in this process sharing the database; 1 + 1 share one engine)")
 	fl.IntVar(&f.workers, "workers", 1, "workers (engines in this process sharing the database)")
 	fl.IntVar(&f.workerConcurrency, "worker-concurrency", 32, "handler slots of each worker")
-	fl.IntVar(&f.resultWorkers, "result-workers", 8, "result batches each orchestrator processes at once (orchestration.result_workers)")
+	fl.IntVar(&f.resultWorkers, "result-workers", 2, "result batches each orchestrator processes at once")
 }
 
 func (f topologyFlags) check() error {

@@ -70,7 +70,8 @@ type ThroughputConfig struct {
 	Modes []string
 	// WorkerConcurrency is the worker's handler slots. Default 32.
 	WorkerConcurrency int
-	// ResultWorkers is orchestration's result-processing concurrency. Default 8.
+	// ResultWorkers is orchestration's result-processing concurrency
+	// (0: orchestration's default).
 	ResultWorkers int
 	// Timeout bounds one round. Default 5m.
 	Timeout time.Duration
@@ -116,9 +117,6 @@ func (c ThroughputConfig) withDefaults() ThroughputConfig {
 	}
 	if c.WorkerConcurrency == 0 {
 		c.WorkerConcurrency = 32
-	}
-	if c.ResultWorkers == 0 {
-		c.ResultWorkers = 8
 	}
 	if c.Timeout == 0 {
 		c.Timeout = 5 * time.Minute
