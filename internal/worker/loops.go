@@ -86,8 +86,45 @@ func (w *Worker) eventLoop(ctx, execCtx context.Context, sub *queue.Subscription
 				break gather
 			}
 		}
+		if next != nil {
+			batch, next = w.gatherSaturated(ctx, sub, batch, next)
+		}
 		execs.Go(func() { w.claimAndRun(ctx, execCtx, sub.Queue, batch, inflight, execs) })
 	}
+}
+
+// saturatedGather bounds how long a saturated worker holds a claim to let
+// more slots free up: about one claim statement under load.
+const saturatedGather = 2 * time.Millisecond
+
+// gatherSaturated grows batch while more wake-ups wait than there are free
+// slots (next is the first of them). Slots then free one at a time as
+// handlers finish, and claiming each alone costs a statement per step: a
+// saturated worker claimed one step per statement and fell behind its
+// backlog. It waits up to saturatedGather for further slots, taking a
+// waiting wake-up for each, and returns the batch and the wake-up left
+// without a slot, if any. An idle worker never gets here.
+func (w *Worker) gatherSaturated(ctx context.Context, sub *queue.Subscription, batch []queue.Notification,
+	next *queue.Notification) ([]queue.Notification, *queue.Notification) {
+	timer := time.NewTimer(saturatedGather)
+	defer timer.Stop()
+	for next != nil {
+		select {
+		case w.slots <- struct{}{}:
+			batch = append(batch, *next)
+			next = nil
+			select {
+			case n := <-sub.C:
+				next = &n
+			default:
+			}
+		case <-timer.C:
+			return batch, next
+		case <-ctx.Done():
+			return batch, next
+		}
+	}
+	return batch, next
 }
 
 // claimAndRun claims the steps of a batch of wake-ups, each holding a slot,
