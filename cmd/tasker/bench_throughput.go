@@ -198,7 +198,8 @@ func printThroughput(w io.Writer, r *bench.ThroughputResult) {
 	_ = tw.Flush()
 	if r.Load == bench.LoadBurnDown {
 		for _, m := range r.Modes {
-			fmt.Fprintf(w, "batched create (mode %s, no engine running): %.0f tasks/s median\n", m.Mode, m.CreatedPerSec)
+			fmt.Fprintf(w, "batched create (mode %s, no engine running): %.0f tasks/s median; while draining, per step: %.0f B WAL, %.2f transaction IDs\n",
+				m.Mode, m.CreatedPerSec, m.WALBytesPerStep, m.XIDsPerStep)
 		}
 	}
 }

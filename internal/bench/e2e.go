@@ -534,7 +534,9 @@ type counters struct {
 	walBytes int64
 }
 
-func readCounters(ctx context.Context, conn *pgx.Conn) (counters, error) {
+func readCounters(ctx context.Context, conn interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (counters, error) {
 	var c counters
 	err := conn.QueryRow(ctx, `SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
 		(pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint`).Scan(&c.nextXID, &c.walBytes)

@@ -195,6 +195,14 @@ type ModeResult struct {
 	P50           float64 `json:"task_p50_ms"`
 	P95           float64 `json:"task_p95_ms"`
 	P99           float64 `json:"task_p99_ms"`
+	// WALBytesPerStep and XIDsPerStep are the medians, over burn-down
+	// rounds, of the WAL written and transaction IDs used per step while
+	// the engine drained the backlog (server-wide counters: nothing else
+	// writes then).
+	WALBytesPerStep float64 `json:"median_wal_bytes_per_step,omitempty"`
+	XIDsPerStep     float64 `json:"median_xids_per_step,omitempty"`
+	walRounds       []float64
+	xidRounds       []float64
 }
 
 // ThroughputResult compares the modes.
@@ -307,6 +315,9 @@ func Throughput(ctx context.Context, cfg ThroughputConfig) (*ThroughputResult, e
 			if rr.createdPerSec > 0 {
 				mr.createRounds = append(mr.createRounds, rr.createdPerSec)
 			}
+			if rr.walPerStep > 0 {
+				mr.walRounds, mr.xidRounds = append(mr.walRounds, rr.walPerStep), append(mr.xidRounds, rr.xidsPerStep)
+			}
 		}
 	}
 	base := median(byMode[cfg.Modes[0]].Rounds)
@@ -320,6 +331,7 @@ func Throughput(ctx context.Context, cfg ThroughputConfig) (*ThroughputResult, e
 		h := hists[m]
 		mr.TasksMeasured, mr.P50, mr.P95, mr.P99 = h.count(), h.pct(50), h.pct(95), h.pct(99)
 		mr.CreatedPerSec = round3(median(mr.createRounds))
+		mr.WALBytesPerStep, mr.XIDsPerStep = round3(median(mr.walRounds)), round3(median(mr.xidRounds))
 		if base > 0 {
 			mr.Ratio = mr.Median / base
 		}
@@ -351,6 +363,8 @@ type roundResult struct {
 	stepsPerSec float64
 	// createdPerSec is the burn-down creation rate, tasks per second.
 	createdPerSec float64
+	// walPerStep and xidsPerStep are burn-down's drain costs (0 otherwise).
+	walPerStep, xidsPerStep float64
 	errs          int
 	dropped       int64
 }
@@ -438,6 +452,10 @@ func throughputRound(ctx context.Context, cfg ThroughputConfig, pool *pgxpool.Po
 			return rr, err
 		}
 		rr.createdPerSec = float64(len(ids)) / time.Since(created).Seconds()
+		before, err := readCounters(rctx, pool)
+		if err != nil {
+			return rr, err
+		}
 		start := time.Now()
 		if set, err = startEngines(rctx, spec, pool, pools); err != nil {
 			return rr, err
@@ -446,6 +464,12 @@ func throughputRound(ctx context.Context, cfg ThroughputConfig, pool *pgxpool.Po
 			return rr, err
 		}
 		rr.stepsPerSec = float64(cfg.Tasks*tpl.steps) / time.Since(start).Seconds()
+		after, err := readCounters(rctx, pool)
+		if err != nil {
+			return rr, err
+		}
+		n := float64(cfg.Tasks * tpl.steps)
+		rr.walPerStep, rr.xidsPerStep = float64(after.walBytes-before.walBytes)/n, float64(after.nextXID-before.nextXID)/n
 		return rr, recordDBLatency(ctx, pool, h, ids, time.Time{}, time.Time{})
 	case LoadContinuous:
 		if set, err = startEngines(rctx, spec, pool, pools); err != nil {
