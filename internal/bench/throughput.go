@@ -365,8 +365,8 @@ type roundResult struct {
 	createdPerSec float64
 	// walPerStep and xidsPerStep are burn-down's drain costs (0 otherwise).
 	walPerStep, xidsPerStep float64
-	errs          int
-	dropped       int64
+	errs                    int
+	dropped                 int64
 }
 
 // throughputRound starts a fresh topology with mode's observability, pushes
