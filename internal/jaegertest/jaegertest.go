@@ -68,7 +68,7 @@ func Start(t testing.TB) *Jaeger {
 	}
 	var lastErr error
 	for range startAttempts {
-		j, stop, err := launch(t.TempDir(), bin)
+		j, stop, err := launch(t.TempDir(), bin, "debug")
 		if err == nil {
 			t.Cleanup(func() {
 				stop()
@@ -143,7 +143,9 @@ func isTaskerModule(gomod string) bool {
 var errPortTaken = errors.New("port taken")
 
 // Launch runs Jaeger outside a test (benchmarks), with its files in dir;
-// the caller calls stop.
+// the caller calls stop. Log records sent to it are accepted and dropped
+// (Output does not show them): printing each one, as tests need, made
+// Jaeger's output a large share of a full-telemetry benchmark's CPU.
 func Launch(dir string) (_ *Jaeger, stop func(), err error) {
 	bin, err := Binary()
 	if err != nil {
@@ -151,7 +153,7 @@ func Launch(dir string) (_ *Jaeger, stop func(), err error) {
 	}
 	for range startAttempts {
 		var j *Jaeger
-		j, stop, err = launch(dir, bin)
+		j, stop, err = launch(dir, bin, "nop")
 		if err == nil {
 			return j, stop, nil
 		}
@@ -162,7 +164,9 @@ func Launch(dir string) (_ *Jaeger, stop func(), err error) {
 	return nil, nil, err
 }
 
-func launch(dir, bin string) (*Jaeger, func(), error) {
+// launch starts Jaeger; logsExporter receives the OTLP log records: debug
+// prints them (Output), nop drops them.
+func launch(dir, bin, logsExporter string) (*Jaeger, func(), error) {
 	ports, err := freePorts(6)
 	if err != nil {
 		return nil, nil, err
@@ -178,7 +182,7 @@ func launch(dir, bin string) (*Jaeger, func(), error) {
 		log:         &syncBuffer{},
 	}
 	cfgPath := filepath.Join(dir, "jaeger.yaml")
-	if err := os.WriteFile(cfgPath, []byte(configYAML(ports)), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(configYAML(ports, logsExporter)), 0o600); err != nil {
 		return nil, nil, fmt.Errorf("write config: %w", err)
 	}
 
@@ -232,7 +236,7 @@ func launch(dir, bin string) (*Jaeger, func(), error) {
 // zpages and metrics listeners on fixed ports, which parallel test packages
 // would fight over. Metrics and logs sent to the OTLP receiver are accepted
 // and discarded, so a process exporting all three signals sees no errors.
-func configYAML(ports []int) string {
+func configYAML(ports []int, logsExporter string) string {
 	return fmt.Sprintf(`service:
   extensions: [jaeger_storage, jaeger_query, healthcheckv2]
   pipelines:
@@ -245,7 +249,7 @@ func configYAML(ports []int) string {
       exporters: [prometheus]
     logs:
       receivers: [otlp]
-      exporters: [debug]
+      exporters: [%[7]s]
   telemetry:
     resource:
       service.name: jaeger
@@ -294,7 +298,7 @@ exporters:
     verbosity: detailed
   prometheus:
     endpoint: 127.0.0.1:%[6]d
-`, ports[0], ports[1], ports[2], ports[3], ports[4], ports[5])
+`, ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], logsExporter)
 }
 
 func freePorts(n int) ([]int, error) {
