@@ -20,6 +20,12 @@
 -- functions, in the statement that moves their parent, and retention
 -- deletes them with their task.
 --
+-- Each history table has one index, its primary key (task, id): history is
+-- read a task at a time, in order, and deleted a task at a time; the
+-- separate id key and per-step index cost an index entry (and its WAL) for
+-- each of the ~5 step and ~4 task history rows written per step, and were
+-- never read on their own.
+--
 -- Nor do tasks and steps reference their template rows (named_tasks,
 -- named_steps) by foreign key: every task created checked the same few
 -- template rows (FOR KEY SHARE, twice for a row updated in the transaction
@@ -48,10 +54,24 @@ ALTER TABLE tasker.workflow_steps SET (fillfactor = 70);
 ALTER TABLE tasker.tasks SET (fillfactor = 80);
 ALTER TABLE tasker.workflow_step_transitions DROP CONSTRAINT workflow_step_transitions_workflow_step_uuid_fkey;
 ALTER TABLE tasker.task_transitions DROP CONSTRAINT task_transitions_task_uuid_fkey;
+ALTER TABLE tasker.task_transitions DROP CONSTRAINT task_transitions_pkey,
+    ADD PRIMARY KEY (task_uuid, task_transition_id);
+DROP INDEX tasker.task_transitions_task_idx;
+ALTER TABLE tasker.workflow_step_transitions DROP CONSTRAINT workflow_step_transitions_pkey,
+    ADD PRIMARY KEY (task_uuid, workflow_step_transition_id);
+DROP INDEX tasker.workflow_step_transitions_step_idx;
+DROP INDEX tasker.workflow_step_transitions_task_idx;
 ALTER TABLE tasker.tasks DROP CONSTRAINT tasks_named_task_uuid_fkey;
 ALTER TABLE tasker.workflow_steps DROP CONSTRAINT workflow_steps_named_step_uuid_fkey;
 
 -- +goose Down
+CREATE INDEX workflow_step_transitions_task_idx ON tasker.workflow_step_transitions (task_uuid);
+CREATE INDEX workflow_step_transitions_step_idx ON tasker.workflow_step_transitions (workflow_step_uuid, workflow_step_transition_id);
+ALTER TABLE tasker.workflow_step_transitions DROP CONSTRAINT workflow_step_transitions_pkey,
+    ADD PRIMARY KEY (workflow_step_transition_id);
+CREATE INDEX task_transitions_task_idx ON tasker.task_transitions (task_uuid, task_transition_id);
+ALTER TABLE tasker.task_transitions DROP CONSTRAINT task_transitions_pkey,
+    ADD PRIMARY KEY (task_transition_id);
 ALTER TABLE tasker.workflow_steps ADD CONSTRAINT workflow_steps_named_step_uuid_fkey
     FOREIGN KEY (named_step_uuid) REFERENCES tasker.named_steps;
 ALTER TABLE tasker.tasks ADD CONSTRAINT tasks_named_task_uuid_fkey

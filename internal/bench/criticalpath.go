@@ -377,7 +377,8 @@ func workerCycle(ctx context.Context, q db.Querier, ids []uuid.UUID) (framework,
 			(coalesce((s.metadata ->> 'execution_time_ms')::float8, 0) * 1000)::bigint
 		FROM tasker.workflow_step_transitions s
 		JOIN LATERAL (SELECT c.created_at FROM tasker.workflow_step_transitions c
-			WHERE c.workflow_step_uuid = s.workflow_step_uuid AND c.to_state = 'in_progress' AND c.attempt = s.attempt
+			WHERE c.task_uuid = s.task_uuid AND c.workflow_step_uuid = s.workflow_step_uuid
+				AND c.to_state = 'in_progress' AND c.attempt = s.attempt
 			ORDER BY c.workflow_step_transition_id DESC LIMIT 1) c ON true
 		WHERE s.task_uuid = ANY($1) AND s.to_state IN ('enqueued_for_orchestration', 'enqueued_as_error_for_orchestration')`, ids)
 	if err != nil {
