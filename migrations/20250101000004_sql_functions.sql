@@ -9,8 +9,12 @@
 -- over an array parameter on every call unless told to keep one plan; the
 -- two together were a quarter of the database's CPU per step in a profile
 -- of a saturated engine. Their statements look rows up by key, so one plan
--- per connection fits every call. The plans are made again when ANALYZE
--- changes a table's statistics (autovacuum does, within its naptime).
+-- per connection fits every call, and they plan without sequential scans
+-- (enable_seqscan = off): a plan made while the tables were small (a new
+-- database, a burst of tasks before autovacuum's next ANALYZE, which comes
+-- up to a minute later) would otherwise scan workflow_steps and tasks on
+-- every call once they are large; an open-loop benchmark at 2,000 tasks/s
+-- on a fresh database collapsed to 118 completed tasks/s that way.
 
 -- +goose Up
 
@@ -41,7 +45,7 @@ RETURNS TABLE (
     dependencies_satisfied boolean, retry_eligible boolean, ready_for_execution boolean,
     last_failure_at timestamptz, next_retry_at timestamptz, total_parents integer, completed_parents integer,
     attempts integer, max_attempts integer, backoff_request_ms integer, last_attempted_at timestamptz)
-LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
@@ -70,6 +74,35 @@ END;
 $$;
 -- +goose StatementEnd
 
+-- Locks the tasks of a batch of results, in task order so that two
+-- orchestrators locking overlapping sets cannot deadlock, and reads what
+-- applying each result needs of its task and step. Element i of the two
+-- arrays is one result's task and step; one whose task or step is gone is
+-- left out. FOR NO KEY UPDATE serialises orchestration's decisions about a
+-- task without blocking the foreign-key checks of rows inserted under it.
+-- +goose StatementBegin
+CREATE FUNCTION tasker.lock_result_targets(p_task_uuids uuid[], p_step_uuids uuid[])
+RETURNS TABLE (
+    task_uuid uuid, task_state text, correlation_id uuid, namespace text, task_name text,
+    step_uuid uuid, step_name text, step_state text, attempts integer, max_attempts integer, retryable boolean,
+    backoff_base_ms integer, backoff_cap_ms integer, results jsonb)
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
+BEGIN
+    RETURN QUERY
+    SELECT t.task_uuid, t.state::text, t.correlation_id, ns.name::text, nt.name::text,
+           s.workflow_step_uuid, s.name::text, s.state::text, s.attempts, s.max_attempts, s.retryable,
+           s.backoff_base_ms, s.backoff_cap_ms, s.results
+    FROM unnest(p_task_uuids, p_step_uuids) AS r(task_uuid, step_uuid)
+    JOIN tasker.tasks t ON t.task_uuid = r.task_uuid
+    JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
+    JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
+    JOIN tasker.workflow_steps s ON s.workflow_step_uuid = r.step_uuid AND s.task_uuid = t.task_uuid
+    ORDER BY t.task_uuid
+    FOR NO KEY UPDATE OF t;
+END;
+$$;
+-- +goose StatementEnd
+
 -- Compare-and-swap of many steps' states, their side-effect columns and
 -- their history rows, in one statement. Element i of each array describes
 -- one step (no step twice). Returns the steps that moved; a step not in its
@@ -77,7 +110,7 @@ $$;
 -- +goose StatementBegin
 CREATE FUNCTION tasker.transition_step_states(
     p_step_uuids uuid[], p_from_states text[], p_to_states text[], p_metadata jsonb[], p_backoff_ms integer[])
-RETURNS TABLE (step_uuid uuid) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+RETURNS TABLE (step_uuid uuid) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
@@ -124,7 +157,7 @@ $$;
 -- +goose StatementBegin
 CREATE FUNCTION tasker.transition_task_paths(
     p_task_uuids uuid[], p_from_states text[], p_to_states text[], p_reasons text[], p_processor_uuid uuid)
-RETURNS TABLE (task_uuid uuid) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+RETURNS TABLE (task_uuid uuid) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
@@ -165,7 +198,7 @@ $$;
 -- +goose StatementBegin
 CREATE FUNCTION tasker.enqueue_ready_steps(p_task_uuids uuid[], p_step_uuids uuid[], p_queues text[], p_headers jsonb[])
 RETURNS TABLE (task_uuid uuid, step_uuid uuid, step_name text, msg_id bigint)
-LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
 #variable_conflict use_column
 DECLARE
     v_missing text;
@@ -615,7 +648,7 @@ RETURNS TABLE (
     outcome text, task_uuid uuid, step_uuid uuid, step_name text, handler text, attempt integer, max_attempts integer,
     timeout_ms integer, inputs jsonb, task_context jsonb, correlation_id uuid, parent_correlation_id uuid,
     namespace text, task_name text, task_version text, dependency_results jsonb, prior_traceparent text)
-LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
 DECLARE
     v_msgs tasker.queue_messages[];
     v_steps uuid[];
@@ -806,7 +839,7 @@ $$;
 -- worker, which share steps, cannot deadlock.
 -- +goose StatementBegin
 CREATE FUNCTION tasker.extend_step_leases(p_step_uuids uuid[], p_attempts integer[], p_msg_ids bigint[], p_lease_ms integer)
-RETURNS integer LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+RETURNS integer LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
 DECLARE
     v_n integer;
 BEGIN
@@ -904,7 +937,7 @@ $$;
 CREATE FUNCTION tasker.submit_step_results(
     p_step_uuids uuid[], p_attempts integer[], p_success boolean[], p_results jsonb[], p_worker_id text,
     p_queues text[], p_msg_ids bigint[], p_result_queue text, p_headers jsonb[])
-RETURNS TABLE (step_uuid uuid, msg_id bigint) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+RETURNS TABLE (step_uuid uuid, msg_id bigint) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM tasker.queues WHERE queue_name = p_result_queue) THEN
         RAISE EXCEPTION 'queue % does not exist', p_result_queue USING ERRCODE = 'undefined_object';
@@ -983,6 +1016,7 @@ DROP FUNCTION tasker.transition_task_state_atomic(uuid, text, text, uuid, jsonb)
 DROP FUNCTION tasker.get_next_ready_tasks(integer);
 DROP FUNCTION tasker.get_task_execution_context(uuid);
 DROP FUNCTION tasker.get_step_readiness_status(uuid, uuid[]);
+DROP FUNCTION tasker.lock_result_targets(uuid[], uuid[]);
 DROP FUNCTION tasker.step_readiness(uuid[]);
 DROP FUNCTION tasker.step_state_satisfies_dependencies(text);
 DROP FUNCTION tasker.task_state_is_terminal(text);

@@ -111,9 +111,8 @@ type ResultTarget struct {
 
 // LockResultTargets locks the tasks of refs, in task order so that two
 // orchestrators locking overlapping sets cannot deadlock, and reads the
-// steps named. A ref whose task or step is gone is left out. The lock is
-// FOR NO KEY UPDATE: it serialises orchestration's decisions about a task
-// without blocking the foreign-key checks of workers inserting history rows.
+// steps named (lock_result_targets). A ref whose task or step is gone is
+// left out.
 func (f *Funcs) LockResultTargets(ctx context.Context, q Querier, refs []StepRef) (out []ResultTarget, err error) {
 	ctx, sc := f.in.Begin(ctx, Call{Function: "lock_result_targets"})
 	defer func() { sc.End(err) }()
@@ -121,16 +120,9 @@ func (f *Funcs) LockResultTargets(ctx context.Context, q Querier, refs []StepRef
 	for i, r := range refs {
 		tasks[i], steps[i] = r.TaskUUID, r.StepUUID
 	}
-	rows, err := q.Query(ctx, `SELECT t.task_uuid, t.state, t.correlation_id, ns.name, nt.name,
-			s.workflow_step_uuid, s.name, s.state, s.attempts, s.max_attempts, s.retryable,
-			s.backoff_base_ms, s.backoff_cap_ms, s.results
-		FROM unnest($1::uuid[], $2::uuid[]) AS r(task_uuid, step_uuid)
-		JOIN tasker.tasks t ON t.task_uuid = r.task_uuid
-		JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
-		JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
-		JOIN tasker.workflow_steps s ON s.workflow_step_uuid = r.step_uuid AND s.task_uuid = t.task_uuid
-		ORDER BY t.task_uuid
-		FOR NO KEY UPDATE OF t`, tasks, steps)
+	rows, err := q.Query(ctx, `SELECT task_uuid, task_state, correlation_id, namespace, task_name, step_uuid, step_name,
+			step_state, attempts, max_attempts, retryable, backoff_base_ms, backoff_cap_ms, results
+		FROM tasker.lock_result_targets($1, $2)`, tasks, steps)
 	if err != nil {
 		return nil, fmt.Errorf("locking tasks: %w", err)
 	}
