@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/taskerhq/tasker/internal/state"
 )
 
 // NewTask is one task row of a batch insert, written in State with one
@@ -14,7 +16,7 @@ import (
 type NewTask struct {
 	TaskUUID            uuid.UUID
 	NamedTaskUUID       uuid.UUID
-	State               string
+	State               state.Task
 	Context             []byte
 	Initiator           string
 	SourceSystem        string
@@ -24,6 +26,9 @@ type NewTask struct {
 	CorrelationID       uuid.UUID
 	ParentCorrelationID *uuid.UUID
 	TraceContext        []byte
+	// RunAt is a delayed task's start time: it keeps the task out of the
+	// readiness poll's undelayed scan and tells orchestrators when to wake.
+	RunAt *time.Time
 	// IdempotencyKey, when set, makes the row conditional: a task holding
 	// the key in IdempotencyScope already wins and this row is not written.
 	IdempotencyKey         string
@@ -34,7 +39,7 @@ type NewTask struct {
 
 // Hop is one history row: the state entered and why.
 type Hop struct {
-	To     string
+	To     state.Task
 	Reason string
 }
 
@@ -73,8 +78,40 @@ type IdempotencyHolder struct {
 	Scope, Key    string
 	TaskUUID      uuid.UUID
 	CorrelationID uuid.UUID
-	State         string
+	State         state.Task
 	Fingerprint   string
+}
+
+// insertTaskRowsSQL writes task rows, skipping those whose idempotency key
+// is taken; it returns the task_uuid of each row written.
+const insertTaskRowsSQL = `INSERT INTO tasker.tasks (task_uuid, named_task_uuid, state, context, initiator, source_system,
+		reason, tags, priority, correlation_id, parent_correlation_id, trace_context, run_at,
+		idempotency_key, idempotency_scope, idempotency_fingerprint)
+	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::text[], $8::jsonb[],
+		$9::int[], $10::uuid[], $11::uuid[], $12::jsonb[], $13::timestamptz[], $14::text[], $15::text[], $16::text[])
+	ON CONFLICT (idempotency_scope, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+	RETURNING task_uuid`
+
+// taskRowsArgs lays tasks out as insertTaskRowsSQL's column arrays.
+func taskRowsArgs(tasks []NewTask) []any {
+	n := len(tasks)
+	ids, named, corr := make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
+	parents := make([]*uuid.UUID, n)
+	states := make([]string, n)
+	ctxs, tags, traces := make([][]byte, n), make([][]byte, n), make([][]byte, n)
+	initiators, sources, reasons := make([]*string, n), make([]*string, n), make([]*string, n)
+	prio := make([]int32, n)
+	runAt := make([]*time.Time, n)
+	keys, scopes, fps := make([]*string, n), make([]*string, n), make([]*string, n)
+	for i, t := range tasks {
+		ids[i], named[i], corr[i], parents[i], states[i] = t.TaskUUID, t.NamedTaskUUID, t.CorrelationID, t.ParentCorrelationID, string(t.State)
+		ctxs[i], tags[i], traces[i], prio[i], runAt[i] = t.Context, t.Tags, t.TraceContext, int32(t.Priority), t.RunAt
+		initiators[i], sources[i], reasons[i] = nullText(t.Initiator), nullText(t.SourceSystem), nullText(t.Reason)
+		if t.IdempotencyKey != "" {
+			keys[i], scopes[i], fps[i] = &t.IdempotencyKey, &t.IdempotencyScope, &t.IdempotencyFingerprint
+		}
+	}
+	return []any{ids, named, states, ctxs, initiators, sources, reasons, tags, prio, corr, parents, traces, runAt, keys, scopes, fps}
 }
 
 // InsertTaskRows writes the task rows of a batch in one statement and
@@ -84,36 +121,13 @@ type IdempotencyHolder struct {
 // concurrent transaction inserting the same key, so of simultaneous batches
 // exactly one writes a key.
 func InsertTaskRows(ctx context.Context, q Querier, tasks []NewTask) (map[uuid.UUID]bool, error) {
-	n := len(tasks)
-	ids, named, corr := make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
-	parents := make([]*uuid.UUID, n)
-	states := make([]string, n)
-	ctxs, tags, traces := make([][]byte, n), make([][]byte, n), make([][]byte, n)
-	initiators, sources, reasons := make([]*string, n), make([]*string, n), make([]*string, n)
-	prio := make([]int32, n)
-	keys, scopes, fps := make([]*string, n), make([]*string, n), make([]*string, n)
-	for i, t := range tasks {
-		ids[i], named[i], corr[i], parents[i], states[i] = t.TaskUUID, t.NamedTaskUUID, t.CorrelationID, t.ParentCorrelationID, t.State
-		ctxs[i], tags[i], traces[i], prio[i] = t.Context, t.Tags, t.TraceContext, int32(t.Priority)
-		initiators[i], sources[i], reasons[i] = nullText(t.Initiator), nullText(t.SourceSystem), nullText(t.Reason)
-		if t.IdempotencyKey != "" {
-			keys[i], scopes[i], fps[i] = &t.IdempotencyKey, &t.IdempotencyScope, &t.IdempotencyFingerprint
-		}
-	}
-	rows, err := q.Query(ctx, `INSERT INTO tasker.tasks (task_uuid, named_task_uuid, state, context, initiator, source_system,
-			reason, tags, priority, correlation_id, parent_correlation_id, trace_context,
-			idempotency_key, idempotency_scope, idempotency_fingerprint)
-		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::text[], $8::jsonb[],
-			$9::int[], $10::uuid[], $11::uuid[], $12::jsonb[], $13::text[], $14::text[], $15::text[])
-		ON CONFLICT (idempotency_scope, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-		RETURNING task_uuid`,
-		ids, named, states, ctxs, initiators, sources, reasons, tags, prio, corr, parents, traces, keys, scopes, fps)
+	rows, err := q.Query(ctx, insertTaskRowsSQL, taskRowsArgs(tasks)...)
 	if err != nil {
-		return nil, fmt.Errorf("inserting %d tasks: %w", n, err)
+		return nil, fmt.Errorf("inserting %d tasks: %w", len(tasks), err)
 	}
 	inserted, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 	if err != nil {
-		return nil, fmt.Errorf("inserting %d tasks: %w", n, err)
+		return nil, fmt.Errorf("inserting %d tasks: %w", len(tasks), err)
 	}
 	out := make(map[uuid.UUID]bool, len(inserted))
 	for _, id := range inserted {
@@ -134,7 +148,9 @@ func IdempotencyHolders(ctx context.Context, q Querier, scopes, keys []string) (
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (IdempotencyHolder, error) {
 		var h IdempotencyHolder
-		err := r.Scan(&h.Scope, &h.Key, &h.TaskUUID, &h.CorrelationID, &h.State, &h.Fingerprint)
+		var st string
+		err := r.Scan(&h.Scope, &h.Key, &h.TaskUUID, &h.CorrelationID, &st, &h.Fingerprint)
+		h.State = state.Task(st)
 		return h, err
 	})
 	if err != nil {
@@ -154,6 +170,36 @@ type BatchQuerier interface {
 // table gets one multi-row statement, all sent in one round trip. Enqueuing
 // the ready steps is the caller's (EnqueueReadySteps).
 func CreateTaskBatch(ctx context.Context, q BatchQuerier, tasks []NewTask, b TaskBatch) error {
+	batch := &pgx.Batch{}
+	queueTaskContents(batch, tasks, b)
+	if err := q.SendBatch(ctx, batch).Close(); err != nil {
+		return fmt.Errorf("writing steps, edges and history of %d tasks: %w", len(tasks), err)
+	}
+	return nil
+}
+
+// CreateTasks writes new tasks whole, rows included, in one round trip:
+// what InsertTaskRows and CreateTaskBatch write, for tasks whose rows are
+// unconditional. A task with an idempotency key is refused: whether its row
+// is written decides whether anything else is, so it goes through
+// InsertTaskRows first.
+func CreateTasks(ctx context.Context, q BatchQuerier, tasks []NewTask, b TaskBatch) error {
+	for _, t := range tasks {
+		if t.IdempotencyKey != "" {
+			return fmt.Errorf("creating task %s: it has an idempotency key; insert its row with InsertTaskRows", t.TaskUUID)
+		}
+	}
+	batch := &pgx.Batch{}
+	batch.Queue(insertTaskRowsSQL, taskRowsArgs(tasks)...)
+	queueTaskContents(batch, tasks, b)
+	if err := q.SendBatch(ctx, batch).Close(); err != nil {
+		return fmt.Errorf("writing %d tasks: %w", len(tasks), err)
+	}
+	return nil
+}
+
+// queueTaskContents queues the statements of CreateTaskBatch.
+func queueTaskContents(batch *pgx.Batch, tasks []NewTask, b TaskBatch) {
 	var hTask []uuid.UUID
 	var hCorr []uuid.UUID
 	var hFrom []*string
@@ -162,8 +208,8 @@ func CreateTaskBatch(ctx context.Context, q BatchQuerier, tasks []NewTask, b Tas
 		var from *string
 		for _, h := range t.History {
 			hTask, hCorr, hFrom = append(hTask, t.TaskUUID), append(hCorr, t.CorrelationID), append(hFrom, from)
-			hTo, hReason = append(hTo, h.To), append(hReason, h.Reason)
-			to := h.To
+			hTo, hReason = append(hTo, string(h.To)), append(hReason, h.Reason)
+			to := string(h.To)
 			from = &to
 		}
 	}
@@ -185,7 +231,6 @@ func CreateTaskBatch(ctx context.Context, q BatchQuerier, tasks []NewTask, b Tas
 		edgeIDs, from, to = append(edgeIDs, e.EdgeUUID), append(from, e.From), append(to, e.To)
 	}
 
-	batch := &pgx.Batch{}
 	batch.Queue(`INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, reason, processor_uuid, metadata, correlation_id)
 		SELECT t, f, s, r, $6, CASE WHEN f IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('reason', r) END, c
 		FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[]) WITH ORDINALITY AS x(t, f, s, r, c, i)
@@ -202,10 +247,6 @@ func CreateTaskBatch(ctx context.Context, q BatchQuerier, tasks []NewTask, b Tas
 		batch.Queue(`INSERT INTO tasker.workflow_step_edges (workflow_step_edge_uuid, from_step_uuid, to_step_uuid)
 			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[])`, edgeIDs, from, to)
 	}
-	if err := q.SendBatch(ctx, batch).Close(); err != nil {
-		return fmt.Errorf("writing steps, edges and history of %d tasks: %w", len(tasks), err)
-	}
-	return nil
 }
 
 func nullText(s string) *string {

@@ -73,6 +73,24 @@ func (f *Funcs) PendingMessages(ctx context.Context, q Querier, p PendingMessage
 	return ids, nil
 }
 
+// LockMessage locks message msgID of queue for the rest of the caller's
+// transaction and reads it, for a consumer that settles it (archives it) in
+// that transaction. ErrNotFound when it is gone, belongs to another queue, or
+// another transaction holds it (SKIP LOCKED: that one is processing it).
+func (f *Funcs) LockMessage(ctx context.Context, q Querier, queue string, msgID int64) (out TakenMessage, err error) {
+	ctx, sc := f.in.Begin(ctx, Call{Function: "lock_message", Queue: queue, Messaging: "receive"})
+	defer func() { sc.End(err) }()
+	var waited float64
+	err = q.QueryRow(ctx, `SELECT message, headers, extract(epoch FROM clock_timestamp() - enqueued_at)::float8
+		FROM tasker.queue_messages WHERE msg_id = $1 AND queue_name = $2 FOR UPDATE SKIP LOCKED`, msgID, queue).
+		Scan(&out.Body, &out.Headers, &waited)
+	if err != nil {
+		return out, noRows(err, fmt.Sprintf("message %d of %s", msgID, queue))
+	}
+	out.MsgID, out.Waited = msgID, time.Duration(waited*float64(time.Second))
+	return out, nil
+}
+
 // NextRunAt is how long until the earliest run_at still ahead of a waiting
 // delayed task, on the database's clock (the one the readiness poll compares
 // run_at with); ok is false when no task waits for its run_at.

@@ -223,11 +223,11 @@ func (s *Service) buildTask(ctx context.Context, batch trace.SpanContext, it *ba
 	if err != nil {
 		return err
 	}
-	history := []db.Hop{{To: string(state.TaskPending), Reason: "created"}}
+	history := []db.Hop{{To: state.TaskPending, Reason: "created"}}
 	for _, h := range hops {
-		history = append(history, db.Hop{To: string(h.To), Reason: h.Reason})
+		history = append(history, db.Hop{To: h.To, Reason: h.Reason})
 	}
-	it.row = db.NewTask{TaskUUID: taskUUID, NamedTaskUUID: it.reg.NamedTaskUUID, State: string(hops[len(hops)-1].To),
+	it.row = db.NewTask{TaskUUID: taskUUID, NamedTaskUUID: it.reg.NamedTaskUUID, State: hops[len(hops)-1].To,
 		Context: taskCtx, Initiator: req.Initiator, SourceSystem: req.SourceSystem, Reason: req.Reason, Tags: tagsJSON,
 		Priority: req.Priority, CorrelationID: corr, ParentCorrelationID: req.ParentCorrelationID, TraceContext: traceCtx,
 		History: history}
@@ -273,7 +273,7 @@ func (s *Service) buildTask(ctx context.Context, batch trace.SpanContext, it *ba
 	if it.enqSpan != nil {
 		it.enqSpan.SetAttributes(attribute.Int("steps", len(it.roots)))
 	}
-	it.created = &Created{TaskUUID: taskUUID, CorrelationID: corr, State: state.Task(it.row.State)}
+	it.created = &Created{TaskUUID: taskUUID, CorrelationID: corr, State: it.row.State}
 	return nil
 }
 
@@ -323,11 +323,9 @@ func (s *Service) writeBatch(ctx context.Context, tx pgx.Tx, items []*batchItem)
 				// that the caller's retry is the answer.
 				return nil, fmt.Errorf("reading task of idempotency key %q: %w", it.row.IdempotencyKey, db.ErrNotFound)
 			case h.Fingerprint != it.row.IdempotencyFingerprint:
-				refused = append(refused, taskreq.ItemError{Index: i, FieldError: &taskreq.FieldError{
-					Field: "idempotency_key", Code: taskreq.CodeIdempotencyConflict, Kind: taskreq.Conflict,
-					Message: fmt.Sprintf("idempotency_key %q was used for a different request (task %s)", it.row.IdempotencyKey, h.TaskUUID)}})
+				refused = append(refused, taskreq.ItemError{Index: i, FieldError: idempotencyConflict(it.row.IdempotencyKey, h.TaskUUID)})
 			default:
-				it.created = &Created{TaskUUID: h.TaskUUID, CorrelationID: h.CorrelationID, State: state.Task(h.State), Existing: true}
+				it.created = &Created{TaskUUID: h.TaskUUID, CorrelationID: h.CorrelationID, State: h.State, Existing: true}
 			}
 		}
 		if len(refused) > 0 {

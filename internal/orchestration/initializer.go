@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskerhq/tasker/client"
+	"github.com/taskerhq/tasker/internal/db"
 	"github.com/taskerhq/tasker/internal/messages"
 	"github.com/taskerhq/tasker/internal/queue"
 	"github.com/taskerhq/tasker/internal/state"
@@ -160,50 +161,37 @@ func (s *Service) createTaskTx(ctx context.Context, tx pgx.Tx, req client.TaskRe
 	}
 	tagsJSON, _ := json.Marshal(tags)
 
-	n := len(tpl.Steps)
-	ids := make([]uuid.UUID, n)
-	named := make([]uuid.UUID, n)
-	names := make([]string, n)
-	handlers := make([]string, n)
-	retryable := make([]bool, n)
-	maxAttempts := make([]int32, n)
-	base := make([]int32, n)
-	capMs := make([]int32, n)
-	timeout := make([]int32, n)
-	inputs := make([][]byte, n)
-	byName := make(map[string]uuid.UUID, n)
+	steps := make([]db.NewStep, len(tpl.Steps))
+	byName := make(map[string]uuid.UUID, len(tpl.Steps))
 	for i, st := range tpl.Steps {
-		ids[i] = uuid.Must(uuid.NewV7())
-		byName[st.Name] = ids[i]
-		named[i] = reg.NamedSteps[st.Name]
-		names[i], handlers[i] = st.Name, st.Handler
-		retryable[i], maxAttempts[i] = st.Retry.Retryable, int32(st.Retry.MaxAttempts)
-		base[i], capMs[i] = int32(st.Retry.BackoffBase/time.Millisecond), int32(st.Retry.BackoffCap/time.Millisecond)
-		timeout[i] = int32(st.Timeout / time.Millisecond)
+		id := uuid.Must(uuid.NewV7())
+		byName[st.Name] = id
+		steps[i] = db.NewStep{StepUUID: id, TaskUUID: taskUUID, NamedStepUUID: reg.NamedSteps[st.Name], Name: st.Name,
+			Handler: st.Handler, Retryable: st.Retry.Retryable, MaxAttempts: int32(st.Retry.MaxAttempts),
+			BackoffBaseMs: int32(st.Retry.BackoffBase / time.Millisecond), BackoffCapMs: int32(st.Retry.BackoffCap / time.Millisecond),
+			TimeoutMs: int32(st.Timeout / time.Millisecond), CorrelationID: corr}
 		if len(st.Inputs) > 0 {
 			b, err := json.Marshal(st.Inputs)
 			if err != nil {
 				return nil, fmt.Errorf("encoding inputs of step %s: %w", st.Name, err)
 			}
-			inputs[i] = b
+			steps[i].Inputs = b
 		}
 	}
-	var from, to []uuid.UUID
+	var edges []db.NewEdge
 	for _, st := range tpl.Steps {
 		for _, d := range st.DependsOn {
-			from = append(from, byName[d])
-			to = append(to, byName[st.Name])
+			edges = append(edges, db.NewEdge{From: byName[d], To: byName[st.Name]})
 		}
 	}
-	edgeIDs := make([]uuid.UUID, len(from))
-	for i := range edgeIDs {
-		edgeIDs[i] = uuid.Must(uuid.NewV7())
+	for i := range edges {
+		edges[i].EdgeUUID = uuid.Must(uuid.NewV7())
 	}
 
 	ctx = tracing.WithCorrelationID(ctx, corr)
 	vctx, vspan := s.tr.Start(ctx, "task_initializer.validate_and_create_task",
 		trace.WithAttributes(tracing.IDs(corr, taskUUID, uuid.Nil, tpl.Namespace, "")...),
-		trace.WithAttributes(attribute.Int("steps", n), attribute.String("template", tpl.Key())))
+		trace.WithAttributes(attribute.Int("steps", len(steps)), attribute.String("template", tpl.Key())))
 	traceCtx, _ := json.Marshal(s.tr.Inject(ctx))
 	runAt, err := taskreq.RunAt(&req, time.Now())
 	if err != nil {
@@ -211,46 +199,43 @@ func (s *Service) createTaskTx(ctx context.Context, tx pgx.Tx, req client.TaskRe
 		return nil, err
 	}
 	// A delayed task's run_at keeps it out of the readiness poll until then
-	// and tells every orchestrator when to wake for it.
+	// and tells every orchestrator when to wake for it; its steps are not
+	// ready before then.
 	delayed := time.Until(runAt) > 0
-	var runAtCol *time.Time
 	if delayed {
-		runAtCol = &runAt
+		for i := range steps {
+			steps[i].NextRetryAt = &runAt
+		}
 	}
-	taskArgs := []any{taskUUID, reg.NamedTaskUUID, []byte(taskCtx), nullIfEmpty(req.Initiator), nullIfEmpty(req.SourceSystem),
-		nullIfEmpty(req.Reason), tagsJSON, req.Priority, corr, req.ParentCorrelationID, traceCtx, runAtCol}
-	b := &pgx.Batch{}
+	// The task is written pending; evaluating it below moves it on as
+	// orchestration moves any task.
+	row := db.NewTask{TaskUUID: taskUUID, NamedTaskUUID: reg.NamedTaskUUID, State: state.TaskPending, Context: taskCtx,
+		Initiator: req.Initiator, SourceSystem: req.SourceSystem, Reason: req.Reason, Tags: tagsJSON, Priority: req.Priority,
+		CorrelationID: corr, ParentCorrelationID: req.ParentCorrelationID, TraceContext: traceCtx,
+		History: []db.Hop{{To: state.TaskPending, Reason: "created"}}}
+	if delayed {
+		row.RunAt = &runAt
+	}
+	if req.IdempotencyKey != "" {
+		row.IdempotencyKey, row.IdempotencyScope = req.IdempotencyKey, req.Namespace+"/"+req.Name
+		row.IdempotencyFingerprint = taskreq.Fingerprint(&req)
+	}
+	tasks := []db.NewTask{row}
+	contents := db.TaskBatch{ProcessorUUID: s.cfg.ProcessorUUID, Steps: steps, Edges: edges}
 	if req.IdempotencyKey == "" {
-		b.Queue(insertTaskSQL, taskArgs...)
+		// Everything in one round trip.
+		err = db.CreateTasks(vctx, tx, tasks, contents)
 	} else {
 		// The task row goes first and alone: whether the key is new decides
 		// whether anything else is written.
-		existing, err := s.insertIdempotentTask(vctx, tx, req, taskArgs)
-		if err != nil || existing != nil {
+		var existing *Created
+		if existing, err = claimIdempotencyKey(vctx, tx, row); err != nil || existing != nil {
 			tracing.End(vspan, err)
 			return existing, err
 		}
+		err = db.CreateTaskBatch(vctx, tx, tasks, contents)
 	}
-	b.Queue(`INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, reason, processor_uuid, correlation_id)
-		VALUES ($1, NULL, 'pending', 'created', $2, $3)`, taskUUID, s.cfg.ProcessorUUID, corr)
-	b.Queue(`INSERT INTO tasker.workflow_steps (workflow_step_uuid, task_uuid, named_step_uuid, name, handler, retryable,
-			max_attempts, backoff_base_ms, backoff_cap_ms, timeout_ms, inputs)
-		SELECT u, $2, ns, nm, h, r, ma, bb, bc, tm, inp
-		FROM unnest($1::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bool[], $7::int[], $8::int[], $9::int[], $10::int[], $11::jsonb[])
-			AS x(u, ns, nm, h, r, ma, bb, bc, tm, inp)`,
-		ids, taskUUID, named, names, handlers, retryable, maxAttempts, base, capMs, timeout, inputs)
-	b.Queue(`INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state, to_state, reason, attempt, correlation_id)
-		SELECT u, $2, NULL, 'pending', 'created', 0, $3 FROM unnest($1::uuid[]) AS u`, ids, taskUUID, corr)
-	if len(from) > 0 {
-		b.Queue(`INSERT INTO tasker.workflow_step_edges (workflow_step_edge_uuid, from_step_uuid, to_step_uuid)
-			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[])`, edgeIDs, from, to)
-	}
-	if delayed {
-		// Not ready before runAt: the readiness poller (and this process's
-		// timer) take the task on then.
-		b.Queue(`UPDATE tasker.workflow_steps SET next_retry_at = $2 WHERE task_uuid = $1`, taskUUID, runAt)
-	}
-	if err := tx.SendBatch(vctx, b).Close(); err != nil {
+	if err != nil {
 		err = fmt.Errorf("inserting task %s: %w", taskUUID, err)
 		tracing.End(vspan, err)
 		return nil, err
@@ -280,26 +265,23 @@ func (s *Service) ProcessTaskRequestMessage(ctx context.Context, msgID int64) er
 	var created *Created
 	var msg messages.TaskRequestMessage
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var body, headers []byte
-		var waitedSec float64
-		err := tx.QueryRow(ctx, `SELECT message, headers, extract(epoch FROM clock_timestamp() - enqueued_at)::float8 FROM tasker.queue_messages
-			WHERE msg_id = $1 AND queue_name = $2 FOR UPDATE SKIP LOCKED`, msgID, queue.TaskRequests).Scan(&body, &headers, &waitedSec)
-		if errors.Is(err, pgx.ErrNoRows) {
+		m, err := s.funcs.LockMessage(ctx, tx, queue.TaskRequests, msgID)
+		if errors.Is(err, db.ErrNotFound) {
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("reading task request %d: %w", msgID, err)
 		}
 		s.m.MessagesRead(ctx, queue.TaskRequests, 1)
-		if err := json.Unmarshal(body, &msg); err != nil {
+		if err := json.Unmarshal(m.Body, &msg); err != nil {
 			s.m.MessageFailed(ctx, queue.TaskRequests)
 			s.log.ErrorContext(ctx, "discarding malformed task request", "msg_id", msgID, "error", err)
 			_, aerr := s.queues.Archive(ctx, tx, queue.TaskRequests, msgID)
 			return aerr
 		}
-		_ = queue.DecodeHeaders(headers, &msg.Headers)
+		_ = queue.DecodeHeaders(m.Headers, &msg.Headers)
 		ctx = s.tr.Extract(ctx, msg.Headers)
-		s.m.QueueWait(ctx, queue.TaskRequests, time.Duration(waitedSec*float64(time.Second)))
+		s.m.QueueWait(ctx, queue.TaskRequests, m.Waited)
 		req := msg.TaskRequest
 		if req.CorrelationID == nil && msg.CorrelationID != uuid.Nil {
 			c := msg.CorrelationID
@@ -360,56 +342,38 @@ func (s *Service) ProcessTaskRequestMessage(ctx context.Context, msgID int64) er
 	return nil
 }
 
-const insertTaskSQL = `INSERT INTO tasker.tasks (task_uuid, named_task_uuid, state, context, initiator, source_system, reason, tags,
-		priority, correlation_id, parent_correlation_id, trace_context, run_at)
-	VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
-
-// insertIdempotentTask inserts the task row of a request that carries an
+// claimIdempotencyKey inserts the task row of a request that carries an
 // idempotency key. When the key is taken (in its namespace/name scope) it
 // returns the task that holds it, or a Conflict FieldError when that task was
 // asked for with a different request; nil, nil means the row was inserted.
-// ON CONFLICT waits for a concurrent inserter of the same key to commit or
+// The insert waits for a concurrent inserter of the same key to commit or
 // roll back, so of any number of simultaneous repeats exactly one inserts.
-func (s *Service) insertIdempotentTask(ctx context.Context, tx pgx.Tx, req client.TaskRequest, taskArgs []any) (*Created, error) {
-	scope := req.Namespace + "/" + req.Name
-	fp := taskreq.Fingerprint(&req)
-	args := append(taskArgs, req.IdempotencyKey, scope, fp)
-	var inserted uuid.UUID
-	err := tx.QueryRow(ctx, `INSERT INTO tasker.tasks (task_uuid, named_task_uuid, state, context, initiator, source_system,
-			reason, tags, priority, correlation_id, parent_correlation_id, trace_context, run_at,
-			idempotency_key, idempotency_scope, idempotency_fingerprint)
-		VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-		ON CONFLICT (idempotency_scope, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-		RETURNING task_uuid`, args...).Scan(&inserted)
-	if err == nil {
-		return nil, nil
+func claimIdempotencyKey(ctx context.Context, tx pgx.Tx, row db.NewTask) (*Created, error) {
+	inserted, err := db.InsertTaskRows(ctx, tx, []db.NewTask{row})
+	if err != nil || inserted[row.TaskUUID] {
+		return nil, err
 	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("inserting task: %w", err)
-	}
-	var c Created
-	var st, storedFP string
-	err = tx.QueryRow(ctx, `SELECT task_uuid, correlation_id, state, idempotency_fingerprint FROM tasker.tasks
-		WHERE idempotency_scope = $1 AND idempotency_key = $2`, scope, req.IdempotencyKey).
-		Scan(&c.TaskUUID, &c.CorrelationID, &st, &storedFP)
+	holders, err := db.IdempotencyHolders(ctx, tx, []string{row.IdempotencyScope}, []string{row.IdempotencyKey})
 	if err != nil {
+		return nil, err
+	}
+	if len(holders) == 0 {
 		// Deleted between the two statements (pruned): rare enough that the
 		// caller's retry is the answer.
-		return nil, fmt.Errorf("reading task of idempotency key %q: %w", req.IdempotencyKey, err)
+		return nil, fmt.Errorf("reading task of idempotency key %q: %w", row.IdempotencyKey, db.ErrNotFound)
 	}
-	if storedFP != fp {
-		return nil, &taskreq.FieldError{Field: "idempotency_key", Code: taskreq.CodeIdempotencyConflict, Kind: taskreq.Conflict,
-			Message: fmt.Sprintf("idempotency_key %q was used for a different request (task %s)", req.IdempotencyKey, c.TaskUUID)}
+	h := holders[0]
+	if h.Fingerprint != row.IdempotencyFingerprint {
+		return nil, idempotencyConflict(row.IdempotencyKey, h.TaskUUID)
 	}
-	c.State, c.Existing = state.Task(st), true
-	return &c, nil
+	return &Created{TaskUUID: h.TaskUUID, CorrelationID: h.CorrelationID, State: h.State, Existing: true}, nil
 }
 
-func nullIfEmpty(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
+// idempotencyConflict refuses a request whose idempotency key holder was
+// asked for with a different request.
+func idempotencyConflict(key string, holder uuid.UUID) *taskreq.FieldError {
+	return &taskreq.FieldError{Field: "idempotency_key", Code: taskreq.CodeIdempotencyConflict, Kind: taskreq.Conflict,
+		Message: fmt.Sprintf("idempotency_key %q was used for a different request (task %s)", key, holder)}
 }
 
 // SubmitTask implements handler.TaskSubmitter: handlers create child tasks
