@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/taskerhq/tasker/internal/state"
 )
 
 // QueueStat is one queue at one instant.
@@ -19,8 +21,8 @@ type QueueStat struct {
 }
 
 // QueueStats reads every queue's depth, claimable messages and oldest
-// claimable age in one statement, ordered by queue name. It is the same
-// reading the queue gauges make, for callers that want it on demand.
+// claimable age in one statement, ordered by queue name: the queue gauges'
+// reading, and the overview's.
 func QueueStats(ctx context.Context, q Querier) ([]QueueStat, error) {
 	rows, err := q.Query(ctx, `SELECT q.queue_name, count(m.msg_id),
 			count(m.msg_id) FILTER (WHERE m.vt <= clock_timestamp()),
@@ -86,4 +88,70 @@ func Namespaces(ctx context.Context, q Querier) ([]string, error) {
 		return nil, fmt.Errorf("listing namespaces: %w", err)
 	}
 	return names, nil
+}
+
+// QueueNames lists every queue by name.
+func QueueNames(ctx context.Context, q Querier) ([]string, error) {
+	rows, err := q.Query(ctx, `SELECT queue_name FROM tasker.queues ORDER BY queue_name`)
+	if err != nil {
+		return nil, fmt.Errorf("listing queues: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("listing queues: %w", err)
+	}
+	return names, nil
+}
+
+// TaskStateCount is how many tasks are in one state.
+type TaskStateCount struct {
+	State state.Task
+	Tasks int64
+}
+
+// UnfinishedTasksByState counts the tasks in each state that is not
+// terminal; every such state is listed, with 0 when no task is in it.
+func UnfinishedTasksByState(ctx context.Context, q Querier) ([]TaskStateCount, error) {
+	rows, err := q.Query(ctx, `SELECT s.state, coalesce(t.n, 0) FROM unnest(ARRAY['pending','initializing','enqueuing_steps',
+			'steps_in_process','evaluating_results','waiting_for_dependencies','waiting_for_retry','blocked_by_failures']) AS s(state)
+		LEFT JOIN (SELECT state, count(*) AS n FROM tasker.tasks WHERE NOT complete
+			AND state NOT IN ('complete','error','cancelled','resolved_manually') GROUP BY state) t ON t.state = s.state`)
+	if err != nil {
+		return nil, fmt.Errorf("counting unfinished tasks: %w", err)
+	}
+	out := []TaskStateCount{}
+	var st string
+	var n int64
+	if _, err := pgx.ForEachRow(rows, []any{&st, &n}, func() error {
+		out = append(out, TaskStateCount{State: state.Task(st), Tasks: n})
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("counting unfinished tasks: %w", err)
+	}
+	return out, nil
+}
+
+// EnqueuedStepsByNamespace counts the enqueued steps of unfinished tasks
+// (steps waiting for a worker) per namespace; every registered namespace is
+// listed, with 0 when it has none.
+func EnqueuedStepsByNamespace(ctx context.Context, q Querier) (map[string]int64, error) {
+	rows, err := q.Query(ctx, `SELECT ns.name, count(s.workflow_step_uuid)
+		FROM tasker.task_namespaces ns
+		LEFT JOIN tasker.named_tasks nt ON nt.task_namespace_uuid = ns.task_namespace_uuid
+		LEFT JOIN tasker.tasks t ON t.named_task_uuid = nt.named_task_uuid AND NOT t.complete
+		LEFT JOIN tasker.workflow_steps s ON s.task_uuid = t.task_uuid AND s.state = 'enqueued'
+		GROUP BY ns.name`)
+	if err != nil {
+		return nil, fmt.Errorf("counting enqueued steps: %w", err)
+	}
+	out := map[string]int64{}
+	var ns string
+	var n int64
+	if _, err := pgx.ForEachRow(rows, []any{&ns, &n}, func() error {
+		out[ns] = n
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("counting enqueued steps: %w", err)
+	}
+	return out, nil
 }

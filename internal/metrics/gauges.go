@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/taskerhq/tasker/internal/db"
 	"github.com/taskerhq/tasker/internal/queue"
 )
 
@@ -102,42 +103,21 @@ func (m *Metrics) ObserveTasks(pool *pgxpool.Pool) error {
 	return m.register(func(ctx context.Context, o metric.Observer) error {
 		ctx, cancel := context.WithTimeout(ctx, collectTimeout)
 		defer cancel()
-		rows, err := pool.Query(ctx, `SELECT s.state, coalesce(t.n, 0) FROM unnest(ARRAY['pending','initializing','enqueuing_steps',
-				'steps_in_process','evaluating_results','waiting_for_dependencies','waiting_for_retry','blocked_by_failures']) AS s(state)
-			LEFT JOIN (SELECT state, count(*) AS n FROM tasker.tasks WHERE NOT complete
-				AND state NOT IN ('complete','error','cancelled','resolved_manually') GROUP BY state) t ON t.state = s.state`)
+		counts, err := db.UnfinishedTasksByState(ctx, pool)
 		if err != nil {
-			return fmt.Errorf("reading active tasks: %w", err)
+			return err
 		}
-		for rows.Next() {
-			var st string
-			var n int64
-			if err := rows.Scan(&st, &n); err != nil {
-				rows.Close()
-				return err
-			}
-			o.ObserveInt64(active, n, m.opt("state", st, "", "", "", "\x00state").obs...)
+		for _, c := range counts {
+			o.ObserveInt64(active, c.Tasks, m.opt("state", string(c.State), "", "", "", "\x00state").obs...)
 		}
-		rows.Close()
-		rows, err = pool.Query(ctx, `SELECT ns.name, count(s.workflow_step_uuid)
-			FROM tasker.task_namespaces ns
-			LEFT JOIN tasker.named_tasks nt ON nt.task_namespace_uuid = ns.task_namespace_uuid
-			LEFT JOIN tasker.tasks t ON t.named_task_uuid = nt.named_task_uuid AND NOT t.complete
-			LEFT JOIN tasker.workflow_steps s ON s.task_uuid = t.task_uuid AND s.state = 'enqueued'
-			GROUP BY ns.name`)
+		enqueued, err := db.EnqueuedStepsByNamespace(ctx, pool)
 		if err != nil {
-			return fmt.Errorf("reading ready steps: %w", err)
+			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var ns string
-			var n int64
-			if err := rows.Scan(&ns, &n); err != nil {
-				return err
-			}
+		for ns, n := range enqueued {
 			o.ObserveInt64(ready, n, m.opt("namespace", ns, "", "", "", "\x00ns").obs...)
 		}
-		return rows.Err()
+		return nil
 	}, active, ready)
 }
 
@@ -159,28 +139,17 @@ func (m *Metrics) ObserveQueues(pool *pgxpool.Pool) error {
 	return m.register(func(ctx context.Context, o metric.Observer) error {
 		ctx, cancel := context.WithTimeout(ctx, collectTimeout)
 		defer cancel()
-		rows, err := pool.Query(ctx, `SELECT q.queue_name, count(m.msg_id),
-				count(m.msg_id) FILTER (WHERE m.vt <= clock_timestamp()),
-				coalesce(extract(epoch FROM clock_timestamp() - min(m.enqueued_at) FILTER (WHERE m.vt <= clock_timestamp())), 0)::float8
-			FROM tasker.queues q LEFT JOIN tasker.queue_messages m ON m.queue_name = q.queue_name
-			GROUP BY q.queue_name`)
+		stats, err := db.QueueStats(ctx, pool)
 		if err != nil {
-			return fmt.Errorf("reading queue metrics: %w", err)
+			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var q string
-			var n, c int64
-			var a float64
-			if err := rows.Scan(&q, &n, &c, &a); err != nil {
-				return err
-			}
-			qo := m.opt("queue", q, "", "", "", "\x00q")
-			o.ObserveInt64(depth, n, qo.obs...)
-			o.ObserveInt64(claimable, c, qo.obs...)
-			o.ObserveFloat64(age, a, qo.obs...)
+		for _, st := range stats {
+			qo := m.opt("queue", st.Queue, "", "", "", "\x00q")
+			o.ObserveInt64(depth, st.Depth, qo.obs...)
+			o.ObserveInt64(claimable, st.Claimable, qo.obs...)
+			o.ObserveFloat64(age, st.OldestClaimableAge.Seconds(), qo.obs...)
 		}
-		return rows.Err()
+		return nil
 	}, depth, claimable, age)
 }
 

@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/taskerhq/tasker/internal/db"
 )
 
 // Label values known without asking the database: they are the fixed
@@ -64,40 +66,17 @@ type Catalog struct {
 // ReadCatalog reads the queues, namespaces, templates and their steps.
 func ReadCatalog(ctx context.Context, pool *pgxpool.Pool) (Catalog, error) {
 	var c Catalog
-	read := func(what, sql string, scan func(a, b string)) error {
-		rows, err := pool.Query(ctx, sql)
-		if err != nil {
-			return fmt.Errorf("reading %s: %w", what, err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var a, b string
-			if err := rows.Scan(&a, &b); err != nil {
-				return fmt.Errorf("reading %s: %w", what, err)
-			}
-			scan(a, b)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("reading %s: %w", what, err)
-		}
-		return nil
+	var err error
+	if c.Queues, err = db.QueueNames(ctx, pool); err != nil {
+		return c, err
 	}
-	err := read("queues", `SELECT queue_name, '' FROM tasker.queues ORDER BY 1`, func(q, _ string) { c.Queues = append(c.Queues, q) })
-	if err == nil {
-		err = read("namespaces", `SELECT name, '' FROM tasker.task_namespaces ORDER BY 1`,
-			func(ns, _ string) { c.Namespaces = append(c.Namespaces, ns) })
+	if c.Namespaces, err = db.Namespaces(ctx, pool); err != nil {
+		return c, err
 	}
-	if err == nil {
-		err = read("templates", `SELECT DISTINCT ns.name, nt.name FROM tasker.named_tasks nt
-			JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid ORDER BY 1, 2`,
-			func(ns, name string) { c.Templates = append(c.Templates, [2]string{ns, name}) })
+	if c.Templates, err = db.TemplateNames(ctx, pool); err != nil {
+		return c, err
 	}
-	if err == nil {
-		err = read("template steps", `SELECT DISTINCT ns.name, s->>'name' FROM tasker.named_tasks nt
-			JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid,
-			jsonb_array_elements(nt.configuration->'steps') s WHERE s->>'name' IS NOT NULL ORDER BY 1, 2`,
-			func(ns, step string) { c.Steps = append(c.Steps, [2]string{ns, step}) })
-	}
+	c.Steps, err = db.TemplateStepNames(ctx, pool)
 	return c, err
 }
 

@@ -55,45 +55,19 @@ func Register(ctx context.Context, pool interface {
 		return fmt.Errorf("registering %s: %w", tpl.Key(), err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	var nsUUID uuid.UUID
-	if err := tx.QueryRow(ctx, `INSERT INTO tasker.task_namespaces (task_namespace_uuid, name) VALUES ($1, $2)
-		ON CONFLICT (name) DO UPDATE SET updated_at = tasker.task_namespaces.updated_at
-		RETURNING task_namespace_uuid`, newID(), tpl.Namespace).Scan(&nsUUID); err != nil {
-		return fmt.Errorf("registering %s: namespace: %w", tpl.Key(), err)
+	names := make([]string, len(tpl.Steps))
+	for i, s := range tpl.Steps {
+		names[i] = s.Name
 	}
 	// A version's content never changes once registered: running tasks and
 	// other processes rely on it. Identical content is a no-op.
-	var same *bool
-	if err := tx.QueryRow(ctx, `WITH ins AS (
-			INSERT INTO tasker.named_tasks (named_task_uuid, task_namespace_uuid, name, version, description, configuration)
-			VALUES ($1, $2, $3, $4, $5, $6)
-			ON CONFLICT (task_namespace_uuid, name, version) DO NOTHING
-			RETURNING true)
-		SELECT coalesce((SELECT true FROM ins),
-			(SELECT configuration = $6::jsonb FROM tasker.named_tasks
-			 WHERE task_namespace_uuid = $2 AND name = $3 AND version = $4))`,
-		newID(), nsUUID, tpl.Name, tpl.Version, tpl.Description, cfg).Scan(&same); err != nil {
-		return fmt.Errorf("registering %s: named task: %w", tpl.Key(), err)
+	same, err := db.RegisterTemplate(ctx, tx, db.TemplateRow{Namespace: tpl.Namespace, Name: tpl.Name, Version: tpl.Version,
+		Description: tpl.Description, Configuration: cfg, StepNames: names})
+	if err != nil {
+		return err
 	}
-	if same == nil {
-		// A concurrent registration committed after this statement's
-		// snapshot was taken; a new statement sees it.
-		if err := tx.QueryRow(ctx, `SELECT configuration = $4::jsonb FROM tasker.named_tasks
-			WHERE task_namespace_uuid = $1 AND name = $2 AND version = $3`, nsUUID, tpl.Name, tpl.Version, cfg).Scan(&same); err != nil {
-			return fmt.Errorf("registering %s: named task: %w", tpl.Key(), err)
-		}
-	}
-	if !*same {
+	if !same {
 		return fmt.Errorf("registering %s: %w", tpl.Key(), ErrConflict)
-	}
-	names := make([]string, len(tpl.Steps))
-	ids := make([]uuid.UUID, len(tpl.Steps))
-	for i, s := range tpl.Steps {
-		names[i], ids[i] = s.Name, newID()
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO tasker.named_steps (named_step_uuid, name)
-		SELECT * FROM unnest($1::uuid[], $2::text[]) ON CONFLICT (name) DO NOTHING`, ids, names); err != nil {
-		return fmt.Errorf("registering %s: step names: %w", tpl.Key(), err)
 	}
 	if err := qc.Create(ctx, tx, wq); err != nil {
 		return fmt.Errorf("registering %s: %w", tpl.Key(), err)
@@ -119,93 +93,53 @@ func RegisterAll(ctx context.Context, pool interface {
 // Lookup returns the registered template ns/name@version; an empty version
 // means the highest registered one.
 func Lookup(ctx context.Context, q db.Querier, ns, name, version string) (*Registered, error) {
-	rows, err := q.Query(ctx, `SELECT nt.named_task_uuid, nt.version, nt.configuration
-		FROM tasker.named_tasks nt JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
-		WHERE ns.name = $1 AND nt.name = $2 AND ($3 = '' OR nt.version = $3)`, ns, name, version)
+	cands, err := db.TemplateVersions(ctx, q, ns, name, version)
 	if err != nil {
-		return nil, fmt.Errorf("looking up template %s/%s: %w", ns, name, err)
-	}
-	type cand struct {
-		id      uuid.UUID
-		version string
-		cfg     []byte
-	}
-	cands, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (cand, error) {
-		var c cand
-		err := r.Scan(&c.id, &c.version, &c.cfg)
-		return c, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("looking up template %s/%s: %w", ns, name, err)
+		return nil, err
 	}
 	if len(cands) == 0 {
 		return nil, ErrNotFound
 	}
-	sort.Slice(cands, func(i, j int) bool { return compareVersions(cands[i].version, cands[j].version) > 0 })
+	sort.Slice(cands, func(i, j int) bool { return compareVersions(cands[i].Version, cands[j].Version) > 0 })
 	c := cands[0]
 	var tpl template.Template
-	if err := json.Unmarshal(c.cfg, &tpl); err != nil {
-		return nil, fmt.Errorf("decoding template %s/%s@%s: %w", ns, name, c.version, err)
+	if err := json.Unmarshal(c.Configuration, &tpl); err != nil {
+		return nil, fmt.Errorf("decoding template %s/%s@%s: %w", ns, name, c.Version, err)
 	}
-	reg := &Registered{Template: &tpl, NamedTaskUUID: c.id, NamedSteps: map[string]uuid.UUID{}}
 	names := make([]string, len(tpl.Steps))
 	for i, s := range tpl.Steps {
 		names[i] = s.Name
 	}
-	srows, err := q.Query(ctx, `SELECT name, named_step_uuid FROM tasker.named_steps WHERE name = ANY($1)`, names)
+	steps, err := db.NamedSteps(ctx, q, names)
 	if err != nil {
 		return nil, fmt.Errorf("looking up steps of %s: %w", tpl.Key(), err)
 	}
-	for srows.Next() {
-		var n string
-		var id uuid.UUID
-		if err := srows.Scan(&n, &id); err != nil {
-			srows.Close()
-			return nil, fmt.Errorf("looking up steps of %s: %w", tpl.Key(), err)
-		}
-		reg.NamedSteps[n] = id
-	}
-	if err := srows.Err(); err != nil {
-		return nil, fmt.Errorf("looking up steps of %s: %w", tpl.Key(), err)
-	}
 	for _, n := range names {
-		if _, ok := reg.NamedSteps[n]; !ok {
+		if _, ok := steps[n]; !ok {
 			return nil, fmt.Errorf("template %s: step %q has no named_steps row", tpl.Key(), n)
 		}
 	}
-	return reg, nil
+	return &Registered{Template: &tpl, NamedTaskUUID: c.NamedTaskUUID, NamedSteps: steps}, nil
 }
 
-// Exists reports whether any template of namespace ns is registered.
+// NamespaceExists reports whether any template of namespace ns is registered.
 func NamespaceExists(ctx context.Context, q db.Querier, ns string) (bool, error) {
-	var ok bool
-	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM tasker.task_namespaces WHERE name = $1)`, ns).Scan(&ok); err != nil {
-		return false, fmt.Errorf("looking up namespace %s: %w", ns, err)
-	}
-	return ok, nil
+	return db.NamespaceExists(ctx, q, ns)
 }
 
 // List returns every registered template, ordered by namespace, name, version.
 func List(ctx context.Context, q db.Querier) ([]*template.Template, error) {
-	rows, err := q.Query(ctx, `SELECT nt.configuration FROM tasker.named_tasks nt
-		JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
-		ORDER BY ns.name, nt.name, nt.version`)
+	cfgs, err := db.TemplateConfigurations(ctx, q)
 	if err != nil {
-		return nil, fmt.Errorf("listing templates: %w", err)
+		return nil, err
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*template.Template, error) {
-		var raw []byte
-		if err := r.Scan(&raw); err != nil {
-			return nil, err
-		}
+	out := make([]*template.Template, len(cfgs))
+	for i, raw := range cfgs {
 		var t template.Template
 		if err := json.Unmarshal(raw, &t); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("listing templates: %w", err)
 		}
-		return &t, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listing templates: %w", err)
+		out[i] = &t
 	}
 	return out, nil
 }
@@ -224,8 +158,6 @@ func compareVersions(a, b string) int {
 	}
 	return len(pa) - len(pb)
 }
-
-func newID() uuid.UUID { return uuid.Must(uuid.NewV7()) }
 
 // ErrMissingHandlers is returned (wrapped, naming them) by CheckHandlers.
 var ErrMissingHandlers = errors.New("no handler registered")
