@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskerhq/tasker/internal/db"
+	"github.com/taskerhq/tasker/internal/state"
 )
 
 func TestQueueStats(t *testing.T) {
@@ -68,4 +69,47 @@ func TestLiveWorkers(t *testing.T) {
 	ns, err := db.Namespaces(ctx, e.pool)
 	require.NoError(t, err)
 	require.Equal(t, []string{"billing"}, ns)
+}
+
+func TestUnfinishedTasksByState(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	for _, st := range []state.Task{state.TaskPending, state.TaskPending, state.TaskBlockedByFailures,
+		state.TaskComplete, state.TaskError, state.TaskCancelled, state.TaskResolvedManually} {
+		e.build(t, taskSpec{State: string(st)})
+	}
+	counts, err := db.UnfinishedTasksByState(ctx, e.pool)
+	require.NoError(t, err)
+	var want []db.TaskStateCount
+	for _, st := range state.TaskStates {
+		if st.Terminal() {
+			continue
+		}
+		n := map[state.Task]int64{state.TaskPending: 2, state.TaskBlockedByFailures: 1}[st]
+		want = append(want, db.TaskStateCount{State: st, Tasks: n})
+	}
+	require.ElementsMatch(t, want, counts, "every unfinished state, none of the finished ones")
+}
+
+func TestEnqueuedStepsByNamespace(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	e.build(t, taskSpec{}, stepSpec{Name: "a", State: "enqueued"}, stepSpec{Name: "b", State: "enqueued"},
+		stepSpec{Name: "c", State: "pending"}, stepSpec{Name: "d", State: "in_progress"})
+	e.build(t, taskSpec{}, stepSpec{Name: "e", State: "enqueued"})
+	e.build(t, taskSpec{State: "complete"}, stepSpec{Name: "f", State: "enqueued"})
+	_, err := db.RegisterTemplate(ctx, e.pool, db.TemplateRow{Namespace: "idle", Name: "t", Version: "1", Configuration: []byte(`{}`)})
+	require.NoError(t, err)
+
+	got, err := db.EnqueuedStepsByNamespace(ctx, e.pool)
+	require.NoError(t, err)
+	require.Equal(t, map[string]int64{"billing": 3, "idle": 0}, got, "a complete task's steps do not count")
+
+	e.createQueue(t, "b_queue")
+	e.createQueue(t, "a_queue")
+	queues, err := db.QueueNames(ctx, e.pool)
+	require.NoError(t, err)
+	require.Equal(t, []string{"a_queue", "b_queue"}, queues)
 }
