@@ -230,6 +230,16 @@ func TestCreateTasksBatch(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "waiting_for_dependencies", tasks[1].State)
 		require.Zero(t, tasks[1].EnqueuedSteps)
+		// As a single delayed task: run_at keeps it out of the readiness
+		// poll's undelayed scan and tells every orchestrator when to wake.
+		var runAt, undelayed *time.Time
+		var stepsHeld int
+		require.NoError(t, b.pool.QueryRow(ctx, `SELECT t.run_at, (SELECT run_at FROM tasker.tasks WHERE task_uuid = $2),
+				(SELECT count(*) FROM tasker.workflow_steps s WHERE s.task_uuid = t.task_uuid AND s.next_retry_at = t.run_at)
+			FROM tasker.tasks t WHERE t.task_uuid = $1`, tasks[1].TaskUUID, tasks[0].TaskUUID).Scan(&runAt, &undelayed, &stepsHeld))
+		require.NotNil(t, runAt)
+		require.Nil(t, undelayed)
+		require.Equal(t, 4, stepsHeld, "every step held until run_at")
 		for _, task := range tasks {
 			final, err := c.WaitForTask(ctx, task.TaskUUID, 10*time.Millisecond)
 			require.NoError(t, err)

@@ -248,6 +248,7 @@ func (s *Service) buildTask(ctx context.Context, batch trace.SpanContext, it *ba
 	var retryAt *time.Time
 	if delayed {
 		retryAt = &it.runAt
+		it.row.RunAt = &it.runAt
 	}
 	for _, st := range tpl.Steps {
 		var inputs []byte
