@@ -127,6 +127,25 @@ func (w *Worker) gatherSaturated(ctx context.Context, sub *queue.Subscription, b
 	return batch, next
 }
 
+// gatherSlots takes up to n slots that free within saturatedGather and
+// returns how many it took.
+func (w *Worker) gatherSlots(ctx context.Context, n int) int {
+	timer := time.NewTimer(saturatedGather)
+	defer timer.Stop()
+	got := 0
+	for got < n {
+		select {
+		case w.slots <- struct{}{}:
+			got++
+		case <-timer.C:
+			return got
+		case <-ctx.Done():
+			return got
+		}
+	}
+	return got
+}
+
 // claimAndRun claims the steps of a batch of wake-ups, each holding a slot,
 // in one statement, then runs each claimed step in its slot (the first in
 // this goroutine). It frees its place in inflight once the claim returns.
@@ -275,6 +294,12 @@ func (w *Worker) pollQueue(ctx, execCtx context.Context, q string, minAge time.D
 		default:
 		}
 		break
+	}
+	if wait && held < cap(w.slots) {
+		// A backlog and no slot to spare: slots free one at a time as
+		// handlers finish; gather them a moment, as the event path does,
+		// rather than claim one step per statement.
+		held += w.gatherSlots(ctx, cap(w.slots)-held)
 	}
 	if held == 0 {
 		return 0, 0

@@ -43,3 +43,21 @@ func TestGatherSaturated(t *testing.T) {
 	require.Equal(t, []queue.Notification{{ID: 7}}, batch)
 	require.Equal(t, &queue.Notification{ID: 8}, next)
 }
+
+// A backlogged poll takes the slots that free while it gathers, up to n.
+func TestGatherSlots(t *testing.T) {
+	t.Parallel()
+	w := &Worker{slots: make(chan struct{}, 4)}
+	for range 4 {
+		w.slots <- struct{}{}
+	}
+	<-w.slots
+	<-w.slots
+	require.Equal(t, 2, w.gatherSlots(t.Context(), 3), "both freed slots, then the wait ends")
+	require.Len(t, w.slots, 4)
+	<-w.slots
+	<-w.slots
+	<-w.slots
+	require.Equal(t, 2, w.gatherSlots(t.Context(), 2), "no more than asked")
+	require.Len(t, w.slots, 3)
+}
