@@ -45,7 +45,7 @@ var (
 		"transition_task_state_path",
 		// Operator actions, schedules and retention.
 		"advance_schedule", "cancel_task_steps", "delete_schedule", "insert_schedule", "list_schedules", "lock_due_schedule",
-		"lock_message", "lock_step", "lock_task", "next_run_at", "pending_messages", "prune_queue_archive", "prune_tasks", "reset_failed_steps", "resolve_step", "unfinished_child_tasks",
+		"analyze_grown_tables", "lock_message", "lock_step", "lock_task", "next_run_at", "pending_messages", "prune_queue_archive", "prune_tasks", "reset_failed_steps", "resolve_step", "unfinished_child_tasks",
 	}
 )
 

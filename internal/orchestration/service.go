@@ -131,6 +131,7 @@ func (s *Service) Run(ctx context.Context, c *Consumers) error {
 	wg.Go(func() { s.readinessLoop(ctx) })
 	wg.Go(func() { s.pruneLoop(ctx) })
 	wg.Go(func() { s.scheduleLoop(ctx) })
+	wg.Go(func() { s.statsLoop(ctx) })
 	<-ctx.Done()
 	wg.Wait()
 	s.stopTimers()
