@@ -18,7 +18,6 @@ import (
 	"github.com/taskerhq/tasker/internal/base"
 	"github.com/taskerhq/tasker/internal/db"
 	"github.com/taskerhq/tasker/internal/orchestration"
-	"github.com/taskerhq/tasker/internal/templatestore"
 )
 
 // LatencyConfig configures LatencyUnderLoad. Zero values mean the documented default.
@@ -168,26 +167,15 @@ func LatencyUnderLoad(ctx context.Context, cfg LatencyConfig) (*LatencyResult, e
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	ns, name, version, err := ResolveTemplate(cfg.Template)
+	ls, err := setupLoad(ctx, cfg.Template, cfg.DatabaseURL, cfg.MaxConns, cfg.FloorSamples, cfg.Progress)
 	if err != nil {
 		return nil, err
 	}
-	pool, reg, pg, err := prepare(ctx, cfg.DatabaseURL, cfg.MaxConns)
-	if err != nil {
-		return nil, err
-	}
+	pool, reg, ns, name, version := ls.pool, ls.reg, ls.ns, ls.name, ls.version
 	defer pool.Close()
-	registered, err := templatestore.Lookup(ctx, pool, ns, name, version)
-	if err != nil {
-		return nil, fmt.Errorf("template %s: %w", cfg.Template, err)
-	}
-	res := &LatencyResult{Benchmark: "latency-under-load", Template: registered.Template.Key(), Steps: len(registered.Template.Steps),
+	res := &LatencyResult{Benchmark: "latency-under-load", Template: ls.tpl.Template.Key(), Steps: len(ls.tpl.Template.Steps),
 		WindowS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(), Topology: cfg.Topology,
-		Postgres: pg, Machine: ThisMachine(), Commit: Commit(), StartedAt: time.Now().UTC()}
-	cfg.Progress("floor (%d commits, %d notifications)", cfg.FloorSamples, cfg.FloorSamples)
-	if res.Floor, err = MeasureFloor(ctx, cfg.DatabaseURL, cfg.FloorSamples); err != nil {
-		return nil, err
-	}
+		Postgres: ls.pg, Machine: ThisMachine(), Commit: Commit(), StartedAt: time.Now().UTC(), Floor: ls.floor}
 
 	trk := newTracker()
 	tel := base.Telemetry{Logger: cfg.Logger}

@@ -15,6 +15,7 @@ import (
 	"github.com/taskerhq/tasker/internal/db"
 	"github.com/taskerhq/tasker/internal/engine"
 	"github.com/taskerhq/tasker/internal/orchestration"
+	"github.com/taskerhq/tasker/internal/templatestore"
 	"github.com/taskerhq/tasker/internal/worker"
 )
 
@@ -99,6 +100,44 @@ func openPools(ctx context.Context, spec engineSpec) ([]*pgxpool.Pool, error) {
 
 // startEngines starts spec's engines: on shared when the topology is one
 // engine, else on pools (from openPools, which stop closes).
+// loadSetup is what the load benchmarks (throughput, latency under load)
+// start from: a migrated database with the example templates registered,
+// the template to load, and the floor.
+type loadSetup struct {
+	pool              *pgxpool.Pool
+	reg               *handler.Registry
+	pg                Postgres
+	ns, name, version string
+	tpl               *templatestore.Registered
+	floor             Floor
+}
+
+// setupLoad prepares the database for template and measures the floor; the
+// caller closes s.pool.
+func setupLoad(ctx context.Context, template, url string, maxConns int32, floorSamples int,
+	progress func(string, ...any)) (_ *loadSetup, err error) {
+	s := &loadSetup{}
+	if s.ns, s.name, s.version, err = ResolveTemplate(template); err != nil {
+		return nil, err
+	}
+	if s.pool, s.reg, s.pg, err = prepare(ctx, url, maxConns); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			s.pool.Close()
+		}
+	}()
+	if s.tpl, err = templatestore.Lookup(ctx, s.pool, s.ns, s.name, s.version); err != nil {
+		return nil, fmt.Errorf("template %s: %w", template, err)
+	}
+	progress("floor (%d commits, %d notifications)", floorSamples, floorSamples)
+	if s.floor, err = MeasureFloor(ctx, url, floorSamples); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // hotTables are the tables the engine's hot path plans against.
 const hotTables = `tasker.tasks, tasker.workflow_steps, tasker.workflow_step_edges, tasker.task_transitions,
 	tasker.workflow_step_transitions, tasker.queue_messages, tasker.named_tasks, tasker.named_steps, tasker.task_namespaces`

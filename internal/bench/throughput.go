@@ -18,7 +18,6 @@ import (
 	"github.com/taskerhq/tasker/handler"
 	"github.com/taskerhq/tasker/internal/base"
 	"github.com/taskerhq/tasker/internal/config"
-	"github.com/taskerhq/tasker/internal/examples"
 	"github.com/taskerhq/tasker/internal/jaegertest"
 	"github.com/taskerhq/tasker/internal/metrics"
 	"github.com/taskerhq/tasker/internal/orchestration"
@@ -236,39 +235,22 @@ func Throughput(ctx context.Context, cfg ThroughputConfig) (*ThroughputResult, e
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	ns, name, version, err := ResolveTemplate(cfg.Template)
+	ls, err := setupLoad(ctx, cfg.Template, cfg.DatabaseURL, cfg.MaxConns, cfg.FloorSamples, cfg.Progress)
 	if err != nil {
 		return nil, err
 	}
-	pool, reg, pg, err := prepare(ctx, cfg.DatabaseURL, cfg.MaxConns)
-	if err != nil {
-		return nil, err
-	}
+	pool, reg, ns, name, version := ls.pool, ls.reg, ls.ns, ls.name, ls.version
 	defer pool.Close()
-	tpls, err := examples.Templates()
-	if err != nil {
-		return nil, err
-	}
-	steps := 0
-	for _, t := range tpls {
-		if t.Namespace == ns && t.Name == name {
-			steps = len(t.Steps)
-		}
-	}
+	steps := len(ls.tpl.Template.Steps)
 	res := &ThroughputResult{Benchmark: "throughput", Template: cfg.Template, Tasks: cfg.Tasks, Steps: steps,
-		Submitters: cfg.Submitters, Load: cfg.Load, Topology: cfg.Topology, Postgres: pg, Machine: ThisMachine(),
-		Commit: Commit(), StartedAt: time.Now().UTC()}
+		Submitters: cfg.Submitters, Load: cfg.Load, Topology: cfg.Topology, Postgres: ls.pg, Machine: ThisMachine(),
+		Commit: Commit(), StartedAt: time.Now().UTC(), Floor: ls.floor}
 	switch cfg.Load {
 	case LoadBurnDown:
 		res.Batch = cfg.Batch
 	case LoadContinuous:
 		res.Batch, res.Backlog, res.WindowS, res.WarmupS = cfg.Batch, cfg.Backlog, cfg.Duration.Seconds(), cfg.Warmup.Seconds()
 	}
-	cfg.Progress("floor (%d commits, %d notifications)", cfg.FloorSamples, cfg.FloorSamples)
-	if res.Floor, err = MeasureFloor(ctx, cfg.DatabaseURL, cfg.FloorSamples); err != nil {
-		return nil, err
-	}
-
 	var jaeger *jaegertest.Jaeger
 	if slices.Contains(cfg.Modes, ModeFull) {
 		dir, err := os.MkdirTemp("", "tasker-bench-jaeger-")
