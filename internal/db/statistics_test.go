@@ -1,7 +1,11 @@
 package db_test
 
 import (
+	"context"
+	"strings"
 	"testing"
+
+	"github.com/google/uuid"
 
 	"github.com/stretchr/testify/require"
 
@@ -54,4 +58,25 @@ func TestAnalyzeGrownTables(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"queue_messages"}, got, "3,100 rows is double 1,500")
 	require.InDelta(t, 3100, reltuples(), 1)
+
+	// A user who does not own the table cannot analyze it: it is not tried.
+	insert(5000)
+	role := "tasker_stats_reader_" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+	_, err = conn.Exec(ctx, "CREATE ROLE "+role)
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = pool.Exec(context.Background(), "DROP OWNED BY "+role+"; DROP ROLE "+role) })
+	_, err = conn.Exec(ctx, "GRANT USAGE ON SCHEMA tasker TO "+role+"; GRANT SELECT ON tasker.queue_messages TO "+role)
+	require.NoError(t, err)
+	tx, err := conn.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, "SET LOCAL ROLE "+role)
+	require.NoError(t, err)
+	got, err = f.AnalyzeGrownTables(ctx, tx, p)
+	require.NoError(t, err)
+	require.Empty(t, got, "8,100 rows have grown, but the table is not this user's")
+	require.NoError(t, tx.Rollback(ctx))
+	got, err = f.AnalyzeGrownTables(ctx, conn, p)
+	require.NoError(t, err)
+	require.Equal(t, []string{"queue_messages"}, got, "its owner analyzes it")
 }

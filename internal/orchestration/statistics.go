@@ -18,8 +18,8 @@ const (
 
 // statsLoop analyzes the hot tables that have more than doubled since
 // their last ANALYZE (see db.AnalyzeGrownTables), so that the hot path's
-// cached plans follow a growing database between autovacuum's visits. A
-// database user that may not analyze leaves it to autovacuum.
+// cached plans follow a growing database between autovacuum's visits.
+// Tables the database user does not own are left to autovacuum.
 func (s *Service) statsLoop(ctx context.Context) {
 	tick := time.NewTicker(statsInterval)
 	defer tick.Stop()
