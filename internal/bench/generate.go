@@ -328,7 +328,7 @@ func generate(ctx context.Context, pool *pgxpool.Pool, cfg GenerateConfig, res *
 	cfg.Progress(ProgressReport{Phase: "analyze", Done: 0, Total: 1})
 	// Fresh statistics, as autovacuum would have gathered over the time the
 	// data took to accumulate; plans (and so the benchmarks) depend on them.
-	if _, err := pool.Exec(ctx, `VACUUM (ANALYZE) `+hotTables); err != nil {
+	if _, err := pool.Exec(ctx, `VACUUM (ANALYZE) `+hotTables()); err != nil {
 		return fmt.Errorf("analyzing the dataset: %w", err)
 	}
 	cfg.Progress(ProgressReport{Phase: "analyze", Done: 1, Total: 1})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -138,9 +139,15 @@ func setupLoad(ctx context.Context, template, url string, maxConns int32, floorS
 	return s, nil
 }
 
-// hotTables are the tables the engine's hot path plans against.
-const hotTables = `tasker.tasks, tasker.workflow_steps, tasker.workflow_step_edges, tasker.task_transitions,
-	tasker.workflow_step_transitions, tasker.queue_messages, tasker.named_tasks, tasker.named_steps, tasker.task_namespaces`
+// hotTables lists the tables the engine's hot path plans against
+// (db.HotTables) and the template tables it joins, for ANALYZE.
+func hotTables() string {
+	names := append(db.HotTables(), "named_tasks", "named_steps", "task_namespaces")
+	for i, n := range names {
+		names[i] = "tasker." + n
+	}
+	return strings.Join(names, ", ")
+}
 
 // analyzeHotTables gives the planner statistics of the tables as they are
 // now. A benchmark's database is minutes old: autovacuum (one visit per
@@ -149,7 +156,7 @@ const hotTables = `tasker.tasks, tasker.workflow_steps, tasker.workflow_step_edg
 // on every claim (3 to 4 times slower at 10,000 steps). A database in
 // service has been analyzed; this measures that state.
 func analyzeHotTables(ctx context.Context, pool *pgxpool.Pool) error {
-	if _, err := pool.Exec(ctx, `ANALYZE `+hotTables); err != nil {
+	if _, err := pool.Exec(ctx, `ANALYZE `+hotTables()); err != nil {
 		return fmt.Errorf("analyzing the hot tables: %w", err)
 	}
 	return nil

@@ -7,14 +7,16 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// HotTables are the tables the engine's hot path plans against, in the
+// HotTables returns the tables the engine's hot path plans against, in the
 // tasker schema.
-var HotTables = []string{"tasks", "workflow_steps", "workflow_step_edges", "task_transitions",
-	"workflow_step_transitions", "queue_messages"}
+func HotTables() []string {
+	return []string{"tasks", "workflow_steps", "workflow_step_edges", "task_transitions",
+		"workflow_step_transitions", "queue_messages"}
+}
 
 // AnalyzeGrownTablesParams configures AnalyzeGrownTables.
 type AnalyzeGrownTablesParams struct {
-	// Tables are the tasker tables to look at (HotTables when empty).
+	// Tables are the tasker tables to look at (HotTables() when empty).
 	Tables []string
 	// MinRows is the least number of live rows a table needs before its
 	// growth counts: small tables plan the same either way.
@@ -39,7 +41,7 @@ func (f *Funcs) AnalyzeGrownTables(ctx context.Context, q Querier, p AnalyzeGrow
 	defer func() { sc.End(err) }()
 	tables := p.Tables
 	if len(tables) == 0 {
-		tables = HotTables
+		tables = HotTables()
 	}
 	rows, err := q.Query(ctx, `SELECT c.relname::text FROM pg_class c
 		JOIN pg_namespace n ON n.oid = c.relnamespace
