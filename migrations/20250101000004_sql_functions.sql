@@ -513,6 +513,38 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 -- +goose StatementEnd
 
+-- The results of a step's completed ancestors, by step name: what its
+-- handler receives as dependency results. One definition for both claim
+-- paths. Every row is reached by key from the step: the edges per step
+-- and each ancestor's row are lateral lookups (OFFSET 0 keeps them so),
+-- because a plan made while the tables were small once joined the
+-- ancestors against a scan of every completed step (a 17-step claim took
+-- 155 ms with 7,400 steps in the table).
+-- +goose StatementBegin
+CREATE FUNCTION tasker.step_dependency_results(p_step_uuid uuid) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
+DECLARE
+    v_results jsonb;
+BEGIN
+    WITH RECURSIVE anc (step_uuid, depth) AS (
+        SELECT e.from_step_uuid, 1 FROM tasker.workflow_step_edges e WHERE e.to_step_uuid = p_step_uuid
+        UNION
+        SELECT e.from_step_uuid, a.depth + 1
+        FROM anc a CROSS JOIN LATERAL (
+            SELECT x.from_step_uuid FROM tasker.workflow_step_edges x WHERE x.to_step_uuid = a.step_uuid OFFSET 0) e
+        WHERE a.depth < 50)
+    SELECT coalesce(jsonb_object_agg(d.name, d.results -> 'result'), '{}') INTO v_results
+    FROM (SELECT DISTINCT anc.step_uuid FROM anc) a
+    CROSS JOIN LATERAL (
+        SELECT ws.name, ws.results FROM tasker.workflow_steps ws
+        WHERE ws.workflow_step_uuid = a.step_uuid
+          AND ws.state IN ('complete', 'resolved_manually') AND ws.results IS NOT NULL
+        OFFSET 0) d;
+    RETURN v_results;
+END;
+$$;
+-- +goose StatementEnd
+
 -- Worker claim of a step whose message the caller has just hidden: enqueued →
 -- in_progress (attempts + 1), or a reclaim of a step whose previous worker's
 -- lease expired. Returns what the handler needs in the same round trip.
@@ -589,18 +621,7 @@ BEGIN
            s.timeout_ms, s.inputs, t.context, t.correlation_id, t.parent_correlation_id,
            ns.name::text, nt.name::text, nt.version::text,
            CASE WHEN v_outcome IN ('claimed', 'reclaimed') THEN
-               -- The ancestor walk is inlined (not get_step_transitive_dependencies, a
-               -- SQL function PostgreSQL would plan on every call).
-               (WITH RECURSIVE anc (step_uuid, depth) AS (
-                    SELECT e.from_step_uuid, 1 FROM tasker.workflow_step_edges e WHERE e.to_step_uuid = s.workflow_step_uuid
-                    UNION
-                    SELECT e.from_step_uuid, a.depth + 1
-                    FROM tasker.workflow_step_edges e JOIN anc a ON e.to_step_uuid = a.step_uuid
-                    WHERE a.depth < 50)
-                SELECT coalesce(jsonb_object_agg(d.name, d.results -> 'result'), '{}')
-                FROM tasker.workflow_steps d
-                WHERE d.workflow_step_uuid IN (SELECT anc.step_uuid FROM anc)
-                  AND d.state IN ('complete', 'resolved_manually') AND d.results IS NOT NULL)
+               tasker.step_dependency_results(s.workflow_step_uuid)
            END,
            s.results -> 'metadata' ->> 'traceparent'
     FROM tasker.tasks t
@@ -761,18 +782,7 @@ BEGIN
     SELECT t.msg_id, t.read_ct, t.headers, extract(epoch FROM clock_timestamp() - t.enqueued_at)::double precision * 1000,
            'claimed'::text, t.task_uuid, t.workflow_step_uuid, t.name::text, t.handler::text, t.attempts, t.max_attempts,
            t.timeout_ms, t.inputs, t.context, t.corr, t.parent_corr, t.ns_name, t.nt_name, t.nt_version,
-           -- The ancestor walk is inlined (not get_step_transitive_dependencies, a
-           -- SQL function PostgreSQL would plan on every call).
-           (WITH RECURSIVE anc (step_uuid, depth) AS (
-                SELECT e.from_step_uuid, 1 FROM tasker.workflow_step_edges e WHERE e.to_step_uuid = t.workflow_step_uuid
-                UNION
-                SELECT e.from_step_uuid, a.depth + 1
-                FROM tasker.workflow_step_edges e JOIN anc a ON e.to_step_uuid = a.step_uuid
-                WHERE a.depth < 50)
-            SELECT coalesce(jsonb_object_agg(d.name, d.results -> 'result'), '{}')
-            FROM tasker.workflow_steps d
-            WHERE d.workflow_step_uuid IN (SELECT anc.step_uuid FROM anc)
-              AND d.state IN ('complete', 'resolved_manually') AND d.results IS NOT NULL),
+           tasker.step_dependency_results(t.workflow_step_uuid),
            t.prior
     FROM t;
     GET DIAGNOSTICS v_claimed = ROW_COUNT;
@@ -1007,6 +1017,7 @@ DROP FUNCTION tasker.claim_step(text, bigint, integer, text);
 DROP FUNCTION tasker.claim_step_messages(text, bigint[], integer, text, integer, integer);
 DROP FUNCTION tasker.message_step_uuid(jsonb);
 DROP FUNCTION tasker.claim_step_message(text, bigint, jsonb, integer, text);
+DROP FUNCTION tasker.step_dependency_results(uuid);
 DROP FUNCTION tasker.enqueue_steps(uuid, uuid[], text, jsonb, boolean);
 DROP FUNCTION tasker.claim_task_for_finalization(uuid, uuid);
 DROP FUNCTION tasker.can_finalize_task(uuid);
